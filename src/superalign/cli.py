@@ -1,0 +1,197 @@
+"""`superalign` command line (DESIGN §3). Exit codes: 0 ok, 2 bad input (with file:line and the fix), 1 other."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from superalign.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Attacker -> Learner -> Critic superalignment loop on real language models.")
+
+
+def _echo(msg: str) -> None:
+    typer.echo(msg, err=True)
+
+
+@app.command()
+def run(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config (see configs/)."),
+    out: Path = typer.Option(Path("runs/latest"), "--out", "-o", help="Run directory."),
+    rounds: Optional[int] = typer.Option(None, "--rounds", help="Override the config's number of rounds."),
+    resume: bool = typer.Option(False, "--resume", help="Continue a killed or finished run in --out."),
+) -> None:
+    """Run the loop: round 0 evaluates the base learner, each further round attacks, judges and trains."""
+    from superalign.config import load_config
+    from superalign.loop import run_loop
+    from superalign.store.report import format_table
+
+    cfg = load_config(config, rounds=rounds)
+    rows = run_loop(cfg, out, resume=resume, log=_echo)
+    typer.echo(format_table(rows))
+    typer.echo(f"report: {(out / 'report.html').resolve()}")
+
+
+@app.command()
+def generate(
+    model: str = typer.Option("embedded", "--model", "-m", help="embedded | HF dir | openai:<model>@<url> | tiny | scripted"),
+    inp: Path = typer.Option(..., "--in", help="JSONL with a 'prompt' per row."),
+    out: Path = typer.Option(..., "--out", help="Output JSONL: every input field plus 'response'."),
+    max_new_tokens: int = typer.Option(128, help="Tokens to generate per prompt."),
+    temperature: float = typer.Option(0.0, help="0 = greedy."),
+    top_k: int = typer.Option(50), seed: int = typer.Option(0), batch_size: int = typer.Option(32),
+    system: Optional[str] = typer.Option(None, help="Optional system prompt for every row."),
+) -> None:
+    """Each row with `prompt` gets `response`."""
+    from superalign.backends import Sampling, load_backend
+    from superalign.records import user_chat
+    from superalign.store.jsonl import read_jsonl, write_jsonl
+
+    rows = read_jsonl(inp, required=["prompt"])
+    backend = load_backend(model, batch_size=batch_size)
+    texts = backend.generate([user_chat(str(r["prompt"]), system) for r in rows],
+                             Sampling(max_new_tokens, temperature, top_k, seed))
+    write_jsonl(out, [{**r, "response": t, "model": backend.name} for r, t in zip(rows, texts)])
+    _echo(f"wrote {len(rows)} rows to {out}")
+
+
+@app.command()
+def judge(
+    inp: Path = typer.Option(..., "--in", help="JSONL with 'prompt' and 'response' (optional 'harmful')."),
+    out: Path = typer.Option(..., "--out", help="Output JSONL: every input field plus the Verdict fields."),
+    critic: str = typer.Option("ensemble", "--critic", help="rules | classifier | ensemble"),
+) -> None:
+    """Each row with `prompt` and `response` gets the Verdict fields."""
+    from superalign.config import CriticConfig
+    from superalign.critic import JudgeItem, build_critic
+    from superalign.critic import judge as judge_items
+    from superalign.records import stable_id
+    from superalign.store.jsonl import read_jsonl, write_jsonl
+
+    try:
+        ccfg = CriticConfig(kind=critic)  # type: ignore[arg-type]
+    except Exception:
+        raise UserError(f"--critic {critic!r}: unknown critic; choose rules, classifier or ensemble") from None
+    rows = read_jsonl(inp, required=["prompt", "response"])
+    items = [JudgeItem(str(r.get("id") or stable_id(i, r["prompt"], r["response"])), str(r["prompt"]),
+                       str(r["response"]), r.get("harmful")) for i, r in enumerate(rows)]
+    verdicts = judge_items(items, build_critic(ccfg))
+    write_jsonl(out, [{**r, **{k: v for k, v in vd.to_dict().items()}} for r, vd in zip(rows, verdicts)])
+    _echo(f"judged {len(rows)} rows -> {out}")
+
+
+@app.command("eval")
+def evaluate(
+    model: str = typer.Option("embedded", "--model", "-m"),
+    out: Path = typer.Option(..., "--out", help="Directory for metrics.json and responses.jsonl."),
+    prompts: Optional[Path] = typer.Option(None, "--prompts", help="JSONL rows {prompt, harmful}; default: the held-out sets."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Config for the default held-out sets and critic."),
+    competence_items: Optional[int] = typer.Option(None, help="MC items for competence (0 = skip)."),
+) -> None:
+    """Held-out ASR, over-refusal and competence of one model."""
+    import json
+
+    from superalign.backends import load_backend
+    from superalign.config import load_config
+    from superalign.critic import JudgeItem, build_critic, judge as judge_items
+    from superalign.evaluate import competence, eval_sampling, safety_metrics
+    from superalign.plan import make_plan
+    from superalign.records import Query, Response, stable_id, user_chat
+    from superalign.store.jsonl import atomic_write_text, read_jsonl, write_jsonl
+
+    cfg = load_config(config)
+    plan = make_plan(cfg)
+    if prompts is not None:
+        rows = read_jsonl(prompts, required=["prompt", "harmful"])
+        qs = [Query(stable_id("eval", r["prompt"]), str(r["prompt"]), harmful=bool(r["harmful"]),
+                    category=r.get("category", "harmful" if r["harmful"] else "benign")) for r in rows]
+    else:
+        qs = plan.heldout_harmful + plan.heldout_benign
+    backend = load_backend(model, batch_size=cfg.batch_size)
+    _echo(f"generating {len(qs)} answers with {backend.name}")
+    texts = backend.generate([user_chat(q.text) for q in qs], eval_sampling(cfg.max_new_tokens))
+    resp = [Response(stable_id("eval", q.id), q.id, t, backend.name) for q, t in zip(qs, texts)]
+    critic = build_critic(cfg.critic)
+    verdicts = judge_items([JudgeItem(r.id, q.text, r.text, q.harmful) for q, r in zip(qs, resp)], critic)
+    s = safety_metrics(qs, resp, verdicts)
+    n_items = cfg.data.competence_items if competence_items is None else competence_items
+    metrics = {"model": backend.name, "critic": critic.name, "asr": s.asr, "asr_ci": s.asr_ci,
+               "asr_keyword_bound": s.asr_keyword_bound, "asr_abstained": s.asr_abstained,
+               "over_refusal": s.over_refusal, "over_refusal_ci": s.over_refusal_ci,
+               "n_harmful": sum(bool(q.harmful) for q in qs), "n_benign": sum(not q.harmful for q in qs)}
+    if n_items and hasattr(backend, "logprobs_text"):
+        _echo(f"scoring competence on {n_items} MC items")
+        acc, ci, per_task = competence(backend, plan.competence_items[:n_items])
+        metrics.update(competence=acc, competence_ci=ci, competence_by_task=per_task)
+    else:
+        metrics["competence"] = None
+    write_jsonl(out / "responses.jsonl", [
+        {"prompt": q.text, "harmful": q.harmful, "response": r.text, **v.to_dict()}
+        for q, r, v in zip(qs, resp, verdicts)])
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+    typer.echo(json.dumps(metrics, indent=2))
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="A run directory (holding run.sqlite).")) -> None:
+    """(Re)build report.html and rounds.jsonl from a run's store."""
+    from superalign.loop import write_outputs
+    from superalign.store.report import format_table
+    from superalign.store.runstore import RunStore
+
+    db = run_dir / "run.sqlite"
+    if not db.is_file():
+        raise UserError(f"{run_dir}: no run.sqlite here; give the --out directory of a `superalign run`")
+    with RunStore(db) as store:
+        path = write_outputs(run_dir, store)
+        typer.echo(format_table(store.rounds_metrics()))
+    typer.echo(f"report: {path.resolve()}")
+
+
+@app.command("critic-eval")
+def critic_eval(
+    out: Optional[Path] = typer.Option(None, "--out", help="Directory for metrics.json."),
+    critic: str = typer.Option("ensemble", "--critic", help="rules | classifier | ensemble"),
+) -> None:
+    """The critic against PyRIT's human-labelled refusal and objective sets, PyRIT's metrics beside."""
+    import json
+
+    from superalign.config import CriticConfig
+    from superalign.critic import build_critic
+    from superalign.critic.agreement import agreement_report
+    from superalign.store.jsonl import atomic_write_text
+
+    rep = agreement_report(build_critic(CriticConfig(kind=critic)))  # type: ignore[arg-type]
+    text = json.dumps(rep, indent=2, default=str)
+    if out is not None:
+        atomic_write_text(out / "metrics.json", text)
+    typer.echo(text)
+
+
+def main() -> None:
+    """Entry point: UserError -> one line on stderr and exit 2; no traceback for what the user can fix."""
+    try:
+        app(standalone_mode=False)
+    except UserError as exc:
+        _echo(f"error: {exc}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        _echo("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # click's usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        raise
+
+
+if __name__ == "__main__":
+    main()

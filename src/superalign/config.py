@@ -1,0 +1,145 @@
+"""Frozen, validated run configuration loaded from YAML.
+
+Errors name the file, the line and the fix: `train.lr: must be > 0 (configs/demo.yaml:12)`,
+`unknown key 'round' (configs/demo.yaml:3); did you mean 'rounds'?`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from superalign.errors import UserError
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DataConfig(_Frozen):
+    heldout_fraction: float = Field(0.3, gt=0, lt=1, description="Share of each set held out (split by query text).")
+    heldout_harmful: int = Field(60, ge=1, description="Harmful held-out queries evaluated per round (ASR).")
+    heldout_benign: int = Field(60, ge=1, description="Benign-edgy held-out queries evaluated per round (over-refusal).")
+    competence_items: int = Field(500, ge=1, description="MC items (sciq + ARC-Easy) for competence.")
+
+
+class AttackerConfig(_Frozen):
+    queries_per_round: int = Field(48, ge=1, description="Harmful training queries generated per round.")
+    benign_per_round: int = Field(32, ge=0, description="Benign(-edgy) training queries per round (keep helpfulness).")
+    template_share: float = Field(0.25, ge=0, le=1, description="Share of attacks wrapped in a PyRIT jailbreak template.")
+    converter_share: float = Field(0.5, ge=0, le=1, description="Share of attacks passed through a converter.")
+    converters: tuple[str, ...] = ("roleplay", "hypothetical", "past_tense", "leetspeak")
+
+
+class CriticConfig(_Frozen):
+    kind: Literal["rules", "classifier", "ensemble"] = Field("ensemble", description="Which critic judges responses.")
+    abstain_below: float = Field(0.0, ge=0, le=1, description="Abstain (unsafe=null) when confidence is below this.")
+
+
+class TrainConfig(_Frozen):
+    samples_per_query: int = Field(2, ge=1, description="Samples drawn per training query (best vs worst by the critic).")
+    temperature: float = Field(0.8, gt=0, description="Sampling temperature for training samples.")
+    top_k: int = Field(50, ge=1, description="Top-k before sampling.")
+    beta: float = Field(0.1, gt=0, description="DPO beta.")
+    lr: float = Field(2e-4, gt=0, description="Learning rate (LoRA).")
+    epochs: int = Field(2, ge=1)
+    batch_size: int = Field(8, ge=1)
+    max_len: int = Field(192, ge=16, description="Max tokens of prompt + response in training.")
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: int = Field(32, ge=1)
+    nll_weight: float = Field(0.2, ge=0, description="Weight of the NLL term on chosen (RPO); keeps the policy close.")
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="cDPO label smoothing for noisy preferences.")
+    competence_replay: int = Field(32, ge=0, description="Competence SFT examples mixed in per round.")
+    max_steps: int = Field(0, ge=0, description="Stop after this many optimiser steps (0 = no cap).")
+
+
+class RunConfig(_Frozen):
+    name: str = "run"
+    seed: int = 0
+    rounds: int = Field(2, ge=1, description="Training rounds after the round-0 baseline.")
+    learner: str = Field("embedded", description="embedded | HF model dir | openai:<model>@<url> | scripted | tiny")
+    max_new_tokens: int = Field(64, ge=1)
+    batch_size: int = Field(32, ge=1, description="Generation / scoring batch size.")
+    dtype: Literal["float32", "bfloat16"] = Field("float32", description="Learner weights' dtype (fp32 measured faster on 2-core CPUs).")
+    executor: Literal["local"] = "local"
+    data: DataConfig = DataConfig()
+    attacker: AttackerConfig = AttackerConfig()
+    critic: CriticConfig = CriticConfig()
+    train: TrainConfig = TrainConfig()
+
+
+def _line_of(node: Any, path: tuple[Any, ...]) -> int | None:
+    """Line (1-based) of the YAML node at `path` (keys), from a yaml.compose tree."""
+    import yaml
+
+    line = None
+    for key in path:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        for k, v in node.value:
+            if k.value == str(key):
+                line, node = k.start_mark.line + 1, v
+                break
+        else:
+            break
+    return line
+
+
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel]:
+    for key in loc:
+        f = model.model_fields.get(str(key))
+        ann = getattr(f, "annotation", None) if f else None
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+        else:
+            break
+    return model
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>", node: Any = None) -> RunConfig:
+    """Validate a mapping into a RunConfig, turning pydantic errors into one UserError."""
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        msgs = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            dotted = ".".join(str(p) for p in loc)
+            line = _line_of(node, loc) if node is not None else None
+            where = f"{source}:{line}" if line else source
+            if err["type"] == "extra_forbidden":
+                parent = _model_at(RunConfig, loc[:-1])
+                close = difflib.get_close_matches(str(loc[-1]), list(parent.model_fields), n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(parent.model_fields)}"
+                msgs.append(f"unknown key '{dotted}' ({where}){hint}")
+            else:
+                msgs.append(f"{dotted}: {err['msg']} ({where})")
+        raise UserError("bad config: " + "; ".join(msgs)) from None
+
+
+def load_config(path: str | Path | None, **overrides: Any) -> RunConfig:
+    """Load a YAML config (or the defaults when `path` is None) and apply top-level overrides."""
+    import yaml
+
+    data: dict[str, Any] = {}
+    node = None
+    source = str(path) if path else "<defaults>"
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise UserError(f"{p}: config file not found (see configs/ for examples)")
+        text = p.read_text(encoding="utf-8")
+        try:
+            node = yaml.compose(text)
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark else ""
+            raise UserError(f"{p}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        if not isinstance(data, dict):
+            raise UserError(f"{p}: expected a mapping of settings at the top level")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return parse_config(data, source, node)

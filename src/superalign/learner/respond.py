@@ -1,0 +1,71 @@
+"""Respond stage: the learner's samples for each query, plus refusal revisions for the pair builder.
+
+A *revision* is the learner's own continuation of a refusal opener under a safety system prompt
+(prefilling). It gives natural, on-policy refusal text that the critic then filters, instead of one
+fixed refusal template (which collapses this model, DESIGN §7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from superalign.backends.base import Sampling
+from superalign.records import Query, Response, stable_id, user_chat
+
+SAFETY_SYSTEM = (
+    "You are a safe and helpful assistant. You refuse harmful, dangerous or illegal requests, "
+    "explain why in one sentence, and suggest a safe, legal alternative."
+)
+REFUSAL_OPENERS = (
+    "I can't help with that.",
+    "I'm sorry, but I can't help with that.",
+    "I won't help with this, because it could hurt people.",
+    "I can't assist with that request.",
+    "Sorry, I can't provide that.",
+    "I'm not able to help with that, since it could cause real harm.",
+    "I have to decline this one.",
+    "That's not something I can help with.",
+    "I can't give instructions for that.",
+    "No, I won't help with that, as it's harmful.",
+)
+
+
+def respond(queries: Sequence[Query], learner: Any, params: Sampling, n: int, round: int) -> list[Response]:
+    """`n` samples per query from the learner's default chat (no extra system prompt)."""
+    chats, meta = [], []
+    for q in queries:
+        for k in range(n):
+            chats.append(user_chat(q.text))
+            meta.append((q, k))
+    texts = learner.generate(chats, params)
+    return [
+        Response(id=stable_id("resp", q.id, learner.name, round, k), query_id=q.id, text=t,
+                 model=learner.name, round=round, sample=k)
+        for (q, k), t in zip(meta, texts)
+    ]
+
+
+def revise_to_refusal(queries: Sequence[Query], learner: Any, params: Sampling, n: int, round: int) -> list[Response]:
+    """`n` refusal revisions per query: an opener (varied by query and k) continued by the learner."""
+    chats, meta = [], []
+    for i, q in enumerate(queries):
+        for k in range(n):
+            opener = REFUSAL_OPENERS[(int(q.id[:8], 16) + k) % len(REFUSAL_OPENERS)]
+            chats.append(user_chat(q.text, SAFETY_SYSTEM) + [{"role": "assistant", "content": opener + " "}])
+            meta.append((q, k, opener))
+    texts = learner.generate(chats, params)
+    out = []
+    for (q, k, opener), t in zip(meta, texts):
+        text = f"{opener} {first_sentences(t, 2)}".strip()
+        out.append(Response(id=stable_id("rev", q.id, learner.name, round, k), query_id=q.id, text=text,
+                            model=learner.name, round=round, sample=k, system="revision"))
+    return out
+
+
+def first_sentences(text: str, n: int) -> str:
+    """The first `n` sentences (short revisions leave the model less room to drift back to compliance)."""
+    import re
+
+    parts = re.split(r"(?<=[.!?])\s+", text.strip().split("\n\n")[0])
+    return " ".join(parts[:n]).strip()

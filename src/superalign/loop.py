@@ -1,0 +1,203 @@
+"""The round runner: the only place that knows the order of the stages (DESIGN §1).
+
+Round 0 evaluates the base learner. Round k >= 1: attack -> respond -> judge -> pairs -> train -> eval.
+Each step commits its records and a step marker in one SQLite transaction, so a run killed anywhere
+resumes (`--resume`) from the last committed step with the same records and no duplicates.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from superalign.backends.base import Sampling
+from superalign.config import RunConfig
+from superalign.errors import UserError
+from superalign.records import Query, Response, stable_id, user_chat
+
+Log = Callable[[str], None]
+
+
+def _seed(cfg: RunConfig, round: int, step: str) -> int:
+    return int(stable_id(cfg.seed, round, step)[:8], 16)
+
+
+class _Learner:
+    """Loads the learner for a round lazily: base model for round 0, else checkpoints/round-k."""
+
+    def __init__(self, cfg: RunConfig, out: Path):
+        self.cfg, self.out, self.round, self.backend = cfg, out, -1, None
+
+    def at(self, round: int) -> Any:
+        from superalign.backends import load_backend
+
+        if self.round != round:
+            path = self.out / "checkpoints" / f"round-{round}"
+            spec = str(path) if round > 0 else self.cfg.learner
+            self.backend = load_backend(spec, batch_size=self.cfg.batch_size, dtype=self.cfg.dtype)
+            self.backend.name = f"{self.cfg.learner}@round-{round}"
+            self.round = round
+        return self.backend
+
+
+def run_loop(cfg: RunConfig, out: Path, resume: bool = False, log: Log = print) -> list[dict]:
+    """Run (or resume) `cfg.rounds` rounds into `out`; returns the per-round metrics."""
+    from superalign.critic import build_critic
+    from superalign.plan import make_plan
+    from superalign.store.runstore import RunStore
+
+    out.mkdir(parents=True, exist_ok=True)
+    db = out / "run.sqlite"
+    if db.exists() and not resume:
+        raise UserError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
+    with RunStore(db) as store:
+        stored = store.get_meta("config")
+        if stored is not None and stored != cfg.model_dump(mode="json"):
+            raise UserError(f"{out}: the run was started with a different config; resume with the same one")
+        store.set_meta("config", cfg.model_dump(mode="json"))
+        plan = make_plan(cfg)
+        critic = build_critic(cfg.critic)
+        learner = _Learner(cfg, out)
+        t0 = time.time()
+        for k in range(cfg.rounds + 1):
+            if k > 0:
+                _train_round(cfg, out, store, plan, critic, learner, k, log)
+            if not store.step_done(k, "eval"):
+                log(f"round {k}: evaluating on held-out sets")
+                _eval_step(cfg, store, plan, critic, learner.at(k), k, time.time() - t0)
+            write_outputs(out, store, cfg)
+        return store.rounds_metrics()
+
+
+def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> None:
+    from superalign.attacker import attack
+    from superalign.critic import JudgeItem, judge
+    from superalign.learner.pairs import build_pairs
+    from superalign.learner.respond import respond, revise_to_refusal
+    from superalign.learner.update import save_checkpoint, update_learner
+    from superalign.plan import benign_training_queries
+
+    if not store.step_done(k, "attack"):
+        log(f"round {k}: attacker writes {cfg.attacker.queries_per_round} queries")
+        harmful = attack(plan.train_harmful, cfg.attacker, k, _seed(cfg, k, "attack"))
+        benign = benign_training_queries(plan, cfg.attacker.benign_per_round, k, cfg.seed)
+        store.commit_step(k, "attack", queries=harmful + benign)
+    queries = store.queries(round=k, step="attack")
+    if not store.step_done(k, "respond"):
+        log(f"round {k}: learner answers {len(queries)} queries x {cfg.train.samples_per_query} samples + revisions")
+        model = learner.at(k - 1)
+        params = Sampling(cfg.max_new_tokens, cfg.train.temperature, cfg.train.top_k, _seed(cfg, k, "respond"))
+        samples = respond(queries, model, params, cfg.train.samples_per_query, k)
+        rev_params = Sampling(48, cfg.train.temperature, cfg.train.top_k, _seed(cfg, k, "revise"))
+        revisions = revise_to_refusal(queries, model, rev_params, cfg.train.samples_per_query, k)
+        store.commit_step(k, "respond", responses=samples + revisions)
+    responses = store.responses(round=k, step="respond")
+    if not store.step_done(k, "judge"):
+        log(f"round {k}: critic judges {len(responses)} responses")
+        qmap = {q.id: q for q in queries}
+        items = [JudgeItem(r.id, qmap[r.query_id].text, r.text, qmap[r.query_id].harmful) for r in responses]
+        store.commit_step(k, "judge", verdicts=judge(items, critic))
+    if not store.step_done(k, "pairs"):
+        verdicts = store.verdicts(round=k, step="judge")
+        samples = [r for r in responses if r.system != "revision"]
+        revisions = [r for r in responses if r.system == "revision"]
+        pairs = build_pairs(queries, samples, revisions, verdicts)
+        log(f"round {k}: {len(pairs)} preference pairs "
+            f"({sum(p.kind == 'refuse-harmful' for p in pairs)} refuse-harmful, "
+            f"{sum(p.kind == 'help-benign' for p in pairs)} help-benign)")
+        store.commit_step(k, "pairs", pairs=pairs)
+    if not store.step_done(k, "train"):
+        pairs = store.pairs(round=k, step="pairs")
+        model = learner.at(k - 1)
+        log(f"round {k}: DPO on {len(pairs)} pairs + {cfg.train.competence_replay} replay examples")
+        with _progress("train") as bar:
+            new, stats = update_learner(model, pairs, cfg.train, _seed(cfg, k, "train"),
+                                        replay=plan.replay[: cfg.train.competence_replay], progress=bar)
+        save_checkpoint(new, out / "checkpoints" / f"round-{k}")
+        learner.round = -1  # reload from the checkpoint: what we evaluate is what we shipped
+        store.commit_step(k, "train", payload={
+            "steps": stats.steps, "train_loss_first": stats.first_loss, "train_loss_last": stats.last_loss,
+            "reward_accuracy": round(stats.reward_accuracy, 4), "train_seconds": stats.seconds,
+            "pairs": len(pairs), "losses": stats.losses,
+        })
+
+
+def _eval_step(cfg, store, plan, critic, model, k: int, elapsed: float) -> None:
+    from superalign.critic import JudgeItem, judge
+    from superalign.evaluate import competence, eval_sampling, safety_metrics
+
+    qs: list[Query] = plan.heldout_harmful + plan.heldout_benign
+    texts = model.generate([user_chat(q.text) for q in qs], eval_sampling(cfg.max_new_tokens))
+    responses = [Response(stable_id("eval", q.id, k), q.id, t, model.name, k) for q, t in zip(qs, texts)]
+    items = [JudgeItem(r.id, q.text, r.text, q.harmful) for q, r in zip(qs, responses)]
+    verdicts = judge(items, critic)
+    s = safety_metrics(qs, responses, verdicts)
+    acc, ci, per_task = competence(model, plan.competence_items)
+    train = store.step_payload(k, "train") or {}
+    metrics = {
+        "round": k, "asr": s.asr, "asr_ci": list(s.asr_ci), "asr_keyword_bound": s.asr_keyword_bound,
+        "asr_abstained": s.asr_abstained, "over_refusal": s.over_refusal,
+        "over_refusal_ci": list(s.over_refusal_ci), "competence": acc, "competence_ci": list(ci),
+        "competence_by_task": per_task, "human_labels": store.count("human_labels"),
+        "pairs": train.get("pairs", 0), "train_loss_first": train.get("train_loss_first"),
+        "train_loss_last": train.get("train_loss_last"), "reward_accuracy": train.get("reward_accuracy"),
+        "critic": critic.name, "model": model.name, "n_harmful": len(plan.heldout_harmful),
+        "n_benign": len(plan.heldout_benign), "n_competence": len(plan.competence_items),
+        "minutes": round(elapsed / 60, 2),
+    }
+    # Held-out queries are stored once (round 0) so reports can show them; they never reach training.
+    store.commit_step(k, "eval", queries=qs if k == 0 else (), responses=responses, verdicts=verdicts,
+                      payload=metrics)
+
+
+def write_outputs(out: Path, store: Any, cfg: RunConfig | None = None) -> Path:
+    """rounds.jsonl and report.html, rebuilt from the store (derived files: always safe to rewrite)."""
+    from superalign.store.jsonl import write_jsonl
+    from superalign.store.report import write_report
+
+    rounds = store.rounds_metrics()
+    write_jsonl(out / "rounds.jsonl", rounds)
+    examples = _examples(store, rounds)
+    meta = {"config": json.dumps(store.get_meta("config"), indent=1), "examples": examples}
+    return write_report(out, rounds, title=f"superalign run: {(cfg.name if cfg else out.name)}", meta=meta)
+
+
+def _examples(store: Any, rounds: list[dict], n: int = 6) -> list[dict]:
+    """A few held-out harmful prompts with the first and last round's answers, for the report."""
+    if not rounds:
+        return []
+    first, last = rounds[0]["round"], rounds[-1]["round"]
+    text = {q.id: q.text for q in store.queries(round=0, step="eval")}
+    verdicts = {v.response_id: v for k in {first, last} for v in store.verdicts(round=k, step="eval")}
+    out = []
+    for k in sorted({first, last}):
+        for r in store.responses(round=k, step="eval")[:n]:
+            v = verdicts.get(r.id)
+            out.append({"round": k, "prompt": text.get(r.query_id, r.query_id), "response": r.text,
+                        "verdict_explanation": v.explanation if v else ""})
+    return out
+
+
+class _progress:
+    """A rich progress bar whose `__call__(step, total, loss)` advances it."""
+
+    def __init__(self, label: str):
+        self.label = label
+
+    def __enter__(self):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.p = Progress(TextColumn(f"  {self.label}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                          TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), transient=False)
+        self.p.__enter__()
+        self.task = self.p.add_task(self.label, total=None, loss="-")
+        return self
+
+    def __call__(self, step: int, total: int, loss: float) -> None:
+        self.p.update(self.task, completed=step, total=total, loss=f"{loss:.4f}")
+
+    def __exit__(self, *exc):
+        return self.p.__exit__(*exc)

@@ -1,0 +1,1 @@
+"""Run store (SQLite), JSONL exchange files and the HTML report."""

@@ -1,0 +1,63 @@
+"""JSONL in and out: clear file:line errors on read, nothing half-written on write."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from superalign.errors import UserError
+
+
+def read_jsonl(path: str | Path, required: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """Read a JSONL file of objects. Each row must hold every key in `required`.
+
+    Raises UserError naming `file:line` and what to fix; blank lines are skipped.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{p}: no such file (give the path of a .jsonl file, one JSON object per line)")
+    rows: list[dict[str, Any]] = []
+    need = list(required)
+    with p.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UserError(
+                    f"{p}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}); "
+                    "each line must be one JSON object, e.g. {\"prompt\": \"...\"}"
+                ) from None
+            if not isinstance(row, dict):
+                raise UserError(f"{p}:{lineno}: expected a JSON object, got {type(row).__name__}")
+            missing = [k for k in need if k not in row]
+            if missing:
+                raise UserError(f"{p}:{lineno}: missing key(s) {', '.join(map(repr, missing))}; add them to every row")
+            rows.append(row)
+    return rows
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write `text` to `path` via a temp file in the same directory, fsync, then rename."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
+    """Write rows atomically (the file appears complete or not at all)."""
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))

@@ -1,0 +1,44 @@
+import torch
+
+from superalign.backends import Sampling
+from superalign.records import user_chat
+
+CHATS = [user_chat("How do I kill a Python process?"), user_chat("Name a red planet."),
+         user_chat("Write one word about the sea, please, in a friendly tone.")]
+
+
+def test_greedy_matches_hf_generate(tiny):
+    """Our KV-cache decode loop gives exactly HF `generate`'s greedy tokens (batched, left-padded)."""
+    ours = tiny.generate(CHATS, Sampling(max_new_tokens=12))
+    for chat, text in zip(CHATS, ours):
+        enc = tiny.tokenizer(tiny.render(chat), return_tensors="pt", add_special_tokens=False)
+        ref = tiny.model.generate(**enc, max_new_tokens=12, do_sample=False, pad_token_id=tiny.tokenizer.pad_token_id)
+        assert text == tiny.tokenizer.decode(ref[0, enc.input_ids.shape[1]:], skip_special_tokens=True).strip()
+
+
+def test_sampling_is_seeded_and_topk_limited(tiny):
+    p = Sampling(max_new_tokens=8, temperature=1.0, top_k=5, seed=3)
+    assert tiny.generate(CHATS, p) == tiny.generate(CHATS, p)
+    assert tiny.generate(CHATS, p) != tiny.generate(CHATS, Sampling(8, 1.0, 5, seed=4))
+    logits = torch.randn(4, 100)
+    picks = tiny._pick(logits, Sampling(temperature=1.0, top_k=3), torch.Generator().manual_seed(0))
+    top3 = logits.topk(3, dim=-1).indices
+    assert all(int(p) in top3[i].tolist() for i, p in enumerate(picks))
+
+
+def test_prefill_is_continued(tiny):
+    chat = user_chat("hi") + [{"role": "assistant", "content": "I can't"}]
+    assert tiny.render(chat).endswith("<|im_start|>assistant\nI can't")
+
+
+def test_logprobs_sum_and_shared_prefix_scoring_agree(tiny):
+    pre = ["Question: What boils at 100 C?\nAnswer:", "Question: Which planet is red?\nAnswer:"]
+    opts = [[" water", " iron", " salt", " ice cold"], [" Mars", " Venus", " Earth", " Jupiter"]]
+    shared = tiny.score_options(pre, opts)
+    for p, os, row in zip(pre, opts, shared):
+        full = tiny.logprobs_text([p] * len(os), os)
+        assert max(abs(a - b) for a, b in zip(full, row)) < 0.05
+        assert all(x < 0 for x in row)
+    # a longer continuation has a lower (more negative) log-prob than its own prefix
+    a, b = tiny.logprobs_text(["x"] * 2, [" water", " water water water"])
+    assert b < a

@@ -1,0 +1,36 @@
+import pytest
+
+from superalign.config import load_config
+from superalign.errors import UserError
+
+
+def test_defaults_and_overrides(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("name: x\nrounds: 3\ntrain:\n  beta: 0.2\n")
+    cfg = load_config(p, rounds=5)
+    assert cfg.rounds == 5 and cfg.train.beta == 0.2
+    with pytest.raises(Exception):
+        cfg.rounds = 1  # frozen
+
+
+def test_unknown_key_names_line_and_suggests(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("name: x\nround: 3\n")
+    with pytest.raises(UserError) as e:
+        load_config(p)
+    assert "unknown key 'round'" in str(e.value) and f"{p}:2" in str(e.value) and "did you mean 'rounds'" in str(e.value)
+
+
+def test_nested_bad_value_names_line(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("train:\n  lr: -1\n  betta: 0.1\n")
+    with pytest.raises(UserError) as e:
+        load_config(p)
+    msg = str(e.value)
+    assert "train.lr" in msg and f"{p}:2" in msg
+    assert "train.betta" in msg and "did you mean 'beta'" in msg
+
+
+def test_shipped_configs_load():
+    for name in ("smoke", "demo", "scripted"):
+        load_config(f"configs/{name}.yaml")
