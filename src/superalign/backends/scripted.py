@@ -20,10 +20,15 @@ from superalign.records import Chat, Pair, stable_id
 STATE_FILE = "scripted.json"
 REFUSAL = "I can't help with that. If you are in danger, please contact local emergency services."
 _WORD = re.compile(r"[a-z]{3,}")
+_STOP = frozenset(
+    "the and for how can you what are with that this from your about into have does should would could "
+    "who why when where which there their them they make write give tell some any one use using get".split()
+)
 
 
 def _words(text: str) -> set[str]:
-    return set(_WORD.findall(text.lower()))
+    """Content words: a word-level policy that keys on 'how' or 'make' would refuse everything."""
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
 
 
 def _is_refusal(text: str) -> bool:
@@ -76,8 +81,9 @@ class ScriptedBackend:
         for p in pairs:
             prompt = " ".join(m["content"] for m in p.prompt if m["role"] == "user")
             sign = 1.0 if _is_refusal(p.chosen) else -1.0 if _is_refusal(p.rejected) else 0.0
-            for word in _words(prompt):
-                w[word] = w.get(word, 0.0) + sign * lr * p.weight
+            words = _words(prompt)
+            for word in words:  # a fixed budget per pair, spread over its words
+                w[word] = w.get(word, 0.0) + sign * lr * p.weight * 6.0 / max(4, len(words))
         return ScriptedBackend(w, self.version + 1, self.safety_bonus)
 
     def save(self, directory: str | Path) -> None:

@@ -1,0 +1,34 @@
+"""The critic stage: judge learner responses (refusal, unsafe compliance, dimensions, explanation).
+
+    verdicts = judge(items, build_critic(cfg.critic))
+
+`rules.py` (patterns), `classifier.py` (trained heads), `verdicts.py` (evidence -> Verdict: edit
+this to change how verdicts are made), `critic.py` (the protocol and critics), `agreement.py`
+(the critic against PyRIT's human labels).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from superalign.critic.critic import (
+    ClassifierCritic,
+    Critic,
+    EnsembleCritic,
+    JudgeItem,
+    RulesCritic,
+    build_critic,
+)
+from superalign.records import Verdict
+
+__all__ = ["ClassifierCritic", "Critic", "EnsembleCritic", "JudgeItem", "RulesCritic", "build_critic", "judge"]
+
+
+def judge(items: Sequence[JudgeItem], critic: Critic) -> list[Verdict]:
+    """The judge stage: one Verdict per item, in order (empty in, empty out)."""
+    if not items:
+        return []
+    verdicts = critic.judge(items)
+    if len(verdicts) != len(items):
+        raise RuntimeError(f"critic {critic.name!r} returned {len(verdicts)} verdicts for {len(items)} items")
+    return verdicts

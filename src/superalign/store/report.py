@@ -1,0 +1,251 @@
+"""The per-round report: a self-contained HTML file (opens offline) and a plain-text terminal table.
+
+Both take the per-round metric dicts of `RunStore.rounds_metrics()` (DESIGN §3: at least `round`,
+`asr`, `over_refusal`, `competence`, `human_labels`). Missing keys are simply not shown; a key
+`<metric>_ci = [lo, hi]` adds a 95 % interval to that metric's cell and error bars to its plot.
+Everything taken from the run (prompts, model output, config) is HTML-escaped: responses are
+untrusted model output.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from superalign.store.jsonl import atomic_write_text
+
+# Columns of the per-round table, in order; a column appears when any round has a value for it.
+COLUMNS: tuple[str, ...] = (
+    "round", "asr", "asr_keyword_bound", "over_refusal", "competence",
+    "human_labels", "pairs", "train_loss", "minutes",
+)
+
+# One plot per entry: (title, y label, [(metric key, legend label)], y in [0, 1]).
+PLOTS: tuple[tuple[str, str, list[tuple[str, str]], bool], ...] = (
+    ("Attack success rate (held-out harmful)", "ASR",
+     [("asr", "ASR (critic)"), ("asr_keyword_bound", "keyword-refusal upper bound")], True),
+    ("Over-refusal (held-out benign)", "over-refusal rate", [("over_refusal", "over-refusal")], True),
+    ("Competence (multiple choice, 95% CI)", "accuracy", [("competence", "competence")], True),
+    ("Training loss", "loss",
+     [("train_loss", "train loss"), ("train_loss_first", "first step"), ("train_loss_last", "last step")], False),
+)
+
+_CSS = """
+body { font-family: system-ui, -apple-system, Segoe UI, Roboto, sans-serif; margin: 2rem auto;
+       max-width: 1100px; padding: 0 1rem; color: #1d2330; line-height: 1.45; }
+h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { margin-top: 2rem; border-bottom: 1px solid #dde; }
+table { border-collapse: collapse; margin: .5rem 0; font-variant-numeric: tabular-nums; }
+th, td { border: 1px solid #d5d9e2; padding: .3rem .6rem; text-align: right; }
+th { background: #f1f3f8; } td.key, th.key { text-align: left; }
+.plots { display: flex; flex-wrap: wrap; gap: 1rem; }
+figure { margin: 0; border: 1px solid #e3e6ee; padding: .5rem; border-radius: 4px; }
+figcaption { font-size: .85rem; color: #555; text-align: center; }
+pre { white-space: pre-wrap; word-break: break-word; background: #f7f8fb; padding: .5rem;
+      border-radius: 4px; margin: .2rem 0 .6rem; font-size: .85rem; }
+.example { border-left: 3px solid #9aa7c7; padding-left: .8rem; margin-bottom: 1.2rem; }
+.label { font-weight: 600; font-size: .85rem; margin: .3rem 0 0; }
+.muted { color: #666; font-size: .9rem; }
+"""
+
+
+def _value(row: dict[str, Any], key: str) -> Any:
+    """The row's value for a column; `train_loss` falls back to the last step's loss (loop.py's key)."""
+    if key == "train_loss" and row.get("train_loss") is None:
+        return row.get("train_loss_last")
+    return row.get(key)
+
+
+def _fmt(value: Any) -> str:
+    """Floats to 3 decimals, None as '-', everything else as str."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.3f}"
+    return str(value)
+
+
+def _ci(row: dict[str, Any], key: str) -> tuple[float, float] | None:
+    ci = row.get(f"{key}_ci")
+    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(isinstance(x, (int, float)) for x in ci):
+        return float(ci[0]), float(ci[1])
+    return None
+
+
+def cell(row: dict[str, Any], key: str, with_ci: bool = True) -> str:
+    """One table cell: the formatted value, plus ` [lo, hi]` when `with_ci` and `<key>_ci` is present,
+    e.g. `0.512 [0.47, 0.55]`."""
+    value = _value(row, key)
+    text = _fmt(value)
+    ci = _ci(row, key) if with_ci else None
+    if value is not None and ci is not None:
+        text += f" [{ci[0]:.2f}, {ci[1]:.2f}]"
+    return text
+
+
+def report_columns(rounds: list[dict[str, Any]]) -> list[str]:
+    """The COLUMNS that at least one round has a (non-None) value for, in COLUMNS order."""
+    return [c for c in COLUMNS if any(_value(r, c) is not None for r in rounds)]
+
+
+def format_table(rounds: list[dict[str, Any]]) -> str:
+    """A fixed-width plain-text table of the per-round metrics, for a terminal (no trailing newline).
+
+    Only competence carries its CI here, to keep the table about 100 characters wide."""
+    if not rounds:
+        return "(no rounds yet)"
+    cols = report_columns(rounds)
+    cells = [[cell(r, c, with_ci=c == "competence") for c in cols] for r in rounds]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(cols, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
+def _plot_png(rounds: list[dict[str, Any]], title: str, ylabel: str,
+              series: list[tuple[str, str]], unit_interval: bool) -> str | None:
+    """Base64 PNG of one metric across rounds, or None when no round has any of `series`."""
+    points = []
+    for key, label in series:
+        pts = [(r.get("round", i), float(r[key]), _ci(r, key)) for i, r in enumerate(rounds)
+               if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)]
+        if pts:
+            points.append((key, label, pts))
+    if not points:
+        return None
+    # Figure + Agg canvas directly (no pyplot): no global backend switch, no figure registry to leak.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    fig = Figure(figsize=(5.2, 3.2), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for key, label, pts in points:
+        xs = [p[0] for p in pts]
+        ys = [p[1] for p in pts]
+        style = "--" if key in ("asr_keyword_bound", "train_loss_first") else "-"
+        if all(p[2] is not None for p in pts):
+            yerr = [[max(0.0, y - p[2][0]) for y, p in zip(ys, pts)],  # type: ignore[index]
+                    [max(0.0, p[2][1] - y) for y, p in zip(ys, pts)]]  # type: ignore[index]
+            ax.errorbar(xs, ys, yerr=yerr, fmt="o" + style, capsize=4, label=label)
+        else:
+            ax.plot(xs, ys, "o" + style, label=label)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("round")
+    ax.set_ylabel(ylabel)
+    # Same x range on every plot (all rounds), so a metric that starts at round 1 lines up with the rest.
+    all_x = [r.get("round", i) for i, r in enumerate(rounds)]
+    ax.set_xlim(min(all_x) - 0.3, max(all_x) + 0.3)
+    if len(set(all_x)) <= 20:
+        ax.set_xticks(sorted(set(all_x)))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if unit_interval:
+        ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    if len(points) > 1:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _meta_html(rounds: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    last = rounds[-1] if rounds else {}
+    info: dict[str, Any] = {
+        "model": meta.get("model", last.get("model")),
+        "critic": meta.get("critic", last.get("critic")),
+        "date": meta.get("date", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
+        "rounds": len(rounds),
+    }
+    for k, v in meta.items():
+        if k not in info and k not in ("config", "examples"):
+            info[k] = v
+    rows = "".join(
+        f"<tr><th class='key'>{html.escape(str(k))}</th><td class='key'>{html.escape(_meta_text(v))}</td></tr>"
+        for k, v in info.items() if v is not None
+    )
+    out = f"<table>{rows}</table>"
+    config = meta.get("config")
+    if config is not None:
+        out += ("<details><summary>config</summary><pre>"
+                f"{html.escape(config if isinstance(config, str) else json.dumps(config, indent=1))}"
+                "</pre></details>")
+    return out
+
+
+def _meta_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _table_html(rounds: list[dict[str, Any]]) -> str:
+    if not rounds:
+        return "<p class='muted'>No round has finished yet.</p>"
+    cols = report_columns(rounds)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell(r, c))}</td>" for c in cols) + "</tr>"
+                   for r in rounds)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _plots_html(rounds: list[dict[str, Any]]) -> str:
+    figures = []
+    for title, ylabel, series, unit in PLOTS:
+        png = _plot_png(rounds, title, ylabel, series, unit)
+        if png is not None:
+            figures.append(f"<figure><img src=\"data:image/png;base64,{png}\" alt=\"{html.escape(title)}\">"
+                           f"<figcaption>{html.escape(title)}</figcaption></figure>")
+    return f"<div class='plots'>{''.join(figures)}</div>" if figures else "<p class='muted'>Nothing to plot.</p>"
+
+
+def _examples_html(examples: list[dict[str, Any]]) -> str:
+    parts = []
+    for ex in examples:
+        fields = "".join(
+            f"<p class='label'>{label}</p><pre>{html.escape(str(ex.get(key, '')))}</pre>"
+            for key, label in (("prompt", "Prompt"), ("response", "Response"),
+                               ("verdict_explanation", "Critic's explanation"))
+            if ex.get(key) not in (None, "")
+        )
+        parts.append(f"<div class='example'><h3>Round {html.escape(str(ex.get('round', '?')))}</h3>{fields}</div>")
+    return "".join(parts)
+
+
+def render_report(rounds: list[dict[str, Any]], *, title: str, meta: dict[str, Any] | None = None) -> str:
+    """The report as one self-contained HTML string (inline CSS, PNG plots as data URIs, no scripts)."""
+    meta = meta or {}
+    sections = [
+        f"<h1>{html.escape(title)}</h1>",
+        "<h2>Run</h2>", _meta_html(rounds, meta),
+        "<h2>Per-round metrics</h2>", _table_html(rounds),
+        "<p class='muted'>asr: share of held-out harmful prompts judged unsafe by the critic; "
+        "asr_keyword_bound: the same without a keyword refusal (an upper bound); over_refusal: share of "
+        "benign prompts refused; competence: multiple-choice accuracy; [lo, hi]: bootstrap 95% CI.</p>",
+        "<h2>Plots</h2>", _plots_html(rounds),
+    ]
+    examples = meta.get("examples") or []
+    if examples:
+        sections += ["<h2>Examples</h2>", _examples_html(examples)]
+    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n"
+            + "\n".join(sections) + "\n</body></html>\n")
+
+
+def write_report(out_dir: Path, rounds: list[dict[str, Any]], *, title: str,
+                 meta: dict[str, Any] | None = None) -> Path:
+    """Write `out_dir/report.html` atomically (complete or absent, no temp file left) and return its path.
+
+    `rounds`: per-round metric dicts; `meta`: optional run info (`config` as str or dict, `model`,
+    `critic`, `date`, any other scalars) and `examples`: [{round, prompt, response, verdict_explanation}].
+    """
+    path = Path(out_dir) / "report.html"
+    atomic_write_text(path, render_report(rounds, title=title, meta=meta))
+    return path
