@@ -20,7 +20,7 @@ class _Frozen(BaseModel):
 
 
 class DataConfig(_Frozen):
-    heldout_fraction: float = Field(0.3, gt=0, lt=1, description="Share of each set held out (split by query text).")
+    heldout_fraction: float = Field(0.3, gt=0, le=0.5, description="Share of each set held out (split by query text); <= 0.5 because the critic's prompt head trains on the other 50 %.")
     heldout_harmful: int = Field(60, ge=1, description="Harmful held-out queries evaluated per round (ASR).")
     heldout_benign: int = Field(60, ge=1, description="Benign-edgy held-out queries evaluated per round (over-refusal).")
     competence_items: int = Field(500, ge=1, description="MC items (sciq + ARC-Easy) for competence.")
@@ -32,6 +32,7 @@ class AttackerConfig(_Frozen):
     template_share: float = Field(0.25, ge=0, le=1, description="Share of attacks wrapped in a PyRIT jailbreak template.")
     converter_share: float = Field(0.5, ge=0, le=1, description="Share of attacks passed through a converter.")
     converters: tuple[str, ...] = ("roleplay", "hypothetical", "past_tense", "leetspeak")
+    max_template_chars: int = Field(1500, ge=100, description="Longest PyRIT template used (long prompts dominate CPU prefill time).")
 
 
 class CriticConfig(_Frozen):
@@ -44,15 +45,16 @@ class TrainConfig(_Frozen):
     temperature: float = Field(0.8, gt=0, description="Sampling temperature for training samples.")
     top_k: int = Field(50, ge=1, description="Top-k before sampling.")
     beta: float = Field(0.1, gt=0, description="DPO beta.")
-    lr: float = Field(2e-4, gt=0, description="Learning rate (LoRA).")
+    lr: float = Field(5e-4, gt=0, description="Learning rate (LoRA).")
     epochs: int = Field(2, ge=1)
     batch_size: int = Field(8, ge=1)
     max_len: int = Field(192, ge=16, description="Max tokens of prompt + response in training.")
     lora_r: int = Field(16, ge=1)
     lora_alpha: int = Field(32, ge=1)
-    nll_weight: float = Field(0.2, ge=0, description="Weight of the NLL term on chosen (RPO); keeps the policy close.")
+    nll_weight: float = Field(1.0, ge=0, description="Weight of the NLL term on chosen (RPO); drives generation toward chosen.")
     label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="cDPO label smoothing for noisy preferences.")
-    competence_replay: int = Field(32, ge=0, description="Competence SFT examples mixed in per round.")
+    competence_replay: int = Field(0, ge=0, description="Competence SFT examples (MC questions, held-out excluded) mixed in per round.")
+    replay_weight: float = Field(0.1, ge=0, description="Weight of the replay NLL; at 1.0 it cancelled the safety update (measured).")
     max_steps: int = Field(0, ge=0, description="Stop after this many optimiser steps (0 = no cap).")
 
 

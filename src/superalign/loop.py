@@ -21,6 +21,15 @@ from superalign.records import Query, Response, stable_id, user_chat
 Log = Callable[[str], None]
 
 
+def _fault_point(round: int, step: str) -> None:
+    """Test hook: SIGKILL this process right after committing `round:step` (SUPERALIGN_FAULT_AFTER)."""
+    import os
+    import signal
+
+    if os.environ.get("SUPERALIGN_FAULT_AFTER") == f"{round}:{step}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def _seed(cfg: RunConfig, round: int, step: str) -> int:
     return int(stable_id(cfg.seed, round, step)[:8], 16)
 
@@ -62,14 +71,28 @@ def run_loop(cfg: RunConfig, out: Path, resume: bool = False, log: Log = print) 
         critic = build_critic(cfg.critic)
         learner = _Learner(cfg, out)
         t0 = time.time()
+        log = _timed(log)
         for k in range(cfg.rounds + 1):
             if k > 0:
                 _train_round(cfg, out, store, plan, critic, learner, k, log)
             if not store.step_done(k, "eval"):
                 log(f"round {k}: evaluating on held-out sets")
                 _eval_step(cfg, store, plan, critic, learner.at(k), k, time.time() - t0)
+                _fault_point(k, "eval")
             write_outputs(out, store, cfg)
         return store.rounds_metrics()
+
+
+def _timed(log: Log) -> Log:
+    """A log that appends the seconds since its previous line (how long the announced step took)."""
+    last = [time.time()]
+
+    def say(msg: str) -> None:
+        now = time.time()
+        log(f"{msg}  [+{now - last[0]:.0f}s]")
+        last[0] = now
+
+    return say
 
 
 def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> None:
@@ -85,21 +108,27 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
         harmful = attack(plan.train_harmful, cfg.attacker, k, _seed(cfg, k, "attack"))
         benign = benign_training_queries(plan, cfg.attacker.benign_per_round, k, cfg.seed)
         store.commit_step(k, "attack", queries=harmful + benign)
+        _fault_point(k, "attack")
     queries = store.queries(round=k, step="attack")
     if not store.step_done(k, "respond"):
         log(f"round {k}: learner answers {len(queries)} queries x {cfg.train.samples_per_query} samples + revisions")
         model = learner.at(k - 1)
         params = Sampling(cfg.max_new_tokens, cfg.train.temperature, cfg.train.top_k, _seed(cfg, k, "respond"))
         samples = respond(queries, model, params, cfg.train.samples_per_query, k)
-        rev_params = Sampling(48, cfg.train.temperature, cfg.train.top_k, _seed(cfg, k, "revise"))
-        revisions = revise_to_refusal(queries, model, rev_params, cfg.train.samples_per_query, k)
+        # Refusal revisions: n per harmful query (chosen candidates), 1 per benign one (the rejected side).
+        rev_params = Sampling(40, cfg.train.temperature, cfg.train.top_k, _seed(cfg, k, "revise"))
+        revisions = revise_to_refusal([q for q in queries if q.harmful], model, rev_params,
+                                      cfg.train.samples_per_query, k)
+        revisions += revise_to_refusal([q for q in queries if not q.harmful], model, rev_params, 1, k)
         store.commit_step(k, "respond", responses=samples + revisions)
+        _fault_point(k, "respond")
     responses = store.responses(round=k, step="respond")
     if not store.step_done(k, "judge"):
         log(f"round {k}: critic judges {len(responses)} responses")
         qmap = {q.id: q for q in queries}
         items = [JudgeItem(r.id, qmap[r.query_id].text, r.text, qmap[r.query_id].harmful) for r in responses]
         store.commit_step(k, "judge", verdicts=judge(items, critic))
+        _fault_point(k, "judge")
     if not store.step_done(k, "pairs"):
         verdicts = store.verdicts(round=k, step="judge")
         samples = [r for r in responses if r.system != "revision"]
@@ -109,6 +138,7 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
             f"({sum(p.kind == 'refuse-harmful' for p in pairs)} refuse-harmful, "
             f"{sum(p.kind == 'help-benign' for p in pairs)} help-benign)")
         store.commit_step(k, "pairs", pairs=pairs)
+        _fault_point(k, "pairs")
     if not store.step_done(k, "train"):
         pairs = store.pairs(round=k, step="pairs")
         model = learner.at(k - 1)
@@ -117,12 +147,14 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
             new, stats = update_learner(model, pairs, cfg.train, _seed(cfg, k, "train"),
                                         replay=plan.replay[: cfg.train.competence_replay], progress=bar)
         save_checkpoint(new, out / "checkpoints" / f"round-{k}")
+        _fault_point(k, "checkpoint")  # checkpoint written, step not yet committed
         learner.round = -1  # reload from the checkpoint: what we evaluate is what we shipped
         store.commit_step(k, "train", payload={
             "steps": stats.steps, "train_loss_first": stats.first_loss, "train_loss_last": stats.last_loss,
             "reward_accuracy": round(stats.reward_accuracy, 4), "train_seconds": stats.seconds,
             "pairs": len(pairs), "losses": stats.losses,
         })
+        _fault_point(k, "train")
 
 
 def _eval_step(cfg, store, plan, critic, model, k: int, elapsed: float) -> None:
@@ -188,10 +220,12 @@ class _progress:
         self.label = label
 
     def __enter__(self):
+        from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.p = Progress(TextColumn(f"  {self.label}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                          TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), transient=False)
+                          TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), transient=False,
+                          console=Console(stderr=True))
         self.p.__enter__()
         self.task = self.p.add_task(self.label, total=None, loss="-")
         return self

@@ -40,7 +40,9 @@ def make_plan(cfg: RunConfig) -> RunPlan:
     pool = load_competence(n_eval + cfg.train.competence_replay * 4, seed=cfg.seed)
     eval_ids = {it.id for it in pool[:n_eval]}
     rest = [it for it in pool if it.id not in eval_ids]
-    replay = [(user_chat(it.question), f"The answer is {it.options[it.answer]}.") for it in rest]
+    # MC format with the options listed: a bare "The answer is X." template collapsed every answer
+    # of the embedded model into that template (measured: it then answered "The answer is Facebook.").
+    replay = [(user_chat(f"{it.question}\nOptions: " + "; ".join(it.options)), it.options[it.answer]) for it in rest]
     return RunPlan(h_train, e_train + g_train, h_held, e_held, pool[:n_eval], replay)
 
 

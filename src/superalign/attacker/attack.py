@@ -65,7 +65,7 @@ def attack(seeds: Sequence[Query], cfg: AttackerConfig, round: int, seed: int) -
     """
     for name in cfg.converters:
         check_converter(name)  # fail fast, even for a converter this round never draws
-    templates = load_templates() if cfg.template_share > 0 else []
+    templates = load_templates(cfg.max_template_chars) if cfg.template_share > 0 else []
     by_name = {t.name: t for t in templates}
     rng = random.Random(int(stable_id("attack-rng", seed, round), 16))
     drawn: dict[str, int] = {}

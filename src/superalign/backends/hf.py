@@ -48,6 +48,9 @@ class HFBackend:
                 f"{p}: not a Hugging Face model directory (no config.json). Give a directory saved with "
                 "save_pretrained, 'embedded' for the shipped SmolLM2, or openai:<model>@<url>."
             )
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # our own progress lines say what is loading
         tok = AutoTokenizer.from_pretrained(p)
         model = AutoModelForCausalLM.from_pretrained(p, dtype=getattr(torch, dtype))
         model.eval()
@@ -109,9 +112,9 @@ class HFBackend:
         step_ids = input_ids
         with torch.inference_mode():
             for _ in range(params.max_new_tokens):
-                out = self.model(
+                out = self.model(  # logits_to_keep=1: the prefill needs no logits for prompt positions
                     input_ids=step_ids, attention_mask=mask, position_ids=positions,
-                    past_key_values=past, use_cache=True,
+                    past_key_values=past, use_cache=True, logits_to_keep=1,
                 )
                 past = out.past_key_values
                 nxt = self._pick(out.logits[:, -1, :].float(), params, gen)
@@ -172,7 +175,8 @@ class HFBackend:
                     for i in idx:
                         out[i] = self.logprobs_text([prefixes[i]] * len(options[i]), options[i])
                     continue
-                first = self.model(input_ids=ids, attention_mask=pmask, position_ids=pos, use_cache=True)
+                first = self.model(input_ids=ids, attention_mask=pmask, position_ids=pos, use_cache=True,
+                                   logits_to_keep=1)
                 rows = [(i, j) for i in idx for j in range(len(opts[i]))]
                 reps = torch.tensor([len(opts[i]) for i in idx])
                 cache = first.past_key_values

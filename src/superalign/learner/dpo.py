@@ -148,7 +148,7 @@ def train_dpo(backend: Any, pairs: Sequence[Pair], cfg: TrainConfig, seed: int =
             if n_sft:
                 pick = [sft[sft_cycle[(stats.steps * n_sft + k) % len(sft)]] for k in range(n_sft)]
                 s_lp, s_n = sequence_logps(model, pick, pad)
-                loss = loss + (-(s_lp / s_n.clamp(min=1))).mean()
+                loss = loss + cfg.replay_weight * (-(s_lp / s_n.clamp(min=1))).mean()
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
