@@ -174,6 +174,9 @@ def critic_eval(
 
 def main() -> None:
     """Entry point: UserError -> one line on stderr and exit 2; no traceback for what the user can fix."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # offline by default: models are local dirs or servers
     try:
         app(standalone_mode=False)
     except UserError as exc:

@@ -87,6 +87,38 @@ def add_lora(model: Any, cfg: TrainConfig) -> Any:
     return get_peft_model(model, lcfg)
 
 
+def _accumulate(model: Any, enc: list, ref: dict, batch: list[int], replay: list, cfg: TrainConfig,
+                pad: int) -> tuple[float, Any]:
+    """Backward the loss of one optimiser step in micro-batches (same gradient, a fraction of the memory).
+
+    Returns (mean DPO loss of the batch, implicit reward margins). Activations of 16 fp32 sequences
+    through the 30 layers peaked at ~9 GB; micro-batches of `cfg.micro_batch` pairs keep it near 2 GB.
+    """
+    import torch
+
+    w_all = torch.tensor([enc[i][2] for i in batch], dtype=torch.float32)
+    w_sum = float(w_all.sum().clamp(min=1e-6))
+    dpo_total, margins = 0.0, []
+    for at in range(0, len(batch), cfg.micro_batch):
+        mb = batch[at : at + cfg.micro_batch]
+        lp, n_tok = sequence_logps(model, [enc[i][0] for i in mb] + [enc[i][1] for i in mb], pad)
+        pi_c, pi_r = lp[: len(mb)], lp[len(mb):]
+        ref_c = torch.tensor([ref[i][0] for i in mb])
+        ref_r = torch.tensor([ref[i][1] for i in mb])
+        w = torch.tensor([enc[i][2] for i in mb], dtype=torch.float32)
+        losses = dpo_loss(pi_c, pi_r, ref_c, ref_r, cfg.beta, cfg.label_smoothing)
+        loss = (w * losses).sum() / w_sum
+        if cfg.nll_weight > 0:
+            loss = loss + cfg.nll_weight * (-(pi_c / n_tok[: len(mb)].clamp(min=1))).sum() / len(batch)
+        loss.backward()
+        dpo_total += float(losses.detach().sum())
+        margins.append((pi_c.detach() - ref_c) - (pi_r.detach() - ref_r))
+    if replay:
+        s_lp, s_n = sequence_logps(model, replay, pad)
+        (cfg.replay_weight * (-(s_lp / s_n.clamp(min=1))).mean()).backward()
+    return dpo_total / len(batch), torch.cat(margins)
+
+
 def train_dpo(backend: Any, pairs: Sequence[Pair], cfg: TrainConfig, seed: int = 0,
               replay: Sequence[tuple[Chat, str]] = (), progress: Callable[[int, int, float], None] | None = None,
               ) -> tuple[Any, TrainStats]:
@@ -136,27 +168,14 @@ def train_dpo(backend: Any, pairs: Sequence[Pair], cfg: TrainConfig, seed: int =
         for b in batches:
             if stats.steps >= total:
                 break
-            lp, n_tok = sequence_logps(model, [enc[i][0] for i in b] + [enc[i][1] for i in b], pad)
-            pi_c, pi_r = lp[: len(b)], lp[len(b):]
-            ref_c = torch.tensor([ref[i][0] for i in b])
-            ref_r = torch.tensor([ref[i][1] for i in b])
-            w = torch.tensor([enc[i][2] for i in b], dtype=torch.float32)
-            losses = dpo_loss(pi_c, pi_r, ref_c, ref_r, cfg.beta, cfg.label_smoothing)
-            loss = (w * losses).sum() / w.sum().clamp(min=1e-6)
-            if cfg.nll_weight > 0:
-                loss = loss + cfg.nll_weight * (-(pi_c / n_tok[: len(b)].clamp(min=1))).mean()
-            if n_sft:
-                pick = [sft[sft_cycle[(stats.steps * n_sft + k) % len(sft)]] for k in range(n_sft)]
-                s_lp, s_n = sequence_logps(model, pick, pad)
-                loss = loss + cfg.replay_weight * (-(s_lp / s_n.clamp(min=1))).mean()
             opt.zero_grad()
-            loss.backward()
+            pick = [sft[sft_cycle[(stats.steps * n_sft + k) % len(sft)]] for k in range(n_sft)] if n_sft else []
+            batch_loss, margins = _accumulate(model, enc, ref, b, pick, cfg, pad)
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             stats.steps += 1
-            stats.losses.append(round(float(losses.detach().mean()), 5))
-            margin = (pi_c.detach() - ref_c) - (pi_r.detach() - ref_r)
-            wins += int((margin > 0).sum())
+            stats.losses.append(round(batch_loss, 5))
+            wins += int((margins > 0).sum())
             seen += len(b)
             if progress:
                 progress(stats.steps, total, stats.losses[-1])
