@@ -114,9 +114,11 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
         log(f"round {k}: learner answers {len(queries)} queries x {cfg.train.samples_per_query} samples + revisions")
         model = learner.at(k - 1)
         params = Sampling(cfg.max_new_tokens, cfg.train.temperature, cfg.train.top_k, _seed(cfg, k, "respond"))
-        samples = respond(queries, model, params, cfg.train.samples_per_query, k)
-        # Refusal revisions: n per harmful query (chosen candidates), 1 per benign one (the rejected side).
-        rev_params = Sampling(40, cfg.train.temperature, cfg.train.top_k, _seed(cfg, k, "revise"))
+        # Harmful queries get n samples (the most unsafe becomes "rejected"); benign ones need only one
+        # helpful answer for "chosen". Refusal revisions: n per harmful query, 1 per benign one.
+        samples = respond([q for q in queries if q.harmful], model, params, cfg.train.samples_per_query, k)
+        samples += respond([q for q in queries if not q.harmful], model, params, 1, k)
+        rev_params = Sampling(32, cfg.train.temperature, cfg.train.top_k, _seed(cfg, k, "revise"))
         revisions = revise_to_refusal([q for q in queries if q.harmful], model, rev_params,
                                       cfg.train.samples_per_query, k)
         revisions += revise_to_refusal([q for q in queries if not q.harmful], model, rev_params, 1, k)

@@ -165,7 +165,9 @@ class HFBackend:
         pad = self.tokenizer.pad_token_id
         bs = max(1, self.batch_size // 2)
         with torch.inference_mode():
-            for idx in _length_sorted([len(p) for p in pre], bs):
+            # Group by prefix length AND longest option: one long option pads every row of its batch.
+            cost = [len(p) + 4 * max(len(o) for o in os) for p, os in zip(pre, opts)]
+            for idx in _length_sorted(cost, bs):
                 width = max(len(pre[i]) for i in idx)
                 ids = torch.tensor([[pad] * (width - len(pre[i])) + pre[i] for i in idx])
                 pmask = torch.tensor([[0] * (width - len(pre[i])) + [1] * len(pre[i]) for i in idx])
