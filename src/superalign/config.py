@@ -31,7 +31,8 @@ class AttackerConfig(_Frozen):
     benign_per_round: int = Field(32, ge=0, description="Benign(-edgy) training queries per round (keep helpfulness).")
     template_share: float = Field(0.25, ge=0, le=1, description="Share of attacks wrapped in a PyRIT jailbreak template.")
     converter_share: float = Field(0.5, ge=0, le=1, description="Share of attacks passed through a converter.")
-    converters: tuple[str, ...] = ("roleplay", "hypothetical", "past_tense", "leetspeak")
+    converters: tuple[str, ...] = Field(("roleplay", "hypothetical", "past_tense", "leetspeak"),
+                                        description="Converters to draw from (also: base64, authority).")
     max_template_chars: int = Field(1500, ge=100, description="Longest PyRIT template used (long prompts dominate CPU prefill time).")
 
 
@@ -46,12 +47,12 @@ class TrainConfig(_Frozen):
     top_k: int = Field(50, ge=1, description="Top-k before sampling.")
     beta: float = Field(0.1, gt=0, description="DPO beta.")
     lr: float = Field(5e-4, gt=0, description="Learning rate (LoRA).")
-    epochs: int = Field(2, ge=1)
+    epochs: int = Field(2, ge=1, description="Passes over the round's pairs.")
     batch_size: int = Field(8, ge=1, description="Pairs per optimiser step.")
     micro_batch: int = Field(1, ge=1, description="Pairs per forward/backward (gradient accumulation; bounds memory).")
     max_len: int = Field(192, ge=16, description="Max tokens of prompt + response in training.")
-    lora_r: int = Field(16, ge=1)
-    lora_alpha: int = Field(32, ge=1)
+    lora_r: int = Field(16, ge=1, description="LoRA rank (all linear layers).")
+    lora_alpha: int = Field(32, ge=1, description="LoRA alpha.")
     nll_weight: float = Field(1.0, ge=0, description="Weight of the NLL term on chosen (RPO); drives generation toward chosen.")
     label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="cDPO label smoothing for noisy preferences.")
     competence_replay: int = Field(0, ge=0, description="Competence SFT examples (MC questions, held-out excluded) mixed in per round.")
@@ -60,14 +61,14 @@ class TrainConfig(_Frozen):
 
 
 class RunConfig(_Frozen):
-    name: str = "run"
-    seed: int = 0
+    name: str = Field("run", description="Run name shown in the report.")
+    seed: int = Field(0, description="Seeds every sampling, split and shuffle: same seed, same records.")
     rounds: int = Field(2, ge=1, description="Training rounds after the round-0 baseline.")
     learner: str = Field("embedded", description="embedded | HF model dir | openai:<model>@<url> | scripted | tiny")
-    max_new_tokens: int = Field(64, ge=1)
+    max_new_tokens: int = Field(64, ge=1, description="Tokens per learner answer (training samples and evaluation).")
     batch_size: int = Field(32, ge=1, description="Generation / scoring batch size.")
     dtype: Literal["float32", "bfloat16"] = Field("float32", description="Learner weights' dtype (fp32 measured faster on 2-core CPUs).")
-    executor: Literal["local"] = "local"
+    executor: Literal["local"] = Field("local", description="Where generation runs (Ray: issue 9).")
     data: DataConfig = DataConfig()
     attacker: AttackerConfig = AttackerConfig()
     critic: CriticConfig = CriticConfig()

