@@ -26,12 +26,12 @@ class TrainStats:
     seconds: float = 0.0
 
     @property
-    def first_loss(self) -> float:
-        return self.losses[0] if self.losses else float("nan")
+    def first_loss(self) -> float | None:
+        return self.losses[0] if self.losses else None  # None, not NaN: rounds.jsonl stays valid JSON
 
     @property
-    def last_loss(self) -> float:
-        return self.losses[-1] if self.losses else float("nan")
+    def last_loss(self) -> float | None:
+        return self.losses[-1] if self.losses else None
 
 
 def dpo_loss(pi_c: Any, pi_r: Any, ref_c: Any, ref_r: Any, beta: float, label_smoothing: float = 0.0) -> Any:

@@ -20,7 +20,7 @@ def update_learner(learner: Any, pairs: Sequence[Pair], cfg: TrainConfig, seed: 
     """Train the learner on preference pairs (+ competence replay); returns (new learner, stats)."""
     if hasattr(learner, "train_pairs"):  # the scripted test learner
         new = learner.train_pairs(pairs)
-        return new, TrainStats(steps=1, losses=[float(len(pairs))])
+        return new, TrainStats(steps=1)  # a perceptron pass has no loss to report
     _, stats = train_dpo(learner, pairs, cfg, seed=seed, replay=replay, progress=progress)
     learner.name = learner.name.split("@")[0]
     return learner, stats
