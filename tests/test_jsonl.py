@@ -31,3 +31,22 @@ def test_write_is_atomic(tmp_path, monkeypatch):
     assert not out.exists() and list(tmp_path.iterdir()) == []
     write_jsonl(out, [{"a": 1}, {"b": "é"}])
     assert read_jsonl(out) == [{"a": 1}, {"b": "é"}]
+
+
+def test_atomic_dir_appears_whole_or_not_at_all(tmp_path):
+    from superalign.store.jsonl import atomic_write_dir
+
+    target = tmp_path / "ckpt"
+
+    def crash(d):
+        (d / "config.json").write_text("{}")
+        raise RuntimeError("killed mid-save")
+
+    with pytest.raises(RuntimeError):
+        atomic_write_dir(target, crash)
+    assert list(tmp_path.iterdir()) == []
+    atomic_write_dir(target, lambda d: (d / "a").write_text("1"))
+    atomic_write_dir(target, lambda d: (d / "b").write_text("2"))  # kept: replace=False
+    assert sorted(p.name for p in target.iterdir()) == ["a"]
+    atomic_write_dir(target, lambda d: (d / "b").write_text("2"), replace=True)
+    assert sorted(p.name for p in target.iterdir()) == ["b"]

@@ -80,7 +80,7 @@ def judge(
     items = [JudgeItem(str(r.get("id") or stable_id(i, r["prompt"], r["response"])), str(r["prompt"]),
                        str(r["response"]), r.get("harmful")) for i, r in enumerate(rows)]
     verdicts = judge_items(items, build_critic(ccfg))
-    write_jsonl(out, [{**r, **{k: v for k, v in vd.to_dict().items()}} for r, vd in zip(rows, verdicts)])
+    write_jsonl(out, [{**r, **vd.to_dict()} for r, vd in zip(rows, verdicts)])
     _echo(f"judged {len(rows)} rows -> {out}")
 
 

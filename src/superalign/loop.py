@@ -116,12 +116,13 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
         params = Sampling(cfg.max_new_tokens, cfg.train.temperature, cfg.train.top_k, _seed(cfg, k, "respond"))
         # Harmful queries get n samples (the most unsafe becomes "rejected"); benign ones need only one
         # helpful answer for "chosen". Refusal revisions: n per harmful query, 1 per benign one.
-        samples = respond([q for q in queries if q.harmful], model, params, cfg.train.samples_per_query, k)
-        samples += respond([q for q in queries if not q.harmful], model, params, 1, k)
+        harmful = [q for q in queries if q.harmful]
+        benign = [q for q in queries if not q.harmful]
+        n = cfg.train.samples_per_query
+        samples = respond(harmful, model, params, n, k) + respond(benign, model, params, 1, k)
         rev_params = Sampling(32, cfg.train.temperature, cfg.train.top_k, _seed(cfg, k, "revise"))
-        revisions = revise_to_refusal([q for q in queries if q.harmful], model, rev_params,
-                                      cfg.train.samples_per_query, k)
-        revisions += revise_to_refusal([q for q in queries if not q.harmful], model, rev_params, 1, k)
+        revisions = (revise_to_refusal(harmful, model, rev_params, n, k)
+                     + revise_to_refusal(benign, model, rev_params, 1, k))
         store.commit_step(k, "respond", responses=samples + revisions)
         _fault_point(k, "respond")
     responses = store.responses(round=k, step="respond")

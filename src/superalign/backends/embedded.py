@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from superalign.errors import BackendUnavailable
+from superalign.store.jsonl import atomic_write_dir
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CACHE_NAME = "smollm2-135m-instruct-bf16"
@@ -50,19 +49,12 @@ def embedded_model_dir() -> Path:
     model.hf_quantizer = None  # else save_pretrained / training refuse a "quantized" model
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{CACHE_NAME}.", dir=target.parent))
-    try:
+
+    def build(tmp: Path) -> None:
         model.to(torch.bfloat16).save_pretrained(tmp)
         tok.save_pretrained(tmp)
-        if target.exists():  # a concurrent conversion won the race
-            shutil.rmtree(tmp)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+
+    return atomic_write_dir(target, build)
 
 
 def tokenizer_dir() -> Path:
@@ -77,14 +69,7 @@ def tokenizer_dir() -> Path:
 
     d, g = gguf_location()
     tok = AutoTokenizer.from_pretrained(d, gguf_file=g)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tok.", dir=target.parent))
-    tok.save_pretrained(tmp)
-    if target.exists():
-        shutil.rmtree(tmp)
-    else:
-        os.replace(tmp, target)
-    return target
+    return atomic_write_dir(target, tok.save_pretrained)
 
 
 def tiny_model_dir(seed: int = 0) -> Path:
@@ -104,12 +89,9 @@ def tiny_model_dir(seed: int = 0) -> Path:
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(cfg).to(torch.bfloat16)
-    tmp = Path(tempfile.mkdtemp(prefix=".tiny.", dir=target.parent if target.parent.exists() else None))
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
-        shutil.rmtree(tmp)
-    else:
-        shutil.move(str(tmp), target)
-    return target
+
+    def build(tmp: Path) -> None:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+
+    return atomic_write_dir(target, build)

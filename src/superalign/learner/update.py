@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,28 +19,18 @@ def update_learner(learner: Any, pairs: Sequence[Pair], cfg: TrainConfig, seed: 
         new = learner.train_pairs(pairs)
         return new, TrainStats(steps=1)  # a perceptron pass has no loss to report
     _, stats = train_dpo(learner, pairs, cfg, seed=seed, replay=replay, progress=progress)
-    learner.name = learner.name.split("@")[0]
     return learner, stats
 
 
 def save_checkpoint(learner: Any, directory: str | Path) -> Path:
-    """Write the learner to `directory` (temp dir + fsync'd files + rename): loadable or absent."""
-    target = Path(directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    """Write the learner to `directory` atomically (temp dir, fsync, rename): loadable or absent."""
+    from superalign.store.jsonl import atomic_write_dir
+
+    def build(tmp: Path) -> None:
         if hasattr(learner, "save"):
             learner.save(tmp)
         else:
             learner.model.save_pretrained(tmp)
             learner.tokenizer.save_pretrained(tmp)
-        for f in tmp.iterdir():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+
+    return atomic_write_dir(directory, build, replace=True)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -61,3 +62,29 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
     """Write rows atomically (the file appears complete or not at all)."""
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def atomic_write_dir(target: str | Path, build: Callable[[Path], None], replace: bool = False) -> Path:
+    """Let `build(tmp)` fill a temp dir beside `target`, fsync its files, then rename it to `target`.
+
+    The directory appears complete or not at all. If `target` already exists it is replaced when
+    `replace` is true (a re-run training step), else kept (a concurrent cache build won the race).
+    """
+    t = Path(target)
+    t.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{t.name}.", dir=t.parent))
+    try:
+        build(tmp)
+        for f in (f for f in tmp.rglob("*") if f.is_file()):
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        if t.exists():
+            if not replace:
+                shutil.rmtree(tmp)
+                return t
+            shutil.rmtree(t)
+        os.replace(tmp, t)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return t
