@@ -7,27 +7,20 @@ resumes (`--resume`) from the last committed step with the same records and no d
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from superalign.backends.base import Sampling
 from superalign.config import RunConfig
 from superalign.errors import UserError
+from superalign.faults import tick
 from superalign.records import Query, Response, stable_id, user_chat
 
 Log = Callable[[str], None]
-
-
-def _fault_point(round: int, step: str) -> None:
-    """Test hook: SIGKILL this process right after committing `round:step` (SUPERALIGN_FAULT_AFTER)."""
-    import os
-    import signal
-
-    if os.environ.get("SUPERALIGN_FAULT_AFTER") == f"{round}:{step}":
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _seed(cfg: RunConfig, round: int, step: str) -> int:
@@ -62,7 +55,8 @@ def run_loop(cfg: RunConfig, out: Path, resume: bool = False, log: Log = print) 
     db = out / "run.sqlite"
     if db.exists() and not resume:
         raise UserError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
-    with RunStore(db) as store:
+    with _run_lock(out), RunStore(db) as store:
+        _sweep_temp(out)
         stored = store.get_meta("config")
         if stored is not None and stored != cfg.model_dump(mode="json"):
             raise UserError(f"{out}: the run was started with a different config; resume with the same one")
@@ -78,9 +72,37 @@ def run_loop(cfg: RunConfig, out: Path, resume: bool = False, log: Log = print) 
             if not store.step_done(k, "eval"):
                 log(f"round {k}: evaluating on held-out sets")
                 _eval_step(cfg, store, plan, critic, learner.at(k), k, time.time() - t0)
-                _fault_point(k, "eval")
+                tick("after-eval")
             write_outputs(out, store, cfg)
         return store.rounds_metrics()
+
+
+@contextlib.contextmanager
+def _run_lock(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `out/run.lock` (released by the OS even on SIGKILL)."""
+    import fcntl
+
+    with open(out / "run.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"{out}: another process is running this run; wait for it or use another --out") from None
+        yield
+
+
+def _sweep_temp(out: Path) -> None:
+    """Remove temp files and dirs a killed process left (atomic writes never renamed them into place).
+
+    Runs with the run store open: a run directory belongs to one process at a time.
+    """
+    import shutil
+
+    for d in (out, out / "checkpoints"):
+        for p in d.glob(".*") if d.is_dir() else ():
+            if p.is_dir() and p.name.startswith(".round-"):
+                shutil.rmtree(p, ignore_errors=True)
+            elif p.is_file() and p.name.endswith(".tmp"):
+                p.unlink(missing_ok=True)
 
 
 def _timed(log: Log) -> Log:
@@ -108,7 +130,7 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
         harmful = attack(plan.train_harmful, cfg.attacker, k, _seed(cfg, k, "attack"))
         benign = benign_training_queries(plan, cfg.attacker.benign_per_round, k, cfg.seed)
         store.commit_step(k, "attack", queries=harmful + benign)
-        _fault_point(k, "attack")
+        tick("after-attack")
     queries = store.queries(round=k, step="attack")
     if not store.step_done(k, "respond"):
         log(f"round {k}: learner answers {len(queries)} queries x {cfg.train.samples_per_query} samples + revisions")
@@ -124,14 +146,14 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
         revisions = (revise_to_refusal(harmful, model, rev_params, n, k)
                      + revise_to_refusal(benign, model, rev_params, 1, k))
         store.commit_step(k, "respond", responses=samples + revisions)
-        _fault_point(k, "respond")
+        tick("after-respond")
     responses = store.responses(round=k, step="respond")
     if not store.step_done(k, "judge"):
         log(f"round {k}: critic judges {len(responses)} responses")
         qmap = {q.id: q for q in queries}
         items = [JudgeItem(r.id, qmap[r.query_id].text, r.text, qmap[r.query_id].harmful) for r in responses]
         store.commit_step(k, "judge", verdicts=judge(items, critic))
-        _fault_point(k, "judge")
+        tick("after-judge")
     if not store.step_done(k, "pairs"):
         verdicts = store.verdicts(round=k, step="judge")
         samples = [r for r in responses if r.system != "revision"]
@@ -141,23 +163,27 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
             f"({sum(p.kind == 'refuse-harmful' for p in pairs)} refuse-harmful, "
             f"{sum(p.kind == 'help-benign' for p in pairs)} help-benign)")
         store.commit_step(k, "pairs", pairs=pairs)
-        _fault_point(k, "pairs")
+        tick("after-pairs")
     if not store.step_done(k, "train"):
         pairs = store.pairs(round=k, step="pairs")
         model = learner.at(k - 1)
         log(f"round {k}: DPO on {len(pairs)} pairs + {cfg.train.competence_replay} replay examples")
         with _progress("train") as bar:
+            def step_done(step: int, total: int, loss: float) -> None:
+                tick("train")
+                bar(step, total, loss)
+
             new, stats = update_learner(model, pairs, cfg.train, _seed(cfg, k, "train"),
-                                        replay=plan.replay[: cfg.train.competence_replay], progress=bar)
+                                        replay=plan.replay[: cfg.train.competence_replay], progress=step_done)
         save_checkpoint(new, out / "checkpoints" / f"round-{k}")
-        _fault_point(k, "checkpoint")  # checkpoint written, step not yet committed
+        tick("after-checkpoint")  # checkpoint written, step not yet committed
         learner.round = -1  # reload from the checkpoint: what we evaluate is what we shipped
         store.commit_step(k, "train", payload={
             "steps": stats.steps, "train_loss_first": stats.first_loss, "train_loss_last": stats.last_loss,
             "reward_accuracy": round(stats.reward_accuracy, 4), "train_seconds": stats.seconds,
             "pairs": len(pairs), "losses": stats.losses,
         })
-        _fault_point(k, "train")
+        tick("after-train")
 
 
 def _eval_step(cfg, store, plan, critic, model, k: int, elapsed: float) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from superalign.backends.base import Sampling
 from superalign.errors import BackendUnavailable
+from superalign.faults import tick
 from superalign.records import Chat
 
 
@@ -51,8 +52,15 @@ class HFBackend:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # our own progress lines say what is loading
-        tok = AutoTokenizer.from_pretrained(p)
-        model = AutoModelForCausalLM.from_pretrained(p, dtype=getattr(torch, dtype))
+        try:
+            tok = AutoTokenizer.from_pretrained(p)
+            model = AutoModelForCausalLM.from_pretrained(p, dtype=getattr(torch, dtype))
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # config.json present, weights/tokenizer not
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            raise BackendUnavailable(
+                f"{p}: has a config.json but does not load as a causal LM with its tokenizer ({first}). "
+                "Point at a complete save_pretrained directory (config, weights, tokenizer)."
+            ) from None
         model.eval()
         return cls(model, tok, name or p.name, **kw)
 
@@ -89,6 +97,7 @@ class HFBackend:
         prompts = [self.encode(self.render(c))[-self.max_context :] for c in chats]
         out: list[str] = [""] * len(prompts)
         for b, idx in enumerate(_length_sorted([len(p) for p in prompts], self.batch_size)):
+            tick("generate")
             ids = self.decode_batch([prompts[i] for i in idx], params, seed=params.seed * 100_003 + b)
             for i, toks in zip(idx, ids):
                 out[i] = self.tokenizer.decode(toks, skip_special_tokens=True).strip()
@@ -168,6 +177,7 @@ class HFBackend:
             # Group by prefix length AND longest option: one long option pads every row of its batch.
             cost = [len(p) + 4 * max(len(o) for o in os) for p, os in zip(pre, opts)]
             for idx in _length_sorted(cost, bs):
+                tick("score")
                 width = max(len(pre[i]) for i in idx)
                 ids = torch.tensor([[pad] * (width - len(pre[i])) + pre[i] for i in idx])
                 pmask = torch.tensor([[0] * (width - len(pre[i])) + [1] * len(pre[i]) for i in idx])
@@ -210,6 +220,7 @@ class HFBackend:
         pad = self.tokenizer.pad_token_id
         with torch.inference_mode():
             for idx in _length_sorted([len(s) for s in seqs], self.batch_size):
+                tick("score")
                 width = max(len(seqs[i]) for i in idx)
                 ids = torch.tensor([seqs[i] + [pad] * (width - len(seqs[i])) for i in idx])
                 mask = torch.tensor([[1] * len(seqs[i]) + [0] * (width - len(seqs[i])) for i in idx])

@@ -10,7 +10,7 @@ Spec: `openai:<model>@<base_url>`, e.g. `openai:Qwen2.5-7B@http://127.0.0.1:8000
   template is not reachable over this API, so the chat is rendered in ChatML (see `render_chatml`):
   exact for Qwen-style models, an approximation for others. Use an HF backend for exact scoring.
 
-Connection errors, 429 and 5xx are retried with exponential backoff; a server that stays unreachable
+Connection errors, time-outs, 429 and 5xx are retried with exponential backoff; a server that stays unreachable
 raises `BackendUnavailable` with the URL and how to start one.
 """
 
@@ -188,7 +188,7 @@ class OpenAICompatBackend:
         )
 
     def _post(self, path: str, payload: dict[str, Any]) -> httpx.Response:
-        """POST with retries on connection errors, 429 and 5xx; the last response is returned as is."""
+        """POST with retries (back-off) on connection errors, time-outs, 429 and 5xx; the last response is returned as is."""
         import httpx
 
         retry_errors = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError)
@@ -199,8 +199,10 @@ class OpenAICompatBackend:
             except retry_errors as exc:
                 if last:
                     raise self._unreachable(str(exc) or type(exc).__name__) from None
-            except httpx.TimeoutException:  # a slow server: retrying would only triple the wait
-                raise self._unreachable(f"no answer to POST {path} within {self.timeout:g} s") from None
+            except httpx.TimeoutException:  # an overloaded server often answers the next try
+                if last:
+                    raise self._unreachable(f"no answer to POST {path} within {self.timeout:g} s, "
+                                            f"{self.max_tries} tries with back-off") from None
             except httpx.HTTPError as exc:
                 raise self._unreachable(str(exc) or type(exc).__name__) from None
             else:

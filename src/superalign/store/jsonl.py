@@ -11,10 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from superalign.errors import UserError
+from superalign.faults import tick
 
 
-def read_jsonl(path: str | Path, required: Iterable[str] = ()) -> list[dict[str, Any]]:
-    """Read a JSONL file of objects. Each row must hold every key in `required`.
+_TYPE_NAMES = {str: "a string", bool: "true/false", int: "an integer", float: "a number", type(None): "null",
+               list: "a list", dict: "an object"}
+
+
+def read_jsonl(path: str | Path, required: Iterable[str] = (), types: dict[str, tuple[type, ...]] | None = None,
+               allow_empty: bool = False) -> list[dict[str, Any]]:
+    """Read a JSONL file of objects. Each row must hold every key in `required`; a key named in `types`
+    must (when present) hold a value of one of its types. An empty file is an error unless `allow_empty`.
 
     Raises UserError naming `file:line` and what to fix; blank lines are skipped.
     """
@@ -39,24 +46,48 @@ def read_jsonl(path: str | Path, required: Iterable[str] = ()) -> list[dict[str,
             missing = [k for k in need if k not in row]
             if missing:
                 raise UserError(f"{p}:{lineno}: missing key(s) {', '.join(map(repr, missing))}; add them to every row")
+            for key, allowed in (types or {}).items():
+                v = row.get(key)
+                if key in row and not (isinstance(v, allowed) and not (isinstance(v, bool) and bool not in allowed)):
+                    want = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in allowed)
+                    raise UserError(f"{p}:{lineno}: '{key}' must be {want}, got {json.dumps(v)[:60]}")
             rows.append(row)
+    if not rows and not allow_empty:
+        raise UserError(f"{p}: no rows (the file is empty); write one JSON object per line")
     return rows
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write `text` to `path` via a temp file in the same directory, fsync, then rename."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    except OSError as exc:
+        raise _write_error(p, exc) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        tick("file-write")
         os.replace(tmp, p)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _write_error(p, exc) from None
         raise
+
+
+def _write_error(p: Path, exc: OSError) -> UserError:
+    """The OSError of a failed write as the fix a user can make (nothing was left behind)."""
+    import errno
+
+    if exc.errno == errno.ENOSPC:
+        return UserError(f"{p}: disk full while writing (nothing was written); free space or choose another --out")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return UserError(f"{p}: cannot write here ({exc.strerror}); choose a writable --out")
+    return UserError(f"{p}: cannot write ({exc.strerror or exc}); check that the folder exists and is writable")
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
@@ -75,6 +106,7 @@ def atomic_write_dir(target: str | Path, build: Callable[[Path], None], replace:
     tmp = Path(tempfile.mkdtemp(prefix=f".{t.name}.", dir=t.parent))
     try:
         build(tmp)
+        tick("dir-write")
         for f in (f for f in tmp.rglob("*") if f.is_file()):
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
