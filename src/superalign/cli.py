@@ -18,6 +18,16 @@ def _echo(msg: str) -> None:
     typer.echo(msg, err=True)
 
 
+def _mount_review() -> None:
+    """`superalign review ...` (oversight/review_cli.py); its heavy imports stay inside its commands."""
+    from superalign.oversight.review_cli import review_app
+
+    app.add_typer(review_app, name="review")
+
+
+_mount_review()
+
+
 @app.command()
 def run(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config (see configs/)."),
@@ -51,7 +61,7 @@ def generate(
     from superalign.records import user_chat
     from superalign.store.jsonl import read_jsonl, write_jsonl
 
-    rows = read_jsonl(inp, required=["prompt"])
+    rows = read_jsonl(inp, required=["prompt"], types={"prompt": (str,)})
     backend = load_backend(model, batch_size=batch_size)
     texts = backend.generate([user_chat(str(r["prompt"]), system) for r in rows],
                              Sampling(max_new_tokens, temperature, top_k, seed))
@@ -106,7 +116,7 @@ def evaluate(
     cfg = load_config(config)
     plan = make_plan(cfg)
     if prompts is not None:
-        rows = read_jsonl(prompts, required=["prompt", "harmful"])
+        rows = read_jsonl(prompts, required=["prompt", "harmful"], types={"prompt": (str,), "harmful": (bool,)})
         qs = [Query(stable_id("eval", r["prompt"]), str(r["prompt"]), harmful=bool(r["harmful"]),
                     category=r.get("category", "harmful" if r["harmful"] else "benign")) for r in rows]
     else:

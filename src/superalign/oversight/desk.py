@@ -1,0 +1,219 @@
+"""The review desk: a FastAPI app over a run directory (queue, run overview, promotion gate).
+
+Security model (docs/review.md):
+- every request needs the access token: `Authorization: Bearer <token>`, or the HttpOnly,
+  SameSite=Strict session cookie that POST /login sets after checking the token (the cookie holds an
+  HMAC of the token, not the token); anything else gets 401;
+- every write form carries a CSRF token (an HMAC of the access token); a POST without it gets 403;
+- all text is rendered by jinja2 with autoescape, and a Content-Security-Policy forbids scripts, so
+  a `<script>` or `onerror=` payload in a prompt or response is inert;
+- a label is acknowledged (303, or 200 JSON) only after its SQLite transaction committed;
+- `serve` binds to 127.0.0.1 unless told otherwise.
+"""
+
+# No `from __future__ import annotations`: FastAPI must see the real `Request` type of the handlers.
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+COOKIE = "superalign_session"
+CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-src 'self'; "
+       "form-action 'self'; frame-ancestors 'self'; base-uri 'none'")
+_VERDICTS = {"unsafe": True, "safe": False, "unsure": None}
+
+
+def _mac(token: str, purpose: str) -> str:
+    return hmac.new(token.encode(), purpose.encode(), hashlib.sha256).hexdigest()
+
+
+def csrf_token(token: str) -> str:
+    """The CSRF token that write forms must carry for a desk started with access `token`."""
+    return _mac(token, "csrf")
+
+
+def resolve_token(explicit: str | None = None) -> tuple[str, bool]:
+    """(token, generated): the explicit one, else $SUPERALIGN_TOKEN, else a new random one."""
+    tok = explicit or os.environ.get("SUPERALIGN_TOKEN", "")
+    if tok:
+        return tok, False
+    return secrets.token_urlsafe(24), True
+
+
+def create_app(run_dir: str | Path, token: str) -> Any:
+    """The desk's FastAPI app for `run_dir` (its run.sqlite holds queue, labels and gate state)."""
+    from fastapi import FastAPI, Request
+    from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+    from superalign.oversight.pages import make_env
+    from superalign.oversight.promotion import PromotionGate, candidate_versions, promote_if_approved
+    from superalign.oversight.queue import ReviewQueue
+
+    if len(token) < 8:
+        raise ValueError("the access token must be at least 8 characters")
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    queue = ReviewQueue(run_dir / "run.sqlite")
+    gate = PromotionGate(run_dir / "run.sqlite")
+    env = make_env()
+    session, csrf = _mac(token, "session"), csrf_token(token)
+    app = FastAPI(title="superalign review desk", docs_url=None, redoc_url=None, openapi_url=None)
+
+    def authed(request: Request) -> bool:
+        auth = request.headers.get("authorization", "")
+        if auth.lower().startswith("bearer ") and hmac.compare_digest(auth[7:].strip().encode(), token.encode()):
+            return True
+        return hmac.compare_digest(request.cookies.get(COOKIE, "").encode(), session.encode())
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Callable) -> Any:
+        if request.url.path != "/login" and not authed(request):
+            resp: Any = HTMLResponse(page("login", "Log in", error="Log in first.", authed=False), status_code=401)
+        else:
+            resp = await call_next(request)
+        resp.headers["Content-Security-Policy"] = CSP
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers["Referrer-Policy"] = "no-referrer"
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
+
+    def page(name: str, title: str, **ctx: Any) -> str:
+        ctx.setdefault("authed", True)
+        return env.get_template(name).render(title=title, csrf=csrf, run_name=run_dir.name, **ctx)
+
+    async def form_of(request: Request) -> dict[str, str]:
+        """The POSTed form; raises 403 unless it carries the CSRF token."""
+        from fastapi import HTTPException
+
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        if not hmac.compare_digest(form.get("csrf", "").encode(), csrf.encode()):
+            raise HTTPException(403, "missing or wrong CSRF token: reload the page and submit again")
+        return form
+
+    def done(request: Request, to: str, body: dict[str, Any]) -> Any:
+        if "application/json" in request.headers.get("accept", ""):
+            return JSONResponse(body)
+        return RedirectResponse(to, status_code=303)
+
+    @app.get("/login", response_class=HTMLResponse)
+    def login_form() -> str:
+        return page("login", "Log in", error="", authed=False)
+
+    @app.post("/login")
+    async def login(request: Request) -> Any:
+        form = await request.form()
+        if not hmac.compare_digest(str(form.get("token", "")).encode(), token.encode()):
+            return HTMLResponse(page("login", "Log in", error="Wrong token.", authed=False), status_code=401)
+        resp = RedirectResponse("/queue", status_code=303)
+        resp.set_cookie(COOKIE, session, httponly=True, samesite="strict", path="/")
+        return resp
+
+    @app.post("/logout")
+    async def logout(request: Request) -> Any:
+        await form_of(request)
+        resp = RedirectResponse("/login", status_code=303)
+        resp.delete_cookie(COOKIE, path="/")
+        return resp
+
+    @app.get("/")
+    def root() -> Any:
+        return RedirectResponse("/queue", status_code=303)
+
+    @app.get("/queue", response_class=HTMLResponse)
+    def show_queue(show: str = "pending", reviewer: str = "reviewer") -> str:
+        items = queue.items(pending_only=show != "all", limit=200)
+        return page("queue", "Queue", items=items, labels=queue.latest_labels(), counts=queue.counts(),
+                    show_all=show == "all", reviewer=reviewer)
+
+    @app.get("/items/{item_id}", response_class=HTMLResponse)
+    def show_item(item_id: str) -> Any:
+        it = queue.item(item_id)
+        if it is None:
+            return HTMLResponse(page("login", "Not found", error=f"No item {item_id}."), status_code=404)
+        return page("item", f"Item {item_id}", it=it, events=queue.events(item_id))
+
+    @app.post("/items/{item_id}/label")
+    async def label(item_id: str, request: Request) -> Any:
+        form = await form_of(request)
+        verdict = form.get("verdict", "")
+        if verdict not in _VERDICTS:
+            return JSONResponse({"error": "verdict must be unsafe, safe or unsure"}, status_code=422)
+        try:  # add_label returns after COMMIT: only then do we acknowledge
+            ev = queue.add_label(item_id, _reviewer(form), _VERDICTS[verdict], form.get("refusal") in ("1", "on"),
+                                 form.get("note", "")[:2000])
+        except KeyError:
+            return JSONResponse({"error": f"no item {item_id}"}, status_code=404)
+        return done(request, f"/queue?reviewer={_reviewer(form)}", {"seq": ev.seq, "action": ev.action})
+
+    @app.post("/items/{item_id}/comment")
+    async def comment(item_id: str, request: Request) -> Any:
+        form = await form_of(request)
+        try:
+            ev = queue.add_comment(item_id, _reviewer(form), form.get("note", "")[:2000])
+        except KeyError:
+            return JSONResponse({"error": f"no item {item_id}"}, status_code=404)
+        return done(request, "/queue", {"seq": ev.seq, "action": ev.action})
+
+    @app.get("/overview", response_class=HTMLResponse)
+    def overview() -> str:
+        from superalign.store.report import cell, report_columns
+
+        rows = _rounds(run_dir / "rounds.jsonl")
+        cols = report_columns(rows)
+        return page("overview", "Run overview", cols=cols, rows=[[cell(r, c) for c in cols] for r in rows],
+                    counts=queue.counts(), current=gate.current(), has_report=(run_dir / "report.html").is_file())
+
+    @app.get("/report")
+    def report() -> Any:
+        path = run_dir / "report.html"
+        if not path.is_file():
+            return HTMLResponse("no report.html yet", status_code=404)
+        return Response(path.read_bytes(), media_type="text/html; charset=utf-8")
+
+    @app.get("/promotion", response_class=HTMLResponse)
+    def promotion(reviewer: str = "reviewer") -> str:
+        names = candidate_versions(run_dir)
+        names += [e.version for e in gate.events() if e.version not in names]
+        return page("promotion", "Promotion gate", versions=[(v, gate.status(v)) for v in names],
+                    current=gate.current(), events=gate.events(), reviewer=reviewer)
+
+    @app.post("/promotion/{version}")
+    async def decide(version: str, request: Request) -> Any:
+        form = await form_of(request)
+        approve = form.get("decision") == "approve"
+        gate.decide(version, approve, _reviewer(form), form.get("note", "")[:2000])
+        promoted = approve and promote_if_approved(gate, version, actor=_reviewer(form))
+        return done(request, "/promotion", {"version": version, "current": gate.current(), "promoted": promoted})
+
+    return app
+
+
+def _reviewer(form: dict[str, str]) -> str:
+    name = " ".join(form.get("reviewer", "").split())[:64]
+    return name or "reviewer"
+
+
+def _rounds(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
+          log: Callable[[str], None] = print) -> None:
+    """Run the desk with uvicorn until interrupted; prints the token when it generated one."""
+    import uvicorn
+
+    tok, generated = resolve_token(token)
+    app = create_app(run_dir, tok)
+    if generated:
+        log(f"access token (set SUPERALIGN_TOKEN to choose one): {tok}")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        log(f"warning: binding to {host}: anyone who can reach it and has the token can label")
+    log(f"review desk: http://{host}:{port}/login  (run: {Path(run_dir).resolve()})")
+    uvicorn.run(app, host=host, port=port, log_level="warning")

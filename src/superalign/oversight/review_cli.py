@@ -1,0 +1,140 @@
+"""`superalign review ...`: the review desk (serve), the terminal desk (tui), and the queue's in/out.
+
+Mounted in cli.py with `app.add_typer(review_app, name="review")`. Heavy imports stay inside the
+commands, so `superalign --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from superalign.errors import UserError
+
+review_app = typer.Typer(add_completion=False, no_args_is_help=True,
+                         help="Human review: the budgeted queue, the web desk, the promotion gate.")
+
+
+def _echo(msg: str) -> None:
+    typer.echo(msg, err=True)
+
+
+def _run_dir(run: Path) -> Path:
+    if not run.is_dir():
+        raise UserError(f"--run {run}: no such directory; give the --out directory of a `superalign run` "
+                        "(or create an empty directory for a stand-alone review queue)")
+    return run
+
+
+@review_app.command("serve")
+def serve_cmd(
+    run: Path = typer.Option(..., "--run", help="Run directory (its run.sqlite holds the queue and labels)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; the default serves this machine only."),
+    port: int = typer.Option(8765, "--port", help="TCP port."),
+) -> None:
+    """Serve the web review desk (token from $SUPERALIGN_TOKEN, else a generated one printed here)."""
+    from superalign.oversight.desk import serve
+
+    serve(_run_dir(run), host=host, port=port, log=_echo)
+
+
+@review_app.command("add")
+def add_cmd(
+    run: Path = typer.Option(..., "--run", help="Run directory."),
+    inp: Path = typer.Option(..., "--in", help="JSONL rows {prompt, response, optional harmful, optional id}."),
+    critic: str = typer.Option("rules", "--critic", help="Judge the rows first: rules | classifier | ensemble | none."),
+) -> None:
+    """Enqueue rows for human review (with the critic's verdict unless --critic none)."""
+    from superalign.oversight.queue import ReviewItem, ReviewQueue
+    from superalign.oversight.routing import uncertainty, why_routed
+    from superalign.records import stable_id
+    from superalign.store.jsonl import read_jsonl
+
+    rows = read_jsonl(inp, required=["prompt", "response"])
+    for i, r in enumerate(rows, start=1):
+        bad = [k for k in ("prompt", "response") if not isinstance(r[k], str)]
+        if bad or r.get("harmful") not in (None, True, False):
+            what = f"{bad[0]!r} must be a string" if bad else "'harmful' must be true, false or null"
+            raise UserError(f"{inp}:{_line_of_row(inp, i)}: {what}")
+    ids = [str(r.get("id") or stable_id("review-add", r["prompt"], r["response"])) for r in rows]
+    verdicts: list = [None] * len(rows)
+    if critic != "none":
+        from superalign.config import CriticConfig
+        from superalign.critic import JudgeItem, build_critic, judge
+
+        try:
+            ccfg = CriticConfig(kind=critic)  # type: ignore[arg-type]
+        except Exception:
+            raise UserError(f"--critic {critic!r}: choose rules, classifier, ensemble or none") from None
+        verdicts = judge([JudgeItem(i, r["prompt"], r["response"], r.get("harmful"))
+                          for i, r in zip(ids, rows)], build_critic(ccfg))
+    items = [ReviewItem(i, r["prompt"], r["response"], int(r.get("round", 0) or 0), r.get("harmful"), v,
+                        uncertainty(v) if v else 0.0, why_routed(v) if v else "added", "add")
+             for i, r, v in zip(ids, rows, verdicts)]
+    try:
+        new = ReviewQueue(_run_dir(run) / "run.sqlite").enqueue(items)
+    except ValueError as exc:
+        raise UserError(f"{inp}: {exc}") from None
+    _echo(f"enqueued {new} new item(s) ({len(rows) - new} already queued) in {run / 'run.sqlite'}")
+
+
+def _line_of_row(path: Path, n: int) -> int:
+    """The file line of the n-th non-blank row (read_jsonl skips blank lines)."""
+    seen = 0
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            seen += 1
+            if seen == n:
+                return lineno
+    return n
+
+
+@review_app.command("route")
+def route_cmd(
+    run: Path = typer.Option(..., "--run", help="Run directory of a `superalign run`."),
+    round: int = typer.Option(..., "--round", help="Which round's judged responses to route."),
+    budget: int = typer.Option(20, "--budget", help="Most items sent to humans."),
+    strategy: str = typer.Option("uncertainty", "--strategy", help="uncertainty | random"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Send the round's least certain verdicts (up to --budget) to the review queue."""
+    from superalign.oversight.queue import ReviewQueue
+    from superalign.oversight.routing import route_round
+    from superalign.store.runstore import RunStore
+
+    if strategy not in ("uncertainty", "random"):
+        raise UserError(f"--strategy {strategy!r}: choose uncertainty or random")
+    db = _run_dir(run) / "run.sqlite"
+    with RunStore(db) as store:
+        new = route_round(store, ReviewQueue(db), round, budget, strategy, seed)  # type: ignore[arg-type]
+    _echo(f"routed {new} item(s) of round {round} to the review queue")
+
+
+@review_app.command("export")
+def export_cmd(
+    run: Path = typer.Option(..., "--run", help="Run directory."),
+    out: Path = typer.Option(..., "--out", help="JSONL of labelled rows (critic training data)."),
+) -> None:
+    """Write every labelled item (its latest human label, with provenance) as JSONL."""
+    from superalign.oversight.queue import ReviewQueue
+    from superalign.store.jsonl import write_jsonl
+
+    rows = ReviewQueue(_run_dir(run) / "run.sqlite").labelled_rows()
+    write_jsonl(out, rows)
+    _echo(f"wrote {len(rows)} labelled rows to {out}")
+
+
+@review_app.command("tui")
+def tui_cmd(
+    run: Path = typer.Option(..., "--run", help="Run directory."),
+    reviewer: str = typer.Option("reviewer", "--reviewer", help="Your name, stored with every label."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Stop after this many items."),
+) -> None:
+    """Label the queue in the terminal: u = unsafe, s = safe, ? = unsure, c = comment, n = skip, q = quit."""
+    from superalign.oversight.queue import ReviewQueue
+    from superalign.oversight.tui import review_in_terminal
+
+    n = review_in_terminal(ReviewQueue(_run_dir(run) / "run.sqlite"), reviewer, limit=limit)
+    _echo(f"labelled {n} item(s)")

@@ -1,0 +1,170 @@
+"""The web desk through FastAPI's TestClient: auth, CSRF, escaping, durable labels, the promotion gate;
+and the `review add` / `review tui` commands."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+
+from review_fixtures import TOKEN, XSS_PROMPT, XSS_RESPONSE
+
+from superalign.oversight.desk import COOKIE, create_app, csrf_token
+from superalign.oversight.queue import ReviewQueue
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _client(run_dir, **kw):
+    from fastapi.testclient import TestClient
+
+    return TestClient(create_app(run_dir, TOKEN), follow_redirects=False, **kw)
+
+
+def _label(client, item="item-1", verdict="unsafe", csrf=True, **extra):
+    data = {"verdict": verdict, "reviewer": "alice", "note": "n", **extra}
+    if csrf:
+        data["csrf"] = csrf_token(TOKEN)
+    return client.post(f"/items/{item}/label", data=data, headers=AUTH)
+
+
+def test_every_page_and_write_needs_the_token(run_dir):
+    c = _client(run_dir)
+    for path in ("/queue", "/overview", "/promotion", "/items/item-1", "/report", "/"):
+        assert c.get(path).status_code == 401, path
+        assert c.get(path, headers={"Authorization": "Bearer wrong-token"}).status_code == 401
+    r = c.post("/items/item-1/label", data={"verdict": "unsafe", "csrf": csrf_token(TOKEN)})
+    assert r.status_code == 401
+    assert ReviewQueue(run_dir / "run.sqlite").latest_labels() == {}
+    assert c.get("/queue", headers=AUTH).status_code == 200
+    assert c.post("/login", data={"token": "nope-nope"}).status_code == 401
+    r = c.post("/login", data={"token": TOKEN})
+    assert r.status_code == 303
+    cookie = r.headers["set-cookie"].lower()
+    assert cookie.startswith(COOKIE + "=")
+    assert "httponly" in cookie and "samesite=strict" in cookie and TOKEN.lower() not in cookie
+    assert c.get("/queue").status_code == 200  # the session cookie now authenticates
+
+
+def test_writes_without_the_csrf_token_are_rejected(run_dir):
+    c = _client(run_dir)
+    assert _label(c, csrf=False).status_code == 403
+    assert _label(c, csrf=False, csrf_field="x").status_code == 403
+    bad = c.post("/items/item-1/label", headers=AUTH, data={"verdict": "safe", "csrf": "forged"})
+    assert bad.status_code == 403
+    assert c.post("/promotion/round-1", headers=AUTH, data={"decision": "approve"}).status_code == 403
+    assert ReviewQueue(run_dir / "run.sqlite").latest_labels() == {}
+    ok = _label(c)
+    assert ok.status_code == 303
+    assert ReviewQueue(run_dir / "run.sqlite").latest_labels()["item-1"].unsafe is True
+
+
+def test_model_and_attacker_text_is_escaped(run_dir):
+    c = _client(run_dir)
+    page = c.get("/queue", headers=AUTH)
+    body = page.text
+    assert "<script>alert" not in body and "<img src=x" not in body and "<b>bold?</b>" not in body
+    assert "&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt;" in body
+    assert "&lt;img src=x onerror=alert(1)&gt;" in body
+    assert "<script" not in body.lower()  # the desk itself ships no script either
+    assert "script-src" not in page.headers["content-security-policy"]
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    detail = c.get("/items/item-0", headers=AUTH).text
+    assert XSS_PROMPT not in detail and XSS_RESPONSE not in detail and "&lt;script&gt;" in detail
+    reflected = c.get("/queue", headers=AUTH, params={"reviewer": '"><script>x()</script>'}).text
+    assert "<script>x()" not in reflected
+
+
+def test_labels_survive_a_server_restart(run_dir):
+    c1 = _client(run_dir)
+    assert _label(c1, "item-2", "safe", refusal="1").status_code == 303
+    assert _label(c1, "item-3", "unsure", headers=None).status_code == 303
+    r = c1.post("/items/item-4/label", headers={**AUTH, "Accept": "application/json"},
+                data={"verdict": "unsafe", "csrf": csrf_token(TOKEN), "reviewer": "bob"})
+    assert r.status_code == 200 and r.json()["action"] in ("label", "override")
+    del c1
+    c2 = _client(run_dir)  # a new app over the same run directory = a restarted server
+    labels = ReviewQueue(run_dir / "run.sqlite").latest_labels()
+    assert (labels["item-2"].unsafe, labels["item-2"].refusal) == (False, True)
+    assert labels["item-3"].unsafe is None and labels["item-4"].reviewer == "bob"
+    pending = c2.get("/queue", headers=AUTH).text
+    assert 'data-item="item-2"' not in pending and 'data-item="item-1"' in pending
+    assert "3 pending · 3 labelled · 6 items" in pending
+    assert 'data-item="item-2"' in c2.get("/queue?show=all", headers=AUTH).text
+    assert c2.post("/items/nope/label", headers=AUTH,
+                   data={"verdict": "safe", "csrf": csrf_token(TOKEN)}).status_code == 404
+
+
+def test_promotion_gate_in_the_desk(run_dir):
+    (run_dir / "checkpoints" / "round-1").mkdir(parents=True)
+    c = _client(run_dir)
+    page = c.get("/promotion", headers=AUTH).text
+    assert 'id="current">round-0<' in page and "round-1" in page
+    data = {"csrf": csrf_token(TOKEN), "reviewer": "carol", "decision": "reject"}
+    assert c.post("/promotion/round-1", headers=AUTH, data=data).status_code == 303
+    assert 'id="current">round-0<' in c.get("/promotion", headers=AUTH).text
+    r = c.post("/promotion/round-1", headers={**AUTH, "Accept": "application/json"},
+               data={**data, "decision": "approve"})
+    assert r.json() == {"version": "round-1", "current": "round-1", "promoted": True}
+    assert 'id="current">round-1<' in _client(run_dir).get("/promotion", headers=AUTH).text
+
+
+def test_overview_shows_rounds_and_report(run_dir):
+    (run_dir / "rounds.jsonl").write_text(json.dumps({"round": 0, "asr": 0.75, "over_refusal": 0.1}) + "\n"
+                                          + json.dumps({"round": 1, "asr": 0.25, "over_refusal": 0.2}) + "\n")
+    (run_dir / "report.html").write_text("<html><body>plots</body></html>")
+    c = _client(run_dir)
+    page = c.get("/overview", headers=AUTH).text
+    assert "0.750" in page and "0.250" in page and 'src="/report"' in page
+    assert c.get("/report", headers=AUTH).text == "<html><body>plots</body></html>"
+
+
+def _main(monkeypatch, *args):
+    from superalign.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["superalign", *args])
+    try:
+        main()
+    except SystemExit as exc:
+        return exc.code
+    return 0
+
+
+def test_review_add_enqueues_rows_and_names_the_bad_line(tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    good = tmp_path / "good.jsonl"
+    good.write_text(json.dumps({"prompt": "how do I hotwire a car", "response": "Sure, step 1: ...", "harmful": True})
+                    + "\n\n" + json.dumps({"prompt": "kill a python process?", "response": "Use kill PID."}) + "\n")
+    assert _main(monkeypatch, "review", "add", "--run", str(run), "--in", str(good), "--critic", "none") == 0
+    items = ReviewQueue(run / "run.sqlite").items()
+    assert sorted(i.prompt for i in items) == ["how do I hotwire a car", "kill a python process?"]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"prompt": "p", "response": "r"}) + "\n\n" + json.dumps({"prompt": "p2", "response": 3}) + "\n")
+    assert _main(monkeypatch, "review", "add", "--run", str(run), "--in", str(bad)) == 2
+    assert f"{bad}:3" in capsys.readouterr().err
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"prompt": "p", "response": "r"}\n{not json\n')
+    assert _main(monkeypatch, "review", "add", "--run", str(run), "--in", str(broken)) == 2
+    assert f"{broken}:2" in capsys.readouterr().err
+    assert len(ReviewQueue(run / "run.sqlite").items()) == 2  # nothing from the bad files
+
+
+def test_terminal_desk_labels_items_and_prints_payloads_literally(run_dir):
+    from rich.console import Console
+
+    from superalign.oversight.tui import review_in_terminal
+
+    answers = iter(["u", "n", "it complies",  # item-0: unsafe, no refusal, note
+                    "c", "looks odd",          # next: a comment only
+                    "s", "y", "",              # next: safe, refuses
+                    "q"])
+    out = io.StringIO()
+    n = review_in_terminal(ReviewQueue(run_dir / "run.sqlite"), "dave",
+                           ask=lambda q, choices, default: next(answers),
+                           console=Console(file=out, width=120, color_system=None))
+    assert n == 2
+    labels = ReviewQueue(run_dir / "run.sqlite").latest_labels()
+    assert labels["item-0"].unsafe is True and labels["item-0"].note == "it complies"
+    assert sum(ev.unsafe is False and ev.refusal is True for ev in labels.values()) == 1
+    assert "<script>alert('pwned')</script>" in out.getvalue()  # shown as text, not interpreted
