@@ -28,21 +28,54 @@ def _seed(cfg: RunConfig, round: int, step: str) -> int:
 
 
 class _Learner:
-    """Loads the learner for a round lazily: base model for round 0, else checkpoints/round-k."""
+    """Loads the learner for a round lazily: base model for round 0, else checkpoints/round-k.
+
+    `at(k)` serves generation and scoring (sharded over Ray actors with `executor: ray`);
+    `trainable(k)` is always an in-process backend: training stays in the driver.
+    """
 
     def __init__(self, cfg: RunConfig, out: Path):
         self.cfg, self.out, self.round, self.backend = cfg, out, -1, None
 
-    def at(self, round: int) -> Any:
+    def _spec(self, round: int) -> str:
+        return str(self.out / "checkpoints" / f"round-{round}") if round > 0 else self.cfg.learner
+
+    def _load(self, round: int, sharded: bool) -> Any:
         from superalign.backends import load_backend
 
-        if self.round != round:
-            path = self.out / "checkpoints" / f"round-{round}"
-            spec = str(path) if round > 0 else self.cfg.learner
-            self.backend = load_backend(spec, batch_size=self.cfg.batch_size, dtype=self.cfg.dtype)
-            self.backend.name = f"{self.cfg.learner}@round-{round}"
-            self.round = round
+        name = f"{self.cfg.learner}@round-{round}"
+        if sharded:
+            from superalign.backends.sharded import RayWorkers, ShardedBackend
+
+            workers = RayWorkers(self._spec(round), self.cfg.ray_actors, self.cfg.batch_size, self.cfg.dtype,
+                                 address=self.cfg.ray_address, num_cpus=self.cfg.ray_actors)
+            return ShardedBackend(workers, name)
+        backend = load_backend(self._spec(round), batch_size=self.cfg.batch_size, dtype=self.cfg.dtype)
+        backend.name = name
+        return backend
+
+    def _swap(self, round: int, sharded: bool) -> Any:
+        if self.round != round or isinstance(self.backend, _sharded_type()) != sharded:
+            self.close()
+            self.backend, self.round = self._load(round, sharded), round
         return self.backend
+
+    def at(self, round: int) -> Any:
+        return self._swap(round, self.cfg.executor == "ray" and self.cfg.learner != "scripted")
+
+    def trainable(self, round: int) -> Any:
+        return self._swap(round, False)
+
+    def close(self) -> None:
+        if self.backend is not None and hasattr(self.backend, "close"):
+            self.backend.close()
+        self.backend, self.round = None, -1
+
+
+def _sharded_type() -> type:
+    from superalign.backends.sharded import ShardedBackend
+
+    return ShardedBackend
 
 
 def run_loop(cfg: RunConfig, out: Path, resume: bool = False, log: Log = print) -> list[dict]:
@@ -66,14 +99,17 @@ def run_loop(cfg: RunConfig, out: Path, resume: bool = False, log: Log = print) 
         learner = _Learner(cfg, out)
         t0 = time.time()
         log = _timed(log)
-        for k in range(cfg.rounds + 1):
-            if k > 0:
-                _train_round(cfg, out, store, plan, critic, learner, k, log)
-            if not store.step_done(k, "eval"):
-                log(f"round {k}: evaluating on held-out sets")
-                _eval_step(cfg, store, plan, critic, learner.at(k), k, time.time() - t0)
-                tick("after-eval")
-            write_outputs(out, store, cfg)
+        try:
+            for k in range(cfg.rounds + 1):
+                if k > 0:
+                    _train_round(cfg, out, store, plan, critic, learner, k, log)
+                if not store.step_done(k, "eval"):
+                    log(f"round {k}: evaluating on held-out sets")
+                    _eval_step(cfg, store, plan, critic, learner.at(k), k, time.time() - t0)
+                    tick("after-eval")
+                write_outputs(out, store, cfg)
+        finally:
+            learner.close()  # Ray actors go with the run
         return store.rounds_metrics()
 
 
@@ -166,7 +202,7 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
         tick("after-pairs")
     if not store.step_done(k, "train"):
         pairs = store.pairs(round=k, step="pairs")
-        model = learner.at(k - 1)
+        model = learner.trainable(k - 1)
         log(f"round {k}: DPO on {len(pairs)} pairs + {cfg.train.competence_replay} replay examples")
         with _progress("train") as bar:
             def step_done(step: int, total: int, loss: float) -> None:
@@ -177,7 +213,7 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
                                         replay=plan.replay[: cfg.train.competence_replay], progress=step_done)
         save_checkpoint(new, out / "checkpoints" / f"round-{k}")
         tick("after-checkpoint")  # checkpoint written, step not yet committed
-        learner.round = -1  # reload from the checkpoint: what we evaluate is what we shipped
+        learner.close()  # reload from the checkpoint: what we evaluate is what we shipped
         store.commit_step(k, "train", payload={
             "steps": stats.steps, "train_loss_first": stats.first_loss, "train_loss_last": stats.last_loss,
             "reward_accuracy": round(stats.reward_accuracy, 4), "train_seconds": stats.seconds,

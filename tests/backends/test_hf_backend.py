@@ -21,9 +21,26 @@ def test_sampling_is_seeded_and_topk_limited(tiny):
     assert tiny.generate(CHATS, p) == tiny.generate(CHATS, p)
     assert tiny.generate(CHATS, p) != tiny.generate(CHATS, Sampling(8, 1.0, 5, seed=4))
     logits = torch.randn(4, 100)
-    picks = tiny._pick(logits, Sampling(temperature=1.0, top_k=3), torch.Generator().manual_seed(0))
+    picks = tiny._pick(logits, Sampling(temperature=1.0, top_k=3), [torch.Generator().manual_seed(i) for i in range(4)])
     top3 = logits.topk(3, dim=-1).indices
     assert all(int(p) in top3[i].tolist() for i, p in enumerate(picks))
+
+
+def test_sampled_rows_do_not_depend_on_batch_or_shard(tiny):
+    """Row seeds: the same call split in shards (seed_offset) or batched differently gives the same texts."""
+    from dataclasses import replace
+
+    chats = [user_chat(f"Tell me about topic number {i}.") for i in range(6)]
+    p = Sampling(max_new_tokens=8, temperature=1.0, top_k=20, seed=11)
+    whole = tiny.generate(chats, p)
+    shards = tiny.generate(chats[:2], p) + tiny.generate(chats[2:], replace(p, seed_offset=2))
+    assert shards == whole
+    old_bs = tiny.batch_size
+    try:
+        tiny.batch_size = 1
+        assert tiny.generate(chats, p) == whole
+    finally:
+        tiny.batch_size = old_bs
 
 
 def test_prefill_is_continued(tiny):

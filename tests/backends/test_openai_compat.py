@@ -84,10 +84,13 @@ def test_generate_sends_row_seeds_and_top_k_only_when_sampling() -> None:
         backend.generate(chats, Sampling(temperature=0.7, top_k=20, seed=7))
     assert greedy == ["echo: one", "echo: five", "echo: six"]  # max_tokens honoured
     first, second = log.bodies("/v1/chat/completions")[:3], log.bodies("/v1/chat/completions")[3:]
-    assert sorted(b["seed"] for b in first) == [7, 8, 9]  # seed + row index: rows differ, runs repeat
+    from superalign.backends.base import row_seed
+
+    want = {row_seed(7, i) % 2**31: chats[i] for i in range(3)}  # one seed per row: rows differ, runs repeat
+    assert sorted(b["seed"] for b in first) == sorted(want)
     assert all("top_k" not in b and b["temperature"] == 0.0 and b["max_tokens"] == 2 for b in first)
     assert all(b["top_k"] == 20 and b["temperature"] == 0.7 for b in second)
-    assert all(b["messages"] == chats[0] for b in first if b["seed"] == 7)
+    assert all(b["messages"] == want[b["seed"]] for b in first)
 
 
 def test_generate_retries_a_5xx_then_succeeds() -> None:

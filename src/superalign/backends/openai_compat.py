@@ -4,7 +4,7 @@ Spec: `openai:<model>@<base_url>`, e.g. `openai:Qwen2.5-7B@http://127.0.0.1:8000
 
 - `generate` posts one `/chat/completions` request per chat, at most `max_concurrency` at a time, so
   the server's own batcher (vLLM continuous batching) sees a full queue. Row i gets seed
-  `params.seed + i`: rows differ, reruns repeat (on servers that honour `seed`).
+  `row_seed(params.seed, params.seed_offset + i)`: rows differ, reruns repeat (on servers that honour `seed`).
 - `logprobs` posts the chat rendered as text plus the continuation to the legacy `/completions`
   endpoint with `echo` + `logprobs` and sums the continuation's token logprobs. The server's own chat
   template is not reachable over this API, so the chat is rendered in ChatML (see `render_chatml`):
@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from superalign.backends.base import Sampling
+from superalign.backends.base import Sampling, row_seed
 from superalign.errors import BackendUnavailable, UserError
 from superalign.records import Chat
 
@@ -123,7 +123,7 @@ class OpenAICompatBackend:
         def one(i: int, chat: Chat) -> str:
             payload: dict[str, Any] = {
                 "model": self.model, "messages": list(chat), "max_tokens": params.max_new_tokens,
-                "temperature": params.temperature, "seed": params.seed + i,
+                "temperature": params.temperature, "seed": row_seed(params.seed, params.seed_offset + i) % 2**31,
             }
             if params.temperature > 0 and params.top_k > 0:
                 payload["top_k"] = params.top_k  # a vLLM / llama.cpp extension, meaningless when greedy

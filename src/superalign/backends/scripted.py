@@ -61,7 +61,7 @@ class ScriptedBackend:
                 continue
             s = self.refusal_score(chat)
             p_refuse = 1 / (1 + math.exp(-s))
-            u = _unit(params.seed, i, chat[-1]["content"]) if params.temperature > 0 else 0.5
+            u = _unit(params.seed, params.seed_offset + i, chat[-1]["content"]) if params.temperature > 0 else 0.5
             if u < p_refuse:
                 out.append(REFUSAL)
             else:
