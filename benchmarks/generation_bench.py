@@ -1,0 +1,162 @@
+"""Generation and scoring speed: our HF backend vs HF `model.generate` (and llama.cpp when installed), one run.
+
+    python benchmarks/generation_bench.py --json [--batch 32] [--new 64] [--dtype float32|bfloat16] [--repeats 2]
+
+Same model (the embedded SmolLM2-135M, cached HF dir), same prompts (a round-like mix of benign-edgy and
+harmful prompts), same batch size, same max_new_tokens, same sampling (temperature 0.8, top-k 50) for
+both sides; greedy is also timed and its outputs compared token for token. tok/s counts generated tokens
+(up to and including the stop token) over wall time, best of `--repeats`. Our side runs the whole list
+through `HFBackend.generate` (length-sorted batches, KV cache, top-k before softmax, per-row seeds); HF's
+side runs `model.generate` on the same length-sorted batches with left padding.
+
+llama.cpp single stream (llama-cpp-python on the shipped GGUF, one prompt at a time) runs when
+`llama_cpp` is importable (`pip install llama-cpp-python`, builds from source in ~3 min); otherwise the
+line says so and `speedup_vs_llamacpp` is null. Scoring: `logprobs_ids` on 16 x 128-token sequences.
+
+The last line is JSON with speedup_vs_hf_sampled, speedup_vs_hf_greedy, speedup_vs_llamacpp, tok_s,
+scoring_tok_s, greedy_identical and the settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+
+def _say(msg: str) -> None:
+    print(f"[generation_bench] {msg}", file=sys.stderr, flush=True)
+
+
+def _prompts(n: int) -> list[str]:
+    from superalign.data.benign import load_benign_edgy
+    from superalign.data.seeds import load_harmful_seeds
+
+    benign = [q.text for q in load_benign_edgy()][: n // 2]
+    harmful = [q.text for q in load_harmful_seeds()][: n - len(benign)]
+    return (benign + harmful)[:n]
+
+
+def _best(fn, repeats: int) -> tuple[float, object]:
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def _hf_generate(backend, prompts: list[list[int]], batch: int, new: int, sample: bool) -> list[list[int]]:
+    """HF model.generate over the same length-sorted batches; new token ids per row (through the stop)."""
+    import torch
+
+    from superalign.backends.hf import _length_sorted
+
+    tok, model = backend.tokenizer, backend.model
+    pad = tok.pad_token_id
+    out: list[list[int]] = [[] for _ in prompts]
+    for idx in _length_sorted([len(p) for p in prompts], batch):
+        width = max(len(prompts[i]) for i in idx)
+        ids = torch.tensor([[pad] * (width - len(prompts[i])) + prompts[i] for i in idx])
+        mask = torch.tensor([[0] * (width - len(prompts[i])) + [1] * len(prompts[i]) for i in idx])
+        kw = dict(do_sample=True, temperature=0.8, top_k=50) if sample else dict(do_sample=False)
+        with torch.inference_mode():
+            gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=new, pad_token_id=pad,
+                                 eos_token_id=backend.stop_ids, **kw)
+        for row, i in enumerate(idx):
+            toks = gen[row, width:].tolist()
+            cut = next((j for j, t in enumerate(toks) if t in backend.stop_ids), None)
+            out[i] = toks[: cut + 1] if cut is not None else toks
+    return out
+
+
+def _ours(backend, prompts: list[list[int]], new: int, sample: bool) -> list[list[int]]:
+    """Our decode loop over the same batches; counts the stop token like HF's side does."""
+    from superalign.backends.base import Sampling
+    from superalign.backends.hf import _length_sorted
+
+    params = Sampling(new, 0.8 if sample else 0.0, 50, 0)
+    out: list[list[int]] = [[] for _ in prompts]
+    for idx in _length_sorted([len(p) for p in prompts], backend.batch_size):
+        rows = backend.decode_batch([prompts[i] for i in idx], params)
+        for i, toks in zip(idx, rows):
+            out[i] = toks + ([backend.stop_ids[0]] if len(toks) < new else [])
+    return out
+
+
+def _llamacpp(prompts_text: list[str], new: int) -> float | None:
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        _say("llama.cpp: llama_cpp not importable (pip install llama-cpp-python); skipped")
+        return None
+    from superalign.backends.embedded import gguf_location
+
+    folder, name = gguf_location()
+    llm = Llama(model_path=str(folder / name), n_ctx=1024, n_threads=2, verbose=False, seed=0)
+    n_tok, t0 = 0, time.perf_counter()
+    for p in prompts_text:
+        r = llm.create_chat_completion(messages=[{"role": "user", "content": p}], max_tokens=new,
+                                       temperature=0.8, top_k=50)
+        n_tok += r["usage"]["completion_tokens"]
+    return n_tok / (time.perf_counter() - t0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--json", action="store_true", help="print the JSON summary as the last line")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--prompts", type=int, default=64, help="prompts per timed pass (a round-like list)")
+    ap.add_argument("--new", type=int, default=64, help="max new tokens")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--llamacpp-prompts", type=int, default=8)
+    args = ap.parse_args(argv)
+
+    from superalign.backends import load_backend
+    from superalign.records import user_chat
+
+    backend = load_backend("embedded", batch_size=args.batch, dtype=args.dtype)
+    texts = _prompts(args.prompts)
+    prompts = [backend.encode(backend.render(user_chat(t))) for t in texts]
+    res: dict[str, float] = {}
+    outs = {}
+    for sample in (True, False):
+        label = "sampled" if sample else "greedy"
+        t_hf, o_hf = _best(lambda: _hf_generate(backend, prompts, args.batch, args.new, sample), args.repeats)
+        t_us, o_us = _best(lambda: _ours(backend, prompts, args.new, sample), args.repeats)
+        res[f"hf_{label}_tok_s"] = sum(map(len, o_hf)) / t_hf
+        res[f"ours_{label}_tok_s"] = sum(map(len, o_us)) / t_us
+        outs[label] = (o_hf, o_us)
+        _say(f"{label}: HF generate {res[f'hf_{label}_tok_s']:.0f} tok/s, ours {res[f'ours_{label}_tok_s']:.0f} tok/s")
+    greedy_identical = outs["greedy"][0] == outs["greedy"][1]
+
+    import torch
+
+    seqs = [(p[:32], (p * 8)[32:128]) for p in prompts[:16]]  # 16 x 128-token sequences, 96 scored each
+    t_sc, _ = _best(lambda: backend.logprobs_ids(seqs), args.repeats)
+    scoring = sum(len(a) + len(b) for a, b in seqs) / t_sc
+    _say(f"scoring 16 x 128 tokens: {scoring:.0f} tok/s")
+    llama = _llamacpp(texts[: args.llamacpp_prompts], args.new)
+    summary = {
+        "speedup_vs_hf_sampled": round(res["ours_sampled_tok_s"] / res["hf_sampled_tok_s"], 3),
+        "speedup_vs_hf_greedy": round(res["ours_greedy_tok_s"] / res["hf_greedy_tok_s"], 3),
+        "speedup_vs_llamacpp": round(res["ours_sampled_tok_s"] / llama, 3) if llama else None,
+        "tok_s": round(res["ours_sampled_tok_s"], 1),
+        **{k: round(v, 1) for k, v in res.items()},
+        "llamacpp_tok_s": round(llama, 1) if llama else None,
+        "scoring_tok_s": round(scoring, 1), "greedy_identical": greedy_identical,
+        "batch": args.batch, "prompts": args.prompts, "max_new_tokens": args.new, "dtype": args.dtype,
+        "threads": torch.get_num_threads(),
+    }
+    print(f"{'':24}{'HF generate':>14}{'ours':>10}")
+    for label in ("sampled", "greedy"):
+        print(f"{label + ' tok/s':24}{res[f'hf_{label}_tok_s']:>14.0f}{res[f'ours_{label}_tok_s']:>10.0f}")
+    if args.json:
+        print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
