@@ -112,12 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--llamacpp-prompts", type=int, default=8)
+    ap.add_argument("--model", default="embedded", help="embedded (the benchmark) | tiny (a smoke check)")
     args = ap.parse_args(argv)
 
     from superalign.backends import load_backend
     from superalign.records import user_chat
 
-    backend = load_backend("embedded", batch_size=args.batch, dtype=args.dtype)
+    backend = load_backend(args.model, batch_size=args.batch, dtype=args.dtype)
     texts = _prompts(args.prompts)
     prompts = [backend.encode(backend.render(user_chat(t))) for t in texts]
     res: dict[str, float] = {}
