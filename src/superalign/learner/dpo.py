@@ -1,8 +1,11 @@
-"""Fast DPO on LoRA in bf16: reference log-probs computed once, length-sorted batches, RPO + replay.
+"""Fast preference training (DPO / cDPO / IPO / rDPO) with LoRA or full fine-tuning, RPO + competence replay.
 
-loss = DPO (sigmoid; cDPO label smoothing) + nll_weight * NLL(chosen) (RPO, keeps the policy close)
-       + NLL on competence replay examples (keeps competence).
-The sigmoid DPO term is the same formula as TRL's DPOTrainer (checked in tests/learner).
+loss = preference loss (learner/losses.py, cfg.loss_type) + nll_weight * NLL(chosen) (RPO, keeps the policy
+       close) + replay_weight * NLL on competence replay examples (keeps competence).
+Why it is fast (benchmarks/dpo_bench.py, docs/training.md): reference log-probs are computed once per round
+and cached (TRL recomputes them every step), chosen and rejected go through one forward, batches are
+length-sorted, and the LM head + log-softmax run on response tokens only. The preference loss equals TRL's
+DPOTrainer on the same batch (tests/learner/test_trl_equality.py).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from superalign.config import TrainConfig
+from superalign.learner.losses import dpo_loss, preference_loss, response_nll  # noqa: F401 (dpo_loss: re-exported)
 from superalign.records import Chat, Pair
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -24,6 +28,7 @@ class TrainStats:
     losses: list[float] = field(default_factory=list)
     reward_accuracy: float = 0.0  # share of pairs whose implicit reward margin > 0 in the last epoch
     seconds: float = 0.0
+    reference_seconds: float = 0.0  # the one reference pass of the round (included in `seconds`)
 
     @property
     def first_loss(self) -> float | None:
@@ -32,14 +37,6 @@ class TrainStats:
     @property
     def last_loss(self) -> float | None:
         return self.losses[-1] if self.losses else None
-
-
-def dpo_loss(pi_c: Any, pi_r: Any, ref_c: Any, ref_r: Any, beta: float, label_smoothing: float = 0.0) -> Any:
-    """Per-pair sigmoid DPO loss; label_smoothing > 0 gives conservative DPO (cDPO)."""
-    import torch.nn.functional as F
-
-    logits = beta * ((pi_c - ref_c) - (pi_r - ref_r))
-    return -(1 - label_smoothing) * F.logsigmoid(logits) - label_smoothing * F.logsigmoid(-logits)
 
 
 def encode_example(tokenizer: Any, render: Callable[[Chat], str], prompt: Chat, response: str,
@@ -70,7 +67,8 @@ def sequence_logps(model: Any, examples: Sequence[tuple[list[int], int]], pad_id
     for i, (e, n_prompt) in enumerate(examples):
         mask[i, n_prompt : len(e)] = True
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    hidden = base.model(input_ids=ids, attention_mask=attn).last_hidden_state[:, :-1]
+    full = bool(attn.all())  # no padding: no mask tensor, so SDPA takes its plain causal path
+    hidden = base.model(input_ids=ids, attention_mask=None if full else attn, use_cache=False).last_hidden_state[:, :-1]
     m = mask[:, 1:]
     logits = base.lm_head(hidden[m]).float()
     lp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:][m][:, None]).squeeze(-1)
@@ -87,44 +85,87 @@ def add_lora(model: Any, cfg: TrainConfig) -> Any:
     return get_peft_model(model, lcfg)
 
 
+def make_trainable(model: Any, cfg: TrainConfig) -> Any:
+    """The model to optimise: a fresh LoRA wrapper (B = 0, so it still equals the input) or the model itself."""
+    if cfg.adapter == "lora":
+        return add_lora(model, cfg)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return model
+
+
+def finish_trainable(backend: Any, model: Any) -> Any:
+    """Merge LoRA weights (if any) and hand the trained model back to `backend` in eval mode."""
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    model.eval()
+    backend.model = model
+    return model
+
+
+def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length (little padding per forward)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def reference_logps(model: Any, enc: list, batches: list[list[int]], pad: int) -> dict[int, tuple[float, float]]:
+    """Chosen / rejected log-probs under the model as it is now (the round's reference), computed once."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    ref: dict[int, tuple[float, float]] = {}
+    with torch.no_grad():
+        for b in batches:
+            lp, _ = sequence_logps(model, [enc[i][0] for i in b] + [enc[i][1] for i in b], pad)
+            for j, i in enumerate(b):
+                ref[i] = (float(lp[j]), float(lp[len(b) + j]))
+    model.train(was_training)
+    return ref
+
+
 def _accumulate(model: Any, enc: list, ref: dict, batch: list[int], replay: list, cfg: TrainConfig,
                 pad: int) -> tuple[float, Any]:
     """Backward the loss of one optimiser step in micro-batches (same gradient, a fraction of the memory).
 
-    Returns (mean DPO loss of the batch, implicit reward margins). Activations of 16 fp32 sequences
+    Returns (mean preference loss of the batch, implicit reward margins). Activations of 16 fp32 sequences
     through the 30 layers peaked at ~9 GB; micro-batches of `cfg.micro_batch` pairs keep it near 2 GB.
     """
     import torch
 
-    w_all = torch.tensor([enc[i][2] for i in batch], dtype=torch.float32)
-    w_sum = float(w_all.sum().clamp(min=1e-6))
-    dpo_total, margins = 0.0, []
+    w_sum = float(sum(enc[i][2] for i in batch)) or 1e-6
+    pref_total, margins = 0.0, []
     for at in range(0, len(batch), cfg.micro_batch):
         mb = batch[at : at + cfg.micro_batch]
         lp, n_tok = sequence_logps(model, [enc[i][0] for i in mb] + [enc[i][1] for i in mb], pad)
-        pi_c, pi_r = lp[: len(mb)], lp[len(mb):]
-        ref_c = torch.tensor([ref[i][0] for i in mb])
-        ref_r = torch.tensor([ref[i][1] for i in mb])
-        w = torch.tensor([enc[i][2] for i in mb], dtype=torch.float32)
-        losses = dpo_loss(pi_c, pi_r, ref_c, ref_r, cfg.beta, cfg.label_smoothing)
+        k = len(mb)
+        pi_c, pi_r = lp[:k], lp[k:]
+        ref_c = torch.tensor([ref[i][0] for i in mb], dtype=lp.dtype)
+        ref_r = torch.tensor([ref[i][1] for i in mb], dtype=lp.dtype)
+        w = torch.tensor([enc[i][2] for i in mb], dtype=lp.dtype)
+        losses = preference_loss(cfg.loss_type, pi_c, pi_r, ref_c, ref_r, n_tok[:k], n_tok[k:], cfg.beta,
+                                 cfg.label_smoothing)
         loss = (w * losses).sum() / w_sum
         if cfg.nll_weight > 0:
-            loss = loss + cfg.nll_weight * (-(pi_c / n_tok[: len(mb)].clamp(min=1))).sum() / len(batch)
+            loss = loss + cfg.nll_weight * response_nll(pi_c, n_tok[:k]).sum() / len(batch)
         loss.backward()
-        dpo_total += float(losses.detach().sum())
+        pref_total += float((w * losses).detach().sum()) / w_sum
         margins.append((pi_c.detach() - ref_c) - (pi_r.detach() - ref_r))
     if replay:
         s_lp, s_n = sequence_logps(model, replay, pad)
-        (cfg.replay_weight * (-(s_lp / s_n.clamp(min=1))).mean()).backward()
-    return dpo_total / len(batch), torch.cat(margins)
+        (cfg.replay_weight * response_nll(s_lp, s_n).mean()).backward()
+    return pref_total, torch.cat(margins)
 
 
 def train_dpo(backend: Any, pairs: Sequence[Pair], cfg: TrainConfig, seed: int = 0,
               replay: Sequence[tuple[Chat, str]] = (), progress: Callable[[int, int, float], None] | None = None,
               ) -> tuple[Any, TrainStats]:
-    """Train `backend.model` (an HFBackend) on the pairs with LoRA; returns (merged model, stats).
+    """Train `backend.model` (an HFBackend) on the pairs (LoRA or full, cfg.adapter); returns (model, stats).
 
-    The backend's model object is modified in place and merged, so `backend` serves the new weights.
+    The backend's model is replaced by the trained (LoRA: merged) model, so `backend` serves the new weights.
+    `replay` are (chat, answer) SFT examples mixed into every step with weight cfg.replay_weight.
+    stats.losses are the (weighted) mean preference losses per step, without the NLL terms.
     """
     import time
 
@@ -143,17 +184,13 @@ def train_dpo(backend: Any, pairs: Sequence[Pair], cfg: TrainConfig, seed: int =
     stats = TrainStats()
     if not enc:
         return backend.model, stats
-    model = add_lora(backend.model, cfg)
+    batches = length_batches([len(c[0]) + len(r[0]) for c, r, _ in enc], cfg.batch_size)
+    model = make_trainable(backend.model, cfg)
+    # Reference once per round, before the first update (LoRA: B = 0, so the wrapped model IS the reference).
+    t_ref = time.time()
+    ref = reference_logps(model, enc, batches, pad)
+    stats.reference_seconds = round(time.time() - t_ref, 3)
     model.train()
-    # Reference log-probs once: LoRA's B matrices start at zero, so the wrapped model IS the reference.
-    order = sorted(range(len(enc)), key=lambda i: len(enc[i][0][0]) + len(enc[i][1][0]))
-    batches = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
-    ref: dict[int, tuple[float, float]] = {}
-    with torch.no_grad():
-        for b in batches:
-            lp, _ = sequence_logps(model, [enc[i][0] for i in b] + [enc[i][1] for i in b], pad)
-            for j, i in enumerate(b):
-                ref[i] = (float(lp[j]), float(lp[len(b) + j]))
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     total = cfg.epochs * len(batches)
@@ -162,13 +199,13 @@ def train_dpo(backend: Any, pairs: Sequence[Pair], cfg: TrainConfig, seed: int =
     sft_cycle = list(range(len(sft)))
     rng.shuffle(sft_cycle)
     n_sft = max(1, cfg.batch_size // 2) if sft else 0
-    for epoch in range(cfg.epochs):
+    for _ in range(cfg.epochs):
         rng.shuffle(batches)
         wins, seen = 0, 0
         for b in batches:
             if stats.steps >= total:
                 break
-            opt.zero_grad()
+            opt.zero_grad(set_to_none=True)
             pick = [sft[sft_cycle[(stats.steps * n_sft + k) % len(sft)]] for k in range(n_sft)] if n_sft else []
             batch_loss, margins = _accumulate(model, enc, ref, b, pick, cfg, pad)
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -181,8 +218,6 @@ def train_dpo(backend: Any, pairs: Sequence[Pair], cfg: TrainConfig, seed: int =
                 progress(stats.steps, total, stats.losses[-1])
         if seen:
             stats.reward_accuracy = wins / seen
-    merged = model.merge_and_unload()
-    merged.eval()
-    backend.model = merged
+    model = finish_trainable(backend, model)
     stats.seconds = round(time.time() - t0, 2)
-    return merged, stats
+    return model, stats
