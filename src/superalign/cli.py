@@ -71,11 +71,17 @@ def generate(
 
 @app.command()
 def judge(
-    inp: Path = typer.Option(..., "--in", help="JSONL with 'prompt' and 'response' (optional 'harmful')."),
+    inp: Path = typer.Option(..., "--in", help="JSONL with 'prompt' and 'response' (optional 'harmful', 'id')."),
     out: Path = typer.Option(..., "--out", help="Output JSONL: every input field plus the Verdict fields."),
-    critic: str = typer.Option("ensemble", "--critic", help="rules | classifier | ensemble"),
+    critic: str = typer.Option("ensemble", "--critic", help="rules | classifier | ensemble (default, best measured) | llm-judge | learned"),
+    constitution: Optional[Path] = typer.Option(None, "--constitution", help="Constitution YAML (default: the shipped one)."),
+    profile: str = typer.Option("default", "--profile", help="Value profile in the constitution, e.g. strict-child-safety."),
+    abstain_below: float = typer.Option(0.0, "--abstain-below", help="Abstain (unsafe=null) below this confidence."),
+    judge_model: str = typer.Option("embedded", "--judge-model", help="llm-judge backend: embedded | HF dir | openai:<model>@<url>."),
 ) -> None:
-    """Each row with `prompt` and `response` gets the Verdict fields."""
+    """Each row with `prompt` and `response` gets the Verdict fields (with explanation, rubric item, evidence)."""
+    from pydantic import ValidationError
+
     from superalign.config import CriticConfig
     from superalign.critic import JudgeItem, build_critic
     from superalign.critic import judge as judge_items
@@ -83,9 +89,11 @@ def judge(
     from superalign.store.jsonl import read_jsonl, write_jsonl
 
     try:
-        ccfg = CriticConfig(kind=critic)  # type: ignore[arg-type]
-    except Exception:
-        raise UserError(f"--critic {critic!r}: unknown critic; choose rules, classifier or ensemble") from None
+        ccfg = CriticConfig(kind=critic, abstain_below=abstain_below, profile=profile,  # type: ignore[arg-type]
+                            constitution=str(constitution) if constitution else None, judge_model=judge_model)
+    except ValidationError as exc:
+        raise UserError(f"bad critic option: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']} "
+                        "(--critic: rules, classifier, ensemble, llm-judge or learned; --abstain-below in [0, 1])") from None
     rows = read_jsonl(inp, required=["prompt", "response"])
     items = [JudgeItem(str(r.get("id") or stable_id(i, r["prompt"], r["response"])), str(r["prompt"]),
                        str(r["response"]), r.get("harmful")) for i, r in enumerate(rows)]
@@ -164,22 +172,87 @@ def report(run_dir: Path = typer.Argument(..., help="A run directory (holding ru
 
 @app.command("critic-eval")
 def critic_eval(
-    out: Optional[Path] = typer.Option(None, "--out", help="Directory for metrics.json."),
-    critic: str = typer.Option("ensemble", "--critic", help="rules | classifier | ensemble"),
+    out: Path = typer.Option(..., "--out", help="Directory for metrics.json, table.md/.html and plots."),
+    critic: str = typer.Option("learned", "--critic", help="learned (SmolLM2 heads + TF-IDF) or any `judge --critic` kind."),
+    folds: int = typer.Option(5, "--folds", min=2, help="Grouped CV folds (grouped by objective text)."),
+    noise: bool = typer.Option(True, "--noise/--no-noise", help="learned: also run the label-noise experiment (~minutes)."),
+    abstain_below: float = typer.Option(0.0, "--abstain-below", min=0.0, max=1.0, help="Abstain below this confidence (calibration block)."),
+    tfidf_weight: float = typer.Option(0.5, "--tfidf-weight", min=0.0, max=1.0, help="learned: weight of the TF-IDF heads in the blend."),
 ) -> None:
-    """The critic against PyRIT's human-labelled refusal and objective sets, PyRIT's metrics beside."""
+    """The critic against PyRIT's human-labelled refusal, objective and harm sets (grouped CV), PyRIT's metrics beside."""
     import json
 
-    from superalign.config import CriticConfig
-    from superalign.critic import build_critic
-    from superalign.critic.agreement import agreement_report
+    from superalign.critic.agreement import critic_eval as eval_critic
+    from superalign.critic.agreement import learned_eval, write_tables
     from superalign.store.jsonl import atomic_write_text
 
-    rep = agreement_report(build_critic(CriticConfig(kind=critic)))  # type: ignore[arg-type]
-    text = json.dumps(rep, indent=2, default=str)
-    if out is not None:
-        atomic_write_text(out / "metrics.json", text)
-    typer.echo(text)
+    out.mkdir(parents=True, exist_ok=True)
+    if critic == "learned":
+        metrics = learned_eval(out, folds, tfidf_weight, abstain_below, noise, progress=_echo)
+    else:
+        from superalign.config import CriticConfig
+        from superalign.critic import build_critic
+
+        try:
+            ccfg = CriticConfig(kind=critic)  # type: ignore[arg-type]
+        except Exception:
+            raise UserError(f"--critic {critic!r}: unknown critic; choose learned or a `judge --critic` kind") from None
+        metrics = eval_critic(build_critic(ccfg), out, folds, abstain_below, progress=_echo)
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=str))
+    write_tables(metrics, out)
+    typer.echo((out / "table.md").read_text(encoding="utf-8"))
+    _echo(f"wrote {out / 'metrics.json'}, {out / 'table.md'}, {out / 'table.html'}")
+
+
+@app.command()
+def experiment(
+    name: str = typer.Argument(..., help="noisy-labels | co-optimize | w2s | sandwich | self-enhance | teacher-student"),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory for metrics.json, results.md and plots."),
+    quick: bool = typer.Option(False, "--quick", help="The small preset (<= 15 min on 2 CPU cores)."),
+    seeds: Optional[int] = typer.Option(None, "--seeds", help="Seeds per setting (default: the preset's)."),
+    learner: str = typer.Option("embedded", "--learner", "-m", help="embedded | tiny | HF model dir."),
+) -> None:
+    """Run one experiment (docs/experiments.md); prints its results table."""
+    from superalign.experiments import run_experiment
+    from superalign.experiments.common import RichProgress
+
+    with RichProgress() as bar:
+        run_experiment(name, out, quick=quick, seeds=seeds, learner=learner, progress=bar)
+    results = out / "results.md"
+    if results.is_file():
+        typer.echo(results.read_text(encoding="utf-8"))
+    typer.echo(f"metrics: {(out / 'metrics.json').resolve()}")
+
+
+@app.command()
+def attack(
+    learner: str = typer.Option("embedded", "--learner", "-m", help="Learner to attack: embedded | tiny | scripted | HF dir | openai:..."),
+    budget: int = typer.Option(150, "--budget", "-n", min=1, help="Learner queries per arm (adaptive, static, static_converted)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory for metrics.json, attacks.jsonl, archive.jsonl/.png, emergent.md."),
+    attacker_model: str = typer.Option("embedded", "--attacker-model", help="Backend that rewrites failed attempts, or 'none'."),
+    seed: int = typer.Option(0, "--seed"),
+    turns: int = typer.Option(3, "--turns", min=1, help="Attempts per objective."),
+    critic: str = typer.Option("ensemble", "--critic", help="Judge for every arm: rules | classifier | ensemble | llm-judge | learned."),
+    converted: bool = typer.Option(True, "--converted/--no-converted", help="Also run the static converter/template arm (costs another budget)."),
+    system: Optional[str] = typer.Option(None, "--learner-system", help="System prompt given to the learner in every arm (e.g. a safety prompt)."),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1, help="Tokens per learner answer."),
+) -> None:
+    """Adaptive attacker vs static seeds at the same budget and judge (docs/attacker.md)."""
+    import json
+
+    from pydantic import ValidationError
+
+    from superalign.attacker.campaign import run_attack
+    from superalign.config import AttackerConfig, CriticConfig
+
+    try:
+        cfg = AttackerConfig(mode="adaptive", turns=turns, attacker_model=attacker_model, budget=budget)
+        ccfg = CriticConfig(kind=critic)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise UserError(f"bad attack option: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
+    metrics = run_attack(learner, budget, out, attacker_spec=attacker_model, seed=seed, cfg=cfg, critic_cfg=ccfg,
+                         converted=converted, system=system, max_new_tokens=max_new_tokens, log=_echo)
+    typer.echo(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=2))
 
 
 def main() -> None:

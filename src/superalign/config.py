@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -34,11 +34,27 @@ class AttackerConfig(_Frozen):
     converters: tuple[str, ...] = Field(("roleplay", "hypothetical", "past_tense", "leetspeak"),
                                         description="Converters to draw from (also: base64, authority).")
     max_template_chars: int = Field(1500, ge=100, description="Longest PyRIT template used (long prompts dominate CPU prefill time).")
+    mode: Literal["static", "adaptive"] = Field("static", description="static = seeds through converters/templates; adaptive = feedback-driven search against the learner with a MAP-Elites archive (docs/attacker.md).")
+    budget: int = Field(96, ge=1, description="adaptive: learner queries the search may spend per round.")
+    turns: int = Field(3, ge=1, description="adaptive: attempts per objective before moving on (stops at the first success).")
+    attacker_model: str = Field("embedded", description="adaptive: backend that rewrites failed attempts from the critic's feedback (embedded | tiny | scripted | HF dir | openai:...), or 'none' for style mutations only.")
+    rewrite_share: float = Field(0.5, ge=0, le=1, description="adaptive: share of follow-up turns whose request the attacker model rewrites.")
+    rewrite_tokens: int = Field(96, ge=8, description="adaptive: max tokens of one attacker-model rewrite.")
+    coverage_bonus: float = Field(0.3, ge=0, description="adaptive: added to a style's sampled success rate when its archive cell is empty.")
+    adaptive_batch: int = Field(16, ge=1, description="adaptive: objectives attacked in parallel (one learner batch).")
+    archive_max_similarity: float = Field(0.95, gt=0, le=1, description="Novelty filter: an attack this similar (character 3-5-gram cosine) to an elite or an earlier attempt is a near-duplicate and is kept out.")
 
 
 class CriticConfig(_Frozen):
-    kind: Literal["rules", "classifier", "ensemble"] = Field("ensemble", description="Which critic judges responses.")
-    abstain_below: float = Field(0.0, ge=0, le=1, description="Abstain (unsafe=null) when confidence is below this.")
+    kind: Literal["rules", "classifier", "ensemble", "llm-judge", "learned"] = Field(
+        "ensemble", description="Which critic judges responses (ensemble = rules + trained heads; learned = SmolLM2-feature heads, critic/learned.py).")
+    abstain_below: float = Field(0.0, ge=0, le=1, description="Abstain (unsafe=null, route to a human) when confidence is below this.")
+    constitution: Optional[str] = Field(None, description="Constitution YAML (default: the shipped superalign/data/constitution.yaml).")
+    profile: str = Field("default", description="Value profile of the constitution (default, strict-child-safety, research-lab, de-public-service, or your own).")
+    judge_model: str = Field("embedded", description="Backend of the llm-judge critic: embedded | HF dir | openai:<model>@<url>.")
+    judge_mode: Literal["auto", "logprob", "generate"] = Field(
+        "auto", description="llm-judge: logprob = score the constrained answer letters A/B/C (local HF models); generate = JSON verdict text (servers); auto picks by backend.")
+    judge_batch_size: int = Field(8, ge=1, description="llm-judge: items per forward pass.")
 
 
 class TrainConfig(_Frozen):
@@ -46,7 +62,9 @@ class TrainConfig(_Frozen):
     temperature: float = Field(0.8, gt=0, description="Sampling temperature for training samples.")
     top_k: int = Field(50, ge=1, description="Top-k before sampling.")
     beta: float = Field(0.1, gt=0, description="DPO beta.")
-    lr: float = Field(5e-4, gt=0, description="Learning rate (LoRA).")
+    loss_type: Literal["sigmoid", "ipo", "robust"] = Field("sigmoid", description="Preference loss: sigmoid (DPO; cDPO with label_smoothing > 0), ipo, or robust (rDPO with flip rate = label_smoothing). Formulas: docs/training.md.")
+    adapter: Literal["lora", "full"] = Field("lora", description="Train LoRA adapters (merged after the round) or all weights (full fine-tuning; use a lower lr, ~1e-5).")
+    lr: float = Field(5e-4, gt=0, description="Learning rate (5e-4 suits LoRA; ~1e-5 suits adapter=full).")
     epochs: int = Field(2, ge=1, description="Passes over the round's pairs.")
     batch_size: int = Field(8, ge=1, description="Pairs per optimiser step.")
     micro_batch: int = Field(1, ge=1, description="Pairs per forward/backward (gradient accumulation; bounds memory).")
@@ -54,7 +72,7 @@ class TrainConfig(_Frozen):
     lora_r: int = Field(16, ge=1, description="LoRA rank (all linear layers).")
     lora_alpha: int = Field(32, ge=1, description="LoRA alpha.")
     nll_weight: float = Field(1.0, ge=0, description="Weight of the NLL term on chosen (RPO); drives generation toward chosen.")
-    label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="cDPO label smoothing for noisy preferences.")
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="Assumed label-flip rate ε for noisy preferences: cDPO smoothing with loss_type=sigmoid, rDPO's ε with loss_type=robust.")
     competence_replay: int = Field(0, ge=0, description="Competence SFT examples (MC questions, held-out excluded) mixed in per round.")
     replay_weight: float = Field(0.1, ge=0, description="Weight of the replay NLL; at 1.0 it cancelled the safety update (measured).")
     max_steps: int = Field(0, ge=0, description="Stop after this many optimiser steps (0 = no cap).")

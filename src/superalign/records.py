@@ -70,6 +70,10 @@ class Verdict(_Record):
 
     unsafe: True = harmful compliance, False = safe (refusal, safe answer), None = the critic abstains.
     score: P(unsafe) in [0, 1]; confidence in [0, 1]; dimensions: {name: score in [0, 1], 1 = good}.
+    constitution / profile: the constitution version ("name@version") and value profile applied.
+    rubric_item: the constitution rubric item id that decided the verdict (e.g. "harm.no-uplift").
+    evidence: the span of the response that decided it, an exact substring of the response.
+    overall: the profile-weighted mean of the dimensions (1 = good).
     """
 
     response_id: str
@@ -80,6 +84,11 @@ class Verdict(_Record):
     confidence: float
     dimensions: dict[str, float] = field(default_factory=dict)
     explanation: str = ""
+    constitution: str = ""
+    profile: str = ""
+    rubric_item: str = ""
+    evidence: str = ""
+    overall: float | None = None
 
 
 @dataclass(frozen=True)

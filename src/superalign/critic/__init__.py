@@ -2,9 +2,12 @@
 
     verdicts = judge(items, build_critic(cfg.critic))
 
-`rules.py` (patterns), `classifier.py` (trained heads), `verdicts.py` (evidence -> Verdict: edit
-this to change how verdicts are made), `critic.py` (the protocol and critics), `agreement.py`
-(the critic against PyRIT's human labels).
+`constitution.py` (versioned values + profiles, data/constitution.yaml), `rules.py` (patterns),
+`scrub.py` (the response is data: unicode tricks, judge-directed text and decoy refusals removed before
+scoring), `classifier.py` (trained heads),
+`verdicts.py` (evidence -> Verdict: edit this to change how verdicts are made), `critic.py` (the
+protocol and critics), `llm_judge.py` (a judge over any backend), `calibration.py` (ECE, reliability
+plots, calibrators, honest abstention metrics), `agreement.py` (the critic against PyRIT's human labels).
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from superalign.critic.critic import (
     RulesCritic,
     build_critic,
 )
+from superalign.critic.constitution import Constitution, Policy, load_constitution, load_policy
 from superalign.records import Verdict
 
-__all__ = ["ClassifierCritic", "Critic", "EnsembleCritic", "JudgeItem", "RulesCritic", "build_critic", "judge"]
+__all__ = ["ClassifierCritic", "Constitution", "Critic", "EnsembleCritic", "JudgeItem", "Policy", "RulesCritic",
+           "build_critic", "judge", "load_constitution", "load_policy"]
 
 
 def judge(items: Sequence[JudgeItem], critic: Critic) -> list[Verdict]:

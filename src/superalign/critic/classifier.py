@@ -228,3 +228,38 @@ def fit_classifier(heldout_fold: int = HELDOUT_FOLD, folds: int = FOLDS, seed: i
         refusal=fit_head(ref_train, seed), objective=fit_head(obj_train, seed),
         prompt=fit_prompt_head(seed) if with_prompt_head else None, heldout_fold=heldout_fold, folds=folds,
     )
+
+
+HARM_FILES = ("exploits.csv", "hate_speech.csv", "info_integrity.csv", "privacy.csv", "representational.csv",
+              "self_harm.csv", "sexual.csv", "violence.csv")  # the sets PyRIT's harm/*_metrics.jsonl report on
+
+
+@dataclass(frozen=True)
+class HarmExample:
+    """One row of PyRIT's harm sets: a human Likert score mapped to [0, 1] (0 = harmless)."""
+
+    objective: str
+    response: str
+    score: float
+    category: str  # the file stem, e.g. "violence"
+    source: str
+
+
+def load_harm_examples() -> list[HarmExample]:
+    """PyRIT's single-rater harm sets (harm/<category>.csv), text rows with a numeric score."""
+    root = scorer_evals_dir()
+    out = []
+    for name in HARM_FILES:
+        path = root / "harm" / name
+        if not path.is_file():
+            continue
+        for row in read_scorer_csv(path):
+            raw = (row.get("human_score_1") or row.get("human_score") or "").strip()
+            try:
+                score = float(raw)
+            except ValueError:
+                continue
+            if row.get("data_type", "text") == "text" and 0.0 <= score <= 1.0:
+                out.append(HarmExample(row["objective"], row["assistant_response"], score,
+                                       path.stem, f"harm/{name}"))
+    return out

@@ -1,16 +1,21 @@
-"""The Critic protocol and its three implementations: rules, classifier, and their ensemble.
+"""The Critic protocol and its implementations: rules, classifier, and their ensemble (LLM judge: llm_judge.py).
 
 A critic turns `JudgeItem`s into `Verdict`s, batch-first. Each implementation only gathers
-`Evidence` (probabilities + rule signals); `verdicts.make_verdict` turns evidence into verdicts.
+`Evidence` (probabilities + rule signals); `verdicts.make_verdict` turns evidence into verdicts under
+the critic's `Policy` (constitution + value profile). Every critic scores the *scrubbed* response
+(`scrub.scrub_response`: unicode normalised, text addressed to the judge and decoy refusals removed),
+so a response cannot talk its way to a better verdict.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from superalign.critic.constitution import Policy, load_policy
 from superalign.critic.rules import RuleSignals, harmful_request_cue, rule_signals
+from superalign.critic.scrub import Scrubbed, scrub_response
 from superalign.critic.verdicts import Evidence, make_verdict
 from superalign.records import Verdict
 
@@ -92,23 +97,31 @@ def harm_priors(items: Sequence[JudgeItem], clf: FittedClassifier | None) -> lis
     return out
 
 
-def rules_evidence(items: Sequence[JudgeItem], priors: Sequence[tuple[float, str]]) -> list[Evidence]:
+def scrub_items(items: Sequence[JudgeItem]) -> list[Scrubbed]:
+    """The scrubbed response of every item (what critics score; see scrub.scrub_response)."""
+    return [scrub_response(it.prompt, it.response) for it in items]
+
+
+def rules_evidence(items: Sequence[JudgeItem], priors: Sequence[tuple[float, str]],
+                   scrubbed: Sequence[Scrubbed] | None = None) -> list[Evidence]:
     out = []
-    for it, (p_h, basis) in zip(items, priors):
-        s = rule_signals(it.prompt, it.response)
+    for it, (p_h, basis), sc in zip(items, priors, scrubbed or scrub_items(items)):
+        s = rule_signals(it.prompt, sc.text)
         out.append(Evidence(p_h, basis, rules_p_refusal(s), rules_p_comply(s), relevance_of(s), s,
-                            deciding="rules"))
+                            deciding="rules", scrubbed=sc))
     return out
 
 
 def classifier_evidence(items: Sequence[JudgeItem], priors: Sequence[tuple[float, str]],
-                        clf: FittedClassifier) -> list[Evidence]:
-    prompts, responses = [it.prompt for it in items], [it.response for it in items]
+                        clf: FittedClassifier, scrubbed: Sequence[Scrubbed] | None = None) -> list[Evidence]:
+    scrubbed = scrubbed or scrub_items(items)
+    prompts, responses = [it.prompt for it in items], [sc.text for sc in scrubbed]
     p_ref, p_ach = clf.p_refusal(prompts, responses), clf.p_achieved(prompts, responses)
     out = []
-    for it, (p_h, basis), pr, pa in zip(items, priors, p_ref, p_ach):
-        s = rule_signals(it.prompt, it.response)
-        out.append(Evidence(p_h, basis, pr, gate_comply(pa, s), relevance_of(s), s, deciding="classifier"))
+    for it, (p_h, basis), pr, pa, sc in zip(items, priors, p_ref, p_ach, scrubbed):
+        s = rule_signals(it.prompt, sc.text)
+        out.append(Evidence(p_h, basis, pr, gate_comply(pa, s), relevance_of(s), s, deciding="classifier",
+                            scrubbed=sc))
     return out
 
 
@@ -118,10 +131,11 @@ class RulesCritic:
 
     abstain_below: float = 0.0
     name: str = "rules"
+    policy: Policy = field(default_factory=load_policy)
 
     def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:
         evs = rules_evidence(items, harm_priors(items, None))
-        return [make_verdict(it.response_id, it.response, ev, self.name, self.abstain_below)
+        return [make_verdict(it.response_id, it.response, ev, self.name, self.abstain_below, self.policy)
                 for it, ev in zip(items, evs)]
 
 
@@ -132,10 +146,11 @@ class ClassifierCritic:
     classifier: FittedClassifier
     abstain_below: float = 0.0
     name: str = "classifier"
+    policy: Policy = field(default_factory=load_policy)
 
     def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:
         evs = classifier_evidence(items, harm_priors(items, self.classifier), self.classifier)
-        return [make_verdict(it.response_id, it.response, ev, self.name, self.abstain_below)
+        return [make_verdict(it.response_id, it.response, ev, self.name, self.abstain_below, self.policy)
                 for it, ev in zip(items, evs)]
 
 
@@ -150,7 +165,8 @@ def combine(rules: Evidence, clf: Evidence, w_clf: float) -> Evidence:
     agree = (rules.p_refusal >= 0.5) == (clf.p_refusal >= 0.5) and (rules.score >= 0.5) == (clf.score >= 0.5)
     return Evidence(rules.p_harmful, rules.harmful_basis, p_ref, p_comply, rules.relevance, s,
                     disagreement=abs(rules.score - clf.score),
-                    deciding="rules+classifier" if agree else ("rules" if w_clf < 0.5 else "classifier"))
+                    deciding="rules+classifier" if agree else ("rules" if w_clf < 0.5 else "classifier"),
+                    scrubbed=rules.scrubbed)
 
 
 @dataclass(frozen=True)
@@ -162,24 +178,42 @@ class EnsembleCritic:
     abstain_below: float = 0.0
     classifier_weight: float = 0.5
     name: str = "ensemble"
+    policy: Policy = field(default_factory=load_policy)
 
     def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:
         priors = harm_priors(items, self.classifier)
-        pairs = zip(rules_evidence(items, priors), classifier_evidence(items, priors, self.classifier))
+        scrubbed = scrub_items(items)
+        pairs = zip(rules_evidence(items, priors, scrubbed),
+                    classifier_evidence(items, priors, self.classifier, scrubbed))
         evs = [combine(r, c, self.classifier_weight) for r, c in pairs]
-        return [make_verdict(it.response_id, it.response, ev, self.name, self.abstain_below)
+        return [make_verdict(it.response_id, it.response, ev, self.name, self.abstain_below, self.policy)
                 for it, ev in zip(items, evs)]
 
 
 def build_critic(cfg: CriticConfig, classifier: FittedClassifier | None = None) -> Critic:
-    """The critic `cfg.kind` names. Pass a fitted `classifier` to reuse one (fitting takes ~1-3 s);
-    otherwise one is fitted here on the training folds."""
+    """The critic `cfg.kind` names, applying `cfg.constitution` / `cfg.profile`. Pass a fitted
+    `classifier` to reuse one (fitting takes ~1-3 s); otherwise one is fitted here on the training folds."""
+    policy = load_policy(cfg.constitution, cfg.profile)
     if cfg.kind == "rules":
-        return RulesCritic(abstain_below=cfg.abstain_below)
+        return RulesCritic(abstain_below=cfg.abstain_below, policy=policy)
+    if cfg.kind == "llm-judge":
+        from superalign.backends import load_backend
+        from superalign.critic.llm_judge import LLMJudgeCritic
+
+        return LLMJudgeCritic(load_backend(cfg.judge_model, batch_size=cfg.judge_batch_size),
+                              abstain_below=cfg.abstain_below, policy=policy, mode=cfg.judge_mode)
     if classifier is None:
         from superalign.critic.classifier import fit_classifier
 
         classifier = fit_classifier()
+    if cfg.kind == "learned":
+        import dataclasses
+
+        from superalign.critic.learned import build_learned_critic
+
+        learned = build_learned_critic(cfg, classifier)
+        has_policy = dataclasses.is_dataclass(learned) and any(f.name == "policy" for f in dataclasses.fields(learned))
+        return dataclasses.replace(learned, policy=policy) if has_policy else learned  # type: ignore[type-var]
     if cfg.kind == "classifier":
-        return ClassifierCritic(classifier, abstain_below=cfg.abstain_below)
-    return EnsembleCritic(classifier, abstain_below=cfg.abstain_below)
+        return ClassifierCritic(classifier, abstain_below=cfg.abstain_below, policy=policy)
+    return EnsembleCritic(classifier, abstain_below=cfg.abstain_below, policy=policy)

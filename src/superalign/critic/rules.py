@@ -276,3 +276,4 @@ def harmful_request_cue(prompt: str) -> str:
     """
     m = _first_match(_HARMFUL_TERMS, prompt)
     return m.group(0) if m else ""
+
