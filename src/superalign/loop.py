@@ -163,9 +163,17 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
 
     if not store.step_done(k, "attack"):
         log(f"round {k}: attacker writes {cfg.attacker.queries_per_round} queries")
-        harmful = attack(plan.train_harmful, cfg.attacker, k, _seed(cfg, k, "attack"))
+        payload = None
+        if cfg.attacker.mode == "adaptive":  # search against the current learner; archive carried over rounds
+            from superalign.attacker.adaptive import adaptive_round
+
+            harmful, payload = adaptive_round(plan.train_harmful, learner.at(k - 1), critic, cfg.attacker, k,
+                                              _seed(cfg, k, "attack"), store.step_payload(k - 1, "attack"),
+                                              Sampling(cfg.max_new_tokens, 0.0), log)
+        else:
+            harmful = attack(plan.train_harmful, cfg.attacker, k, _seed(cfg, k, "attack"))
         benign = benign_training_queries(plan, cfg.attacker.benign_per_round, k, cfg.seed)
-        store.commit_step(k, "attack", queries=harmful + benign)
+        store.commit_step(k, "attack", queries=harmful + benign, payload=payload)
         tick("after-attack")
     queries = store.queries(round=k, step="attack")
     if not store.step_done(k, "respond"):

@@ -1,0 +1,96 @@
+"""`superalign attack`: the adaptive attacker against static baselines at the same budget and judge.
+
+Arms (each spends exactly `budget` learner queries, greedy answers, judged by the same critic against
+the objective): `static` = plain seed prompts; `static_converted` (optional) = the static attacker
+(converters + PyRIT templates, `attack.attack`); `adaptive` = `adaptive.adaptive_attack`.
+Writes metrics.json, attacks.jsonl (every attempt of every arm), archive.jsonl, archive.png and
+emergent.md / emergent.json (clusters of the learner's failures).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from superalign.attacker.adaptive import adaptive_attack, attempt_rows, critic_judge, result_stats, static_attack, summary
+from superalign.attacker.archive import diversity
+from superalign.config import AttackerConfig, CriticConfig
+
+
+def run_attack(learner_spec: str, budget: int, out: Path, *, attacker_spec: str = "embedded", seed: int = 0,
+               cfg: AttackerConfig | None = None, critic_cfg: CriticConfig | None = None, converted: bool = True,
+               system: str | None = None, max_new_tokens: int = 64, batch_size: int = 16,
+               log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run every arm on the training split of the harmful seeds and write the outputs into `out`."""
+    from superalign.attacker.emergent import Failure, discover_risks, risks_markdown
+    from superalign.attacker.templates import load_templates
+    from superalign.backends import load_backend
+    from superalign.backends.base import Sampling
+    from superalign.critic import build_critic
+    from superalign.data.seeds import load_harmful_seeds
+    from superalign.data.split import split_queries
+    from superalign.store.jsonl import atomic_write_text, write_jsonl
+
+    cfg = cfg or AttackerConfig(mode="adaptive", attacker_model=attacker_spec)
+    out.mkdir(parents=True, exist_ok=True)
+    seeds, _held = split_queries(load_harmful_seeds(), 0.3)  # the loop's training split; held-out stays unseen
+    by_cat: dict[str, list] = {}
+    for q in seeds:
+        by_cat.setdefault(q.category, []).append(q)
+    seeds = [q for q in seeds if len(by_cat[q.category]) >= 3]  # a 1-seed category cannot fill a grid row
+    learner = load_backend(learner_spec, batch_size=batch_size)
+    attacker = None if attacker_spec == "none" else (
+        learner if attacker_spec == learner_spec else load_backend(attacker_spec, batch_size=batch_size))
+    judge_fn = critic_judge(build_critic(critic_cfg or CriticConfig()))
+    params = Sampling(max_new_tokens=max_new_tokens, temperature=0.0)
+    timings, arms = {}, {}
+    t = time.time()
+    log(f"static arm: {budget} plain seed prompts")
+    arms["static"] = static_attack(seeds, learner, judge_fn, budget, seed, params=params, system=system)
+    timings["static"] = round(time.time() - t, 1)
+    if converted:
+        t = time.time()
+        log(f"static_converted arm: {budget} converter/template attacks")
+        arms["static_converted"] = static_attack(seeds, learner, judge_fn, budget, seed, cfg=cfg, params=params,
+                                                 system=system, arm="static_converted")
+        timings["static_converted"] = round(time.time() - t, 1)
+    t = time.time()
+    templates = load_templates(cfg.max_template_chars)
+    result = adaptive_attack(seeds, learner, judge_fn, budget, cfg, seed, attacker=attacker, params=params,
+                             templates=templates, system=system, log=log)
+    timings["adaptive"] = round(time.time() - t, 1)
+    arms["adaptive"] = result.attempts
+    archive = result.archive
+    failures = [a for arm in arms.values() for a in arm if a.success]
+    known = {c: [q.text for q in qs] for c, qs in by_cat.items() if len(qs) >= 3}
+    clusters = discover_risks([Failure(a.query.objective, a.response, a.query.category, a.query.text)
+                               for a in failures], known, seed=seed)
+    metrics: dict[str, Any] = {
+        "learner": learner.name, "attacker": attacker.name if attacker else "none", "budget": budget,
+        "seed": seed, "judge": "critic verdict unsafe, judged against the objective",
+        "asr_adaptive": summary(arms["adaptive"])["asr"], "asr_static": summary(arms["static"])["asr"],
+        "archive_coverage": archive.coverage(), "archive_success_coverage": archive.success_coverage(),
+        "archive_cells": len(archive.categories) * len(archive.styles),
+        "diversity_adaptive": diversity([a.query.text for a in arms["adaptive"]]),
+        "diversity_static": diversity([a.query.text for a in arms["static"]]),
+        "diversity_adaptive_successes": diversity([a.query.text for a in arms["adaptive"] if a.success]),
+        "diversity_archive": diversity([e["text"] for e in archive.rows()]),
+        "diversity_metric": "mean pairwise cosine distance of word 1-2-gram TF-IDF vectors",
+        "arms": {k: summary(v) for k, v in arms.items()}, "learner_queries": {k: len(v) for k, v in arms.items()},
+        "seconds": timings, "emergent_clusters": len(clusters),
+        "emergent_novel": sum(c.novel for c in clusters), **result_stats(result),
+    }
+    if converted:
+        metrics["asr_static_converted"] = summary(arms["static_converted"])["asr"]
+        metrics["diversity_static_converted"] = diversity([a.query.text for a in arms["static_converted"]])
+    write_jsonl(out / "attacks.jsonl", [r for arm in arms.values() for r in attempt_rows(arm)])
+    archive.write_jsonl(out / "archive.jsonl")
+    archive.heatmap(out / "archive.png")
+    write_jsonl(out / "emergent.jsonl", [asdict(c) for c in clusters])
+    atomic_write_text(out / "emergent.md", risks_markdown(clusters))
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+    return metrics
