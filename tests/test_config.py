@@ -34,3 +34,24 @@ def test_nested_bad_value_names_line(tmp_path):
 def test_shipped_configs_load():
     for name in ("smoke", "demo", "scripted"):
         load_config(f"configs/{name}.yaml")
+
+
+def test_readme_documents_every_config_key():
+    """The README's config table lists every key of RunConfig (it is generated from the field help)."""
+    from pathlib import Path
+
+    from pydantic import BaseModel
+
+    from superalign.config import RunConfig
+
+    def keys(model, prefix=""):
+        for name, f in model.model_fields.items():
+            ann = f.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                yield from keys(ann, prefix + name + ".")
+            else:
+                yield prefix + name
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    missing = [k for k in keys(RunConfig) if f"`{k}`" not in readme]
+    assert missing == [], f"README config table lacks {missing}"

@@ -58,7 +58,9 @@ def test_write_is_atomic_and_leaves_no_temp_files(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError):
+    from superalign.errors import UserError
+
+    with pytest.raises(UserError, match="report.html: cannot write"):  # one message a user can act on
         write_report(out, ROUNDS[:1], title="other")
     assert sorted(os.listdir(out)) == ["report.html"]
     assert (out / "report.html").read_text(encoding="utf-8") == old
