@@ -95,18 +95,22 @@ class RunConfig(_Frozen):
     train: TrainConfig = TrainConfig()
 
 
-def _line_of(node: Any, path: tuple[Any, ...]) -> int | None:
-    """Line (1-based) of the YAML node at `path` (keys), from a yaml.compose tree."""
+def yaml_line(node: Any, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the YAML node at `loc` (mapping keys and sequence indices) in a yaml.compose tree."""
     import yaml
 
     line = None
-    for key in path:
-        if not isinstance(node, yaml.MappingNode):
-            break
-        for k, v in node.value:
-            if k.value == str(key):
-                line, node = k.start_mark.line + 1, v
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if k.value == str(key):
+                    line, node = k.start_mark.line + 1, v
+                    break
+            else:
                 break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
         else:
             break
     return line
@@ -132,7 +136,7 @@ def parse_config(data: dict[str, Any], source: str = "<config>", node: Any = Non
         for err in exc.errors():
             loc = tuple(err["loc"])
             dotted = ".".join(str(p) for p in loc)
-            line = _line_of(node, loc) if node is not None else None
+            line = yaml_line(node, loc) if node is not None else None
             where = f"{source}:{line}" if line else source
             if err["type"] == "extra_forbidden":
                 parent = _model_at(RunConfig, loc[:-1])

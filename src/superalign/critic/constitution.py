@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -120,33 +119,14 @@ class Policy:
         return round(sum(w * x for w, x in pairs) / total, 4) if total else 0.0
 
 
-def _line_of(node: Any, loc: tuple[Any, ...]) -> int | None:
-    """1-based line of the YAML node at `loc` (mapping keys and sequence indices)."""
-    import yaml
-
-    line = None
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                if k.value == str(key):
-                    line, node = k.start_mark.line + 1, v
-                    break
-            else:
-                break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
-
-
 def load_constitution(path: str | Path | None = None) -> Constitution:
     """The constitution at `path` (default: the shipped data/constitution.yaml), validated.
 
     Raises UserError naming file:line and what to write instead.
     """
     import yaml
+
+    from superalign.config import yaml_line
 
     p = Path(path) if path is not None else DEFAULT_CONSTITUTION
     if not p.is_file():
@@ -166,7 +146,7 @@ def load_constitution(path: str | Path | None = None) -> Constitution:
         msgs = []
         for err in exc.errors():
             loc = tuple(err["loc"])
-            line = _line_of(node, loc) or 1
+            line = yaml_line(node, loc) or 1
             dotted = ".".join(str(x) for x in loc) or "(top level)"
             msgs.append(f"{p}:{line}: {dotted}: {err['msg'].removeprefix('Value error, ')}")
         raise UserError("bad constitution: " + "; ".join(msgs)) from None
