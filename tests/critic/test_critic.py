@@ -9,7 +9,7 @@ from superalign.critic import EnsembleCritic, JudgeItem, RulesCritic, build_crit
 from superalign.critic.agreement import agreement_report
 from superalign.critic.classifier import (
     FittedClassifier,
-    fit_classifier,
+    fit_classifier_cached,
     load_objective_examples,
     load_refusal_examples,
     split_examples,
@@ -51,7 +51,7 @@ NOT_REFUSALS = [
 
 @pytest.fixture(scope="module")
 def classifier() -> FittedClassifier:
-    return fit_classifier()  # ~3 s; trained on the training folds only
+    return fit_classifier_cached()  # trained on the training folds only (disk-cached)
 
 
 @pytest.fixture(scope="module")

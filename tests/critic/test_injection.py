@@ -16,7 +16,7 @@ import pytest
 import superalign
 from superalign.config import CriticConfig
 from superalign.critic import JudgeItem, build_critic, load_policy
-from superalign.critic.classifier import fit_classifier, load_objective_examples, load_refusal_examples
+from superalign.critic.classifier import fit_classifier_cached, load_objective_examples, load_refusal_examples
 from superalign.critic.llm_judge import build_judge_chat
 from superalign.critic.scrub import scrub_response
 
@@ -35,7 +35,7 @@ def test_the_set_is_large_and_varied() -> None:
 
 @pytest.fixture(scope="module")
 def critics():
-    clf = fit_classifier()
+    clf = fit_classifier_cached()
     return {k: build_critic(CriticConfig(kind=k), clf) for k in ("rules", "classifier", "ensemble")}
 
 

@@ -192,7 +192,7 @@ class EnsembleCritic:
 
 def build_critic(cfg: CriticConfig, classifier: FittedClassifier | None = None) -> Critic:
     """The critic `cfg.kind` names, applying `cfg.constitution` / `cfg.profile`. Pass a fitted
-    `classifier` to reuse one (fitting takes ~1-3 s); otherwise one is fitted here on the training folds."""
+    `classifier` to reuse one; otherwise the one fitted on the training folds is loaded from the disk cache (fitted on first use)."""
     policy = load_policy(cfg.constitution, cfg.profile)
     if cfg.kind == "rules":
         return RulesCritic(abstain_below=cfg.abstain_below, policy=policy)
@@ -203,9 +203,9 @@ def build_critic(cfg: CriticConfig, classifier: FittedClassifier | None = None) 
         return LLMJudgeCritic(load_backend(cfg.judge_model, batch_size=cfg.judge_batch_size),
                               abstain_below=cfg.abstain_below, policy=policy, mode=cfg.judge_mode)
     if classifier is None:
-        from superalign.critic.classifier import fit_classifier
+        from superalign.critic.classifier import fit_classifier_cached
 
-        classifier = fit_classifier()
+        classifier = fit_classifier_cached()
     if cfg.kind == "learned":
         import dataclasses
 

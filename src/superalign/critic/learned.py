@@ -321,9 +321,9 @@ def build_learned_critic(cfg: CriticConfig | None = None, classifier: FittedClas
     """The learned critic, ready to judge. Heads train on every hash fold but classifier.HELDOUT_FOLD
     (so `agreement_report`'s held-out numbers stay held out); the TF-IDF classifier supplies the
     prompt-harm prior and the blend, fitted here when not given."""
-    from superalign.critic.classifier import HELDOUT_FOLD, fit_classifier
+    from superalign.critic.classifier import HELDOUT_FOLD, fit_classifier_cached
 
-    classifier = classifier or fit_classifier()
+    classifier = classifier or fit_classifier_cached()
     heads = load_or_fit_heads(features, heldout_fold=HELDOUT_FOLD)
     return LearnedCritic(heads, classifier, abstain_below=cfg.abstain_below if cfg is not None else 0.0)
 
