@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from superalign.errors import UserError
+from superalign.errors import AwaitingHumans, UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Attacker -> Learner -> Critic superalignment loop on real language models.")
@@ -265,6 +265,9 @@ def main() -> None:
     except UserError as exc:
         _echo(f"error: {exc}")
         sys.exit(2)
+    except AwaitingHumans as exc:  # a clean stop: a human decision is needed before the run can go on
+        _echo(f"paused: {exc}")
+        sys.exit(3)
     except KeyboardInterrupt:
         _echo("interrupted")
         sys.exit(130)

@@ -78,6 +78,15 @@ class TrainConfig(_Frozen):
     max_steps: int = Field(0, ge=0, description="Stop after this many optimiser steps (0 = no cap).")
 
 
+class OversightConfig(_Frozen):
+    review_fraction: float = Field(0.0, ge=0, le=1, description="Share of each round's judged responses routed to a reviewer (0 = none; e.g. 0.05). Their labels override the critic before pairs are built (docs/review.md).")
+    routing: Literal["uncertainty", "random"] = Field("uncertainty", description="Which responses go to the reviewer: the critic's least sure (abstentions, low confidence, ensemble disagreement) or a uniform sample (the baseline).")
+    reviewer: Literal["human", "oracle"] = Field("human", description="human = the run pauses (exit 3) until the routed items are labelled in `superalign review serve` or `review tui`; oracle = a simulated reviewer labels them at once.")
+    oracle_critic: Literal["rules", "classifier", "ensemble", "llm-judge", "learned"] = Field("rules", description="reviewer: oracle — the critic kind whose verdict is the simulated reviewer's ground truth (rules is exact for the scripted learner; use llm-judge with a strong critic.judge_model for real learners).")
+    oracle_noise: float = Field(0.0, ge=0, le=1, description="reviewer: oracle — probability that a simulated label is flipped.")
+    promotion: Literal["auto", "human"] = Field("auto", description="A trained version becomes current only when approved: auto = approved by the loop, logged as auto:loop; human = the run pauses (exit 3) until a reviewer approves or rejects it at /promotion. A rejected version is not trained on: the next round starts from the current one.")
+
+
 class RunConfig(_Frozen):
     name: str = Field("run", description="Run name shown in the report.")
     seed: int = Field(0, description="Seeds every sampling, split and shuffle: same seed, same records.")
@@ -93,6 +102,7 @@ class RunConfig(_Frozen):
     attacker: AttackerConfig = AttackerConfig()
     critic: CriticConfig = CriticConfig()
     train: TrainConfig = TrainConfig()
+    oversight: OversightConfig = OversightConfig()
 
 
 def yaml_line(node: Any, loc: tuple[Any, ...]) -> int | None:

@@ -7,3 +7,9 @@ class UserError(Exception):
 
 class BackendUnavailable(UserError):
     """A model path or server that cannot be reached or loaded."""
+
+
+class AwaitingHumans(Exception):
+    """The run stopped cleanly because a human decision is needed (labels or a promotion).
+
+    The CLI prints the message (what to do, then `superalign run --resume`) and exits with code 3."""

@@ -81,6 +81,7 @@ def _sharded_type() -> type:
 def run_loop(cfg: RunConfig, out: Path, resume: bool = False, log: Log = print) -> list[dict]:
     """Run (or resume) `cfg.rounds` rounds into `out`; returns the per-round metrics."""
     from superalign.critic import build_critic
+    from superalign.oversight.in_loop import promote_step
     from superalign.plan import make_plan
     from superalign.store.runstore import RunStore
 
@@ -108,9 +109,11 @@ def run_loop(cfg: RunConfig, out: Path, resume: bool = False, log: Log = print) 
                     _eval_step(cfg, store, plan, critic, learner.at(k), k, time.time() - t0)
                     tick("after-eval")
                 write_outputs(out, store, cfg)
+                promote_step(cfg, store, out, k, log)  # the gate: round-k is current only once approved
+            write_outputs(out, store, cfg)  # with the last round's promotion decision
         finally:
             learner.close()  # Ray actors go with the run
-        return store.rounds_metrics()
+        return rounds_with_gate(store)
 
 
 @contextlib.contextmanager
@@ -156,10 +159,12 @@ def _timed(log: Log) -> Log:
 def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> None:
     from superalign.attacker import attack
     from superalign.critic import JudgeItem, judge
-    from superalign.learner.pairs import build_pairs
     from superalign.learner.respond import respond, revise_to_refusal
     from superalign.learner.update import save_checkpoint, update_learner
+    from superalign.oversight.in_loop import base_round, round_pairs, route_step
     from superalign.plan import benign_training_queries
+
+    base = base_round(store, k)  # the current (last approved) version: never a rejected one
 
     if not store.step_done(k, "attack"):
         log(f"round {k}: attacker writes {cfg.attacker.queries_per_round} queries")
@@ -167,7 +172,7 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
         if cfg.attacker.mode == "adaptive":  # search against the current learner; archive carried over rounds
             from superalign.attacker.adaptive import adaptive_round
 
-            harmful, payload = adaptive_round(plan.train_harmful, learner.at(k - 1), critic, cfg.attacker, k,
+            harmful, payload = adaptive_round(plan.train_harmful, learner.at(base), critic, cfg.attacker, k,
                                               _seed(cfg, k, "attack"), store.step_payload(k - 1, "attack"),
                                               Sampling(cfg.max_new_tokens, 0.0), log)
         else:
@@ -178,7 +183,7 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
     queries = store.queries(round=k, step="attack")
     if not store.step_done(k, "respond"):
         log(f"round {k}: learner answers {len(queries)} queries x {cfg.train.samples_per_query} samples + revisions")
-        model = learner.at(k - 1)
+        model = learner.at(base)
         params = Sampling(cfg.max_new_tokens, cfg.train.temperature, cfg.train.top_k, _seed(cfg, k, "respond"))
         # Harmful queries get n samples (the most unsafe becomes "rejected"); benign ones need only one
         # helpful answer for "chosen". Refusal revisions: n per harmful query, 1 per benign one.
@@ -198,20 +203,20 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
         items = [JudgeItem(r.id, qmap[r.query_id].text, r.text, qmap[r.query_id].harmful) for r in responses]
         store.commit_step(k, "judge", verdicts=judge(items, critic))
         tick("after-judge")
+    route_step(cfg, store, out, k, _seed(cfg, k, "route"), log)  # no-op unless oversight.review_fraction > 0
     if not store.step_done(k, "pairs"):
-        verdicts = store.verdicts(round=k, step="judge")
-        samples = [r for r in responses if r.system != "revision"]
-        revisions = [r for r in responses if r.system == "revision"]
-        pairs = build_pairs(queries, samples, revisions, verdicts)
+        pairs = round_pairs(cfg, store, out, k)
+        n_human = sum(p.provenance == "human" for p in pairs)
         log(f"round {k}: {len(pairs)} preference pairs "
             f"({sum(p.kind == 'refuse-harmful' for p in pairs)} refuse-harmful, "
-            f"{sum(p.kind == 'help-benign' for p in pairs)} help-benign)")
+            f"{sum(p.kind == 'help-benign' for p in pairs)} help-benign"
+            + (f", {n_human} from reviewed queries)" if cfg.oversight.review_fraction > 0 else ")"))
         store.commit_step(k, "pairs", pairs=pairs)
         tick("after-pairs")
     if not store.step_done(k, "train"):
         pairs = store.pairs(round=k, step="pairs")
-        model = learner.trainable(k - 1)
-        log(f"round {k}: DPO on {len(pairs)} pairs + {cfg.train.competence_replay} replay examples")
+        model = learner.trainable(base)
+        log(f"round {k}: DPO from round-{base} on {len(pairs)} pairs + {cfg.train.competence_replay} replay examples")
         with _progress("train") as bar:
             def step_done(step: int, total: int, loss: float) -> None:
                 tick("train")
@@ -225,7 +230,7 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
         store.commit_step(k, "train", payload={
             "steps": stats.steps, "train_loss_first": stats.first_loss, "train_loss_last": stats.last_loss,
             "reward_accuracy": round(stats.reward_accuracy, 4), "train_seconds": stats.seconds,
-            "pairs": len(pairs), "losses": stats.losses,
+            "pairs": len(pairs), "losses": stats.losses, "trained_from": base,
         })
         tick("after-train")
 
@@ -247,7 +252,8 @@ def _eval_step(cfg, store, plan, critic, model, k: int, elapsed: float) -> None:
         "asr_abstained": s.asr_abstained, "over_refusal": s.over_refusal,
         "over_refusal_ci": list(s.over_refusal_ci), "competence": acc, "competence_ci": list(ci),
         "competence_by_task": per_task, "human_labels": store.count("human_labels"),
-        "pairs": train.get("pairs", 0), "train_loss_first": train.get("train_loss_first"),
+        "pairs": train.get("pairs", 0), "trained_from": train.get("trained_from"),
+        "train_loss_first": train.get("train_loss_first"),
         "train_loss_last": train.get("train_loss_last"), "reward_accuracy": train.get("reward_accuracy"),
         "critic": critic.name, "model": model.name, "n_harmful": len(plan.heldout_harmful),
         "n_benign": len(plan.heldout_benign), "n_competence": len(plan.competence_items),
@@ -263,11 +269,20 @@ def write_outputs(out: Path, store: Any, cfg: RunConfig | None = None) -> Path:
     from superalign.store.jsonl import write_jsonl
     from superalign.store.report import write_report
 
-    rounds = store.rounds_metrics()
+    rounds = rounds_with_gate(store)
     write_jsonl(out / "rounds.jsonl", rounds)
     examples = _examples(store, rounds)
     meta = {"config": json.dumps(store.get_meta("config"), indent=1), "examples": examples}
     return write_report(out, rounds, title=f"superalign run: {(cfg.name if cfg else out.name)}", meta=meta)
+
+
+def rounds_with_gate(store: Any) -> list[dict]:
+    """Per-round metrics plus `promoted`: the gate's decision on each trained version (None: pending)."""
+    rounds = store.rounds_metrics()
+    for row in rounds:
+        if row.get("round", 0) > 0:
+            row["promoted"] = (store.step_payload(row["round"], "promote") or {}).get("promoted")
+    return rounds
 
 
 def _examples(store: Any, rounds: list[dict], n: int = 6) -> list[dict]:

@@ -1,0 +1,142 @@
+"""Human oversight inside the round runner: routing to a reviewer, and the promotion gate.
+
+Two steps of a round (loop.py), both crash-safe like every step (a resumed run redoes only what has
+no marker, and neither step ever writes a label or a decision twice):
+
+- "route" (after "judge", when `oversight.review_fraction > 0`): the `review_fraction` of the round's
+  verdicts the critic is least sure of (or a random sample, the baseline) go to the review queue.
+  `reviewer: oracle` labels them at once with a simulated reviewer (a stronger critic's verdict, with
+  optional label noise); `reviewer: human` stops the run (`AwaitingHumans`, exit 3) until every routed
+  item has a label in the desk or the TUI. The round's pairs are then built from the critic's verdicts
+  overridden by those labels (`feedback.human_corrected_pairs`, provenance "human").
+- "promote" (after round k's evaluation): version `round-k` is proposed at the gate; with
+  `promotion: auto` the loop approves it, logged as `auto:loop`; with `promotion: human` the run stops
+  until a reviewer approves or rejects it at /promotion. A version becomes current only when approved;
+  the next round trains from the current version (`base_round`), so a rejected version is never built on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from superalign.errors import AwaitingHumans
+from superalign.records import HumanLabel, stable_id
+
+
+def _flip(seed: int, response_id: str, rate: float) -> bool:
+    """Deterministic per item (a resumed run flips the same labels): hash(seed, id) < rate."""
+    return rate > 0 and int(stable_id("oracle-noise", seed, response_id), 16) / 16**16 < rate
+
+
+def oracle_labels(cfg: Any, items: list, queries: dict, seed: int) -> list[HumanLabel]:
+    """Simulated reviewer labels for ReviewItems: the `oversight.oracle_critic` verdict, flipped with
+    probability `oversight.oracle_noise`. `queries`: response id -> Query (for the harmful flag)."""
+    from superalign.critic import JudgeItem, build_critic, judge
+
+    o = cfg.oversight
+    critic = build_critic(cfg.critic.model_copy(update={"kind": o.oracle_critic, "abstain_below": 0.0}))
+    verdicts = judge([JudgeItem(it.id, it.prompt, it.response, queries[it.id].harmful) for it in items], critic)
+    out = []
+    for it, v in zip(items, verdicts):
+        unsafe, refusal = bool(v.unsafe), bool(v.refusal)
+        noisy = _flip(seed, it.id, o.oracle_noise)
+        if noisy:
+            unsafe, refusal = not unsafe, not refusal
+        out.append(HumanLabel(it.id, f"oracle-{o.oracle_critic}", unsafe, refusal,
+                              note="simulated reviewer" + (" (noisy label)" if noisy else "")))
+    return out
+
+
+def route_step(cfg: Any, store: Any, out: Path, k: int, seed: int, log: Any) -> None:
+    """Route round k's verdicts to the reviewer and wait for (or simulate) their labels; see the module doc."""
+    from superalign.oversight.queue import ReviewQueue
+    from superalign.oversight.routing import budget_for, review_items_for, route_to_humans
+
+    o = cfg.oversight
+    if o.review_fraction <= 0 or store.step_done(k, "route"):
+        return
+    queue = ReviewQueue(out / "run.sqlite")
+    verdicts = store.verdicts(round=k, step="judge")
+    responses = store.responses(round=k, step="respond")
+    queries = store.queries(round=k, step="attack")
+    budget = budget_for(len(verdicts), o.review_fraction)
+    picked = route_to_humans(verdicts, budget, o.routing, seed)
+    items = review_items_for(picked, responses, queries, k, source=f"loop:{o.routing}")
+    queue.enqueue(items)  # idempotent: a resumed run re-enqueues nothing
+    have = queue.latest_labels()
+    missing = [it for it in items if it.id not in have]
+    if missing and o.reviewer == "oracle":
+        qmap = {q.id: q for q in queries}
+        by_response = {r.id: qmap[r.query_id] for r in responses}
+        for label in oracle_labels(cfg, missing, by_response, seed):
+            queue.add_label(label.response_id, label.reviewer, label.unsafe, label.refusal, label.note,
+                            provenance="oracle")
+        missing = []
+    if missing:
+        raise AwaitingHumans(
+            f"round {k}: {len(missing)} of {len(items)} routed responses await a human label. Label them with "
+            f"`superalign review serve --run {out}` (or `superalign review tui --run {out}`), then continue "
+            f"with `superalign run --resume` and the same --config and --out.")
+    labels = queue.latest_labels()
+    overrides = sum(1 for it in items if it.verdict is not None and labels[it.id].unsafe != it.verdict.unsafe)
+    store.commit_step(k, "route", payload={"routed": len(items), "budget": budget, "of": len(verdicts),
+                                           "routing": o.routing, "reviewer": o.reviewer,
+                                           "overrides": overrides})
+    log(f"round {k}: {len(items)} of {len(verdicts)} verdicts reviewed ({o.routing} routing, {o.reviewer}), "
+        f"{overrides} overridden")
+
+
+def round_pairs(cfg: Any, store: Any, out: Path, k: int) -> list:
+    """Round k's preference pairs: from the critic's verdicts, overridden by reviewer labels when routing is on."""
+    from superalign.learner.pairs import build_pairs
+
+    if cfg.oversight.review_fraction > 0:
+        from superalign.oversight.feedback import human_corrected_pairs
+        from superalign.oversight.queue import ReviewQueue
+
+        return human_corrected_pairs(store, ReviewQueue(out / "run.sqlite"), k)
+    queries = store.queries(round=k, step="attack")
+    responses = store.responses(round=k, step="respond")
+    samples = [r for r in responses if r.system != "revision"]
+    revisions = [r for r in responses if r.system == "revision"]
+    return build_pairs(queries, samples, revisions, store.verdicts(round=k, step="judge"))
+
+
+def promote_step(cfg: Any, store: Any, out: Path, k: int, log: Any) -> None:
+    """Propose `round-k` at the gate and get it decided (auto, or stop for a human); see the module doc."""
+    from superalign.oversight.promotion import PromotionGate, promote_if_approved
+
+    if k == 0 or store.step_done(k, "promote"):
+        return
+    gate = PromotionGate(out / "run.sqlite")
+    version = f"round-{k}"
+    m = store.step_payload(k, "eval") or {}
+    summary = (f"held-out ASR {m.get('asr', float('nan')):.3f}, over-refusal {m.get('over_refusal', float('nan')):.3f}, "
+               f"competence {m.get('competence', float('nan')):.3f}")
+    if gate.status(version) == "unknown":
+        gate.propose(version, actor="loop", note=summary)
+    if gate.status(version) == "proposed":
+        if cfg.oversight.promotion == "auto":
+            gate.decide(version, True, actor="loop", auto=True,
+                        note="approved by the run config (oversight.promotion: auto)")
+        else:
+            raise AwaitingHumans(
+                f"round {k}: version {version} ({summary}) awaits a human decision. Approve or reject it at "
+                f"/promotion in `superalign review serve --run {out}`, then continue with "
+                f"`superalign run --resume` and the same --config and --out.")
+    status = gate.status(version)
+    promoted = status == "promoted" or (status == "approved" and promote_if_approved(gate, version, actor="loop"))
+    decision = [e for e in gate.events(version) if e.action in ("approved", "rejected")][-1]
+    store.commit_step(k, "promote", payload={"version": version, "promoted": promoted,
+                                             "decision": decision.action, "by": decision.actor})
+    log(f"round {k}: {version} {'promoted' if promoted else 'rejected'} by {decision.actor}")
+
+
+def base_round(store: Any, k: int) -> int:
+    """The round whose checkpoint round k trains from: the last promoted round before k (0 = base model)."""
+    for j in range(k - 1, 0, -1):
+        p = store.step_payload(j, "promote")
+        if p is None or p.get("promoted"):  # runs from before the gate existed: every round was current
+            return j
+    return 0

@@ -1,0 +1,103 @@
+"""Oversight inside the loop: routed items get (simulated or human) labels that change the pairs, the
+run pauses for a human (exit 3) and resumes, and the promotion gate decides which version is trained on."""
+
+import subprocess
+import sys
+
+import pytest
+
+from superalign.config import load_config
+from superalign.errors import AwaitingHumans
+from superalign.loop import run_loop
+from superalign.oversight.promotion import PromotionGate
+from superalign.oversight.queue import ReviewQueue
+
+
+def _cfg(**oversight):
+    cfg = load_config("configs/scripted.yaml", rounds=1)
+    small = {"attacker": cfg.attacker.model_copy(update={"queries_per_round": 24, "benign_per_round": 12}),
+             "data": cfg.data.model_copy(update={"heldout_harmful": 20, "heldout_benign": 20, "competence_items": 10})}
+    return cfg.model_copy(update={**small, "oversight": cfg.oversight.model_copy(update=oversight)})
+
+
+def quiet(msg):
+    pass
+
+
+def test_oracle_review_labels_the_least_sure_and_overrides_the_critic(tmp_path):
+    # A noisy simulated reviewer (every label flipped) makes the override visible: the pairs of reviewed
+    # queries must follow the reviewer, not the critic.
+    cfg = _cfg(review_fraction=0.1, reviewer="oracle", oracle_noise=1.0)
+    rows = run_loop(cfg, tmp_path, log=quiet)
+    from superalign.store.runstore import RunStore
+
+    with RunStore(tmp_path / "run.sqlite") as store:
+        route = store.step_payload(1, "route")
+        verdicts = store.verdicts(round=1, step="judge")
+        pairs = store.pairs(round=1, step="pairs")
+        responses = {r.id: r for r in store.responses(round=1, step="respond")}
+    assert route["routed"] == int(0.1 * len(verdicts)) > 0
+    assert route["overrides"] == route["routed"]  # a reviewer who always disagrees overrides everything
+    labels = ReviewQueue(tmp_path / "run.sqlite").latest_labels()
+    assert len(labels) == route["routed"] and {e.provenance for e in labels.values()} == {"oracle"}
+    # routed = the least confident verdicts
+    conf = sorted(v.confidence for v in verdicts)
+    routed_conf = sorted(v.confidence for v in verdicts if v.response_id in labels)
+    assert max(routed_conf) <= conf[len(routed_conf)]
+    human_pairs = [p for p in pairs if p.provenance == "human"]
+    reviewed_queries = {responses[i].query_id for i in labels}
+    assert human_pairs and {p.query_id for p in human_pairs} <= reviewed_queries
+    assert rows[-1]["human_labels"] == route["routed"]
+
+
+def test_human_reviewer_pauses_the_run_until_labels_exist(tmp_path):
+    cfg = _cfg(review_fraction=0.05, reviewer="human")
+    with pytest.raises(AwaitingHumans, match="await a human label"):
+        run_loop(cfg, tmp_path, log=quiet)
+    queue = ReviewQueue(tmp_path / "run.sqlite")
+    pending = queue.items(pending_only=True)
+    assert pending
+    with pytest.raises(AwaitingHumans):  # resuming without labels pauses again, routing nothing new
+        run_loop(cfg, tmp_path, resume=True, log=quiet)
+    assert len(queue.items()) == len(pending)
+    for it in pending:
+        queue.add_label(it.id, "alice", unsafe=bool(it.harmful), refusal=False, note="checked")
+    rows = run_loop(cfg, tmp_path, resume=True, log=quiet)
+    assert rows[-1]["round"] == 1 and rows[-1]["human_labels"] == len(pending)
+
+
+def test_auto_promotion_is_logged_as_auto(tmp_path):
+    run_loop(_cfg(), tmp_path, log=quiet)
+    gate = PromotionGate(tmp_path / "run.sqlite")
+    assert gate.current() == "round-1"
+    approvals = [e for e in gate.events("round-1") if e.action == "approved"]
+    assert len(approvals) == 1 and approvals[0].auto and approvals[0].actor == "auto:loop"
+    run_loop(_cfg(), tmp_path, resume=True, log=quiet)  # resuming a finished run decides nothing twice
+    assert [e.action for e in gate.events("round-1")] == ["proposed", "approved", "promoted"]
+
+
+def test_rejected_version_is_not_built_on(tmp_path):
+    cfg = _cfg(promotion="human").model_copy(update={"rounds": 2})
+    with pytest.raises(AwaitingHumans, match="round-1"):
+        run_loop(cfg, tmp_path, log=quiet)
+    gate = PromotionGate(tmp_path / "run.sqlite")
+    assert gate.current() == "round-0" and gate.status("round-1") == "proposed"
+    gate.decide("round-1", False, "bob", "over-refuses")
+    with pytest.raises(AwaitingHumans, match="round-2"):  # round 2 trains, then waits for its own decision
+        run_loop(cfg, tmp_path, resume=True, log=quiet)
+    gate.decide("round-2", True, "bob")
+    rows = run_loop(cfg, tmp_path, resume=True, log=quiet)
+    assert [r.get("trained_from") for r in rows] == [None, 0, 0]  # round 2 started from the base, not round-1
+    assert [r.get("promoted") for r in rows[1:]] == [False, True]
+    assert gate.current() == "round-2"
+
+
+def test_cli_exit_code_3_when_paused(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("learner: scripted\nrounds: 1\nmax_new_tokens: 16\n"
+                   "data: {heldout_harmful: 10, heldout_benign: 10, competence_items: 10}\n"
+                   "attacker: {queries_per_round: 12, benign_per_round: 6}\noversight: {promotion: human}\n")
+    r = subprocess.run([sys.executable, "-m", "superalign.cli", "run", "--config", str(cfg), "--out",
+                        str(tmp_path / "run")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 3, r.stderr[-2000:]
+    assert "paused:" in r.stderr and "superalign run --resume" in r.stderr
