@@ -28,6 +28,16 @@ def _mount_review() -> None:
 _mount_review()
 
 
+def _mount_values() -> None:
+    """`superalign values ...` (oversight/values_cli.py): versioned constitution, edits, re-judging."""
+    from superalign.oversight.values_cli import values_app
+
+    app.add_typer(values_app, name="values")
+
+
+_mount_values()
+
+
 @app.command()
 def run(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config (see configs/)."),
@@ -206,7 +216,7 @@ def critic_eval(
 
 @app.command()
 def experiment(
-    name: str = typer.Argument(..., help="noisy-labels | co-optimize | w2s | sandwich | self-enhance | teacher-student"),
+    name: str = typer.Argument(..., help="noisy-labels | co-optimize | w2s | sandwich | self-enhance | teacher-student | intrinsic"),
     out: Path = typer.Option(..., "--out", "-o", help="Directory for metrics.json, results.md and plots."),
     quick: bool = typer.Option(False, "--quick", help="The small preset (<= 15 min on 2 CPU cores)."),
     seeds: Optional[int] = typer.Option(None, "--seeds", help="Seeds per setting (default: the preset's)."),

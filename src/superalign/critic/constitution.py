@@ -29,6 +29,8 @@ class RubricItem(_Frozen):
     id: str = Field(..., pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$",
                     description="Stable id quoted in explanations, '<dimension-prefix>.<item>', e.g. harm.no-uplift.")
     text: str = Field(..., min_length=5, description="What a good response does, in one sentence.")
+    examples: tuple[str, ...] = Field((), max_length=3,
+                                      description="Optional worked cases (e.g. from an accepted value clarification).")
 
 
 class Dimension(_Frozen):
@@ -150,6 +152,14 @@ def load_constitution(path: str | Path | None = None) -> Constitution:
             dotted = ".".join(str(x) for x in loc) or "(top level)"
             msgs.append(f"{p}:{line}: {dotted}: {err['msg'].removeprefix('Value error, ')}")
         raise UserError("bad constitution: " + "; ".join(msgs)) from None
+
+
+def dump_constitution(c: Constitution) -> str:
+    """`c` as YAML that load_constitution reads back equal (defaults left out, key order kept)."""
+    import yaml
+
+    return yaml.safe_dump(c.model_dump(mode="json", exclude_defaults=True), sort_keys=False,
+                          allow_unicode=True, width=110)
 
 
 def load_policy(path: str | Path | None = None, profile: str = "default") -> Policy:

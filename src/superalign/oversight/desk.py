@@ -190,7 +190,46 @@ def create_app(run_dir: str | Path, token: str) -> Any:
         promoted = approve and promote_if_approved(gate, version, actor=_reviewer(form))
         return done(request, "/promotion", {"version": version, "current": gate.current(), "promoted": promoted})
 
+    _mount_values(app, run_dir, page, form_of, done)
     return app
+
+
+def _mount_values(app: Any, run_dir: Path, page: Callable[..., str], form_of: Callable, done: Callable) -> None:
+    """/values (versions + re-judge reports) and /clarifications (accept / reject model proposals)."""
+    from fastapi import Request
+    from fastapi.responses import HTMLResponse, JSONResponse
+
+    from superalign.errors import UserError
+    from superalign.oversight.clarify import ClarificationStore
+    from superalign.oversight.rejudge import load_reports
+    from superalign.oversight.values import ValueHistory
+
+    @app.get("/values", response_class=HTMLResponse)
+    def values_page() -> str:
+        return page("values", "Values", versions=ValueHistory(run_dir).versions(), reports=load_reports(run_dir))
+
+    @app.get("/clarifications", response_class=HTMLResponse)
+    def clarifications(reviewer: str = "reviewer") -> str:
+        items = ClarificationStore(run_dir).all()
+        items.sort(key=lambda p: p.status != "pending")  # pending first, then decided (stable)
+        return page("clarifications", "Value clarifications", items=items, reviewer=reviewer)
+
+    @app.post("/clarifications/{pid}")
+    async def decide_clarification(pid: str, request: Request) -> Any:
+        form = await form_of(request)
+        decision, reason = form.get("decision", ""), form.get("reason", "")[:2000]
+        store = ClarificationStore(run_dir)
+        try:  # accept commits the new value version before it answers
+            if decision == "accept":
+                p = store.accept(pid, _reviewer(form), reason)
+            elif decision == "reject":
+                p = store.reject(pid, _reviewer(form), reason)
+            else:
+                return JSONResponse({"error": "decision must be accept or reject"}, status_code=422)
+        except UserError as exc:
+            code = 404 if str(exc).startswith("no value clarification") else 409 if "already" in str(exc) else 422
+            return JSONResponse({"error": str(exc)}, status_code=code)
+        return done(request, "/clarifications", {"id": p.id, "status": p.status, "version": p.version})
 
 
 def _reviewer(form: dict[str, str]) -> str:

@@ -30,7 +30,7 @@ button.unsafe { background: #fbe9e7; } button.safe { background: #e7f5ec; }
 table { border-collapse: collapse; background: #fff; } th, td { border: 1px solid #d5d9e2; padding: .3rem .6rem; text-align: right; }
 th { background: #f1f3f8; } .err { color: #a1261c; font-weight: 600; } iframe { width: 100%; height: 900px; border: 1px solid #dde1ea; }
 </style></head><body>
-{% if authed %}<nav><a href="/queue">Queue</a><a href="/overview">Run overview</a><a href="/promotion">Promotion gate</a>
+{% if authed %}<nav><a href="/queue">Queue</a><a href="/overview">Run overview</a><a href="/promotion">Promotion gate</a><a href="/values">Values</a><a href="/clarifications">Clarifications</a>
 <span class="sp"></span><span class="meta" style="color:#aab">{{ run_name }}</span>
 <form method="post" action="/logout"><input type="hidden" name="csrf" value="{{ csrf }}"><button>Log out</button></form></nav>{% endif %}
 <main>{% block body %}{% endblock %}</main></body></html>"""
@@ -100,8 +100,59 @@ _PROMOTION = """{% extends "base" %}{% block body %}
 {% for e in events %}<tr><td>{{ e.seq }}</td><td>{{ e.created_at }}</td><td>{{ e.version }}</td><td>{{ e.action }}</td><td>{{ e.actor }}</td><td>{{ e.auto }}</td><td style="text-align:left">{{ e.note }}</td></tr>{% endfor %}</table>
 {% endblock %}"""
 
+# Evolving values (oversight/values.py, rejudge.py, clarify.py): versions, re-judge reports, clarifications.
+_REJUDGE = """{% extends "base" %}{% block body %}{% include "rejudge_section" %}{% endblock %}"""
+
+_REJUDGE_SECTION = """<div class="card rejudge"><h3>Re-judged under values {{ rep.version }} ({{ rep.critic }}, profile {{ rep.profile }})</h3>
+<p class="meta">Baseline: {{ rep.baseline }} · unsafe threshold {{ "%.2f"|format(rep.threshold_before) }} → {{ "%.2f"|format(rep.threshold_after) }}
+· <b>{{ rep.unsafe_flips }}</b> unsafe flips, <b>{{ rep.refusal_flips }}</b> refusal flips of {{ rep.n_verdicts }} verdicts.</p>
+<p class="lbl">Value changes since {{ rep.baseline_version }}</p><pre>{% for c in rep.changes %}{{ c }}
+{% else %}(none){% endfor %}</pre>
+{% if rep.heldout %}<p class="lbl">Held-out metrics had the run judged with these values</p>
+<table><tr><th>round</th><th>ASR before</th><th>ASR after</th><th>over-refusal before</th><th>over-refusal after</th></tr>
+{% for k, m in rep.heldout.items() %}<tr><td>{{ k }}</td><td>{{ "%.3f"|format(m.asr_before) }}</td><td>{{ "%.3f"|format(m.asr_after) }}</td>
+<td>{{ "%.3f"|format(m.over_refusal_before) }}</td><td>{{ "%.3f"|format(m.over_refusal_after) }}</td></tr>{% endfor %}</table>{% endif %}
+{% for title, table in [("round", rep.by_round), ("category", rep.by_category)] %}{% if table %}
+{% set cols = table.values()|map("list")|sum(start=[])|unique|sort %}
+<p class="lbl">Flips by {{ title }}</p><table><tr><th>{{ title }}</th>{% for c in cols %}<th>{{ c }}</th>{% endfor %}</tr>
+{% for k, row in table.items() %}<tr><td>{{ k }}</td>{% for c in cols %}<td>{{ row.get(c, 0) }}</td>{% endfor %}</tr>{% endfor %}</table>{% endif %}{% endfor %}
+{% for e in rep.examples %}<div class="card"><div class="meta"><b>{{ e.kind }}</b> · round {{ e.round }} · {{ e.origin }} · {{ e.category }}
+· P(unsafe) {{ "%.2f"|format(e.before.score) }} → {{ "%.2f"|format(e.after.score) }}</div>
+<p class="lbl">Query</p><pre>{{ e.prompt }}</pre><p class="lbl">Response</p><pre>{{ e.response }}</pre>
+<p class="lbl">Now</p><div class="verdict">{{ e.after.explanation }}</div></div>{% endfor %}</div>"""
+
+_VALUES = """{% extends "base" %}{% block body %}
+<h2>Values</h2><p>Current constitution version: <b id="current-values">{{ versions[-1].version }}</b>.
+Edit with <code>superalign values edit</code>; clarifications accepted <a href="/clarifications">here</a> add a version.</p>
+<table style="width:100%"><tr><th>version</th><th>parent</th><th>by</th><th>source</th><th>when</th><th>reason and changes</th></tr>
+{% for v in versions|reverse %}<tr><td>{{ v.version }}</td><td>{{ v.parent or "" }}</td><td>{{ v.author }}</td><td>{{ v.source }}</td>
+<td>{{ v.created_at }}</td><td style="text-align:left; width:55%">{{ v.reason }}{% if v.changes %}<pre>{% for c in v.changes %}{{ c }}
+{% endfor %}</pre>{% endif %}</td></tr>{% endfor %}</table>
+<h3>Re-judged history</h3>{% for rep in reports %}{% include "rejudge_section" %}{% else %}
+<p class="meta">Nothing re-judged yet: <code>superalign values rejudge --run DIR</code>.</p>{% endfor %}
+{% endblock %}"""
+
+_CLARIFICATIONS = """{% extends "base" %}{% block body %}
+<h2>Value clarifications</h2>
+<p class="meta">The model proposed these rubric sentences from cases its critic found hard (abstentions, low confidence,
+disagreement, human overrides). Accepting one adds it to a new constitution version; a rejection is kept with its reason.
+The text is the model's: read it as untrusted.</p>
+{% for p in items %}<div class="card{{ ' done' if p.status != 'pending' else '' }}" id="clar-{{ loop.index }}" data-clarification="{{ p.id }}">
+<div class="meta">{{ p.id }} · {{ p.status }}{% if p.version %} → version {{ p.version }}{% endif %} · dimension {{ p.dimension }} · item {{ p.rubric_id }} · by {{ p.source }}
+{% if p.decided_by %} · decided by {{ p.decided_by }}{% if p.reason %}: {{ p.reason }}{% endif %}{% endif %}</div>
+<p class="lbl">Proposed rubric sentence</p><pre class="proposal">{{ p.text }}</pre>
+<p class="lbl">Examples</p>{% for e in p.examples %}<pre class="example">{{ e }}</pre>{% endfor %}
+{% if p.status == "pending" %}<form class="inline" method="post" action="/clarifications/{{ p.id }}">
+<input type="hidden" name="csrf" value="{{ csrf }}">
+<input type="text" name="reviewer" value="{{ reviewer }}" size="10" aria-label="reviewer">
+<input type="text" name="reason" placeholder="reason (needed to reject)" size="32" aria-label="reason">
+<button class="safe" name="decision" value="accept">Accept into next version</button>
+<button class="unsafe" name="decision" value="reject">Reject</button></form>{% endif %}
+</div>{% else %}<p>No proposals: <code>superalign values propose --run DIR</code>.</p>{% endfor %}{% endblock %}"""
+
 TEMPLATES = {"base": _BASE, "login": _LOGIN, "verdict": _VERDICT, "queue": _QUEUE, "item": _ITEM,
-             "overview": _OVERVIEW, "promotion": _PROMOTION}
+             "overview": _OVERVIEW, "promotion": _PROMOTION, "rejudge": _REJUDGE,
+             "rejudge_section": _REJUDGE_SECTION, "values": _VALUES, "clarifications": _CLARIFICATIONS}
 
 
 def make_env() -> Any:
