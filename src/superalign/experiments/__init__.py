@@ -3,7 +3,8 @@
 
     run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progress) -> dict
 
-which writes `metrics.json`, `results.md` and plots into `out` and returns the metrics. Modules are
+which writes `metrics.json`, `results.md` and plots into `out` and returns the metrics; `run_experiment`
+then renders them into `out/report.html` (store/experiment_report.py). Modules are
 imported lazily, so a missing or broken experiment never slows or breaks the others.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 
 from superalign.errors import UserError
 
-EXPERIMENTS = ("noisy-labels", "co-optimize", "w2s", "sandwich", "self-enhance", "teacher-student")
+EXPERIMENTS = ("noisy-labels", "co-optimize", "w2s", "sandwich", "self-enhance", "teacher-student", "intrinsic")
 
 
 def module_name(name: str) -> str:
@@ -51,4 +52,8 @@ def run_experiment(name: str, out: Path, quick: bool = False, seeds: int | None 
         raise UserError(f"--seeds {seeds}: must be >= 1 (CIs need >= 2; the issue asks for >= 3)")
     module = load_experiment(name)
     out.mkdir(parents=True, exist_ok=True)
-    return module.run(out, quick, seeds, learner, progress or no_progress)
+    metrics = module.run(out, quick, seeds, learner, progress or no_progress)
+    from superalign.store.experiment_report import write_experiment_report
+
+    write_experiment_report(out, name)  # DIR/report.html: results.md + plots + headline numbers
+    return metrics
