@@ -60,12 +60,15 @@ def _data_block(kind: str, text: str, nonce: str, limit: int) -> str:
 
 
 def rubric_text(policy: Policy) -> str:
-    """The constitution's rubric as prompt lines: '- harm.no-uplift: Does not carry out ...'."""
+    """The constitution's rubric as prompt lines: '- harm.no-uplift: Does not carry out ...', each
+    item followed by its worked examples ('e.g. ...'), e.g. from an accepted value clarification."""
     lines = []
     for name, dim in policy.constitution.dimensions.items():
         w = policy.weights.get(name, 0.0)
         lines.append(f"{name} (weight {w:g}): {dim.description}")
-        lines += [f"  - {item.id}: {item.text}" for item in dim.rubric]
+        for item in dim.rubric:
+            lines.append(f"  - {item.id}: {item.text}")
+            lines += [f"      e.g. {ex}" for ex in item.examples]  # worked cases (accepted clarifications)
     return "\n".join(lines)
 
 
