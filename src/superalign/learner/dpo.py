@@ -103,6 +103,17 @@ def finish_trainable(backend: Any, model: Any) -> Any:
     return model
 
 
+def optimiser(model: Any, cfg: TrainConfig, n_batches: int) -> tuple[list, Any, int]:
+    """Put `model` in train mode; (its trainable parameters, AdamW over them, the number of optimiser
+    steps: `cfg.epochs` passes over `n_batches`, capped by `cfg.max_steps`)."""
+    import torch
+
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    total = cfg.epochs * n_batches
+    return params, torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0), min(total, cfg.max_steps or total)
+
+
 def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """Indices grouped into batches of similar length (little padding per forward)."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
@@ -190,12 +201,7 @@ def train_dpo(backend: Any, pairs: Sequence[Pair], cfg: TrainConfig, seed: int =
     t_ref = time.time()
     ref = reference_logps(model, enc, batches, pad)
     stats.reference_seconds = round(time.time() - t_ref, 3)
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    total = cfg.epochs * len(batches)
-    if cfg.max_steps:
-        total = min(total, cfg.max_steps)
+    params, opt, total = optimiser(model, cfg, len(batches))
     sft_cycle = list(range(len(sft)))
     rng.shuffle(sft_cycle)
     n_sft = max(1, cfg.batch_size // 2) if sft else 0

@@ -13,7 +13,7 @@ from typing import Any
 
 from superalign.config import TrainConfig
 from superalign.learner.dpo import (TrainStats, encode_example, finish_trainable, length_batches, make_trainable,
-                                    sequence_logps)
+                                    optimiser, sequence_logps)
 from superalign.learner.losses import response_nll
 from superalign.records import Chat
 
@@ -39,12 +39,7 @@ def train_sft(backend: Any, examples: Sequence[tuple[Chat, str]], cfg: TrainConf
     rng = random.Random(seed)
     batches = length_batches([len(ids) for ids, _ in enc], cfg.batch_size)
     model = make_trainable(backend.model, cfg)
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    total = cfg.epochs * len(batches)
-    if cfg.max_steps:
-        total = min(total, cfg.max_steps)
+    params, opt, total = optimiser(model, cfg, len(batches))
     for _ in range(cfg.epochs):
         rng.shuffle(batches)
         for b in batches:

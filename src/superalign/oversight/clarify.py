@@ -19,7 +19,7 @@ import contextlib
 import json
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -233,15 +233,11 @@ class ClarificationStore:
         with self._conn() as conn:
             conn.execute(_SCHEMA)
 
-    @contextlib.contextmanager
-    def _conn(self) -> Iterator[sqlite3.Connection]:
+    def _conn(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """One transaction (committed on success, rolled back on error); the connection is closed after."""
-        conn = sqlite3.connect(str(self.db), timeout=30)
-        try:
-            with conn:
-                yield conn
-        finally:
-            conn.close()
+        from superalign.store.sqlite_tx import write_tx
+
+        return write_tx(self.db)
 
     def add(self, props: Iterable[Clarification]) -> int:
         """Store new proposals (an id already stored is kept as it is); returns how many were new."""

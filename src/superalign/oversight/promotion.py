@@ -10,11 +10,12 @@ logged as such (actor "auto:<who>"), never silently.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+from superalign.store.sqlite_tx import write_tx
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS promotion_events (
@@ -45,21 +46,8 @@ class PromotionGate:
         with self._tx() as conn:
             conn.execute(_SCHEMA)
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(str(self.db), timeout=self.timeout_s, isolation_level=None)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        finally:
-            conn.close()
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return write_tx(self.db, self.timeout_s)
 
     def _log(self, conn: sqlite3.Connection, version: str, action: str, actor: str, auto: bool, note: str) -> None:
         conn.execute("INSERT INTO promotion_events (version, action, actor, auto, note, created_at) "

@@ -16,8 +16,8 @@ import json
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,6 +25,7 @@ from typing import Any
 
 from superalign.errors import UserError
 from superalign.records import HumanLabel, Pair, Verdict
+from superalign.store.sqlite_tx import connect, write_tx
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS review_items (
@@ -96,27 +97,12 @@ class ReviewQueue:
             for stmt in filter(str.strip, _SCHEMA.split(";")):
                 conn.execute(stmt)
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(str(self.db), timeout=self.timeout_s, isolation_level=None)
-        try:
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute(f"PRAGMA busy_timeout={int(self.timeout_s * 1000)}")
-            yield conn
-        finally:
-            conn.close()
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        return connect(self.db, self.timeout_s)
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
         """One write transaction: BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
-        with self._write_lock, self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        return write_tx(self.db, self.timeout_s, self._write_lock)
 
     # -- items -----------------------------------------------------------------------------------
 
