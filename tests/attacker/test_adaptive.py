@@ -69,7 +69,8 @@ def test_feedback_rewrites_break_a_learner_no_style_breaks() -> None:
     assert later and all(a.rewritten for a in later)
     assert sum(a.success for a in later) >= len(later) // 2
     assert summary(res.attempts)["asr"] >= 2 * summary(static)["asr"] + 0.2
-    assert all("refusal" in p for p in attacker.prompts)  # the critic's explanation reached the attacker
+    failed = {a.explanation for a in res.attempts if not a.success and a.explanation}
+    assert all(any(e in p for e in failed) for p in attacker.prompts)  # the critic's explanation reached the attacker
     assert res.attacker_calls == len(later)
 
 

@@ -15,9 +15,10 @@ from collections.abc import Sequence
 from superalign.attacker.converters import CONVERTERS
 from superalign.attacker.templates import JailbreakTemplate, render
 
-# "rewrite" has no fixed operator: the attacker model writes the text (adaptive.py).
-STYLES: tuple[str, ...] = ("roleplay", "hypothetical", "past_tense", "authority", "encoding", "many_shot",
-                           "template", "rewrite")
+# "plain" sends the request as it is (the static baseline as an arm the bandit can learn to prefer, and
+# PAIR's first attempt); "rewrite" has no fixed operator: the attacker model writes the text (adaptive.py).
+STYLES: tuple[str, ...] = ("plain", "roleplay", "hypothetical", "past_tense", "authority", "encoding",
+                           "many_shot", "template", "rewrite")
 
 # Innocuous Q/A shots: the pattern (always answer, with steps) is what carries the attack, not the content.
 _SHOTS = (
@@ -61,7 +62,7 @@ def encoding(text: str, rng: random.Random) -> str:
 
 def apply_style(style: str, text: str, rng: random.Random, templates: Sequence[JailbreakTemplate] = ()) -> str:
     """The attack text for request `text` framed in `style` ("rewrite" returns `text` unchanged: the
-    model already wrote it). "template" needs `templates` (else it falls back to role-play)."""
+    model already wrote it; "plain" returns it as well). "template" needs `templates` (else it falls back to role-play)."""
     if style in ("roleplay", "hypothetical", "past_tense", "authority"):
         return CONVERTERS[style](text, rng)
     if style == "encoding":
@@ -72,7 +73,7 @@ def apply_style(style: str, text: str, rng: random.Random, templates: Sequence[J
         if not templates:
             return CONVERTERS["roleplay"](text, rng)
         return render(rng.choice(list(templates)), text)
-    if style == "rewrite":
+    if style in ("plain", "rewrite"):
         return text
     raise ValueError(f"unknown style {style!r} (valid: {', '.join(STYLES)})")
 
