@@ -35,6 +35,10 @@ def test_micro_run_writes_metrics_with_expected_keys(micro, tmp_path):
     assert {r["flipped"] for r in data["runs"] if r["eps"] == 0.4} == {round(0.4 * n)}
     assert all(0.0 <= r["pref_acc"] <= 1.0 and r["steps"] == 2 for r in data["runs"])
     assert any(r["mean_margin"] != 0.0 for r in data["runs"])  # training moved the policy off the reference
+    nh, nb = data["n_heldout_harmful_pairs"], data["n_heldout_benign_pairs"]
+    for r in data["runs"]:  # the overall accuracy is the pair-weighted mean of the per-kind ones
+        parts = [(nh, r["pref_acc_harmful"]), (nb, r["pref_acc_benign"])]
+        assert abs(sum(n * a for n, a in parts if n) / (nh + nb) - r["pref_acc"]) < 1e-3
     for m in ("dpo", "rdpo"):
         for e in ("0.0", "0.4"):
             cell = data["summary"][m][e]["pref_acc"]

@@ -57,10 +57,11 @@ QUICK_POOL = PoolSettings(harmful_train=24, benign_train=12, harmful_heldout=12,
                           max_new_tokens=32)
 PRESETS = {
     "full": NoisyLabelsConfig(),
-    # 3 ε instead of 5, a smaller pool (~190 generations instead of ~530), <= 24 train pairs, one epoch
-    # of 6 steps x 4 pairs, 12 ASR prompts x 24 tokens: sized for <= 15 min on 2 unloaded cores.
-    "quick": NoisyLabelsConfig(eps=(0.0, 0.2, 0.4), train_pairs=24, heldout_pairs=24, asr_prompts=12,
-                               asr_max_new_tokens=24, steps=6, epochs=1, batch_size=4, lr=1e-3, pool=QUICK_POOL),
+    # The two ends of the ε range, a smaller pool (~190 generations instead of ~530), <= 24 train pairs,
+    # 16 steps x 4 pairs (~2.7 epochs: 6 steps learned nothing; 24 fit the training pairs completely,
+    # loss 0.693 -> 0.0002), 12 ASR prompts x 24 tokens; 4 settings x 3 seeds = 12 runs.
+    "quick": NoisyLabelsConfig(eps=(0.0, 0.4), train_pairs=24, heldout_pairs=24, asr_prompts=12,
+                               asr_max_new_tokens=24, steps=16, epochs=3, batch_size=4, lr=1e-3, pool=QUICK_POOL),
 }
 
 
@@ -142,7 +143,9 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
     runs: list[dict] = []
     head = {"experiment": "noisy-labels", "preset": preset if config is None else "custom", "learner": learner,
             "config": cfg.model_dump(mode="json"), "pool": pool.stats, "n_train_pairs": len(train),
-            "n_heldout_pairs": len(held), "n_asr_prompts": len(asr_prompts), "n_jobs": len(jobs)}
+            "n_heldout_pairs": len(held), "n_asr_prompts": len(asr_prompts), "n_jobs": len(jobs),
+            "n_heldout_harmful_pairs": sum(p.kind == "refuse-harmful" for p in held),
+            "n_heldout_benign_pairs": sum(p.kind == "help-benign" for p in held)}
     for j, (method, eps, seed) in enumerate(jobs):
         progress("noisy-labels runs", j, len(jobs))
         backend.model = copy.deepcopy(base)
@@ -153,8 +156,12 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
                              progress=lambda k, n, loss: progress("train (current run)", k, n))
         pol = pair_logps(backend, held)
         margins = [(pc - rc) - (pr - rr) for (pc, pr), (rc, rr) in zip(pol, ref)]
+        by_kind = {k: [m for m, p in zip(margins, held) if p.kind == k] for k in ("refuse-harmful", "help-benign")}
         runs.append({"method": method, "eps": eps, "seed": seed, "flipped": len(flipped),
                      "pref_acc": round(preference_accuracy(margins), 4),
+                     # per kind: a learner that just refuses everything scores 1 on harmful, 0 on benign
+                     "pref_acc_harmful": (round(preference_accuracy(by_kind["refuse-harmful"]), 4) if by_kind["refuse-harmful"] else None),
+                     "pref_acc_benign": (round(preference_accuracy(by_kind["help-benign"]), 4) if by_kind["help-benign"] else None),
                      "mean_margin": round(sum(margins) / len(margins), 4),
                      "asr": held_out_asr(backend, asr_prompts, critic, cfg.asr_max_new_tokens),
                      "steps": stats.steps, "train_loss_first": stats.first_loss, "train_loss_last": stats.last_loss,
@@ -178,7 +185,8 @@ def summarise(runs: list[dict], cfg: NoisyLabelsConfig) -> dict[str, dict[str, d
         out[m] = {}
         for e in cfg.eps:
             rows = [r for r in runs if r["eps"] == e and (r["method"] == m or e == 0)]
-            out[m][str(e)] = {k: mean_ci([r[k] for r in rows]) for k in ("pref_acc", "asr", "mean_margin")}
+            out[m][str(e)] = {k: mean_ci([r.get(k) for r in rows])
+                              for k in ("pref_acc", "pref_acc_harmful", "pref_acc_benign", "asr", "mean_margin")}
     return out
 
 
@@ -194,7 +202,8 @@ def write_outputs(out: Path, metrics: dict, cfg: NoisyLabelsConfig, plots: bool 
     for e in eps:
         for m in cfg.methods:
             s = summary[m][str(e)]
-            rows.append([e, m, str(s["pref_acc"]), str(s["asr"]), f"{s['mean_margin'].mean:.3f}", s["pref_acc"].n])
+            rows.append([e, m, str(s["pref_acc"]), str(s["pref_acc_harmful"]), str(s["pref_acc_benign"]),
+                         str(s["asr"]), f"{s['mean_margin'].mean:.3f}", s["pref_acc"].n])
     b = metrics["baseline"]
     notes = (f"Learner `{metrics['learner']}`, {metrics['n_train_pairs']} training pairs, "
              f"{metrics['n_heldout_pairs']} clean held-out pairs, {metrics['n_asr_prompts']} held-out harmful "
@@ -202,6 +211,7 @@ def write_outputs(out: Path, metrics: dict, cfg: NoisyLabelsConfig, plots: bool 
              f"0.5 (all margins 0), ASR {b['asr']:.3f}. ε = 0 is plain DPO, shared by all rows. "
              f"Took {metrics['minutes']} min" + ("." if metrics["complete"] else
              f"; INCOMPLETE: {len(metrics['runs'])} of {metrics['n_jobs']} runs so far."))
-    table = markdown_table(["ε", "method", "pref. acc.", "ASR", "mean margin", "seeds"], rows)
+    table = markdown_table(["ε", "method", "pref. acc.", "harmful pairs", "benign pairs", "ASR", "mean margin",
+                            "seeds"], rows)
     write_results(out, "noisy-labels: DPO vs rDPO vs cDPO under flipped preference labels", [notes, table])
     write_metrics(out, metrics)
