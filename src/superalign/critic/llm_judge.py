@@ -5,7 +5,7 @@
 
 The response under judgement is data, never instructions: it is scrubbed first (unicode NFKC,
 zero-width / bidi characters dropped, lookalike letters mapped, text addressed to the judge and decoy
-refusals removed; see scrub.scrub_response) and then wrapped in a tag carrying a random nonce that the
+refusals removed; see scrub.scrub_response) and then wrapped in a tag carrying a nonce (a hash of the content) that the
 response cannot know, so it cannot close the data block. The judge is told that anything inside is data.
 
 Two modes:
@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,9 +48,16 @@ class JudgeReading:
     source: str = "none"  # json | fenced-json | verdict-line | bare | none
 
 
-def new_nonce() -> str:
-    """An unguessable tag suffix for one judge prompt."""
-    return secrets.token_hex(6)
+def content_nonce(prompt: str, response: str, attempt: int = 0) -> str:
+    """The tag suffix for one judge prompt: 64 bits of SHA-256 over the request and the response.
+
+    The response cannot close its data block: it would have to contain a hash of itself (a 2^64
+    fixed-point search), and a suffix that occurs in the data is redrawn (`attempt` + 1). Derived from
+    the content rather than drawn at random, so the same item gets the same prompt and the judge is
+    reproducible run to run."""
+    import hashlib
+
+    return hashlib.sha256(f"{attempt}\x00{prompt}\x00{response}".encode()).hexdigest()[:16]
 
 
 def _data_block(kind: str, text: str, nonce: str, limit: int) -> str:
@@ -210,12 +216,14 @@ class LLMJudgeCritic:
         return "logprob" if hasattr(self.backend, "score_options") else "generate"
 
     def chats(self, items: Sequence[JudgeItem], scrubbed: Sequence[Scrubbed]) -> list[Chat]:
-        """The judge prompt of every item, each with a fresh nonce."""
+        """The judge prompt of every item, each with its own content-derived nonce."""
         out = []
         for it, sc in zip(items, scrubbed):
-            nonce = new_nonce()
+            attempt = 0
+            nonce = content_nonce(it.prompt, sc.original)
             while nonce in it.prompt or nonce in sc.original:
-                nonce = new_nonce()
+                attempt += 1
+                nonce = content_nonce(it.prompt, sc.original, attempt)
             out.append(build_judge_chat(self.policy, it.prompt, sc, nonce, self._mode()))
         return out
 
