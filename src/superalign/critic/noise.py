@@ -71,7 +71,6 @@ def fit_predict(x_train: np.ndarray, y_noisy: Sequence[int], x_test: np.ndarray,
     """P(label = 1) on x_test from a head trained on (x_train, y_noisy) with `method`."""
     import numpy as np
     import torch
-    import torch.nn.functional as F
 
     if method not in METHODS:
         raise ValueError(f"method {method!r}: choose one of {METHODS}")

@@ -18,7 +18,6 @@ harmful / benign-edgy prompts from the training side of the text-hash split that
 
 from __future__ import annotations
 
-import copy
 import random
 import re
 import time
@@ -29,7 +28,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from superalign.errors import UserError
-from superalign.experiments.common import PoolSettings, Progress, mean_ci, pair_pool, write_metrics
+from superalign.experiments.common import (PoolSettings, Progress, choose_preset, mean_ci, pair_pool,
+                                           write_metrics)
 from superalign.learner.search import Direction, DevScore
 from superalign.records import Chat, Pair, Query, user_chat
 
@@ -308,9 +308,7 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
     from superalign.learner.schedules import SCHEDULES
 
     t0 = time.time()
-    preset = "quick" if quick else "full"
-    cfg = config or PRESETS[preset]
-    cfg = cfg.model_copy(update={"seeds": seeds or cfg.seeds, "pool": cfg.pool.model_copy(update={"learner": learner})})
+    preset, cfg = choose_preset(PRESETS, quick, config, seeds, learner)
     bad = [s for s in cfg.schedules if s not in (*SCHEDULES, "search")]
     if bad:
         raise UserError(f"co-optimize: unknown schedule(s) {bad}; choose from {', '.join((*SCHEDULES, 'search'))}")

@@ -57,6 +57,20 @@ class RichProgress:
         return self.p.__exit__(*exc)
 
 
+def choose_preset(presets: dict[str, Any], quick: bool, config: Any = None, seeds: int | None = None,
+                  learner: str | None = None) -> tuple[str, Any]:
+    """(preset name, config) of an experiment run: `config` when given, else the quick or full preset;
+    `--seeds` overrides the config's `seeds` and `--learner` its pair pool's learner (when it has them)."""
+    name = "quick" if quick else "full"
+    cfg = config or presets[name]
+    update: dict[str, Any] = {}
+    if seeds and "seeds" in type(cfg).model_fields:
+        update["seeds"] = seeds
+    if learner is not None and "pool" in type(cfg).model_fields:
+        update["pool"] = cfg.pool.model_copy(update={"learner": learner})
+    return name, cfg.model_copy(update=update) if update else cfg
+
+
 # ---- statistics over seeds -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class MeanCI:

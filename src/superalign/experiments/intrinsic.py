@@ -26,7 +26,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from superalign.errors import UserError
-from superalign.experiments.common import PoolSettings, Progress, mean_ci, pair_pool, write_metrics
+from superalign.experiments.common import (PoolSettings, Progress, choose_preset, mean_ci, pair_pool,
+                                           write_metrics)
 
 SAFETY_KEYS = ("asr", "asr_keyword_bound", "over_refusal", "competence", "stakeholder_harmful",
                "stakeholder_benign", "critic_empathy_harmful")
@@ -195,9 +196,7 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
     from superalign.learner.sft import train_sft
 
     t0 = time.time()
-    preset = "quick" if quick else "full"
-    cfg = config or PRESETS[preset]
-    cfg = cfg.model_copy(update={"seeds": seeds or cfg.seeds, "pool": cfg.pool.model_copy(update={"learner": learner})})
+    preset, cfg = choose_preset(PRESETS, quick, config, seeds, learner)
     backend = load_backend(learner)
     if not hasattr(backend, "model"):
         raise UserError(f"--learner {learner}: intrinsic trains weights; give embedded, tiny or an HF model dir")

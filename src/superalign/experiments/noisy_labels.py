@@ -25,8 +25,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from superalign.errors import UserError
-from superalign.experiments.common import (MeanCI, PoolSettings, Progress, flip_labels, markdown_table, mean_ci,
-                                           pair_pool, plot_with_ci, write_metrics, write_results)
+from superalign.experiments.common import (PoolSettings, Progress, choose_preset, flip_labels, markdown_table,
+                                           mean_ci, pair_pool, plot_with_ci, write_metrics, write_results)
 
 METHODS = ("dpo", "rdpo", "cdpo")
 
@@ -117,9 +117,7 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
     from superalign.records import stable_id
 
     t0 = time.time()
-    preset = "quick" if quick else "full"
-    cfg = config or PRESETS[preset]
-    cfg = cfg.model_copy(update={"seeds": seeds or cfg.seeds, "pool": cfg.pool.model_copy(update={"learner": learner})})
+    preset, cfg = choose_preset(PRESETS, quick, config, seeds, learner)
     unknown = set(cfg.methods) - set(METHODS)
     if unknown:
         raise UserError(f"noisy-labels: unknown method(s) {sorted(unknown)}; choose from {', '.join(METHODS)}")

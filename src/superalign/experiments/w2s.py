@@ -28,7 +28,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from superalign.experiments.common import Progress, markdown_table, mean_ci, write_metrics, write_results
+from superalign.experiments.common import (Progress, choose_preset, markdown_table, mean_ci, write_metrics,
+                                           write_results)
 
 TASKS = ("sst2", "boolq", "sciq", "harm")
 WEAK_KINDS = ("bow", "smollm2-mid", "rules")
@@ -289,10 +290,7 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
         config: W2SConfig | None = None) -> dict:
     """Features once per task (cached), then every (task, seed, weak supervisor); writes outputs."""
     t0 = time.time()
-    preset = "quick" if quick else "full"
-    cfg = config or PRESETS[preset]
-    if seeds:
-        cfg = cfg.model_copy(update={"seeds": seeds})
+    preset, cfg = choose_preset(PRESETS, quick, config, seeds)
     if learner != "embedded":
         from superalign.errors import UserError
 

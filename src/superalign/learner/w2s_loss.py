@@ -87,7 +87,6 @@ def train_head(x: np.ndarray, p1: np.ndarray, cfg: HeadConfig, seed: int = 0) ->
     Features are standardised with the training statistics. Adam, `cfg.epochs` passes of shuffled
     minibatches; `step_frac` for the aux loss is (step + 1) / total steps.
     """
-    import numpy as np
     import torch
 
     threads = torch.get_num_threads()
