@@ -161,7 +161,7 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
     from superalign.critic import JudgeItem, judge
     from superalign.learner.respond import respond, revise_to_refusal
     from superalign.learner.update import save_checkpoint, update_learner
-    from superalign.oversight.in_loop import base_round, round_pairs, route_step
+    from superalign.oversight.in_loop import base_round, critic_for_round, round_pairs, route_step
     from superalign.plan import benign_training_queries
 
     base = base_round(store, k)  # the current (last approved) version: never a rejected one
@@ -201,7 +201,7 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
         log(f"round {k}: critic judges {len(responses)} responses")
         qmap = {q.id: q for q in queries}
         items = [JudgeItem(r.id, qmap[r.query_id].text, r.text, qmap[r.query_id].harmful) for r in responses]
-        store.commit_step(k, "judge", verdicts=judge(items, critic))
+        store.commit_step(k, "judge", verdicts=judge(items, critic_for_round(cfg, critic, out, k, log)))
         tick("after-judge")
     route_step(cfg, store, out, k, _seed(cfg, k, "route"), log)  # no-op unless oversight.review_fraction > 0
     if not store.step_done(k, "pairs"):

@@ -101,3 +101,24 @@ def test_cli_exit_code_3_when_paused(tmp_path):
                         str(tmp_path / "run")], capture_output=True, text=True, timeout=300)
     assert r.returncode == 3, r.stderr[-2000:]
     assert "paused:" in r.stderr and "superalign run --resume" in r.stderr
+
+
+def test_learned_critic_is_refitted_on_earlier_rounds_labels(tmp_path, monkeypatch):
+    """critic_for_round hands round k the learned critic refitted on reviewer labels of rounds < k."""
+    import superalign.critic.reviewed as rv
+    from superalign.oversight.in_loop import critic_for_round
+    from superalign.oversight.queue import ReviewItem
+
+    q = ReviewQueue(tmp_path / "run.sqlite")
+    q.enqueue([ReviewItem("r1", "harm?", "step 1 ...", round=1, harmful=True),
+               ReviewItem("r2", "harm?", "step 2 ...", round=2, harmful=True)])
+    q.add_label("r1", "ann", unsafe=True, refusal=False)
+    q.add_label("r2", "ann", unsafe=True, refusal=False)
+    seen = []
+    monkeypatch.setattr(rv, "with_reviews", lambda critic, reviewed: seen.append(reviewed) or f"refit({critic})")
+    learned = _cfg(review_fraction=0.05, reviewer="oracle")
+    learned = learned.model_copy(update={"critic": learned.critic.model_copy(update={"kind": "learned"})})
+    assert critic_for_round(learned, "C", tmp_path, 2, quiet) == "refit(C)"
+    assert [r.response for r in seen[-1]] == ["step 1 ..."]  # round 2 learns from round 1 only
+    assert critic_for_round(learned, "C", tmp_path, 1, quiet) == "C"  # nothing reviewed before round 1
+    assert critic_for_round(_cfg(review_fraction=0.05), "C", tmp_path, 2, quiet) == "C"  # ensemble: unchanged

@@ -186,8 +186,10 @@ def _inner_splits(groups: Sequence[str], k: int = 3) -> list[tuple[Any, Any]]:
     return list(GroupKFold(n_splits=min(k, n_groups)).split(list(groups), groups=list(groups)))
 
 
-def fit_binary_head(x: np.ndarray, y: Sequence[bool], groups: Sequence[str], seed: int = 0) -> Any:
-    """Standardise -> class-balanced logistic regression, C picked by grouped inner CV."""
+def fit_binary_head(x: np.ndarray, y: Sequence[bool], groups: Sequence[str], seed: int = 0,
+                    sample_weight: Sequence[float] | None = None) -> Any:
+    """Standardise -> class-balanced logistic regression, C picked by grouped inner CV; optional
+    per-row weights (reviewer labels count more than the public sets' rows)."""
     from sklearn.linear_model import LogisticRegressionCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -195,7 +197,8 @@ def fit_binary_head(x: np.ndarray, y: Sequence[bool], groups: Sequence[str], see
     clf = LogisticRegressionCV(Cs=[0.001, 0.003, 0.01, 0.03, 0.1], cv=_inner_splits(groups),
                                class_weight="balanced", max_iter=3000, scoring="accuracy", random_state=seed,
                                use_legacy_attributes=False)
-    return make_pipeline(StandardScaler(), clf).fit(x, [int(v) for v in y])
+    fit_kw = {} if sample_weight is None else {"logisticregressioncv__sample_weight": list(sample_weight)}
+    return make_pipeline(StandardScaler(), clf).fit(x, [int(v) for v in y], **fit_kw)
 
 
 def fit_regression_head(x: np.ndarray, y: Sequence[float], groups: Sequence[str]) -> Any:

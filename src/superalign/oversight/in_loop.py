@@ -8,7 +8,9 @@ no marker, and neither step ever writes a label or a decision twice):
   `reviewer: oracle` labels them at once with a simulated reviewer (a stronger critic's verdict, with
   optional label noise); `reviewer: human` stops the run (`AwaitingHumans`, exit 3) until every routed
   item has a label in the desk or the TUI. The round's pairs are then built from the critic's verdicts
-  overridden by those labels (`feedback.human_corrected_pairs`, provenance "human").
+  overridden by those labels (`feedback.human_corrected_pairs`, provenance "human"). With
+  `critic.kind: learned`, the labels of earlier rounds also retrain the critic that judges round k
+  (`critic_for_round`, critic/reviewed.py).
 - "promote" (after round k's evaluation): version `round-k` is proposed at the gate; with
   `promotion: auto` the loop approves it, logged as `auto:loop`; with `promotion: human` the run stops
   until a reviewer approves or rejects it at /promotion. A version becomes current only when approved;
@@ -85,6 +87,21 @@ def route_step(cfg: Any, store: Any, out: Path, k: int, seed: int, log: Any) -> 
                                            "overrides": overrides})
     log(f"round {k}: {len(items)} of {len(verdicts)} verdicts reviewed ({o.routing} routing, {o.reviewer}), "
         f"{overrides} overridden")
+
+
+def critic_for_round(cfg: Any, critic: Any, out: Path, k: int, log: Any) -> Any:
+    """The critic that judges round k's training responses: with `critic.kind: learned` and routing on,
+    the learned critic refitted on the reviewer labels of rounds before k (critic/reviewed.py); else
+    `critic`. Held-out evaluation keeps the run's own critic, so rounds stay comparable."""
+    if cfg.oversight.review_fraction <= 0 or cfg.critic.kind != "learned" or k <= 1:
+        return critic
+    from superalign.critic.reviewed import reviewed_pairs, with_reviews
+    from superalign.oversight.queue import ReviewQueue
+
+    reviewed = reviewed_pairs(ReviewQueue(out / "run.sqlite"), before_round=k)
+    if reviewed:
+        log(f"round {k}: learned critic refitted on {len(reviewed)} reviewer labels of earlier rounds")
+    return with_reviews(critic, reviewed)
 
 
 def round_pairs(cfg: Any, store: Any, out: Path, k: int) -> list:
