@@ -59,3 +59,33 @@ def test_logprobs_sum_and_shared_prefix_scoring_agree(tiny):
     # a longer continuation has a lower (more negative) log-prob than its own prefix
     a, b = tiny.logprobs_text(["x"] * 2, [" water", " water water water"])
     assert b < a
+
+
+def test_finished_rows_leave_the_batch_without_changing_the_others(tiny):
+    """Rows that stop early are dropped from the batch (and their KV cache); the rows that go on produce
+    exactly the tokens they produce when nobody stops (seeded sampling: the random tiny model's greedy text
+    is the same token for every row, so it cannot end rows at different steps)."""
+    prompts = [tiny.encode(tiny.render(user_chat(f"Say something about item {i}."))) for i in range(6)]
+    for params in (Sampling(max_new_tokens=14, temperature=1.0, top_k=20, seed=5),
+                   Sampling(max_new_tokens=14, temperature=0.7, top_k=50, seed=9)):
+        free = tiny.decode_batch(prompts, params)
+        # a stop token that ends some rows early, at different steps, and never occurs in others
+        firsts: dict[int, set[int]] = {}
+        for r, toks in enumerate(free):
+            for pos, t in enumerate(toks):
+                firsts.setdefault(t, set()).add(r)
+        stop = next(t for t, rows in sorted(firsts.items()) if 0 < len(rows) < len(free))
+        old = tiny.stop_ids
+        sizes: list[int] = []
+        hook = tiny.model.register_forward_pre_hook(lambda m, a, kw: sizes.append(kw["input_ids"].shape[0]),
+                                                    with_kwargs=True)
+        try:
+            tiny.stop_ids = [stop]
+            stopped = tiny.decode_batch(prompts, params)
+        finally:
+            tiny.stop_ids = old
+            hook.remove()
+        assert sizes[0] == len(prompts) and sizes[-1] < len(prompts)  # later steps ran on fewer rows
+        expect = [toks[: toks.index(stop)] if stop in toks else toks for toks in free]
+        assert stopped == expect
+        assert any(len(s) < len(f) for s, f in zip(stopped, free)) and any(s == f for s, f in zip(stopped, free))

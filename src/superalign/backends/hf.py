@@ -108,6 +108,9 @@ class HFBackend:
                      ) -> list[list[int]]:
         """Left-padded KV-cache decoding. Returns the new token ids per row (stop token excluded).
 
+        A row that emits a stop token leaves the batch (its KV cache rows are dropped), so the remaining
+        steps compute only live rows; HF `generate` keeps computing finished rows as padding.
+
         Row i samples from its own generator seeded with `seeds[i]` (default: row_seed(params.seed, i)).
         """
         import torch
@@ -119,9 +122,8 @@ class HFBackend:
         seeds = list(seeds) if seeds is not None else [row_seed(params.seed, i) for i in range(len(prompts))]
         gens = [torch.Generator().manual_seed(s) for s in seeds]
         stop = torch.tensor(self.stop_ids)
-        n = len(prompts)
-        done = torch.zeros(n, dtype=torch.bool)
-        new_tokens: list[list[int]] = [[] for _ in range(n)]
+        new_tokens: list[list[int]] = [[] for _ in prompts]
+        rows = list(range(len(prompts)))  # original index of each row still in the batch
         past = None
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         step_ids = input_ids
@@ -133,15 +135,20 @@ class HFBackend:
                 )
                 past = out.past_key_values
                 nxt = self._pick(out.logits[:, -1, :].float(), params, gens)
-                nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
-                for i in (~done).nonzero().flatten().tolist():
-                    if int(nxt[i]) not in self.stop_ids:
-                        new_tokens[i].append(int(nxt[i]))
-                done = done | torch.isin(nxt, stop)
-                if bool(done.all()):
+                finished = torch.isin(nxt, stop)
+                for j, i in enumerate(rows):
+                    if not bool(finished[j]):
+                        new_tokens[i].append(int(nxt[j]))
+                if bool(finished.all()):
                     break
+                if bool(finished.any()):  # drop finished rows: later steps compute only the live ones
+                    keep = (~finished).nonzero().flatten()
+                    past.batch_select_indices(keep)
+                    rows = [rows[j] for j in keep.tolist()]
+                    gens = [gens[j] for j in keep.tolist()]
+                    nxt, mask, positions = nxt[keep], mask[keep], positions[keep]
                 step_ids = nxt[:, None]
-                mask = torch.cat([mask, torch.ones(n, 1, dtype=mask.dtype)], dim=1)
+                mask = torch.cat([mask, torch.ones(len(rows), 1, dtype=mask.dtype)], dim=1)
                 positions = positions[:, -1:] + 1
         return new_tokens
 
