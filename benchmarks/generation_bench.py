@@ -112,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--llamacpp-prompts", type=int, default=8)
-    ap.add_argument("--model", default="embedded", help="embedded (the benchmark) | tiny (a smoke check)")
+    ap.add_argument("--model", default="embedded",
+                    help="embedded (the benchmark) | tiny (a smoke check) | an HF dir, e.g. a trained checkpoint "
+                         "whose refusals end early (llama.cpp then skipped: it runs the shipped GGUF)")
     args = ap.parse_args(argv)
 
     from superalign.backends import load_backend
@@ -139,7 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     t_sc, _ = _best(lambda: backend.logprobs_ids(seqs), args.repeats)
     scoring = sum(len(a) + len(b) for a, b in seqs) / t_sc
     _say(f"scoring 16 x 128 tokens: {scoring:.0f} tok/s")
-    llama = _llamacpp(texts[: args.llamacpp_prompts], args.new)
+    if args.model == "embedded":
+        llama = _llamacpp(texts[: args.llamacpp_prompts], args.new)
+    else:
+        _say(f"llama.cpp skipped: it runs the shipped GGUF, not {args.model}")
+        llama = None
     summary = {
         "speedup_vs_hf_sampled": round(res["ours_sampled_tok_s"] / res["hf_sampled_tok_s"], 3),
         "speedup_vs_hf_greedy": round(res["ours_greedy_tok_s"] / res["hf_greedy_tok_s"], 3),
