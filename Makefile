@@ -30,5 +30,11 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
+# Benchmarks against their peers in one run (llama.cpp built from source via the `bench` extra).
+bench: $(STAMP)
+	$(BIN)/pip install -q --disable-pip-version-check -e ".[bench]"
+	$(BIN)/python benchmarks/generation_bench.py --json
+	$(BIN)/python benchmarks/dpo_bench.py --json
+
 clean:
 	rm -rf $(VENV) runs
