@@ -246,6 +246,7 @@ def attack(
     converted: bool = typer.Option(True, "--converted/--no-converted", help="Also run the static converter/template arm (costs another budget)."),
     system: Optional[str] = typer.Option(None, "--learner-system", help="System prompt given to the learner in every arm (e.g. a safety prompt)."),
     max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1, help="Tokens per learner answer."),
+    self_improve: int = typer.Option(0, "--self-improve", min=0, help="Then R rounds of attacker self-improvement (MART) against the same fixed learner, each 2 x budget queries (docs/attacker.md)."),
 ) -> None:
     """Adaptive attacker vs static seeds at the same budget and judge (docs/attacker.md)."""
     import json
@@ -255,13 +256,16 @@ def attack(
     from superalign.attacker.campaign import run_attack
     from superalign.config import AttackerConfig, CriticConfig
 
+    if self_improve and attacker_model == "none":
+        raise UserError("--self-improve trains the attacker model: give --attacker-model (e.g. embedded), not 'none'")
     try:
         cfg = AttackerConfig(mode="adaptive", turns=turns, attacker_model=attacker_model, budget=budget)
         ccfg = CriticConfig(kind=critic)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise UserError(f"bad attack option: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
     metrics = run_attack(learner, budget, out, attacker_spec=attacker_model, seed=seed, cfg=cfg, critic_cfg=ccfg,
-                         converted=converted, system=system, max_new_tokens=max_new_tokens, log=_echo)
+                         converted=converted, system=system, max_new_tokens=max_new_tokens,
+                         self_improve=self_improve, log=_echo)
     typer.echo(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=2))
 
 

@@ -24,8 +24,11 @@ from superalign.config import AttackerConfig, CriticConfig
 def run_attack(learner_spec: str, budget: int, out: Path, *, attacker_spec: str = "embedded", seed: int = 0,
                cfg: AttackerConfig | None = None, critic_cfg: CriticConfig | None = None, converted: bool = True,
                system: str | None = None, max_new_tokens: int = 64, batch_size: int = 16,
-               log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run every arm on the training split of the harmful seeds and write the outputs into `out`."""
+               self_improve: int = 0, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run every arm on the training split of the harmful seeds and write the outputs into `out`.
+
+    `self_improve` > 0 then runs that many MART rounds against the same (fixed) learner (mart.py) and
+    adds `self_improve` rows, `self_improve.json` and `self_improve.png`."""
     from superalign.attacker.emergent import Failure, discover_risks, risks_markdown
     from superalign.attacker.templates import load_templates
     from superalign.backends import load_backend
@@ -87,6 +90,19 @@ def run_attack(learner_spec: str, budget: int, out: Path, *, attacker_spec: str 
     if converted:
         metrics["asr_static_converted"] = summary(arms["static_converted"])["asr"]
         metrics["diversity_static_converted"] = diversity([a.query.text for a in arms["static_converted"]])
+    if self_improve and attacker is not None:
+        from superalign.attacker.mart import plot_rounds, self_improvement_rounds
+        from superalign.config import TrainConfig
+
+        t = time.time()
+        # a separate copy: training the attacker must never touch the (fixed) learner it attacks
+        trainee = load_backend(attacker_spec, batch_size=batch_size)
+        rows = self_improvement_rounds(seeds, learner, trainee, judge_fn, budget, self_improve, cfg,
+                                       TrainConfig(), seed=seed, params=params, log=log)
+        timings["self_improve"] = round(time.time() - t, 1)
+        metrics["self_improve"] = rows
+        atomic_write_text(out / "self_improve.json", json.dumps(rows, indent=2))
+        plot_rounds(rows, out / "self_improve.png")
     write_jsonl(out / "attacks.jsonl", [r for arm in arms.values() for r in attempt_rows(arm)])
     archive.write_jsonl(out / "archive.jsonl")
     archive.heatmap(out / "archive.png")
