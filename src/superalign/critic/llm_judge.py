@@ -30,6 +30,7 @@ from superalign.critic.critic import JudgeItem, harm_priors, relevance_of, scrub
 from superalign.critic.rules import rule_signals
 from superalign.critic.scrub import Scrubbed
 from superalign.critic.verdicts import Evidence, make_verdict
+from superalign.evaluate import softmax
 from superalign.records import Chat, Verdict
 
 MAX_REQUEST_CHARS = 400
@@ -187,13 +188,6 @@ def parse_judge_output(text: str) -> JudgeReading:
     return JudgeReading(None)
 
 
-def letter_probs(scores: Sequence[float]) -> list[float]:
-    """Softmax of per-letter log-probabilities (each letter's variants already summed)."""
-    top = max(scores)
-    exps = [math.exp(s - top) for s in scores]
-    return [e / sum(exps) for e in exps]
-
-
 @dataclass(frozen=True)
 class LLMJudgeCritic:
     """A Critic that asks `backend` to judge each item by the constitution's rubric.
@@ -235,7 +229,7 @@ class LLMJudgeCritic:
         out = []
         for row in scored:
             per_letter = [math.log(math.exp(row[2 * k]) + math.exp(row[2 * k + 1])) for k in range(len(LETTERS))]
-            out.append(letter_probs(per_letter))
+            out.append(softmax(per_letter))  # per-letter log-probs (each letter's variants summed)
         return out
 
     def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:

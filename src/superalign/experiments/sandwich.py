@@ -39,6 +39,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from superalign.data.competence import MCItem
+from superalign.evaluate import softmax
 from superalign.experiments.common import (MeanCI, Progress, choose_preset, markdown_table, plot_with_ci,
                                            write_metrics, write_results)
 
@@ -126,14 +127,6 @@ def strong_scores(backend: Any, items: list[MCItem], cache: Path | None = None) 
             cache.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(cache, json.dumps(known))
     return [known[it.id] for it in items]
-
-
-def softmax(xs: list[float]) -> list[float]:
-    import math
-
-    m = max(xs)
-    e = [math.exp(x - m) for x in xs]
-    return [v / sum(e) for v in e]
 
 
 @dataclass(frozen=True)

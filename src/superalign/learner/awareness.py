@@ -21,6 +21,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from superalign.evaluate import softmax as softmax_t  # noqa: F401 (this module's name for it)
 from superalign.records import Chat, user_chat
 
 UNSURE = "I'm not sure."
@@ -45,15 +46,6 @@ def option_logps(backend: Any, items: Sequence[Any]) -> list[list[float]]:
         out.append(flat[at : at + len(os)])
         at += len(os)
     return out
-
-
-def softmax_t(logps: Sequence[float], temperature: float = 1.0) -> list[float]:
-    """softmax(logps / temperature), numerically stable."""
-    z = [x / temperature for x in logps]
-    m = max(z)
-    e = [math.exp(x - m) for x in z]
-    s = sum(e)
-    return [x / s for x in e]
 
 
 def option_probs(backend: Any, items: Sequence[Any], temperature: float = 1.0) -> list[list[float]]:
