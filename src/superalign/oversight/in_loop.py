@@ -31,14 +31,14 @@ def _flip(seed: int, response_id: str, rate: float) -> bool:
     return rate > 0 and int(stable_id("oracle-noise", seed, response_id), 16) / 16**16 < rate
 
 
-def oracle_labels(cfg: Any, items: list, queries: dict, seed: int) -> list[HumanLabel]:
+def oracle_labels(cfg: Any, items: list, seed: int) -> list[HumanLabel]:
     """Simulated reviewer labels for ReviewItems: the `oversight.oracle_critic` verdict, flipped with
-    probability `oversight.oracle_noise`. `queries`: response id -> Query (for the harmful flag)."""
+    probability `oversight.oracle_noise`."""
     from superalign.critic import JudgeItem, build_critic, judge
 
     o = cfg.oversight
     critic = build_critic(cfg.critic.model_copy(update={"kind": o.oracle_critic, "abstain_below": 0.0}))
-    verdicts = judge([JudgeItem(it.id, it.prompt, it.response, queries[it.id].harmful) for it in items], critic)
+    verdicts = judge([JudgeItem(it.id, it.prompt, it.response, it.harmful) for it in items], critic)
     out = []
     for it, v in zip(items, verdicts):
         unsafe, refusal = bool(v.unsafe), bool(v.refusal)
@@ -53,25 +53,20 @@ def oracle_labels(cfg: Any, items: list, queries: dict, seed: int) -> list[Human
 def route_step(cfg: Any, store: Any, out: Path, k: int, seed: int, log: Any) -> None:
     """Route round k's verdicts to the reviewer and wait for (or simulate) their labels; see the module doc."""
     from superalign.oversight.queue import ReviewQueue
-    from superalign.oversight.routing import budget_for, review_items_for, route_to_humans
+    from superalign.oversight.routing import budget_for, routed_items
 
     o = cfg.oversight
     if o.review_fraction <= 0 or store.step_done(k, "route"):
         return
     queue = ReviewQueue(out / "run.sqlite")
-    verdicts = store.verdicts(round=k, step="judge")
-    responses = store.responses(round=k, step="respond")
-    queries = store.queries(round=k, step="attack")
-    budget = budget_for(len(verdicts), o.review_fraction)
-    picked = route_to_humans(verdicts, budget, o.routing, seed)
-    items = review_items_for(picked, responses, queries, k, source=f"loop:{o.routing}")
+    n_judged = len(store.verdicts(round=k, step="judge"))
+    budget = budget_for(n_judged, o.review_fraction)
+    items = routed_items(store, k, budget, o.routing, seed, source=f"loop:{o.routing}")
     queue.enqueue(items)  # idempotent: a resumed run re-enqueues nothing
     have = queue.latest_labels()
     missing = [it for it in items if it.id not in have]
     if missing and o.reviewer == "oracle":
-        qmap = {q.id: q for q in queries}
-        by_response = {r.id: qmap[r.query_id] for r in responses}
-        for label in oracle_labels(cfg, missing, by_response, seed):
+        for label in oracle_labels(cfg, missing, seed):
             queue.add_label(label.response_id, label.reviewer, label.unsafe, label.refusal, label.note,
                             provenance="oracle")
         missing = []
@@ -82,10 +77,10 @@ def route_step(cfg: Any, store: Any, out: Path, k: int, seed: int, log: Any) -> 
             f"with `superalign run --resume` and the same --config and --out.")
     labels = queue.latest_labels()
     overrides = sum(1 for it in items if it.verdict is not None and labels[it.id].unsafe != it.verdict.unsafe)
-    store.commit_step(k, "route", payload={"routed": len(items), "budget": budget, "of": len(verdicts),
+    store.commit_step(k, "route", payload={"routed": len(items), "budget": budget, "of": n_judged,
                                            "routing": o.routing, "reviewer": o.reviewer,
                                            "overrides": overrides})
-    log(f"round {k}: {len(items)} of {len(verdicts)} verdicts reviewed ({o.routing} routing, {o.reviewer}), "
+    log(f"round {k}: {len(items)} of {n_judged} verdicts reviewed ({o.routing} routing, {o.reviewer}), "
         f"{overrides} overridden")
 
 

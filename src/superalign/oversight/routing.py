@@ -71,12 +71,16 @@ def review_items_for(verdicts: Sequence[Verdict], responses: Sequence[Response],
     return items
 
 
+def routed_items(store, round: int, budget: int, strategy: Strategy = "uncertainty", seed: int = 0,
+                 source: str = "route") -> list:
+    """The ReviewItems routing picks from round `round` of a run (its "judge" step; none if missing)."""
+    picked = route_to_humans(store.verdicts(round=round, step="judge"), budget, strategy, seed)
+    return review_items_for(picked, store.responses(round=round, step="respond"),
+                            store.queries(round=round, step="attack"), round, source)
+
+
 def route_round(store, queue, round: int, budget: int, strategy: Strategy = "uncertainty", seed: int = 0) -> int:
     """Route round `round` of a run (its "judge" step) into `queue`; returns how many items were new.
 
     `store`: the run's RunStore; `queue`: its ReviewQueue. Nothing to route (step missing) -> 0."""
-    verdicts = store.verdicts(round=round, step="judge")
-    picked = route_to_humans(verdicts, budget, strategy, seed)
-    items = review_items_for(picked, store.responses(round=round, step="respond"),
-                             store.queries(round=round, step="attack"), round)
-    return queue.enqueue(items)
+    return queue.enqueue(routed_items(store, round, budget, strategy, seed))
