@@ -247,28 +247,11 @@ def fit_classifier_cached(heldout_fold: int = HELDOUT_FOLD, folds: int = FOLDS, 
     """`fit_classifier`, stored on disk (SUPERALIGN_CACHE/classifier/) under a key of everything the fit
     depends on, so every run and test after the first loads it (~0.1 s) instead of refitting (~10-40 s
     on 2 busy cores). Written atomically; an unreadable cache file is refitted and replaced."""
-    import os
-    import pickle
-    import tempfile
-
     from superalign.backends.embedded import cache_root
+    from superalign.store.jsonl import cached_pickle
 
     path = cache_root() / "classifier" / f"{_fit_cache_key(heldout_fold, folds, seed, with_prompt_head)}.pkl"
-    if path.is_file():
-        try:
-            with open(path, "rb") as fh:
-                fitted = pickle.load(fh)  # our own cache directory, written by the code below
-            if isinstance(fitted, FittedClassifier):
-                return fitted
-        except Exception:  # truncated or from another version: refit
-            pass
-    fitted = fit_classifier(heldout_fold, folds, seed, with_prompt_head)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        pickle.dump(fitted, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp, path)
-    return fitted
+    return cached_pickle(path, lambda: fit_classifier(heldout_fold, folds, seed, with_prompt_head), FittedClassifier)
 
 
 HARM_FILES = ("exploits.csv", "hate_speech.csv", "info_integrity.csv", "privacy.csv", "representational.csv",

@@ -20,7 +20,6 @@ TF-IDF head; its refusal call is rules + TF-IDF (the SmolLM2 refusal head was we
 from __future__ import annotations
 
 import hashlib
-import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -306,17 +305,12 @@ def load_or_fit_heads(features: PairFeatures | None = None, heldout_fold: int | 
                       tfidf_weight: float = 0.5, progress: Callable[[str], None] | None = None) -> LearnedHeads:
     """Cached heads (a pickle under $SUPERALIGN_CACHE/critic-heads/), fitted on first use.
     The first fit encodes ~1,200 pairs: minutes on 2 cores; later calls load in well under a second."""
+    from superalign.store.jsonl import cached_pickle
+
     features = features or PairFeatures()
-    path = heads_path(features, heldout_fold, tfidf_weight)
-    if path.is_file():
-        with path.open("rb") as fh:
-            return pickle.load(fh)  # our own cache file, written below
-    heads = fit_learned_heads(features, heldout_fold, tfidf_weight=tfidf_weight, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(pickle.dumps(heads))
-    tmp.replace(path)
-    return heads
+    return cached_pickle(heads_path(features, heldout_fold, tfidf_weight),
+                         lambda: fit_learned_heads(features, heldout_fold, tfidf_weight=tfidf_weight,
+                                                   progress=progress), LearnedHeads)
 
 
 def build_learned_critic(cfg: CriticConfig | None = None, classifier: FittedClassifier | None = None,

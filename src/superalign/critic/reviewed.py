@@ -15,12 +15,12 @@ refitted. Heads are cached under a key of the reviewed rows, so a resumed run re
 from __future__ import annotations
 
 import hashlib
-import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from superalign.critic.learned import LearnedCritic, LearnedHeads, fit_binary_head, group_of, heads_path
+from superalign.store.jsonl import cached_pickle
 
 
 @dataclass(frozen=True)
@@ -72,14 +72,6 @@ def with_reviews(critic: LearnedCritic, reviewed: Sequence[ReviewedPair], weight
     fold = critic.heads.meta.get("heldout_fold")
     base = heads_path(critic.heads.features, fold, critic.heads.tfidf_weight)
     path = base.with_name(f"{base.stem}-reviewed-{digest.hexdigest()[:16]}.pkl")
-    if path.is_file():
-        with path.open("rb") as fh:
-            heads = pickle.load(fh)  # our own cache file, written below
-    else:
-        heads = refit_objective_head(critic.heads, reviewed, weight, heldout_fold=fold,
-                                     folds=critic.heads.meta.get("folds", 5))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(pickle.dumps(heads))
-        tmp.replace(path)
+    heads = cached_pickle(path, lambda: refit_objective_head(critic.heads, reviewed, weight, heldout_fold=fold,
+                                                             folds=critic.heads.meta.get("folds", 5)), LearnedHeads)
     return replace(critic, heads=heads, name=f"{critic.name}+{len(reviewed)}reviewed")

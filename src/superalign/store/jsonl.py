@@ -79,6 +79,34 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         raise
 
 
+def cached_pickle(path: str | Path, build: Callable[[], Any], kind: type | None = None) -> Any:
+    """`build()`, kept on disk at `path` (our own cache directory): loaded when the file is there and
+    readable (and an instance of `kind`, when given), else built and written atomically (temp + rename).
+    A truncated or stale file is rebuilt and replaced, never an error."""
+    import pickle
+
+    p = Path(path)
+    if p.is_file():
+        try:
+            with p.open("rb") as fh:
+                obj = pickle.load(fh)  # written below by this function
+            if kind is None or isinstance(obj, kind):
+                return obj
+        except Exception:
+            pass
+    obj = build()
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return obj
+
+
 def _write_error(p: Path, exc: OSError) -> UserError:
     """The OSError of a failed write as the fix a user can make (nothing was left behind)."""
     import errno
