@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -41,6 +41,8 @@ class AttackerConfig(_Frozen):
     rewrite_share: float = Field(0.5, ge=0, le=1, description="adaptive: share of follow-up turns whose request the attacker model rewrites.")
     rewrite_tokens: int = Field(96, ge=8, description="adaptive: max tokens of one attacker-model rewrite.")
     coverage_bonus: float = Field(0.3, ge=0, description="adaptive: added to a style's sampled success rate when its archive cell is empty.")
+    coverage_target: float = Field(0.7, ge=0, le=1, description="adaptive: archive coverage the search plans to reach by the end of its budget: a turn goes to an empty cell with probability (cells still missing) / (queries left), the rest exploit what works (0 = no planned exploration).")
+    continuation: Literal["bandit", "always"] = Field("bandit", description="adaptive: after a failed attempt, always = retry the objective (up to `turns`); bandit = retry only when a Thompson sample of the follow-up turns' success rate beats that of a fresh objective's first turn (both learned during the search).")
     adaptive_batch: int = Field(16, ge=1, description="adaptive: objectives attacked in parallel (one learner batch).")
     archive_max_similarity: float = Field(0.95, gt=0, le=1, description="Novelty filter: an attack this similar (character 3-5-gram cosine) to an elite or an earlier attempt is a near-duplicate and is kept out.")
 
@@ -137,19 +139,24 @@ def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel]:
     return model
 
 
-def parse_config(data: dict[str, Any], source: str = "<config>", node: Any = None) -> RunConfig:
-    """Validate a mapping into a RunConfig, turning pydantic errors into one UserError."""
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_model(model: type[M], data: Any, source: str = "<config>", node: Any = None,
+                   base: tuple[Any, ...] = ()) -> M:
+    """Validate `data` into `model`, turning pydantic errors into one UserError that names each bad
+    key with its file:line (`node`: the yaml.compose tree of the file, `base`: where `data` sits in it)."""
     try:
-        return RunConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         msgs = []
         for err in exc.errors():
             loc = tuple(err["loc"])
             dotted = ".".join(str(p) for p in loc)
-            line = yaml_line(node, loc) if node is not None else None
+            line = yaml_line(node, base + loc) if node is not None else None
             where = f"{source}:{line}" if line else source
             if err["type"] == "extra_forbidden":
-                parent = _model_at(RunConfig, loc[:-1])
+                parent = _model_at(model, loc[:-1])
                 close = difflib.get_close_matches(str(loc[-1]), list(parent.model_fields), n=1)
                 hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(parent.model_fields)}"
                 msgs.append(f"unknown key '{dotted}' ({where}){hint}")
@@ -158,26 +165,37 @@ def parse_config(data: dict[str, Any], source: str = "<config>", node: Any = Non
         raise UserError("bad config: " + "; ".join(msgs)) from None
 
 
-def load_config(path: str | Path | None, **overrides: Any) -> RunConfig:
-    """Load a YAML config (or the defaults when `path` is None) and apply top-level overrides."""
+def parse_config(data: dict[str, Any], source: str = "<config>", node: Any = None) -> RunConfig:
+    """Validate a mapping into a RunConfig, turning pydantic errors into one UserError."""
+    return validate_model(RunConfig, data, source, node)
+
+
+def read_yaml(path: str | Path, hint: str = "see configs/ for examples") -> tuple[dict[str, Any], Any]:
+    """(mapping, yaml.compose node) of a YAML file; UserError naming the file (and line) otherwise."""
     import yaml
 
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{p}: config file not found ({hint})")
+    text = p.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise UserError(f"{p}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{p}: expected a mapping of settings at the top level")
+    return data, node
+
+
+def load_config(path: str | Path | None, **overrides: Any) -> RunConfig:
+    """Load a YAML config (or the defaults when `path` is None) and apply top-level overrides."""
     data: dict[str, Any] = {}
     node = None
     source = str(path) if path else "<defaults>"
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise UserError(f"{p}: config file not found (see configs/ for examples)")
-        text = p.read_text(encoding="utf-8")
-        try:
-            node = yaml.compose(text)
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = f":{mark.line + 1}" if mark else ""
-            raise UserError(f"{p}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
-        if not isinstance(data, dict):
-            raise UserError(f"{p}: expected a mapping of settings at the top level")
+        data, node = read_yaml(path)
     data.update({k: v for k, v in overrides.items() if v is not None})
     return parse_config(data, source, node)

@@ -55,6 +55,14 @@ def test_unknown_config_key_and_bad_value(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_experiment_config_with_a_bad_value(tmp_path):
+    cfg = tmp_path / "w2s.yaml"
+    cfg.write_text("quick:\n  tasks: [sciq]\n  seeds: 0\n")
+    r = sa("experiment", "w2s", "--quick", "--config", str(cfg), "--out", str(tmp_path / "exp"))
+    _assert_clean_failure(r, "seeds", f"{cfg}:3")
+    assert not (tmp_path / "exp").exists()
+
+
 def test_output_dir_not_writable(tmp_path):
     src = tmp_path / "in.jsonl"
     src.write_text('{"prompt": "hi"}\n')

@@ -89,18 +89,6 @@ def test_unsure_sft_teaches_the_tiny_model_to_say_not_sure(fresh_tiny):
     assert stats.losses[-1] < stats.losses[0] and unsure_log_odds() > before + 3.0
 
 
-def test_presets_mirror_the_yaml():
-    from pathlib import Path
-
-    import yaml
-
-    from superalign.experiments import intrinsic
-
-    path = Path(__file__).parents[2] / "configs" / "experiments" / "intrinsic.yaml"
-    data = yaml.safe_load(path.read_text())
-    assert {k: intrinsic.IntrinsicConfig.model_validate(v) for k, v in data.items()} == intrinsic.PRESETS
-
-
 def test_intrinsic_is_a_registered_experiment():
     from superalign.experiments import available_experiments
 

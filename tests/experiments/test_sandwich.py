@@ -77,16 +77,6 @@ def test_run_on_the_scripted_backend_writes_every_output(tmp_path):
         sw.load_task("mmlu-moral", 3)
 
 
-def test_config_file_mirrors_the_presets():
-    from pathlib import Path
-
-    import yaml
-
-    path = Path(__file__).parents[2] / "configs" / "experiments" / "sandwich.yaml"
-    data = yaml.safe_load(path.read_text())
-    assert {k: sw.SandwichConfig.model_validate(v) for k, v in data.items()} == sw.PRESETS
-
-
 def test_calibration_stops_deference_to_an_overconfident_wrong_model():
     items = _items(400)
     wrong = _scores(items, False, 10.0)

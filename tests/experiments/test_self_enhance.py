@@ -1,7 +1,6 @@
 """self-enhance: pairs follow whoever labels them, agreement arithmetic, a micro 3-iteration run (tiny model)."""
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -104,14 +103,9 @@ def test_train_config_gives_the_same_steps_whatever_the_pair_count():
     assert train_config(cfg, 1).lr == 6e-4 and train_config(cfg, 1).competence_replay == cfg.replay_examples
 
 
-def test_presets_match_the_yaml():
-    import yaml
-
+def test_presets_are_as_large_as_the_issue_asks():  # presets == yaml: tests/experiments/test_presets_yaml.py
     from superalign.experiments import self_enhance as se
 
-    path = Path(__file__).parents[2] / "configs" / "experiments" / "self-enhance.yaml"
-    data = yaml.safe_load(path.read_text())
-    assert {k: se.SelfEnhanceConfig.model_validate(v) for k, v in data.items()} == se.PRESETS
     assert se.PRESETS["quick"].iterations >= 3 and se.PRESETS["full"].seeds >= 3
 
 

@@ -3,7 +3,6 @@ k teaches k + 1), a noisy teacher measured as worse, drift flagging, outputs, pr
 
 import dataclasses
 import json
-from pathlib import Path
 
 import pytest
 
@@ -151,16 +150,9 @@ def test_learner_chain_students_judge_for_the_next_generation(scripted_cfg, tmp_
     assert (out / "learner_chain.png").stat().st_size > 2000
 
 
-def test_presets_match_the_yaml():
-    import yaml
+def test_presets_are_as_large_as_the_issue_asks():  # presets == yaml: tests/experiments/test_presets_yaml.py
+    from superalign.experiments.teacher_student import PRESETS
 
-    from superalign.experiments.teacher_student import PRESETS, TeacherStudentConfig
-
-    path = Path(__file__).parents[2] / "configs" / "experiments" / "teacher-student.yaml"
-    data = yaml.safe_load(path.read_text())
-    assert set(data) == set(PRESETS)
-    for name, preset in PRESETS.items():
-        assert TeacherStudentConfig.model_validate(data[name]) == preset
     quick = PRESETS["quick"]
     assert quick.critic_chain.generations >= 3 and quick.learner_chain.generations >= 3
     assert PRESETS["full"].learner_chain.seeds >= 3 and PRESETS["full"].critic_chain.seeds >= 3

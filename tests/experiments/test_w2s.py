@@ -99,13 +99,3 @@ def test_run_control_flow_on_synthetic_features(monkeypatch, tmp_path):
     p = saved["pgr"]["sst2"]["smollm2-mid"]["aux"]
     assert p["pgr"] is not None and p["n_seeds"] == 2
     assert len(saved["runs"]) == 2 * (2 + 3)
-
-
-def test_config_file_mirrors_the_presets():
-    from pathlib import Path
-
-    import yaml
-
-    path = Path(__file__).parents[2] / "configs" / "experiments" / "w2s.yaml"
-    data = yaml.safe_load(path.read_text())
-    assert {k: w2s.W2SConfig.model_validate(v) for k, v in data.items()} == w2s.PRESETS

@@ -43,16 +43,35 @@ def load_experiment(name: str) -> Any:
     return importlib.import_module(module_name(name))
 
 
+def load_experiment_config(module: Any, path: Path, quick: bool) -> Any:
+    """The experiment's config from a YAML file: either one config, or `full:` / `quick:` entries like
+    configs/experiments/NAME.yaml (the one --quick selects). Bad keys or values: UserError with file:line."""
+    from superalign.config import read_yaml, validate_model
+
+    data, node = read_yaml(path, hint="copy one from configs/experiments/")
+    cls = type(module.PRESETS["full"])
+    base: tuple[Any, ...] = ()
+    if data and set(data) <= {"full", "quick"}:
+        key = "quick" if quick else "full"
+        if key not in data:
+            raise UserError(f"{path}: has no '{key}:' entry (it has {', '.join(data)}); "
+                            f"add one, or {'drop' if quick else 'pass'} --quick")
+        data, base = data[key], (key,)
+    return validate_model(cls, data, str(path), node, base)
+
+
 def run_experiment(name: str, out: Path, quick: bool = False, seeds: int | None = None,
-                   learner: str = "embedded", progress: Any = None) -> dict:
-    """Run experiment `name` into `out` (created); returns its metrics dict."""
+                   learner: str = "embedded", progress: Any = None, config: Path | None = None) -> dict:
+    """Run experiment `name` into `out` (created); returns its metrics dict. `config`: a YAML file that
+    replaces the preset (see load_experiment_config); --seeds / --learner still override it."""
     from superalign.experiments.common import no_progress
 
     if seeds is not None and seeds < 1:
         raise UserError(f"--seeds {seeds}: must be >= 1 (CIs need >= 2; the issue asks for >= 3)")
     module = load_experiment(name)
+    kwargs = {"config": load_experiment_config(module, config, quick)} if config is not None else {}
     out.mkdir(parents=True, exist_ok=True)
-    metrics = module.run(out, quick, seeds, learner, progress or no_progress)
+    metrics = module.run(out, quick, seeds, learner, progress or no_progress, **kwargs)
     from superalign.store.experiment_report import write_experiment_report
 
     write_experiment_report(out, name)  # DIR/report.html: results.md + plots + headline numbers

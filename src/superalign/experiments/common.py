@@ -59,10 +59,13 @@ class RichProgress:
 
 def choose_preset(presets: dict[str, Any], quick: bool, config: Any = None, seeds: int | None = None,
                   learner: str | None = None) -> tuple[str, Any]:
-    """(preset name, config) of an experiment run: `config` when given, else the quick or full preset;
-    `--seeds` overrides the config's `seeds` and `--learner` its pair pool's learner (when it has them)."""
+    """(preset name, config) of an experiment run: `config` when given (named "custom" unless it equals
+    the preset), else the quick or full preset; `--seeds` overrides the config's `seeds` and `--learner`
+    its pair pool's learner (when it has them)."""
     name = "quick" if quick else "full"
     cfg = config or presets[name]
+    if cfg != presets[name]:
+        name = "custom"
     update: dict[str, Any] = {}
     if seeds and "seeds" in type(cfg).model_fields:
         update["seeds"] = seeds
