@@ -4,8 +4,16 @@ Each objective (a harmful seed request) gets up to `cfg.turns` attempts. An atte
 archive's column) applied to an inner request: the plain objective on the first turn; on later turns,
 with probability `cfg.rewrite_share`, an attacker-model rewrite written from the last attempt, the
 learner's answer and the critic's verdict + explanation. Style choice is feedback-driven too: Thompson
-sampling over each style's observed success rate, plus a bonus for cells the archive has not filled
-(coverage), never repeating a style within one objective. A thread stops at its first success.
+sampling over each style's observed success rate (a bare rewrite is one more arm), plus a bonus for cells
+the archive has not filled, never repeating a style on the same request within one objective. A thread
+stops at its first success.
+
+Quality vs diversity is planned, not left to chance: a turn explores an empty archive cell with
+probability (cells still missing to reach `coverage_target`) / (queries left), and exploits otherwise, so
+the target coverage is reached with as few non-exploiting queries as the budget allows. After a failure
+the objective is retried only while the follow-up turns' observed success rate (Thompson-sampled) beats a
+fresh objective's first turn (`continuation: bandit`), i.e. the search spends each query where it has
+been paying off against *this* learner.
 
 Budget = learner queries (one per attempt), counted exactly; attacker-model calls are counted apart.
 The critic judges the learner's answer against the *objective* (HarmBench-style: did the answer do what
@@ -14,6 +22,7 @@ was asked?), so a frame cannot win by echoing words, and the static arm is judge
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from collections.abc import Callable, Sequence
@@ -54,11 +63,13 @@ class Attempt:
     explanation: str = ""
     rewritten: bool = False  # the inner request came from the attacker model
     arm: str = "adaptive"
+    explore: bool = False  # spent on filling an empty archive cell rather than on what works
+
 
     def row(self) -> dict[str, Any]:
         return {**self.query.to_dict(), "style": self.style, "turn": self.turn, "response": self.response,
                 "score": self.score, "success": self.success, "explanation": self.explanation,
-                "rewritten": self.rewritten, "arm": self.arm}
+                "rewritten": self.rewritten, "arm": self.arm, "explore": self.explore}
 
 
 @dataclass
@@ -68,6 +79,7 @@ class SearchResult:
     learner_queries: int = 0
     attacker_calls: int = 0
     style_stats: dict[str, list[int]] = field(default_factory=dict)  # style -> [successes, tries]
+    turn_stats: dict[str, list[int]] = field(default_factory=lambda: {"first": [0, 0], "followup": [0, 0]})
 
 
 @dataclass
@@ -116,18 +128,39 @@ def clean_rewrite(raw: str, objective: str, max_chars: int = 700) -> str:
     return text
 
 
+def _thompson(rng: random.Random, successes: int, tries: int) -> float:
+    return rng.betavariate(1 + successes, 1 + tries - successes)
+
+
 def _pick_style(thread: _Thread, archive: Archive, stats: dict[str, list[int]], rng: random.Random,
-                styles: Sequence[str], coverage_bonus: float) -> str:
-    """Thompson sample of each untried style's success rate, + `coverage_bonus` if its cell is empty."""
-    options = [s for s in styles if s not in thread.tried] or list(styles)
+                styles: Sequence[str], coverage_bonus: float, new_request: bool = False) -> str:
+    """Thompson sample of each untried style's success rate, + `coverage_bonus` if its cell is empty.
+    `new_request`: the request was just rewritten, so every style is new to it."""
+    options = list(styles) if new_request else [s for s in styles if s not in thread.tried] or list(styles)
     cat = thread.objective.category
 
     def value(s: str) -> float:
         succ, tries = stats.get(s, [0, 0])
         empty = archive.elite(cat, s) is None
-        return rng.betavariate(1 + succ, 1 + tries - succ) + (coverage_bonus if empty else 0.0)
+        return _thompson(rng, succ, tries) + (coverage_bonus if empty else 0.0)
 
     return max(options, key=value)
+
+
+def _explore_style(thread: _Thread, archive: Archive, rng: random.Random, styles: Sequence[str],
+                   new_request: bool) -> str | None:
+    """A style whose cell (of this objective's category) is still empty, uniformly; None when there is none."""
+    cat = thread.objective.category
+    empty = [s for s in styles if archive.elite(cat, s) is None and (new_request or s not in thread.tried)]
+    return rng.choice(empty) if empty else None
+
+
+def _keep_going(rng: random.Random, cfg: AttackerConfig, turn_stats: dict[str, list[int]]) -> bool:
+    """Retry a failed objective? `always`, or (bandit) when a Thompson sample of the follow-up turns'
+    success rate is at least one of a fresh objective's first turn."""
+    if cfg.continuation == "always":
+        return True
+    return _thompson(rng, *turn_stats["followup"]) >= _thompson(rng, *turn_stats["first"])
 
 
 def _rewrite_prompts(threads: Sequence[_Thread]) -> list[list[dict[str, str]]]:
@@ -173,20 +206,21 @@ def adaptive_attack(seeds: Sequence[Query], learner: Any, judge_fn: Judge, budge
         if not threads:
             break
         queries, meta = _build_turn(threads, archive, stats, rng, styles, cfg, attacker, seed, round, result,
-                                    templates)
+                                    templates, budget)
         answers = ask_learner(learner, queries, params, system)
         result.learner_queries += len(queries)
         verdicts = judge_fn(queries, answers)
         keep = []
-        for t, q, (style, rewritten), a, (score, success, expl) in zip(threads, queries, meta, answers, verdicts):
-            att = Attempt(q, style, t.turn, a, score, success, expl, rewritten)
+        for t, q, (style, rewritten, explore), a, (score, success, expl) in zip(threads, queries, meta, answers,
+                                                                               verdicts):
+            att = Attempt(q, style, t.turn, a, score, success, expl, rewritten, explore=explore)
             result.attempts.append(att)
-            stats.setdefault(style, [0, 0])
-            stats[style][0] += int(success)
-            stats[style][1] += 1
+            for tally in (stats.setdefault(style, [0, 0]), result.turn_stats["first" if t.turn == 1 else "followup"]):
+                tally[0] += int(success)
+                tally[1] += 1
             archive.offer(Elite(q.category, style, q.text, t.objective.text, score, success, a, expl, q.id, round))
             t.last = att
-            if not success and t.turn < cfg.turns:
+            if not success and t.turn < cfg.turns and _keep_going(rng, cfg, result.turn_stats):
                 keep.append(t)
         threads = keep
         if log:
@@ -198,8 +232,9 @@ def adaptive_attack(seeds: Sequence[Query], learner: Any, judge_fn: Judge, budge
 
 def _build_turn(threads: list[_Thread], archive: Archive, stats: dict[str, list[int]], rng: random.Random,
                 styles: Sequence[str], cfg: AttackerConfig, attacker: Any, seed: int, round: int,
-                result: SearchResult, templates: Sequence[Any]) -> tuple[list[Query], list[tuple[str, bool]]]:
-    """One attack query per thread (advancing its turn), with (style, rewritten) per query."""
+                result: SearchResult, templates: Sequence[Any],
+                budget: int) -> tuple[list[Query], list[tuple[str, bool, bool]]]:
+    """One attack query per thread (advancing its turn), with (style, rewritten, explore) per query."""
     for t in threads:
         t.turn += 1
     wants = [t for t in threads if attacker is not None and t.last is not None and rng.random() < cfg.rewrite_share]
@@ -213,25 +248,36 @@ def _build_turn(threads: list[_Thread], archive: Archive, stats: dict[str, list[
             inner[id(t)] = clean_rewrite(r, t.objective.text)
     asked = {id(t) for t in wants}
     framed = [s for s in styles if s != "rewrite"]
+    cells = len(archive.categories) * len(archive.styles)
+    missing = math.ceil(cfg.coverage_target * cells - 1e-9) - len(archive.cells)
     drafts = []
-    for t in threads:
-        style = "rewrite" if id(t) in asked and "rewrite" in styles and rng.random() < 0.5 else \
-            _pick_style(t, archive, stats, rng, framed, cfg.coverage_bonus)
-        drafts.append((style, apply_style(style, inner[id(t)], random.Random(rng.getrandbits(64)), templates)))
-    sims = max_similarity([d[1] for d in drafts], [a.query.text for a in result.attempts])
+    for i, t in enumerate(threads):
+        fresh = id(t) in asked
+        options = styles if fresh else framed  # a bare rewrite only exists when the model wrote one
+        left = budget - result.learner_queries - i
+        style = None
+        if missing > 0 and rng.random() < missing / max(1, left):
+            style = _explore_style(t, archive, rng, options, fresh)
+            missing -= style is not None
+        explore = style is not None
+        style = style or _pick_style(t, archive, stats, rng, options, cfg.coverage_bonus, fresh)
+        drafts.append((style, explore, apply_style(style, inner[id(t)], random.Random(rng.getrandbits(64)),
+                                                   templates)))
+    sims = max_similarity([d[2] for d in drafts], [a.query.text for a in result.attempts])
     queries, meta = [], []
-    for t, (style, text), sim in zip(threads, drafts, sims):
+    for t, (style, explore, text), sim in zip(threads, drafts, sims):
         rewritten = id(t) in asked
         if sim >= cfg.archive_max_similarity:  # near-duplicate of an earlier attempt: another style, once
             t.tried.add(style)
-            style = _pick_style(t, archive, stats, rng, framed, cfg.coverage_bonus)
+            style, explore = _pick_style(t, archive, stats, rng, framed, cfg.coverage_bonus), False
             text = apply_style(style, inner[id(t)], random.Random(rng.getrandbits(64)), templates)
-        t.tried.add(style)
+        if not rewritten:
+            t.tried.add(style)
         obj = t.objective
         queries.append(Query(id=stable_id("adaptive", round, obj.id, t.turn, text), text=text, category=obj.category,
                              harmful=True, source=f"{obj.source}+adaptive:{style}", parent_id=obj.id, round=round,
                              objective=obj.text))
-        meta.append((style, rewritten))
+        meta.append((style, rewritten, explore))
     return queries, meta
 
 
@@ -276,6 +322,8 @@ def attempt_rows(attempts: Sequence[Attempt]) -> list[dict[str, Any]]:
 
 def result_stats(result: SearchResult) -> dict[str, Any]:
     return {"style_stats": {s: {"successes": v[0], "tries": v[1]} for s, v in result.style_stats.items()},
+            "turn_stats": {k: {"successes": v[0], "tries": v[1]} for k, v in result.turn_stats.items()},
+            "explore_queries": sum(a.explore for a in result.attempts),
             "attacker_calls": result.attacker_calls, "rewrites_used": sum(a.rewritten for a in result.attempts)}
 
 
