@@ -277,11 +277,16 @@ def write_outputs(out: Path, store: Any, cfg: RunConfig | None = None) -> Path:
 
 
 def rounds_with_gate(store: Any) -> list[dict]:
-    """Per-round metrics plus `promoted`: the gate's decision on each trained version (None: pending)."""
+    """Per-round metrics plus `promoted` (the gate's decision on each trained version; None: pending) and,
+    with the adaptive attacker, `attack_asr` / `attack_coverage`: round K's search on the *training*
+    objectives against the learner round K started from (set beside held-out ASR: memorising vs generalising)."""
     rounds = store.rounds_metrics()
     for row in rounds:
         if row.get("round", 0) > 0:
             row["promoted"] = (store.step_payload(row["round"], "promote") or {}).get("promoted")
+            attack = store.step_payload(row["round"], "attack") or {}
+            if "asr" in attack:
+                row["attack_asr"], row["attack_coverage"] = attack["asr"], attack.get("archive_coverage")
     return rounds
 
 

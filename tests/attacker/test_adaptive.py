@@ -189,6 +189,9 @@ def test_loop_uses_adaptive_attacker_and_carries_the_archive(tmp_path) -> None:
     cells1 = {(e["category"], e["style"]) for e in p1["archive"]["elites"]}
     cells2 = {(e["category"], e["style"]) for e in p2["archive"]["elites"]}
     assert cells1 <= cells2 and len(cells2) > len(cells1)  # round 2 continued round 1's archive
+    rows = [json.loads(line) for line in (tmp_path / "run" / "rounds.jsonl").read_text().splitlines()]
+    assert [r.get("attack_asr") for r in rows] == [None, p1["asr"], p2["asr"]]  # beside held-out ASR per round
+    assert "attack_asr" in (tmp_path / "run" / "report.html").read_text()
 
 
 def test_self_improvement_moves_the_tiny_attacker_toward_its_successes(fresh_tiny) -> None:

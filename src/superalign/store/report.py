@@ -22,14 +22,15 @@ from superalign.store.jsonl import atomic_write_text
 
 # Columns of the per-round table, in order; a column appears when any round has a value for it.
 COLUMNS: tuple[str, ...] = (
-    "round", "asr", "asr_keyword_bound", "over_refusal", "competence",
+    "round", "asr", "asr_keyword_bound", "attack_asr", "over_refusal", "competence",
     "human_labels", "pairs", "train_loss", "minutes",
 )
 
 # One plot per entry: (title, y label, [(metric key, legend label)], y in [0, 1]).
 PLOTS: tuple[tuple[str, str, list[tuple[str, str]], bool], ...] = (
     ("Attack success rate (held-out harmful)", "ASR",
-     [("asr", "ASR (critic)"), ("asr_keyword_bound", "keyword-refusal upper bound")], True),
+     [("asr", "ASR (critic)"), ("asr_keyword_bound", "keyword-refusal upper bound"),
+      ("attack_asr", "adaptive attack on training objectives (vs the round's starting learner)")], True),
     ("Over-refusal (held-out benign)", "over-refusal rate", [("over_refusal", "over-refusal")], True),
     ("Competence (multiple choice, 95% CI)", "accuracy", [("competence", "competence")], True),
     ("Training loss", "loss",
