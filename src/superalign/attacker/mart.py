@@ -43,7 +43,9 @@ def self_improvement_rounds(seeds: Sequence[Query], learner: Any, attacker: Any,
     from superalign.attacker.self_improve import improve_attacker
 
     train_obj, eval_obj = split_objectives(seeds)
-    cfg = cfg.model_copy(update={"rewrite_share": 1.0})  # every follow-up turn is the attacker's own text
+    # Every follow-up turn is the attacker's own text, and every objective gets all its turns: what is
+    # measured is the attacker model, so the search must not route the budget away from its rewrites.
+    cfg = cfg.model_copy(update={"rewrite_share": 1.0, "continuation": "always"})
     rows = []
     for r in range(rounds + 1):
         ev = adaptive_attack(eval_obj, learner, judge_fn, budget, cfg, seed, attacker=attacker, params=params)
