@@ -83,7 +83,7 @@ def generate(
 def judge(
     inp: Path = typer.Option(..., "--in", help="JSONL with 'prompt' and 'response' (optional 'harmful', 'id')."),
     out: Path = typer.Option(..., "--out", help="Output JSONL: every input field plus the Verdict fields."),
-    critic: str = typer.Option("ensemble", "--critic", help="rules | classifier | ensemble (default, best measured) | llm-judge | learned"),
+    critic: str = typer.Option("learned", "--critic", help="learned (default: the most accurate measured, docs/critic.md; SmolLM2 heads, ~1.5 min to fit on first use) | ensemble (rules + TF-IDF heads, instant) | rules | classifier | llm-judge"),
     constitution: Optional[Path] = typer.Option(None, "--constitution", help="Constitution YAML (default: the shipped one)."),
     profile: str = typer.Option("default", "--profile", help="Value profile in the constitution, e.g. strict-child-safety."),
     abstain_below: float = typer.Option(0.0, "--abstain-below", help="Abstain (unsafe=null) below this confidence."),
