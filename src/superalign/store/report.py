@@ -28,8 +28,8 @@ COLUMNS: tuple[str, ...] = (
 
 # One plot per entry: (title, y label, [(metric key, legend label)], y in [0, 1]).
 PLOTS: tuple[tuple[str, str, list[tuple[str, str]], bool], ...] = (
-    ("Attack success rate (held-out harmful)", "ASR",
-     [("asr", "ASR (critic)"), ("asr_keyword_bound", "keyword-refusal upper bound"),
+    ("Attack success rate", "ASR",
+     [("asr", "held-out ASR (critic)"), ("asr_keyword_bound", "held-out keyword-refusal upper bound"),
       ("attack_asr", "adaptive attack on training objectives (vs the round's starting learner)")], True),
     ("Over-refusal (held-out benign)", "over-refusal rate", [("over_refusal", "over-refusal")], True),
     ("Competence (multiple choice, 95% CI)", "accuracy", [("competence", "competence")], True),
