@@ -65,7 +65,6 @@ class Attempt:
     arm: str = "adaptive"
     explore: bool = False  # spent on filling an empty archive cell rather than on what works
 
-
     def row(self) -> dict[str, Any]:
         return {**self.query.to_dict(), "style": self.style, "turn": self.turn, "response": self.response,
                 "score": self.score, "success": self.success, "explanation": self.explanation,
