@@ -259,7 +259,7 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
             else:
                 conditions.setdefault(name, []).append(measure_direct(backend, queries, items, critic, cfg))
     backend.model = base
-    metrics = {"experiment": "intrinsic", "complete": True, "preset": preset if config is None else "custom", "learner": learner,
+    metrics = {"experiment": "intrinsic", "complete": True, "preset": preset, "learner": learner,
                "config": cfg.model_dump(mode="json"), "pool": pool.stats, "n_heldout_harmful": len(harmful),
                "n_heldout_benign": len(benign), "n_competence_items": len(items), "n_calibration_items": len(cal),
                "reflection_data": {"train_prompts": len(tq), "kept": len(reflect_data),

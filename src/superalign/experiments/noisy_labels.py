@@ -139,7 +139,7 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
     # Seed-major order: if a run is cut short, metrics.json already holds every setting for the first seeds.
     jobs = [(m, e, s) for s in range(cfg.seeds) for e in cfg.eps for m in (cfg.methods if e > 0 else cfg.methods[:1])]
     runs: list[dict] = []
-    head = {"experiment": "noisy-labels", "preset": preset if config is None else "custom", "learner": learner,
+    head = {"experiment": "noisy-labels", "preset": preset, "learner": learner,
             "config": cfg.model_dump(mode="json"), "pool": pool.stats, "n_train_pairs": len(train),
             "n_heldout_pairs": len(held), "n_asr_prompts": len(asr_prompts), "n_jobs": len(jobs),
             "n_heldout_harmful_pairs": sum(p.kind == "refuse-harmful" for p in held),

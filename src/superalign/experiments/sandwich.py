@@ -254,7 +254,7 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
             results[str(acc)][task] = summarise(per_item, cfg.bootstrap)
         results[str(acc)]["all"] = summarise(pooled, cfg.bootstrap)
     head = str(cfg.nonexpert_accuracy[len(cfg.nonexpert_accuracy) // 2])
-    metrics = {"experiment": "sandwich", "preset": preset if config is None else "custom",
+    metrics = {"experiment": "sandwich", "preset": preset,
                "learner": getattr(model, "name", learner), "config": cfg.model_dump(mode="json"),
                "headline_nonexpert_accuracy": float(head),
                "gap_closed": results[head]["all"]["gap_closed_assisted_vs_expert"]["value"],

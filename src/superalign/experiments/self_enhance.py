@@ -227,7 +227,7 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
     progress("self-enhance: evaluate M_0", 0, 1)
     # greedy answers: M_0's evaluation is the same for every seed and arm
     base_eval = evaluate(backend, data, critic, cfg, out / "answers" / "t0.jsonl")
-    head = {"experiment": "self-enhance", "preset": preset if config is None else "custom", "learner": learner,
+    head = {"experiment": "self-enhance", "preset": preset, "learner": learner,
             "critic": critic.name, "config": cfg.model_dump(mode="json"),
             "data": {"train_harmful": sum(q.harmful for q in data.train),
                      "train_benign": sum(not q.harmful for q in data.train),

@@ -32,8 +32,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from superalign.experiments.common import (MeanCI, PoolSettings, Progress, markdown_table, mean_ci, plot_with_ci,
-                                           write_metrics, write_results)
+from superalign.experiments.common import (MeanCI, PoolSettings, Progress, choose_preset, markdown_table, mean_ci,
+                                           plot_with_ci, write_metrics, write_results)
 from superalign.learner.teacher_student import (DPOStudent, PairJudge, first_drift, generations, label_quality,
                                                 label_with)
 
@@ -338,8 +338,7 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
     from superalign.errors import UserError
 
     t0 = time.time()
-    preset = "quick" if quick else "full"
-    cfg = config or PRESETS[preset]
+    preset, cfg = choose_preset(PRESETS, quick, config)
     if seeds:
         cfg = cfg.model_copy(update={"critic_chain": cfg.critic_chain.model_copy(update={"seeds": seeds}),
                                      "learner_chain": cfg.learner_chain.model_copy(update={"seeds": seeds})})
@@ -347,7 +346,7 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
     if unknown:
         raise UserError(f"teacher-student: unknown first teacher(s) {sorted(unknown)}; choose from {', '.join(FIRST_TEACHERS)}")
     critic_rows = run_critic_chain(cfg.critic_chain, progress) if cfg.critic_chain.first_teachers else []
-    metrics: dict[str, Any] = {"experiment": "teacher-student", "preset": preset if config is None else "custom",
+    metrics: dict[str, Any] = {"experiment": "teacher-student", "preset": preset,
                                "learner": learner, "config": cfg.model_dump(mode="json"), "critic_chain": {
                                    "rows": critic_rows, "summary": summarise(critic_rows, "chain", CRITIC_METRICS)}}
     write_outputs(out, {**metrics, "minutes": round((time.time() - t0) / 60, 2)}, plots=False)

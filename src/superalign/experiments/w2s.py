@@ -310,7 +310,7 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
     progress("w2s tasks", len(cfg.tasks), len(cfg.tasks))
     summary = summarise(runs, cfg)
     flat = [(t, k, v) for t, d in summary.items() for k, v in d.items()]
-    metrics = {"experiment": "w2s", "preset": preset if config is None else "custom", "learner": learner, "config": cfg.model_dump(mode="json"), "examples": sizes,
+    metrics = {"experiment": "w2s", "preset": preset, "learner": learner, "config": cfg.model_dump(mode="json"), "examples": sizes,
                "pgr_median": _median([v["pgr_aux"]["pgr"] for _, _, v in flat]),
                "pgr_median_no_aux": _median([v["pgr"]["pgr"] for _, _, v in flat]),
                "pgr": {t: {k: {"aux": v["pgr_aux"], "no_aux": v["pgr"]} for k, v in d.items()} for t, d in summary.items()},
