@@ -50,7 +50,7 @@ class W2SConfig(BaseModel):
     weak: tuple[str, ...] = Field(WEAK_KINDS, description="Weak supervisors: bow | smollm2-mid | rules (harm only).")
     seeds: int = Field(3, ge=1, description="Seeds: split + head init + batch order.")
     model_dir: str = Field("", description="HF model dir of the strong student's backbone ('' = embedded SmolLM2-135M).")
-    layers: int = Field(10, ge=2, le=30, description="Transformer blocks run for the strong features (SmolLM2: of 30).")
+    layers: int = Field(30, ge=2, le=30, description="Transformer blocks run for the strong features (SmolLM2: of 30; all 30 measured better than 10: median PGR 0.27 vs -0.07 on the full preset).")
     prompt_tokens: int = Field(24, ge=1, description="Prompt tokens kept per example.")
     response_tokens: int = Field(64, ge=1, description="Response tokens kept (sst2 sentence, boolq passage, answer).")
     epochs: int = Field(20, ge=1, description="Passes over the training half per head.")
@@ -62,9 +62,8 @@ class W2SConfig(BaseModel):
     bootstrap: int = Field(1000, ge=100, description="Bootstrap resamples (seeds, then test items) for PGR CIs.")
 
 
-PRESETS = {"full": W2SConfig(limit=2000),
-           # ~1,200 encoded texts (harm's 395 are already cached by the learned critic)
-           "quick": W2SConfig(limit=400)}
+PRESETS = {"full": W2SConfig(limit=2000),  # 11.3 min on one AVX2 thread (the quick preset's texts cached)
+           "quick": W2SConfig(limit=400)}  # ~1,600 texts through all 30 blocks: 5.9 min on one AVX2 thread, cold
 
 
 @dataclass(frozen=True)
