@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 
 from superalign.config import TrainConfig
@@ -47,3 +48,55 @@ def test_response_mask_excludes_prompt(tiny):
     ids, n_prompt = encode_example(tok, tiny.render, user_chat("hello there"), "General Kenobi", 64)
     assert tok.decode(ids[n_prompt:]).startswith("General Kenobi")
     assert ids[-1] == tok.convert_tokens_to_ids("<|im_end|>")
+
+
+def test_reference_cache_reuses_scores_and_changes_nothing(fresh_tiny):
+    """Two trainings from the same weights with one shared cache: the second scores no reference
+    sequence (flipped pairs are the same sequences swapped) and trains exactly as without the cache."""
+    import copy
+
+    from superalign.learner.dpo import reference_logps
+
+    pairs = _pairs(6)
+    flipped = [Pair(p.prompt, p.rejected, p.chosen) if i % 2 else p for i, p in enumerate(pairs)]
+    cfg = TrainConfig(epochs=1, batch_size=3, lr=1e-3, nll_weight=0.0)
+    base = copy.deepcopy(fresh_tiny.model)
+    cache: dict = {}
+    _, first = train_dpo(fresh_tiny, pairs, cfg, seed=0, ref_cache=cache)
+    assert len(cache) == 2 * len(pairs)
+    fresh_tiny.model = copy.deepcopy(base)
+    tok = fresh_tiny.tokenizer
+    enc = [(encode_example(tok, fresh_tiny.render, p.prompt, p.chosen, cfg.max_len),
+            encode_example(tok, fresh_tiny.render, p.prompt, p.rejected, cfg.max_len), 1.0) for p in flipped]
+    uncached = reference_logps(fresh_tiny.model, enc, [[0, 1, 2], [3, 4, 5]], tok.pad_token_id)
+    cached = reference_logps(fresh_tiny.model, enc, [[0, 1, 2], [3, 4, 5]], tok.pad_token_id, cache)
+    assert len(cache) == 2 * len(pairs)  # nothing new was scored
+    for i in range(len(pairs)):
+        assert cached[i] == pytest.approx(uncached[i], abs=1e-4)
+    _, with_cache = train_dpo(fresh_tiny, flipped, cfg, seed=0, ref_cache=cache)
+    fresh_tiny.model = copy.deepcopy(base)
+    _, without = train_dpo(fresh_tiny, flipped, cfg, seed=0)
+    assert with_cache.losses == pytest.approx(without.losses, abs=1e-4)
+    assert with_cache.losses != pytest.approx(first.losses, abs=1e-4)  # flips changed the problem
+
+
+def test_shared_prompt_logps_equal_per_sequence_scores(tiny):
+    """Each pair's prompt run once (4D mask, restarted positions) gives the per-sequence log-probs, with
+    responses of different lengths in one batch; pairs whose prompts differ fall back to per-sequence."""
+    from superalign.learner.dpo import pair_logps_shared
+
+    tok, pad = tiny.tokenizer, tiny.tokenizer.pad_token_id
+    rows = [("Tell me a joke.", "No.", "Why did the chicken cross the road? To get to the other side."),
+            ("How do I bake bread?", "Mix flour, water, yeast and salt; knead; let it rise; bake at 230 C.", "Buy it."),
+            ("Hi", "Hello! How can I help you today?", "Hello there, friend, what brings you here?")]
+    chosen = [encode_example(tok, tiny.render, user_chat(q), c, 96) for q, c, _ in rows]
+    rejected = [encode_example(tok, tiny.render, user_chat(q), r, 96) for q, _, r in rows]
+    with torch.no_grad():
+        plain, n_plain = sequence_logps(tiny.model, chosen + rejected, pad)
+        shared, n_shared = pair_logps_shared(tiny.model, chosen, rejected, pad)
+        assert n_shared.tolist() == n_plain.tolist()
+        assert torch.allclose(shared, plain, atol=1e-4, rtol=1e-5)
+        other = encode_example(tok, tiny.render, user_chat("A different prompt"), "Hello!", 96)
+        mixed, _ = pair_logps_shared(tiny.model, chosen[:1], [other], pad)  # prompts differ: fallback
+        alone, _ = sequence_logps(tiny.model, [chosen[0], other], pad)
+        assert torch.allclose(mixed, alone, atol=1e-5)

@@ -1,7 +1,8 @@
 """Our fast-path preference losses equal TRL 1.16's DPOTrainer on the same batch and the same weights.
 
 Both sides get the same token ids (our `encode_example`, fed to TRL's own collator), so the comparison is
-TRL's `compute_loss` (its fused LM head + loss code) vs our `sequence_logps` + `preference_loss`. The policy
+TRL's `compute_loss` (its fused LM head + loss code) vs our `sequence_logps` (or `pair_logps_shared`, the
+training path: each pair's prompt run once) + `preference_loss`. The policy
 differs from the reference on purpose (random LoRA B / a second random model): at policy == reference every
 DPO loss is log 2 and the test would prove nothing.
 """
@@ -11,7 +12,7 @@ import torch
 
 from superalign.backends.embedded import tiny_model_dir
 from superalign.config import TrainConfig
-from superalign.learner.dpo import LORA_TARGETS, encode_example, sequence_logps
+from superalign.learner.dpo import LORA_TARGETS, encode_example, pair_logps_shared, sequence_logps
 from superalign.learner.losses import preference_loss
 from superalign.records import user_chat
 
@@ -76,8 +77,11 @@ def _trl_loss(trainer, batch, loss_type, eps):
     return trainer.compute_loss(trainer.model, batch)
 
 
-def _our_loss(policy, ref_logps, enc, pad, loss_type, eps):
-    lp, n_tok = sequence_logps(policy, [c for c, _ in enc] + [r for _, r in enc], pad)
+def _our_loss(policy, ref_logps, enc, pad, loss_type, eps, shared):
+    if shared:
+        lp, n_tok = pair_logps_shared(policy, [c for c, _ in enc], [r for _, r in enc], pad)
+    else:
+        lp, n_tok = sequence_logps(policy, [c for c, _ in enc] + [r for _, r in enc], pad)
     k = len(enc)
     ref_c, ref_r = ref_logps[:k].to(lp.dtype), ref_logps[k:].to(lp.dtype)
     return preference_loss(loss_type, lp[:k], lp[k:], ref_c, ref_r, n_tok[:k], n_tok[k:], 0.1, eps).mean()
@@ -92,8 +96,12 @@ def _grads(model):
     return {n: p.grad.detach().float().clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
+SHARED = pytest.mark.parametrize("shared", [False, True], ids=["per-sequence", "shared-prompt"])
+
+
+@SHARED
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.bfloat16, 1e-3)], ids=["fp32", "bf16"])
-def test_full_model_loss_equals_trl(tmp_path, tok_enc, dtype, tol):
+def test_full_model_loss_equals_trl(tmp_path, tok_enc, dtype, tol, shared):
     tok, enc = tok_enc
     ref_model = _model(dtype, seed=1)  # a different random model: the log-ratios are far from 0
     with torch.no_grad():
@@ -104,7 +112,7 @@ def test_full_model_loss_equals_trl(tmp_path, tok_enc, dtype, tol):
     for loss_type, eps in CASES:
         policy.zero_grad(set_to_none=True)
         theirs = _trl_loss(trainer, batch, loss_type, eps)
-        ours = _our_loss(policy, ref_logps, enc, tok.pad_token_id, loss_type, eps)
+        ours = _our_loss(policy, ref_logps, enc, tok.pad_token_id, loss_type, eps, shared)
         assert _close(ours, theirs, tol), (loss_type, float(ours), float(theirs))
         assert float(theirs) > 0.05 and abs(float(theirs) - 0.6931) > 0.01  # a non-trivial loss value
         if dtype == torch.float32:  # the gradients agree as well, so training follows TRL's direction
@@ -118,8 +126,9 @@ def test_full_model_loss_equals_trl(tmp_path, tok_enc, dtype, tol):
                 assert torch.allclose(g_ours[name], g_trl[name], atol=1e-5, rtol=1e-3), (loss_type, name)
 
 
+@SHARED
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.bfloat16, 1e-3)], ids=["fp32", "bf16"])
-def test_lora_loss_equals_trl(tmp_path, tok_enc, dtype, tol):
+def test_lora_loss_equals_trl(tmp_path, tok_enc, dtype, tol, shared):
     """Same peft LoraConfig on both sides; the reference is the base model (adapters disabled), as in TRL."""
     from peft import LoraConfig
 
@@ -139,6 +148,6 @@ def test_lora_loss_equals_trl(tmp_path, tok_enc, dtype, tol):
     batch = _trl_batch(trainer, enc)
     for loss_type, eps in CASES:
         theirs = _trl_loss(trainer, batch, loss_type, eps)
-        ours = _our_loss(policy, ref_logps, enc, tok.pad_token_id, loss_type, eps)
+        ours = _our_loss(policy, ref_logps, enc, tok.pad_token_id, loss_type, eps, shared)
         assert _close(ours, theirs, tol), (loss_type, float(ours), float(theirs))
         assert abs(float(theirs) - 0.6931) > 0.01

@@ -85,7 +85,10 @@ def preference_accuracy(margins: list[float]) -> float:
 
 
 def pair_logps(backend: Any, pairs: list) -> list[tuple[float, float]]:
-    """(log P(chosen), log P(rejected)) under the backend, per pair."""
+    """(log P(chosen), log P(rejected)) under the backend, per pair (HF: each prompt is run once)."""
+    if hasattr(backend, "score_options"):
+        scores = backend.score_options([backend.render(p.prompt) for p in pairs], [[p.chosen, p.rejected] for p in pairs])
+        return [(c, r) for c, r in scores]
     chats = [p.prompt for p in pairs]
     lc = backend.logprobs(chats, [p.chosen for p in pairs])
     lr = backend.logprobs(chats, [p.rejected for p in pairs])
@@ -139,6 +142,7 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
     # Seed-major order: if a run is cut short, metrics.json already holds every setting for the first seeds.
     jobs = [(m, e, s) for s in range(cfg.seeds) for e in cfg.eps for m in (cfg.methods if e > 0 else cfg.methods[:1])]
     runs: list[dict] = []
+    ref_cache: dict = {}  # every run starts from `base`: the training pairs' reference log-probs are shared
     head = {"experiment": "noisy-labels", "preset": preset, "learner": learner,
             "config": cfg.model_dump(mode="json"), "pool": pool.stats, "n_train_pairs": len(train),
             "n_heldout_pairs": len(held), "n_asr_prompts": len(asr_prompts), "n_jobs": len(jobs),
@@ -150,7 +154,7 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
         noisy, flipped = flip_labels(train, eps, seed)
         tcfg = method_train_config(method, eps, cfg)
         t = time.time()
-        _, stats = train_dpo(backend, noisy, tcfg, seed=seed,
+        _, stats = train_dpo(backend, noisy, tcfg, seed=seed, ref_cache=ref_cache,
                              progress=lambda k, n, loss: progress("train (current run)", k, n))
         pol = pair_logps(backend, held)
         margins = [(pc - rc) - (pr - rr) for (pc, pr), (rc, rr) in zip(pol, ref)]
