@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from superalign.backends import Sampling
@@ -89,3 +90,28 @@ def test_finished_rows_leave_the_batch_without_changing_the_others(tiny):
         expect = [toks[: toks.index(stop)] if stop in toks else toks for toks in free]
         assert stopped == expect
         assert any(len(s) < len(f) for s, f in zip(stopped, free)) and any(s == f for s, f in zip(stopped, free))
+
+
+def test_prefix_shared_by_every_item_runs_once_and_scores_the_same(tiny):
+    """A long common prefix (a judge rubric) is run once per call; the scores equal scoring each item
+    alone (no shared part), with suffixes and options of different lengths in one batch."""
+    from superalign.backends.hf import SHARED_PREFIX_MIN, shared_prefix_len
+
+    rubric = "You are a careful judge. Read the request and the response, then answer with one letter. " * 3
+    pre = [rubric + f"Request: {q}\nVerdict:" for q in ("Hi", "How do I bake bread at home?", "Tell me a joke")]
+    opts = [[" A", " B", " C"], [" A", " B", " C"], [" A", " B", " C"]]
+    ids = [tiny.encode(p) for p in pre]
+    assert shared_prefix_len(ids) >= SHARED_PREFIX_MIN
+    assert shared_prefix_len([[1, 2, 3], [1, 2, 3]]) == 2  # each keeps one token of its own
+    together = tiny.score_options(pre, opts)
+    alone = [tiny.score_options([p], [os])[0] for p, os in zip(pre, opts)]  # one item: nothing shared
+    for a, b in zip(together, alone):
+        assert a == pytest.approx(b, abs=1e-4)
+    calls = []
+    hook = tiny.model.register_forward_pre_hook(lambda m, a, kw: calls.append(kw["input_ids"].shape), with_kwargs=True)
+    try:
+        tiny.score_options(pre, opts)
+    finally:
+        hook.remove()
+    assert calls[0][0] == 1 and calls[0][1] == shared_prefix_len(ids)  # the shared part, once
+    assert all(c[1] < len(ids[0]) - SHARED_PREFIX_MIN for c in calls[1:])  # the rest never re-reads it

@@ -17,6 +17,21 @@ from superalign.faults import tick
 from superalign.records import Chat
 
 
+SHARED_PREFIX_MIN = 32  # tokens: below this, a separate pass for the shared prefix is not worth it
+
+
+def shared_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
+    """Length of the token prefix all `seqs` share, leaving every sequence at least one token of its own
+    (the last prefix token's logits predict the first option token)."""
+    if not seqs:
+        return 0
+    n, shortest = 0, min(len(s) for s in seqs) - 1
+    first = seqs[0]
+    while n < shortest and all(s[n] == first[n] for s in seqs):
+        n += 1
+    return n
+
+
 def _length_sorted(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """Indices grouped into batches of similar length (longest first, so OOM shows up at once)."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
@@ -179,8 +194,11 @@ class HFBackend:
         """Sum log P(option | prefix) for every option of every prefix; each prefix is run once.
 
         The prefix batch fills a KV cache that is repeated once per option, so a 4-option question
-        costs one question plus four short options instead of four full sequences.
+        costs one question plus four short options instead of four full sequences. A token prefix that
+        every prefix shares (a judge's rubric: ~260 of ~510 tokens) runs once per call, not once per item.
         """
+        import copy
+
         import torch
 
         pre = [self.encode(p)[-self.max_context :] for p in prefixes]
@@ -188,22 +206,34 @@ class HFBackend:
         out: list[list[float]] = [[0.0] * len(os) for os in options]
         pad = self.tokenizer.pad_token_id
         bs = max(1, self.batch_size // 2)
+        common = shared_prefix_len(pre) if len(pre) > 1 else 0
+        common = common if common >= SHARED_PREFIX_MIN else 0
         with torch.inference_mode():
+            shared = None
+            if common:  # the shared tokens' keys / values, copied into every batch's cache below
+                shared = self.model(input_ids=torch.tensor([pre[0][:common]]), use_cache=True,
+                                    logits_to_keep=1).past_key_values
             # Group by prefix length AND longest option: one long option pads every row of its batch.
             cost = [len(p) + 4 * max(len(o) for o in os) for p, os in zip(pre, opts)]
             for idx in _length_sorted(cost, bs):
                 tick("score")
-                width = max(len(pre[i]) for i in idx)
-                ids = torch.tensor([[pad] * (width - len(pre[i])) + pre[i] for i in idx])
-                pmask = torch.tensor([[0] * (width - len(pre[i])) + [1] * len(pre[i]) for i in idx])
-                pos = (pmask.cumsum(-1) - 1).clamp(min=0)
+                rest = {i: pre[i][common:] for i in idx}
+                width = max(len(rest[i]) for i in idx)
+                ids = torch.tensor([[pad] * (width - len(rest[i])) + rest[i] for i in idx])
+                # the mask covers the shared tokens too: [shared | left padding | own tokens]
+                pmask = torch.tensor([[1] * common + [0] * (width - len(rest[i])) + [1] * len(rest[i]) for i in idx])
+                pos = (pmask.cumsum(-1) - 1).clamp(min=0)[:, common:]
                 n_opt = {len(opts[i]) for i in idx}
                 if len(n_opt) != 1:  # ragged option counts in this batch: score full sequences instead
                     for i in idx:
                         out[i] = self.logprobs_text([prefixes[i]] * len(options[i]), options[i])
                     continue
-                first = self.model(input_ids=ids, attention_mask=pmask, position_ids=pos, use_cache=True,
-                                   logits_to_keep=1)
+                cache = None
+                if shared is not None:
+                    cache = copy.deepcopy(shared)
+                    cache.batch_repeat_interleave(len(idx))
+                first = self.model(input_ids=ids, attention_mask=pmask, position_ids=pos, past_key_values=cache,
+                                   use_cache=True, logits_to_keep=1)
                 rows = [(i, j) for i in idx for j in range(len(opts[i]))]
                 reps = torch.tensor([len(opts[i]) for i in idx])
                 cache = first.past_key_values
