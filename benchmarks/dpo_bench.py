@@ -1,6 +1,7 @@
 """DPO step time: TRL 1.16 DPOTrainer vs our fast path (learner/dpo.py), same model, batch, LoRA rank, precision.
 
     python benchmarks/dpo_bench.py --json [--steps 5] [--warmup 2] [--dtype bfloat16|float32] [--adapter lora|full]
+                                  [--no-share-prompt]
 
 Both sides train the embedded SmolLM2-135M on the same batch of 4 pairs x 128 tokens (the same token ids:
 our `encode_example` output is fed to TRL's collator), with AdamW at a constant lr, grad-norm clip 1.0,
@@ -142,6 +143,8 @@ def main(argv: list[str] | None = None) -> dict:
                     help="epochs per round that share our one reference pass")
     ap.add_argument("--trl-first", action="store_true", help="run TRL before ours (check for load drift)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    ap.add_argument("--no-share-prompt", action="store_true",
+                    help="ours without running each pair's prompt once (TrainConfig.share_prompt=False): the A/B")
     ap.add_argument("--out", default="/tmp/dpo_bench_trl", help="TRL output_dir (nothing is saved)")
     args = ap.parse_args(argv)
     if args.threads:
@@ -149,7 +152,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     lr = 5e-4 if args.adapter == "lora" else 1e-5
     cfg = TrainConfig(lr=lr, beta=0.1, batch_size=args.pairs, micro_batch=args.micro_batch, max_len=args.tokens,
-                      epochs=args.warmup + args.steps, nll_weight=0.0, adapter=args.adapter)
+                      epochs=args.warmup + args.steps, nll_weight=0.0, adapter=args.adapter,
+                      share_prompt=not args.no_share_prompt)
     pairs = _pairs(args.pairs)
     model, tok = _load(args.dtype)
     from superalign.backends.hf import HFBackend
@@ -193,7 +197,7 @@ def main(argv: list[str] | None = None) -> dict:
                      "batch_tokens": n_tokens, "steps": args.steps, "warmup": args.warmup, "lr": lr,
                      "lora_r": cfg.lora_r, "micro_batch": args.micro_batch, "round_epochs": args.round_epochs,
                      "threads": torch.get_num_threads(), "trl_gradient_checkpointing": False,
-                     "trl_first": args.trl_first},
+                     "trl_first": args.trl_first, "share_prompt": cfg.share_prompt},
     }
     print(f"{'':28}{'TRL DPOTrainer':>16}{'ours':>10}")
     print(f"{'s/step (median)':28}{trl_step:>16.3f}{our_step:>10.3f}   (ours: train {our_train:.3f} + ref "

@@ -78,6 +78,7 @@ class TrainConfig(_Frozen):
     competence_replay: int = Field(0, ge=0, description="Competence SFT examples (MC questions, held-out excluded) mixed in per round.")
     replay_weight: float = Field(0.1, ge=0, description="Weight of the replay NLL; at 1.0 it cancelled the safety update (measured).")
     max_steps: int = Field(0, ge=0, description="Stop after this many optimiser steps (0 = no cap).")
+    share_prompt: bool = Field(True, description="Run each pair's prompt once for chosen and rejected (a 4D attention mask; same losses, ~1.4x faster steps here). Turn off for attention kernels without 4D masks (flash-attention 2).")
 
 
 class OversightConfig(_Frozen):

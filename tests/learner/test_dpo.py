@@ -100,3 +100,18 @@ def test_shared_prompt_logps_equal_per_sequence_scores(tiny):
         mixed, _ = pair_logps_shared(tiny.model, chosen[:1], [other], pad)  # prompts differ: fallback
         alone, _ = sequence_logps(tiny.model, [chosen[0], other], pad)
         assert torch.allclose(mixed, alone, atol=1e-5)
+
+
+def test_share_prompt_off_trains_the_same(fresh_tiny):
+    """TrainConfig.share_prompt=False (one sequence each, for kernels without 4D masks) gives the losses
+    of the default shared-prompt path, step by step."""
+    import copy
+
+    base = copy.deepcopy(fresh_tiny.model)
+    cfg = TrainConfig(epochs=2, batch_size=4, lr=1e-3, nll_weight=0.5)
+    _, shared = train_dpo(fresh_tiny, _pairs(), cfg, seed=0)
+    fresh_tiny.model = base
+    _, plain = train_dpo(fresh_tiny, _pairs(), cfg.model_copy(update={"share_prompt": False}), seed=0)
+    assert len(shared.losses) == len(plain.losses) == 4
+    assert shared.losses == pytest.approx(plain.losses, abs=1e-4)
+    assert shared.last_loss < shared.first_loss

@@ -121,6 +121,12 @@ def pair_logps_shared(model: Any, chosen: Sequence[tuple[list[int], int]], rejec
     return total, torch.bincount(who, minlength=2 * k)
 
 
+def _pair_logps(model: Any, chosen: list, rejected: list, pad_id: int, share_prompt: bool) -> tuple[Any, Any]:
+    if share_prompt:
+        return pair_logps_shared(model, chosen, rejected, pad_id)
+    return sequence_logps(model, chosen + rejected, pad_id)
+
+
 def add_lora(model: Any, cfg: TrainConfig) -> Any:
     from peft import LoraConfig, get_peft_model
 
@@ -165,7 +171,8 @@ def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
 
 
 def reference_logps(model: Any, enc: list, batches: list[list[int]], pad: int,
-                    cache: dict[tuple[tuple[int, ...], int], float] | None = None) -> dict[int, tuple[float, float]]:
+                    cache: dict[tuple[tuple[int, ...], int], float] | None = None,
+                    share_prompt: bool = True) -> dict[int, tuple[float, float]]:
     """Chosen / rejected log-probs under the model as it is now (the round's reference), computed once.
 
     `cache` maps an encoded sequence (ids, prompt length) to its reference log-prob; sequences already in
@@ -185,7 +192,7 @@ def reference_logps(model: Any, enc: list, batches: list[list[int]], pad: int,
     with torch.no_grad():
         for at in range(0, len(todo), width):
             chunk = todo[at : at + width]
-            lp, _ = pair_logps_shared(model, [enc[i][0] for i in chunk], [enc[i][1] for i in chunk], pad)
+            lp, _ = _pair_logps(model, [enc[i][0] for i in chunk], [enc[i][1] for i in chunk], pad, share_prompt)
             for j, i in enumerate(chunk):
                 memo[keys[i][0]], memo[keys[i][1]] = float(lp[j]), float(lp[len(chunk) + j])
     model.train(was_training)
@@ -205,7 +212,7 @@ def _accumulate(model: Any, enc: list, ref: dict, batch: list[int], replay: list
     pref_total, margins = 0.0, []
     for at in range(0, len(batch), cfg.micro_batch):
         mb = batch[at : at + cfg.micro_batch]
-        lp, n_tok = pair_logps_shared(model, [enc[i][0] for i in mb], [enc[i][1] for i in mb], pad)
+        lp, n_tok = _pair_logps(model, [enc[i][0] for i in mb], [enc[i][1] for i in mb], pad, cfg.share_prompt)
         k = len(mb)
         pi_c, pi_r = lp[:k], lp[k:]
         ref_c = torch.tensor([ref[i][0] for i in mb], dtype=lp.dtype)
@@ -256,7 +263,7 @@ def train_dpo(backend: Any, pairs: Sequence[Pair], cfg: TrainConfig, seed: int =
     model = make_trainable(backend.model, cfg)
     # Reference once per round, before the first update (LoRA: B = 0, so the wrapped model IS the reference).
     t_ref = time.time()
-    ref = reference_logps(model, enc, batches, pad, ref_cache)
+    ref = reference_logps(model, enc, batches, pad, ref_cache, cfg.share_prompt)
     stats.reference_seconds = round(time.time() - t_ref, 3)
     params, opt, total = optimiser(model, cfg, len(batches))
     sft_cycle = list(range(len(sft)))
