@@ -115,3 +115,26 @@ def test_share_prompt_off_trains_the_same(fresh_tiny):
     assert len(shared.losses) == len(plain.losses) == 4
     assert shared.losses == pytest.approx(plain.losses, abs=1e-4)
     assert shared.last_loss < shared.first_loss
+
+
+def test_shared_prompt_logps_with_eager_attention():
+    """Eager attention adds the 4D mask to the scores: the shared path passes an additive float mask, so
+    it matches per-sequence scoring there too (a bool mask would be added as 0 / 1 and silently differ)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from superalign.backends.embedded import tiny_model_dir
+    from superalign.learner.dpo import pair_logps_shared
+
+    torch.set_num_threads(1)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir(0), attn_implementation="eager").eval()
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir(0))
+
+    def render(chat):
+        return tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+
+    chosen = [encode_example(tok, render, user_chat(q), c, 96) for q, c in (("Hi", "Hello!"), ("2+2?", "It is 4."))]
+    rejected = [encode_example(tok, render, user_chat(q), r, 96) for q, r in (("Hi", "Go away, I am busy now."), ("2+2?", "5"))]
+    with torch.no_grad():
+        plain, _ = sequence_logps(model, chosen + rejected, tok.pad_token_id)
+        shared, _ = pair_logps_shared(model, chosen, rejected, tok.pad_token_id)
+    assert torch.allclose(shared, plain, atol=1e-4, rtol=1e-5)
