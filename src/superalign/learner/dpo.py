@@ -183,8 +183,8 @@ def reference_logps(model: Any, enc: list, batches: list[list[int]], pad: int,
 
     `cache` maps an encoded sequence (ids, prompt length) to its reference log-prob; sequences already in
     it are not scored again and new ones are added. Share one cache only between trainings that start
-    from the same weights (e.g. the runs of noisy-labels, the candidates of one search step): the cached
-    value is this model's, whatever model a later call passes.
+    from the same weights (noisy-labels shares one across its runs): the cached value is this model's,
+    whatever model a later call passes.
     """
     import torch
 
