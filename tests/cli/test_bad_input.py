@@ -133,3 +133,17 @@ def test_server_that_times_out_is_retried_then_named():
         srv.close()
         for c in accepted:
             c.close()
+
+
+def test_experiment_resume_refused_where_it_cannot_apply(tmp_path):
+    """--resume on an experiment that cannot resume, or onto another experiment's --out: exit 2, and the
+    earlier metrics.json is left as it was."""
+    r = sa("experiment", "w2s", "--quick", "--resume", "--out", str(tmp_path / "w"))
+    _assert_clean_failure(r, "cannot resume", "drop --resume")
+    out = tmp_path / "exp"
+    out.mkdir()
+    before = json.dumps({"experiment": "w2s", "config": {}, "runs": []})
+    (out / "metrics.json").write_text(before)
+    r = sa("experiment", "noisy-labels", "--quick", "--resume", "--out", str(out))
+    _assert_clean_failure(r, str(out / "metrics.json"), "'w2s'", "another --out")
+    assert (out / "metrics.json").read_text() == before

@@ -59,3 +59,19 @@ def test_method_settings_are_eps_aware():
     assert (c.loss_type, c.label_smoothing) == ("sigmoid", 0.3)
     assert (d.loss_type, d.label_smoothing) == ("sigmoid", 0.0)
     assert r.nll_weight == 0.0  # the NLL term would train on flipped "chosen" whatever the loss
+
+
+def test_resume_keeps_finished_runs_and_runs_only_the_rest(micro, tmp_path):
+    """A run cut after seed 0 (1 seed) resumed with 2 seeds equals the straight 2-seed run."""
+    from superalign.experiments.noisy_labels import run
+
+    straight = run(tmp_path / "a", quick=True, seeds=None, learner="tiny", progress=lambda *a: None, config=micro)
+    run(tmp_path / "b", quick=True, seeds=1, learner="tiny", progress=lambda *a: None, config=micro)
+    trained: list[int] = []
+    resumed = run(tmp_path / "b", quick=True, seeds=2, learner="tiny", config=micro, resume=True,
+                  progress=lambda s, d, t: trained.append(d) if s == "noisy-labels runs" else None)
+    assert trained == [3, 4, 5, 6]  # jobs 0-2 (seed 0) were kept, not retrained
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(resumed["runs"]) == strip(straight["runs"]) and resumed["complete"]
+    as_json = lambda m: json.dumps(common._json_safe(m["summary"]))  # noqa: E731  (NaN != NaN in MeanCI)
+    assert as_json(resumed) == as_json(straight)

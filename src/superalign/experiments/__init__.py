@@ -3,7 +3,7 @@
 
     run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progress) -> dict
 
-which writes `metrics.json`, `results.md` and plots into `out` and returns the metrics; `run_experiment`
+(plus `config=` and, for those in RESUMABLE, `resume=`), which writes `metrics.json`, `results.md` and plots into `out` and returns the metrics; `run_experiment`
 then renders them into `out/report.html` (store/experiment_report.py). Modules are
 imported lazily, so a missing or broken experiment never slows or breaks the others.
 """
@@ -18,6 +18,7 @@ from typing import Any
 from superalign.errors import UserError
 
 EXPERIMENTS = ("noisy-labels", "co-optimize", "w2s", "sandwich", "self-enhance", "teacher-student", "intrinsic")
+RESUMABLE = ("noisy-labels", "co-optimize")  # their run() takes resume=True (common.resume_runs)
 
 
 def module_name(name: str) -> str:
@@ -61,15 +62,21 @@ def load_experiment_config(module: Any, path: Path, quick: bool) -> Any:
 
 
 def run_experiment(name: str, out: Path, quick: bool = False, seeds: int | None = None,
-                   learner: str = "embedded", progress: Any = None, config: Path | None = None) -> dict:
+                   learner: str = "embedded", progress: Any = None, config: Path | None = None,
+                   resume: bool = False) -> dict:
     """Run experiment `name` into `out` (created); returns its metrics dict. `config`: a YAML file that
-    replaces the preset (see load_experiment_config); --seeds / --learner still override it."""
+    replaces the preset (see load_experiment_config); --seeds / --learner still override it. `resume`:
+    keep the finished runs of an earlier run in `out` (experiments in RESUMABLE only)."""
     from superalign.experiments.common import no_progress
 
     if seeds is not None and seeds < 1:
         raise UserError(f"--seeds {seeds}: must be >= 1 (CIs need >= 2; the issue asks for >= 3)")
     module = load_experiment(name)
-    kwargs = {"config": load_experiment_config(module, config, quick)} if config is not None else {}
+    if resume and name not in RESUMABLE:
+        raise UserError(f"--resume: {name} cannot resume yet (only {', '.join(RESUMABLE)}); drop --resume")
+    kwargs: dict[str, Any] = {"resume": True} if resume else {}
+    if config is not None:
+        kwargs["config"] = load_experiment_config(module, config, quick)
     out.mkdir(parents=True, exist_ok=True)
     metrics = module.run(out, quick, seeds, learner, progress or no_progress, **kwargs)
     from superalign.store.experiment_report import write_experiment_report

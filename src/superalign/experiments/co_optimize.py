@@ -18,6 +18,7 @@ harmful / benign-edgy prompts from the training side of the text-hash split that
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import time
@@ -29,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from superalign.errors import UserError
 from superalign.experiments.common import (PoolSettings, Progress, choose_preset, mean_ci, pair_pool,
-                                           write_metrics)
+                                           resume_runs, write_metrics)
 from superalign.learner.search import Direction, DevScore
 from superalign.records import Chat, Pair, Query, user_chat
 
@@ -300,8 +301,9 @@ def _run_schedule(name: str, backend, data, critic, cfg, seed: int, base_eval: d
 
 
 def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progress,
-        config: CoOptimizeConfig | None = None) -> dict:
-    """Run every schedule × seed from the same start, write metrics.json, results.md and plots."""
+        config: CoOptimizeConfig | None = None, resume: bool = False) -> dict:
+    """Run every schedule × seed from the same start, write metrics.json, results.md and plots.
+    `resume`: keep the (schedule, seed) runs an earlier run in `out` finished (see resume_runs)."""
     from superalign.backends import load_backend
     from superalign.config import CriticConfig
     from superalign.critic import build_critic
@@ -315,6 +317,7 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
     if cfg.steps_per_round % 2 or cfg.steps_per_round % cfg.candidates:
         raise UserError(f"co-optimize: steps_per_round={cfg.steps_per_round} must be even and divisible by "
                         f"candidates={cfg.candidates} (equal budgets); change one of them")
+    old, old_seconds = resume_runs(out, "co-optimize", cfg, resume)  # before loading anything: fail fast
     backend = load_backend(learner)
     if not hasattr(backend, "model"):
         raise UserError(f"--learner {learner}: co-optimize trains weights; give embedded, tiny or an HF model dir")
@@ -324,21 +327,53 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
     data = build_data(cfg, pool)
     critic = build_critic(CriticConfig(kind=cfg.pool.critic))
     start = _snapshot(backend)
-    progress("round 0 (shared start)", 0, 1)
-    base_eval = evaluate_heldout(backend, data, critic, cfg, 0)
-    start_dev = dev_score(backend, data, critic, cfg) if "search" in cfg.schedules else None
+    done = {(r["schedule"], r["seed"]) for r in old if r["round"] == cfg.rounds and r["seed"] < cfg.seeds}
+    rows = [r for r in old if (r["schedule"], r["seed"]) in done]
     tree = out / "search_tree.jsonl"
-    tree.unlink(missing_ok=True)
-    rows: list[dict] = []
-    for seed in range(cfg.seeds):
-        for name in cfg.schedules:
-            _restore(backend, start)
-            rows += _run_schedule(name, backend, data, critic, cfg, seed, base_eval, start_dev, tree, progress)
-            write_metrics(out, _metrics(cfg, preset, pool, rows, time.time() - t0, done=False))
-    metrics = _metrics(cfg, preset, pool, rows, time.time() - t0, done=True)
+    _keep_tree(tree, {seed for name, seed in done if name == "search"})
+    todo = [(seed, name) for seed in range(cfg.seeds) for name in cfg.schedules if (name, seed) not in done]
+    base_eval, start_dev = _start_scores(backend, data, critic, cfg, rows, todo, progress)
+    for seed, name in todo:
+        _restore(backend, start)
+        rows += _run_schedule(name, backend, data, critic, cfg, seed, base_eval, start_dev, tree, progress)
+        write_metrics(out, _metrics(cfg, preset, pool, rows, old_seconds + time.time() - t0, done=False))
+    order = {n: i for i, n in enumerate(cfg.schedules)}
+    rows.sort(key=lambda r: (r["seed"], order[r["schedule"]], r["round"]))
+    metrics = _metrics(cfg, preset, pool, rows, old_seconds + time.time() - t0, done=True)
     write_metrics(out, metrics)
     _write_outputs(out, cfg, metrics, rows, tree)
     return metrics
+
+
+_ROW_KEYS = ("schedule", "seed", "round", "steps", "pairs_seen", "competence_seen", "train_seconds")
+
+
+def _start_scores(backend, data, critic, cfg, rows: list[dict], todo: list, progress) -> tuple[dict, Any]:
+    """Held-out scores of the shared start (round 0) and its dev score for the search. A resumed run
+    takes the held-out ones from a kept round-0 row; nothing is measured when nothing is left to run."""
+    kept = next((r for r in rows if r["round"] == 0), None)
+    if kept is not None:
+        base_eval = {k: v for k, v in kept.items() if k not in _ROW_KEYS}
+    elif todo:
+        progress("round 0 (shared start)", 0, 1)
+        base_eval = evaluate_heldout(backend, data, critic, cfg, 0)
+    else:
+        base_eval = {}
+    start_dev = dev_score(backend, data, critic, cfg) if any(n == "search" for _, n in todo) else None
+    return base_eval, start_dev
+
+
+def _keep_tree(tree: Path, seeds: set[int]) -> None:
+    """Drop the search-tree lines of every seed not in `seeds` (a fresh run keeps none)."""
+    from superalign.store.jsonl import atomic_write_text
+
+    if not tree.is_file():
+        return
+    lines = [x for x in tree.read_text(encoding="utf-8").splitlines() if x.strip() and json.loads(x).get("seed") in seeds]
+    if lines:
+        atomic_write_text(tree, "\n".join(lines) + "\n")
+    else:
+        tree.unlink()
 
 
 METRICS = ("competence", "conformity", "over_refusal", "balanced_conformity", "capability", "capacity", "gap")

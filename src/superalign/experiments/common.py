@@ -144,6 +144,35 @@ def write_metrics(out: Path, metrics: dict[str, Any]) -> Path:
     return path
 
 
+def resume_runs(out: Path, experiment: str, cfg: BaseModel, resume: bool) -> tuple[list[dict], float]:
+    """(rows, seconds) of the earlier run in `out` that `--resume` continues; ([], 0) without `--resume`
+    or when `out` holds no metrics.json yet.
+
+    The earlier run must be the same experiment with the same settings except `seeds`, so a run can be
+    continued after a crash or grown from 1 to 3 seeds; anything else is an error naming the keys that
+    differ. The caller keeps only the rows of the (setting, seed) units the earlier run finished."""
+    from superalign.errors import UserError
+
+    path = Path(out) / "metrics.json"
+    if not resume or not path.is_file():
+        return [], 0.0
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(f"{path}: cannot --resume from it ({e}); delete it or choose another --out") from None
+    if old.get("experiment") != experiment:
+        raise UserError(f"{path}: holds experiment {old.get('experiment')!r}, not {experiment!r}; "
+                        "choose another --out")
+    new = _json_safe(cfg.model_dump(mode="json"))
+    was = old.get("config") or {}
+    differ = sorted(k for k in set(new) | set(was) if k != "seeds" and new.get(k) != was.get(k))
+    if differ:
+        raise UserError(f"{path}: --resume needs the settings of the run there; these differ: {', '.join(differ)}. "
+                        "Rerun with the same preset/--config (only --seeds may change) or choose another --out")
+    seconds = float(old.get("seconds") or 60 * float(old.get("minutes") or 0))
+    return list(old.get("runs") or []), seconds
+
+
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A GitHub markdown table; floats with 3 decimals, MeanCI as `mean [lo, hi]`."""
     def cell(v: Any) -> str:

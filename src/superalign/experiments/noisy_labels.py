@@ -26,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from superalign.errors import UserError
 from superalign.experiments.common import (PoolSettings, Progress, choose_preset, flip_labels, markdown_table,
-                                           mean_ci, pair_pool, plot_with_ci, write_metrics, write_results)
+                                           mean_ci, pair_pool, plot_with_ci, resume_runs, write_metrics,
+                                           write_results)
 
 METHODS = ("dpo", "rdpo", "cdpo")
 
@@ -109,8 +110,9 @@ def held_out_asr(backend: Any, prompts: list, critic: Any, max_new_tokens: int) 
 
 
 def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progress,
-        config: NoisyLabelsConfig | None = None) -> dict:
-    """Train every (method, ε, seed), measure, write metrics.json / results.md / two plots."""
+        config: NoisyLabelsConfig | None = None, resume: bool = False) -> dict:
+    """Train every (method, ε, seed), measure, write metrics.json / results.md / two plots.
+    `resume`: keep the (method, ε, seed) runs an earlier run in `out` finished (see resume_runs)."""
     import copy
 
     from superalign.backends import load_backend
@@ -124,6 +126,7 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
     unknown = set(cfg.methods) - set(METHODS)
     if unknown:
         raise UserError(f"noisy-labels: unknown method(s) {sorted(unknown)}; choose from {', '.join(METHODS)}")
+    old, old_seconds = resume_runs(out, "noisy-labels", cfg, resume)  # before loading anything: fail fast
     backend = load_backend(learner)
     if not hasattr(backend, "model"):
         raise UserError(f"--learner {learner}: noisy-labels trains weights; give embedded, tiny or an HF model dir")
@@ -141,7 +144,9 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
     baseline = {"pref_acc": 0.5, "asr": held_out_asr(backend, asr_prompts, critic, cfg.asr_max_new_tokens)}
     # Seed-major order: if a run is cut short, metrics.json already holds every setting for the first seeds.
     jobs = [(m, e, s) for s in range(cfg.seeds) for e in cfg.eps for m in (cfg.methods if e > 0 else cfg.methods[:1])]
-    runs: list[dict] = []
+    runs = [r for r in old if (r["method"], r["eps"], r["seed"]) in set(jobs)]
+    done = {(r["method"], r["eps"], r["seed"]) for r in runs}
+    t0 -= old_seconds  # `minutes` counts the resumed run's time too
     ref_cache: dict = {}  # every run starts from `base`: the training pairs' reference log-probs are shared
     head = {"experiment": "noisy-labels", "preset": preset, "learner": learner,
             "config": cfg.model_dump(mode="json"), "pool": pool.stats, "n_train_pairs": len(train),
@@ -149,6 +154,8 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
             "n_heldout_harmful_pairs": sum(p.kind == "refuse-harmful" for p in held),
             "n_heldout_benign_pairs": sum(p.kind == "help-benign" for p in held)}
     for j, (method, eps, seed) in enumerate(jobs):
+        if (method, eps, seed) in done:
+            continue
         progress("noisy-labels runs", j, len(jobs))
         backend.model = copy.deepcopy(base)
         noisy, flipped = flip_labels(train, eps, seed)
@@ -173,6 +180,7 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
                       cfg, plots=False)
     progress("noisy-labels runs", len(jobs), len(jobs))
     backend.model = base
+    runs.sort(key=lambda r: jobs.index((r["method"], r["eps"], r["seed"])))
     summary = summarise(runs, cfg)
     metrics = {**head, "complete": True, "baseline": baseline, "runs": runs, "summary": summary,
                "minutes": round((time.time() - t0) / 60, 2)}
