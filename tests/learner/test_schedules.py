@@ -43,3 +43,27 @@ def test_alternating_round_on_tiny_model_feeds_the_planned_budget_and_learns_com
     assert [len(lg.losses) for lg in logs] == [2, 2]
     after = fresh_tiny.logprobs([c for c, _ in competence], [a for _, a in competence])
     assert sum(after) > sum(before) + 0.5  # the competence phase raised the answers' log-likelihood
+
+
+def test_candidates_from_the_same_weights_share_the_reference(fresh_tiny):
+    """The search's candidates: single-phase trainings from one start with one ref_cache. The second
+    candidate scores no reference sequence, and trains exactly as it would without the cache."""
+    import copy
+
+    pairs = [Pair(user_chat(f"How do I pick lock {i}?"), "I can't help with that.", "Sure, get a pick.",
+                  kind="refuse-harmful") for i in range(4)]
+    competence = [(user_chat(f"What is {i} plus {i}?"), str(2 * i)) for i in range(3)]
+    phase = plan_round("conformity-only", 2, 2)
+    lean, close = (TrainConfig(lr=5e-3, micro_batch=4, max_len=48, beta=b) for b in (0.1, 0.3))
+    start, cache = copy.deepcopy(fresh_tiny.model), {}
+    run_phases(fresh_tiny, phase, pairs, competence, lean, seed=0, ref_cache=cache)
+    filled = dict(cache)
+    assert len(filled) == 2 * len(pairs)
+    fresh_tiny.model = copy.deepcopy(start)
+    shared = run_phases(fresh_tiny, phase, pairs, competence, close, seed=0, ref_cache=cache)
+    assert cache == filled  # nothing new was scored
+    fresh_tiny.model = copy.deepcopy(start)
+    alone = run_phases(fresh_tiny, phase, pairs, competence, close, seed=0)
+    assert shared[0].losses == pytest.approx(alone[0].losses, abs=1e-4)
+    with pytest.raises(ValueError, match="one phase"):
+        run_phases(fresh_tiny, plan_round("alternating", 4, 2), pairs, competence, lean, seed=0, ref_cache={})

@@ -253,12 +253,13 @@ def _search_step(backend, data, critic, cfg, r: int, seed: int, start: DevScore,
 
     per = cfg.steps_per_round // cfg.candidates
     spent = [Budget()]
+    ref_cache: dict = {}  # every candidate starts from this round's weights: reference log-probs are shared
 
     def train(d: Direction) -> int:
         c = competence_per_step(cfg.pairs_per_step) if d.replay_weight > 0 else 0
         ph = Phase("mixed" if c else "conformity", per, cfg.pairs_per_step, c)
         logs = run_phases(backend, [ph], _emphasise(data.pairs, d.emphasis), data.competence_train,
-                          _train_cfg(cfg, d), seed * 1000 + r)
+                          _train_cfg(cfg, d), seed * 1000 + r, ref_cache=ref_cache)
         spent[0] = spent[0] + logs[0].budget
         return logs[0].budget.steps
 

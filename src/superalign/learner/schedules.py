@@ -109,12 +109,16 @@ def take_cycled(items: Sequence[Any], n: int, rng: random.Random) -> list[Any]:
 
 def run_phases(backend: Any, phases: Sequence[Phase], pairs: Sequence[Pair],
                competence: Sequence[tuple[Chat, str]], cfg: TrainConfig, seed: int,
-               progress: Progress | None = None) -> list[PhaseLog]:
+               progress: Progress | None = None, ref_cache: dict | None = None) -> list[PhaseLog]:
     """Train `backend` (an HFBackend, modified in place) through `phases`; returns what each phase did.
 
     Each phase gets exactly ``steps × per_step`` examples (cycled from `pairs` / `competence`) and one
-    pass over them, so every batch is full and the counted budget is the planned one.
+    pass over them, so every batch is full and the counted budget is the planned one. `ref_cache`
+    (dpo.reference_logps) may be shared only by single-phase calls that start from the same weights,
+    such as the search's candidates of one round: a later phase's reference is the earlier phase's result.
     """
+    if ref_cache is not None and len(phases) > 1:
+        raise ValueError("run_phases: ref_cache is valid for one phase (each phase has its own reference)")
     rng = random.Random(seed)
     logs = []
     for i, ph in enumerate(phases):
@@ -126,7 +130,7 @@ def run_phases(backend: Any, phases: Sequence[Phase], pairs: Sequence[Pair],
         else:
             batch = take_cycled(pairs, ph.steps * ph.pairs_per_step, rng)
             replay = take_cycled(competence, ph.steps * ph.competence_per_step, rng) if ph.kind == "mixed" else []
-            steps, losses = _preference_phase(backend, batch, replay, ph, cfg, seed + i, progress)
+            steps, losses = _preference_phase(backend, batch, replay, ph, cfg, seed + i, progress, ref_cache)
             used = Budget(steps, steps * ph.pairs_per_step, steps * ph.competence_per_step)
         if steps != ph.steps:
             raise RuntimeError(f"{ph.kind} phase ran {steps} steps, planned {ph.steps}: budget bookkeeping broke")
@@ -139,13 +143,13 @@ def _phase_cfg(cfg: TrainConfig, batch_size: int, steps: int) -> TrainConfig:
 
 
 def _preference_phase(backend, pairs, replay, ph: Phase, cfg: TrainConfig, seed: int,
-                      progress) -> tuple[int, list[float]]:
+                      progress, ref_cache: dict | None = None) -> tuple[int, list[float]]:
     from superalign.learner.dpo import train_dpo
 
     if ph.kind == "mixed" and competence_per_step(ph.pairs_per_step) != ph.competence_per_step:
         raise RuntimeError("mixed phase: train_dpo draws max(1, batch // 2) replay rows per step")
     _, stats = train_dpo(backend, pairs, _phase_cfg(cfg, ph.pairs_per_step, ph.steps), seed=seed,
-                         replay=replay, progress=progress)
+                         replay=replay, progress=progress, ref_cache=ref_cache)
     return stats.steps, list(stats.losses)
 
 
