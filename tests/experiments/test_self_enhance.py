@@ -157,3 +157,28 @@ def test_micro_run_three_iterations_both_arms(fresh_tiny, tmp_path, monkeypatch)
     answers = [json.loads(x) for x in (tmp_path / "answers" / "seed0-critic-t3.jsonl").read_text().splitlines()]
     assert len(answers) == 2 and {a["harmful"] for a in answers} == {True, False}
     assert ("self-enhance steps (seed x iteration x arm)", 6, 6) in seen
+
+
+def test_resume_adds_a_seed_equal_to_a_straight_run(fresh_tiny, tmp_path, monkeypatch):
+    """1 seed, then --resume with 2 seeds == 2 seeds straight (wall-clock fields aside); seed 0 is kept."""
+    import copy
+
+    from superalign.experiments import self_enhance as se
+
+    monkeypatch.setattr(se, "build_data", lambda cfg: _micro_data())
+    cfg = se.SelfEnhanceConfig(iterations=1, seeds=1, samples=1, max_new_tokens=5, critique_tokens=3, min_gap=0.0,
+                               steps=2, batch_size=2, micro_batch=2, max_len=40, eval_tokens=3, lr=5e-3, critic="rules")
+    start = copy.deepcopy(fresh_tiny.model)
+    quiet = lambda *a: None  # noqa: E731
+    straight = se.run(tmp_path / "a", quick=True, seeds=2, learner="tiny", progress=quiet, config=cfg, backend=fresh_tiny)
+    fresh_tiny.model = copy.deepcopy(start)
+    first = se.run(tmp_path / "b", quick=True, seeds=1, learner="tiny", progress=quiet, config=cfg, backend=fresh_tiny)
+    fresh_tiny.model = copy.deepcopy(start)
+    steps: list[int] = []
+    resumed = se.run(tmp_path / "b", quick=True, seeds=2, learner="tiny", config=cfg, backend=fresh_tiny, resume=True,
+                     progress=lambda s, d, t: steps.append(d) if s.startswith("self-enhance steps") else None)
+    assert steps[0] == 2  # seed 0's two (iteration, arm) steps were kept, not rerun
+    as_json = lambda rows: json.loads(json.dumps([{k: v for k, v in r.items() if "seconds" not in k}  # noqa: E731
+                                                 for r in rows]))
+    assert as_json(resumed["runs"][: len(first["runs"])]) == as_json(first["runs"])
+    assert as_json(resumed["runs"]) == as_json(straight["runs"]) and resumed["complete"]

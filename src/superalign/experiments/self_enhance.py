@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from superalign.errors import UserError
 from superalign.experiments.common import (MeanCI, Progress, choose_preset, markdown_table, mean_ci,
-                                           plot_with_ci, write_metrics, write_results)
+                                           plot_with_ci, resume_runs, write_metrics, write_results)
 from superalign.learner import self_feedback as sf
 from superalign.learner.self_feedback import StepData, arm_rewards, judge_agreement
 from superalign.records import Chat, Query, Response, stable_id, user_chat
@@ -204,8 +204,9 @@ def write_pairs(path: Path, pairs: list, step: StepData, arm: str) -> None:
 
 # ---- the experiment --------------------------------------------------------------------------------
 def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progress,
-        config: SelfEnhanceConfig | None = None, backend: Any = None) -> dict:
-    """Both arms x `iterations` x seeds; writes metrics.json, results.md, pairs/ and answers/ JSONL, four plots."""
+        config: SelfEnhanceConfig | None = None, backend: Any = None, resume: bool = False) -> dict:
+    """Both arms x `iterations` x seeds; writes metrics.json, results.md, pairs/ and answers/ JSONL, four plots.
+    `resume`: keep the seeds an earlier run in `out` finished (see common.resume_runs) and run the others."""
     from superalign.backends import load_backend
     from superalign.config import CriticConfig
     from superalign.critic import build_critic, load_policy
@@ -213,6 +214,10 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
 
     t_start = time.time()
     preset, cfg = choose_preset(PRESETS, quick, config, seeds)
+    old, old_seconds = resume_runs(out, "self-enhance", cfg, resume)  # before loading anything: fail fast
+    t_start -= old_seconds  # `minutes` counts the resumed run's time too
+    last = {(a, cfg.iterations) for a in ARMS}
+    finished = {s for s in range(cfg.seeds) if last <= {(r["arm"], r["t"]) for r in old if r["seed"] == s}}
     backend = backend if backend is not None else load_backend(learner)
     if not hasattr(backend, "model") or not hasattr(backend, "score_options"):
         raise UserError(f"--learner {learner}: self-enhance trains weights and scores its own answers; give "
@@ -233,9 +238,11 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
                      "train_benign": sum(not q.harmful for q in data.train),
                      "heldout_harmful": len(data.heldout_harmful), "heldout_benign": len(data.heldout_benign),
                      "competence_items": len(data.competence_items), "replay": len(data.replay)}}
-    rows: list[dict] = []
-    total, done = cfg.seeds * cfg.iterations * len(ARMS), 0
+    rows = [r for r in old if r["seed"] in finished]
+    total, done = cfg.seeds * cfg.iterations * len(ARMS), len(finished) * cfg.iterations * len(ARMS)
     for seed in range(cfg.seeds):
+        if seed in finished:
+            continue
         models = {arm: copy.deepcopy(base) for arm in ARMS}
         cur = {arm: {"seed": seed, "arm": arm, "t": 0, **base_eval} for arm in ARMS}
         shared: StepData | None = None
@@ -281,6 +288,7 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
         rows += [cur[a] for a in ARMS]
     progress("self-enhance steps (seed x iteration x arm)", total, total)
     backend.model = base
+    rows.sort(key=lambda r: r["seed"])  # stable: a seed's rows keep their order
     metrics = {**head, "complete": True, "base": base_eval, "runs": rows,
                "minutes": round((time.time() - t_start) / 60, 2)}
     write_outputs(out, metrics, cfg)
