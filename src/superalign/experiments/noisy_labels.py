@@ -207,7 +207,7 @@ def write_outputs(out: Path, metrics: dict, cfg: NoisyLabelsConfig, plots: bool 
     for key, label in (("pref_acc", "held-out preference accuracy"), ("asr", "held-out ASR")) if plots else ():
         series = {m: [summary[m][str(e)][key] for e in eps] for m in cfg.methods}
         plot_with_ci(out / f"{key}_vs_eps.png", eps, series, "label flip rate ε", label,
-                     f"noisy-labels: {label} (mean, 95% t-CI over {cfg.seeds} seeds)")
+                     f"noisy-labels: {label}\n(mean, 95 % t-CI over {cfg.seeds} seeds)")
     rows = []
     for e in eps:
         for m in cfg.methods:
