@@ -85,12 +85,10 @@ def _ours(backend, prompts: list[list[int]], new: int, sample: bool) -> list[lis
     return out
 
 
-def _llamacpp(prompts_text: list[str], new: int) -> float | None:
-    try:
-        from llama_cpp import Llama
-    except ImportError:
-        _say("llama.cpp: llama_cpp not importable (pip install llama-cpp-python); skipped")
-        return None
+def _llamacpp_child(prompts_text: list[str], new: int, conn) -> None:
+    """Runs in a child process: single-stream llama.cpp tok/s on the shipped GGUF, sent back on `conn`."""
+    from llama_cpp import Llama
+
     from superalign.backends.embedded import gguf_location
 
     folder, name = gguf_location()
@@ -100,7 +98,33 @@ def _llamacpp(prompts_text: list[str], new: int) -> float | None:
         r = llm.create_chat_completion(messages=[{"role": "user", "content": p}], max_tokens=new,
                                        temperature=0.8, top_k=50)
         n_tok += r["usage"]["completion_tokens"]
-    return n_tok / (time.perf_counter() - t0)
+    conn.send(n_tok / (time.perf_counter() - t0))
+
+
+def _llamacpp(prompts_text: list[str], new: int) -> float | None:
+    """llama.cpp's tok/s, or None with a message when it is not installed or its process dies (a
+    llama.cpp built for one CPU can crash on another: the benchmark still prints our numbers)."""
+    import importlib.util
+    import multiprocessing as mp
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        _say("llama.cpp: llama_cpp not importable (pip install llama-cpp-python); skipped")
+        return None
+    ctx = mp.get_context("spawn")  # a clean process: no torch thread pools shared with llama.cpp's
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_llamacpp_child, args=(prompts_text, new, send))
+    proc.start()
+    send.close()
+    try:  # poll is also true when the child died (then recv raises EOFError)
+        tok_s = recv.recv() if recv.poll(600) else None
+    except EOFError:
+        tok_s = None
+    proc.join(30)
+    if tok_s is None:
+        _say(f"llama.cpp: its process ended without a result (exit code {proc.exitcode}; "
+             "a negative code is the signal, e.g. -11 = segfault); skipped. Rebuild it for this CPU: "
+             "pip install --force-reinstall --no-cache-dir llama-cpp-python==0.3.36")
+    return tok_s
 
 
 def main(argv: list[str] | None = None) -> int:

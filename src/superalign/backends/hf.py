@@ -139,9 +139,9 @@ class HFBackend:
         stop = torch.tensor(self.stop_ids)
         new_tokens: list[list[int]] = [[] for _ in prompts]
         rows = list(range(len(prompts)))  # original index of each row still in the batch
-        past = None
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         step_ids = input_ids
+        past = self._decode_cache(width + params.max_new_tokens)
         with torch.inference_mode():
             for _ in range(params.max_new_tokens):
                 out = self.model(  # logits_to_keep=1: the prefill needs no logits for prompt positions
@@ -166,6 +166,17 @@ class HFBackend:
                 mask = torch.cat([mask, torch.ones(len(rows), 1, dtype=mask.dtype)], dim=1)
                 positions = positions[:, -1:] + 1
         return new_tokens
+
+    def _decode_cache(self, capacity: int) -> Any:
+        """A KV cache with room for the whole generation (backends/kv_cache.py: no per-step copy of the
+        cache), or None (transformers' default cache) for models with sliding-window or non-standard layers."""
+        cfg = self.model.config.get_text_config(decoder=True)
+        layer_types = set(getattr(cfg, "layer_types", None) or ["full_attention"])
+        if getattr(cfg, "sliding_window", None) or layer_types != {"full_attention"}:
+            return None
+        from superalign.backends.kv_cache import reserved_cache
+
+        return reserved_cache(cfg.num_hidden_layers, capacity)
 
     @staticmethod
     def _pick(logits: Any, params: Sampling, gens: Sequence[Any]) -> Any:
