@@ -465,7 +465,7 @@ def _write_outputs(out: Path, cfg: CoOptimizeConfig, metrics: dict, rows: list[d
     verdict = (f"Search vs best fixed schedule ({v['score']}): search {v['search_score']:.3f}, best fixed "
                f"`{v['best_fixed']}` {v['best_fixed_score']:.3f} → search "
                f"{'beats' if v['search_beats_best_fixed'] else 'does not beat'} it "
-               f"(seeds={cfg.seeds}; item-level CIs above).") if v else ""
+               f"(seeds={cfg.seeds}; {'item-level CIs' if cfg.seeds == 1 else '95 % t-CIs over seeds'} above).") if v else ""
     notes = (f"Preset `{metrics['preset']}`, {cfg.seeds} seed(s), {metrics['seconds']:.0f} s. CIs: 95 % bootstrap "
              "over items with 1 seed, t over seeds with more. "
              "Budgets are cumulative; search counts every candidate's steps. "
