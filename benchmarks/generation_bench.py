@@ -120,6 +120,9 @@ def _llamacpp(prompts_text: list[str], new: int) -> float | None:
     except EOFError:
         tok_s = None
     proc.join(30)
+    if proc.is_alive():  # hung past the wait: do not leave it running beside our numbers
+        proc.kill()
+        proc.join()
     if tok_s is None:
         _say(f"llama.cpp: its process ended without a result (exit code {proc.exitcode}; "
              "a negative code is the signal, e.g. -11 = segfault); skipped. Rebuild it for this CPU: "
