@@ -222,7 +222,7 @@ def experiment(
     seeds: Optional[int] = typer.Option(None, "--seeds", help="Seeds per setting (default: the preset's)."),
     learner: str = typer.Option("embedded", "--learner", "-m", help="embedded | tiny | HF model dir."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML replacing the preset: a copy of configs/experiments/NAME.yaml (its quick: or full: entry, by --quick) or one entry's fields."),
-    resume: bool = typer.Option(False, "--resume", help="Keep the runs an earlier run in --out finished (same settings; --seeds may grow). noisy-labels, co-optimize, self-enhance."),
+    resume: bool = typer.Option(False, "--resume", help="Keep the runs an earlier run in --out finished (same settings; --seeds may grow). noisy-labels, co-optimize, self-enhance, w2s."),
 ) -> None:
     """Run one experiment (docs/experiments.md); prints its results table."""
     from superalign.experiments import run_experiment

@@ -87,7 +87,8 @@ def test_run_control_flow_on_synthetic_features(monkeypatch, tmp_path):
     exs, x = _synthetic()
     monkeypatch.setattr(w2s, "load_binary_task", lambda task, limit=0: exs)
     monkeypatch.setattr(w2s, "features_for", lambda e, cfg, progress, task: x)
-    cfg = w2s.W2SConfig(tasks=("sst2", "harm"), seeds=2, epochs=10, lr=3e-3, bootstrap=100)
+    cfg = w2s.W2SConfig(tasks=("sst2", "harm"), seeds=2, epochs=10, lr=3e-3, bootstrap=100, student="probe",
+                        weak=("bow", "smollm2-mid", "rules"))
     m = w2s.run(tmp_path, quick=True, seeds=None, learner="embedded", progress=lambda *a: None, config=cfg)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["pgr_median"] == m["pgr_median"] and (tmp_path / "results.md").is_file() and (tmp_path / "pgr.png").is_file()
@@ -99,3 +100,49 @@ def test_run_control_flow_on_synthetic_features(monkeypatch, tmp_path):
     p = saved["pgr"]["sst2"]["smollm2-mid"]["aux"]
     assert p["pgr"] is not None and p["n_seeds"] == 2
     assert len(saved["runs"]) == 2 * (2 + 3)
+
+
+def test_weak_supervisor_names_are_validated():
+    assert w2s.W2SConfig(weak=("smollm2-L2", "bow")).weak == ("smollm2-L2", "bow")
+    for bad in ("smollm2-L0", "smollm2-L31", "gpt2", "smollm2-Lx"):
+        with pytest.raises(ValueError, match="unknown weak supervisor"):
+            w2s.W2SConfig(weak=(bad,))
+
+
+def _text_task(n=150, seed=0):
+    """Label 1 responses start with a positive word, label 0 with a negative one; the rest is noise words.
+    Groups of two, so the group split has something to keep together."""
+    import random
+
+    rng = random.Random(seed)
+    noise = ["apple", "river", "stone", "cloud", "music", "paper", "green", "quiet", "table", "north"]
+    pos, neg = ["wonderful", "great", "lovely"], ["terrible", "awful", "dreadful"]
+    return [w2s.BinaryExample(f"g{i // 2}", "Is this review positive?",
+                              f"{rng.choice(pos if i % 3 else neg)} " + " ".join(rng.choice(noise) for _ in range(5)),
+                              int(i % 3 != 0)) for i in range(n)]
+
+
+def test_finetuned_student_run_resumes_to_the_same_rows(monkeypatch, tmp_path):
+    """The fine-tuned student end to end on the tiny model: a straight 2-seed run equals a 1-seed run
+    grown to 2 seeds with --resume, and the student learns the lexical signal (ceiling well above chance)."""
+    from superalign.backends.embedded import tiny_model_dir
+
+    exs = _text_task()
+    monkeypatch.setattr(w2s, "load_binary_task", lambda task, limit=0: exs)
+    cfg = w2s.W2SConfig(tasks=("sst2", "harm"), seeds=2, weak=("bow", "rules"), model_dir=str(tiny_model_dir()),
+                        ft_blocks=1, ft_epochs=8, ft_head_lr=3e-2, ft_lr=1e-3, bootstrap=100)
+    straight = w2s.run(tmp_path / "a", quick=True, seeds=None, learner="embedded", progress=lambda *a: None, config=cfg)
+    one = w2s.run(tmp_path / "b", quick=True, seeds=1, learner="embedded", progress=lambda *a: None, config=cfg)
+    assert one["complete"] and {r["seed"] for r in one["runs"]} == {0}
+    seen = []
+    grown = w2s.run(tmp_path / "b", quick=True, seeds=2, learner="embedded", progress=lambda *a: seen.append(a[0]),
+                    config=cfg, resume=True)
+    assert [r for r in grown["runs"]] == [r for r in straight["runs"]]
+    assert not any("seed 0" in label for label in seen)  # the finished seed was kept, not retrained
+    assert len(straight["runs"]) == 2 * (1 + 2)  # rules only on harm
+    ceiling = straight["accuracy"]["sst2"]["bow"]["ceiling"].mean
+    assert ceiling >= 0.85, ceiling  # majority class: 0.67
+    assert "fine-tuned" in (tmp_path / "a" / "results.md").read_text()
+    with pytest.raises(Exception, match="ft_epochs"):
+        w2s.run(tmp_path / "b", quick=True, seeds=2, learner="embedded", progress=lambda *a: None,
+                config=cfg.model_copy(update={"ft_epochs": 2}), resume=True)

