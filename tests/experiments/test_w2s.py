@@ -29,6 +29,17 @@ def test_pgr_bootstrap_reports_undefined_instead_of_blowing_up():
     json.dumps(out)  # strict JSON
 
 
+def test_pgr_bootstrap_reads_correctness_as_digit_strings_or_lists():
+    rng = np.random.default_rng(0)
+    lists = [{"acc": {}, "correct": {k: rng.integers(0, 2, 40).tolist() for k in ("weak", "student", "ceiling")}}
+             for _ in range(3)]
+    for r in lists:
+        r["acc"] = {k: float(np.mean(v)) for k, v in r["correct"].items()}
+    strings = [{"acc": r["acc"], "correct": {k: "".join(map(str, v)) for k, v in r["correct"].items()}} for r in lists]
+    assert w2s.pgr_bootstrap(lists, "student", 200) == w2s.pgr_bootstrap(strings, "student", 200)
+    np.testing.assert_array_equal(w2s.correct_array("0110"), [0, 1, 1, 0])
+
+
 def test_aux_loss_matches_a_hand_computed_example():
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 1.0]])
     weak = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])  # mean P(1) = 0.5

@@ -180,9 +180,10 @@ def pgr_bootstrap(runs: list[dict[str, Any]], key: str, n: int, seed: int = 0) -
         picked = [runs[i] for i in rng.integers(0, len(runs), len(runs))]
         acc = {k: [] for k in ("weak", key, "ceiling")}
         for r in picked:
-            items = rng.integers(0, len(r["correct"]["weak"]), len(r["correct"]["weak"]))
+            c = {k: correct_array(r["correct"][k]) for k in acc}
+            items = rng.integers(0, len(c["weak"]), len(c["weak"]))
             for k in acc:
-                acc[k].append(float(np.asarray(r["correct"][k])[items].mean()))
+                acc[k].append(float(c[k][items].mean()))
         v = pgr(*(float(np.mean(acc[k])) for k in ("weak", key, "ceiling")))
         if v is None:
             undefined += 1
@@ -191,6 +192,15 @@ def pgr_bootstrap(runs: list[dict[str, Any]], key: str, n: int, seed: int = 0) -
     ci = [round(float(np.percentile(vals, q)), 4) for q in (2.5, 97.5)] if len(vals) >= 10 else [None, None]
     return {"pgr": None if point is None else round(point, 4), "ci": ci,
             "undefined_share": round(undefined / n, 4), "n_seeds": len(runs)}
+
+
+def correct_array(v: str | list[int]) -> Any:
+    """Per-item test correctness as a 0/1 array: stored as a string of digits ('0110...'), or a list."""
+    import numpy as np
+
+    if isinstance(v, str):
+        return np.frombuffer(v.encode("ascii"), dtype=np.uint8) - ord("0")
+    return np.asarray(v)
 
 
 def fit_bow(train: list[BinaryExample], labels: list[int], seed: int) -> Any:
@@ -347,7 +357,7 @@ def run_seed(task: str, exs: list[BinaryExample], inputs: TaskInputs, cfg: W2SCo
                      "weak_label_acc_half2": round(float(((p_half2 >= 0.5) == (y[s] == 1)).mean()), 4),
                      "acc": acc, "pgr": pgr(acc["weak"], acc["student"], acc["ceiling"]),
                      "pgr_aux": pgr(acc["weak"], acc["student_aux"], acc["ceiling"]),
-                     "correct": {k: v.tolist() for k, v in c.items()}})
+                     "correct": {k: "".join(map(str, v.tolist())) for k, v in c.items()}})
     tick()
     return rows
 
