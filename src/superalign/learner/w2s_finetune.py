@@ -149,10 +149,9 @@ def train_student(bottom: FrozenBottom, idx: Sequence[int], p1: np.ndarray, cfg:
                   seed: int = 0) -> FinetunedStudent:
     """Fine-tune a fresh copy of the top blocks + a zero-initialised head on targets `p1` = P(label 1)
     (hard or soft) of texts `idx`: AdamW, `cfg.epochs` passes of shuffled minibatches."""
-    import numpy as np
     import torch
 
-    from superalign.learner.w2s_loss import aux_confidence_loss, soft_xent
+    from superalign.learner.w2s_loss import fit_minibatches
 
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
@@ -164,27 +163,8 @@ def train_student(bottom: FrozenBottom, idx: Sequence[int], p1: np.ndarray, cfg:
     opt = torch.optim.AdamW([{"params": [p for p in top.parameters() if p.requires_grad], "lr": cfg.lr},
                              {"params": list(head.parameters()), "lr": cfg.head_lr}],
                             weight_decay=cfg.weight_decay)
-    p = torch.as_tensor(np.asarray(p1, dtype=np.float32))
-    y = torch.stack([1 - p, p], dim=1)
-    n = len(idx)
-    per_epoch = max(1, -(-n // cfg.batch_size))
-    total, step, losses = cfg.epochs * per_epoch, 0, []
-    for _ in range(cfg.epochs):
-        order = torch.randperm(n, generator=g).tolist()
-        run = 0.0
-        for b in range(per_epoch):
-            rows = order[b * cfg.batch_size: (b + 1) * cfg.batch_size]
-            logits = _logits(top, head, *_batch(bottom, [idx[r] for r in rows]), cfg.bf16)
-            if cfg.aux_coef > 0:
-                loss = aux_confidence_loss(logits, y[rows], (step + 1) / total, cfg.aux_coef, cfg.warmup_frac)
-            else:
-                loss = soft_xent(logits, y[rows])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            run += float(loss.detach())
-            step += 1
-        losses.append(run / per_epoch)
+    losses = fit_minibatches(opt, lambda rows: _logits(top, head, *_batch(bottom, [idx[r] for r in rows.tolist()]), cfg.bf16),
+                             p1, cfg.epochs, cfg.batch_size, cfg.aux_coef, cfg.warmup_frac, g)
     return FinetunedStudent(top.eval(), head.eval(), cfg.bf16, losses)
 
 

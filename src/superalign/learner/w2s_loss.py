@@ -16,7 +16,7 @@ code exactly: w = step_frac while step_frac <= warmup_frac, then 1 (a ramp to 0.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -106,32 +106,46 @@ def _train(x: np.ndarray, p1: np.ndarray, cfg: HeadConfig, seed: int) -> Trained
     xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
     mean, std = xt.mean(0), xt.std(0).clamp(min=1e-6)
     xt = (xt - mean) / std
-    p = torch.as_tensor(np.asarray(p1, dtype=np.float32))
-    y = torch.stack([1 - p, p], dim=1)
     d = xt.shape[1]
     module = (torch.nn.Linear(d, 2) if cfg.hidden <= 0 else
               torch.nn.Sequential(torch.nn.Linear(d, cfg.hidden), torch.nn.ReLU(), torch.nn.Linear(cfg.hidden, 2)))
     opt = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    n = len(xt)
-    per_epoch = max(1, -(-n // cfg.batch_size))
-    total, step, losses = cfg.epochs * per_epoch, 0, []
-    for _ in range(cfg.epochs):
-        order = torch.randperm(n, generator=g)
+    losses = fit_minibatches(opt, lambda rows: module(xt[rows]), p1, cfg.epochs, cfg.batch_size, cfg.aux_coef,
+                             cfg.warmup_frac, g)
+    return TrainedHead(module.eval(), mean, std, losses)
+
+
+def fit_minibatches(opt: Any, logits_of: Callable[[Any], Any], p1: np.ndarray, epochs: int, batch_size: int,
+                    aux_coef: float, warmup_frac: float, generator: Any) -> list[float]:
+    """The training loop shared by the probe and the fine-tuned student: `epochs` passes of shuffled
+    minibatches (`generator` orders them); `logits_of(rows)` gives (len(rows), 2) logits for a LongTensor
+    of example rows; soft cross-entropy against `p1` = P(label 1), or the aux confidence loss when
+    `aux_coef` > 0 with `step_frac` = (step + 1) / total steps. Returns the mean loss per epoch."""
+    import numpy as np
+    import torch
+
+    p = torch.as_tensor(np.asarray(p1, dtype=np.float32))
+    y = torch.stack([1 - p, p], dim=1)
+    n = len(p)
+    per_epoch = max(1, -(-n // batch_size))
+    total, step, losses = epochs * per_epoch, 0, []
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=generator)
         run = 0.0
         for b in range(per_epoch):
-            idx = order[b * cfg.batch_size: (b + 1) * cfg.batch_size]
-            logits = module(xt[idx])
-            if cfg.aux_coef > 0:
-                loss = aux_confidence_loss(logits, y[idx], (step + 1) / total, cfg.aux_coef, cfg.warmup_frac)
+            rows = order[b * batch_size: (b + 1) * batch_size]
+            logits = logits_of(rows)
+            if aux_coef > 0:
+                loss = aux_confidence_loss(logits, y[rows], (step + 1) / total, aux_coef, warmup_frac)
             else:
-                loss = soft_xent(logits, y[idx])
+                loss = soft_xent(logits, y[rows])
             opt.zero_grad()
             loss.backward()
             opt.step()
             run += float(loss.detach())
             step += 1
         losses.append(run / per_epoch)
-    return TrainedHead(module.eval(), mean, std, losses)
+    return losses
 
 
 def predict_proba(head: TrainedHead, x: np.ndarray) -> np.ndarray:
