@@ -138,7 +138,7 @@ def test_server_that_times_out_is_retried_then_named():
 def test_experiment_resume_refused_where_it_cannot_apply(tmp_path):
     """--resume on an experiment that cannot resume, or onto another experiment's --out: exit 2, and the
     earlier metrics.json is left as it was."""
-    r = sa("experiment", "w2s", "--quick", "--resume", "--out", str(tmp_path / "w"))
+    r = sa("experiment", "sandwich", "--quick", "--resume", "--out", str(tmp_path / "w"))
     _assert_clean_failure(r, "cannot resume", "drop --resume")
     out = tmp_path / "exp"
     out.mkdir()
