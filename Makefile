@@ -31,8 +31,12 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 # Benchmarks against their peers in one run (llama.cpp built from source via the `bench` extra).
+# Built without -march=native: llama-cpp-python 0.3.36 built natively segfaulted on an AMX Xeon; this
+# AVX-512 build ran there (5 Dec 2026). CPUs without AVX-512 keep the native build (it ran on an AVX2 VM).
+# Override with LLAMA_CMAKE_ARGS=... for another CPU.
+LLAMA_CMAKE_ARGS ?= $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo "-DGGML_NATIVE=OFF -DGGML_AVX512=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON")
 bench: $(STAMP)
-	$(BIN)/pip install -q --disable-pip-version-check -e ".[bench]"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q --disable-pip-version-check -e ".[bench]"
 	$(BIN)/python benchmarks/generation_bench.py --json
 	$(BIN)/python benchmarks/dpo_bench.py --json
 
