@@ -322,10 +322,11 @@ class TaskInputs:
         return predict_student(train_student(self._bottom, s, targets, finetune_config(cfg, aux), seed), self._bottom, t)
 
 
-def run_seed(task: str, exs: list[BinaryExample], inputs: TaskInputs, cfg: W2SConfig, seed: int,
-             progress: Progress | None = None) -> list[dict[str, Any]]:
+def run_seed(inputs: TaskInputs, cfg: W2SConfig, seed: int, progress: Progress | None = None) -> list[dict[str, Any]]:
     """Every weak supervisor of one (task, seed): accuracies and per-item test correctness."""
     import numpy as np
+
+    task, exs = inputs.task, inputs.exs
 
     idx = split_halves(exs, cfg.test_fraction, seed)
     w, s, t = idx
@@ -411,7 +412,7 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
             sizes[task] = len(exs)
         if (task, seed) in done:
             continue
-        runs += run_seed(task, inputs[task].exs, inputs[task], cfg, seed, progress)
+        runs += run_seed(inputs[task], cfg, seed, progress)
         write_metrics(out, {**head, "complete": False, "examples": sizes, "runs": runs,
                             "seconds": round(time.time() - t0, 1)})
     progress("w2s units (task, seed)", len(units), len(units))

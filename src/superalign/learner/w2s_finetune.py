@@ -8,8 +8,8 @@ linear head train on (weak) labels; the blocks below stay frozen and run once pe
 openai/weak-to-strong fine-tunes the whole student (2 epochs, batch 32). On 2 CPU cores a full
 SmolLM2-135M step on 32 x 80 tokens takes ~5 s in bf16, ~1 s for the top 8 of its 30 blocks: training
 the top blocks keeps a w2s run affordable (quick preset 13 min, full 94 min on 2 cores) while the
-student's representation still moves, unlike a probe on frozen features. `blocks` = the model's layer count fine-tunes all of it (the lower part is
-then just the embeddings).
+student's representation still moves, unlike a probe on frozen features. `blocks` = the model's layer
+count fine-tunes all of it (the lower part is then just the embeddings).
 
 The top part is transformers' own model class with its `layers` cut to the top blocks, fed the
 frozen part's un-normed hidden states as `inputs_embeds`, so its forward is the library's (rotary
