@@ -6,8 +6,9 @@ Same model (the embedded SmolLM2-135M, cached HF dir), same prompts (a round-lik
 harmful prompts), same batch size, same max_new_tokens, same sampling (temperature 0.8, top-k 50) for
 both sides; greedy is also timed and its outputs compared token for token. tok/s counts generated tokens
 (up to and including the stop token) over wall time, best of `--repeats`. Our side runs the whole list
-through `HFBackend.generate` (length-sorted batches, KV cache, top-k before softmax, per-row seeds); HF's
-side runs `model.generate` on the same length-sorted batches with left padding.
+through `HFBackend.generate_ids` (length-sorted batches, reserved KV cache, the fast decode step of
+backends/fast_decode.py with its weight packing inside the timed call, top-k before softmax, per-row
+seeds); HF's side runs `model.generate` on the same length-sorted batches with left padding.
 
 llama.cpp single stream (llama-cpp-python on the shipped GGUF, one prompt at a time) runs when
 `llama_cpp` is importable (`pip install llama-cpp-python`, builds from source in ~3 min); otherwise the
@@ -74,15 +75,10 @@ def _hf_generate(backend, prompts: list[list[int]], batch: int, new: int, sample
 def _ours(backend, prompts: list[list[int]], new: int, sample: bool) -> list[list[int]]:
     """Our decode loop over the same batches; counts the stop token like HF's side does."""
     from superalign.backends.base import Sampling
-    from superalign.backends.hf import _length_sorted
 
     params = Sampling(new, 0.8 if sample else 0.0, 50, 0)
-    out: list[list[int]] = [[] for _ in prompts]
-    for idx in _length_sorted([len(p) for p in prompts], backend.batch_size):
-        rows = backend.decode_batch([prompts[i] for i in idx], params)
-        for i, toks in zip(idx, rows):
-            out[i] = toks + ([backend.stop_ids[0]] if len(toks) < new else [])
-    return out
+    rows = backend.generate_ids(prompts, params)  # includes packing the weights for the fast decode step
+    return [toks + ([backend.stop_ids[0]] if len(toks) < new else []) for toks in rows]
 
 
 def _llamacpp_child(prompts_text: list[str], new: int, conn) -> None:
