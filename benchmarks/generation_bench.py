@@ -1,6 +1,7 @@
 """Generation and scoring speed: our HF backend vs HF `model.generate` (and llama.cpp when installed), one run.
 
     python benchmarks/generation_bench.py --json [--batch 32] [--new 64] [--dtype float32|bfloat16] [--repeats 2]
+                                         [--fast-decode auto|on|off]
 
 Same model (the embedded SmolLM2-135M, cached HF dir), same prompts (a round-like mix of benign-edgy and
 harmful prompts), same batch size, same max_new_tokens, same sampling (temperature 0.8, top-k 50) for
@@ -138,12 +139,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="embedded",
                     help="embedded (the benchmark) | tiny (a smoke check) | an HF dir, e.g. a trained checkpoint "
                          "whose refusals end early (llama.cpp then skipped: it runs the shipped GGUF)")
+    ap.add_argument("--fast-decode", default="auto", choices=["auto", "on", "off"],
+                    help="the fast decode step (backends/fast_decode.py): auto = bf16 only (the backend's default)")
     args = ap.parse_args(argv)
 
     from superalign.backends import load_backend
     from superalign.records import user_chat
 
     backend = load_backend(args.model, batch_size=args.batch, dtype=args.dtype)
+    backend.fast_decode = {"auto": None, "on": True, "off": False}[args.fast_decode]
     texts = _prompts(args.prompts)
     prompts = [backend.encode(backend.render(user_chat(t))) for t in texts]
     res: dict[str, float] = {}
@@ -178,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         "llamacpp_tok_s": round(llama, 1) if llama else None,
         "scoring_tok_s": round(scoring, 1), "greedy_identical": greedy_identical,
         "batch": args.batch, "prompts": args.prompts, "max_new_tokens": args.new, "dtype": args.dtype,
+        "fast_decode": args.fast_decode,
         "threads": torch.get_num_threads(),
     }
     print(f"{'':24}{'HF generate':>14}{'ours':>10}")
