@@ -399,7 +399,8 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
     old, old_seconds = resume_runs(out, "w2s", cfg, resume)
     t0 -= old_seconds
     units = [(task, seed) for seed in range(cfg.seeds) for task in cfg.tasks]
-    runs = [r for r in old if (r["task"], r["seed"]) in set(units) and "correct" in r]
+    wanted = set(units)
+    runs = [r for r in old if (r["task"], r["seed"]) in wanted and "correct" in r]
     done = {(r["task"], r["seed"]) for r in runs}
     inputs: dict[str, TaskInputs] = {}
     sizes: dict[str, int] = {}
