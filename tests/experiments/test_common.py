@@ -101,3 +101,15 @@ def test_pair_pool_from_scripted_learner_is_split_and_cached(monkeypatch, tmp_pa
     monkeypatch.setattr(common, "build_pair_pool", lambda *a, **k: pytest.fail("rebuilt instead of cached"))
     again = common.pair_pool(settings)
     assert again.train == pool.train and again.heldout_harmful == pool.heldout_harmful
+
+
+def test_mean_ci_is_cut_to_the_bounds_of_a_rate():
+    from superalign.experiments.common import KAPPA, RATE, mean_ci
+
+    wide = mean_ci([0.25, 0.25, 0.79])  # the t-interval of 3 seeds of a rate reaches past 0 and 1
+    assert wide.lo < 0 and wide.hi > 1
+    cut = mean_ci([0.25, 0.25, 0.79], bounds=RATE)
+    assert (cut.mean, cut.lo, cut.hi) == (wide.mean, 0.0, 1.0)
+    inside = mean_ci([0.4, 0.5, 0.6], bounds=RATE)
+    assert (inside.lo, inside.hi) == (mean_ci([0.4, 0.5, 0.6]).lo, mean_ci([0.4, 0.5, 0.6]).hi)  # untouched
+    assert mean_ci([-0.9, -0.9, 0.9], bounds=KAPPA).lo == -1.0

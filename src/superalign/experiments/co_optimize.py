@@ -29,7 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from superalign.errors import UserError
-from superalign.experiments.common import (PoolSettings, Progress, choose_preset, mean_ci, pair_pool,
+from superalign.experiments.common import (RATE, PoolSettings, Progress, choose_preset, mean_ci, pair_pool,
                                            resume_runs, write_metrics)
 from superalign.learner.search import Direction, DevScore
 from superalign.records import Chat, Pair, Query, user_chat
@@ -392,7 +392,9 @@ def _metrics(cfg, preset: str, pool, rows: list[dict], seconds: float, done: boo
         for r in range(cfg.rounds + 1):
             sel = [x for x in rows if x["schedule"] == name and x["round"] == r]
             if sel:
-                summary.setdefault(name, {})[str(r)] = {m: mean_ci([x[m] for x in sel]).to_dict() for m in METRICS}
+                summary.setdefault(name, {})[str(r)] = {
+                    m: mean_ci([x[m] for x in sel], bounds=(-1.0, 1.0) if m == "gap" else RATE).to_dict()
+                    for m in METRICS}
     verdict = None
     final = {n: [x for x in rows if x["schedule"] == n and x["round"] == cfg.rounds] for n in cfg.schedules}
     if done and "search" in cfg.schedules and any(n in FIXED for n in cfg.schedules):

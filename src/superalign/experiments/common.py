@@ -94,10 +94,14 @@ class MeanCI:
         return f"{self.mean:.3f} [{self.lo:.3f}, {self.hi:.3f}]"
 
 
-def mean_ci(values: Sequence[float], method: Literal["t", "bootstrap"] = "t", level: float = 0.95) -> MeanCI:
+def mean_ci(values: Sequence[float], method: Literal["t", "bootstrap"] = "t", level: float = 0.95,
+            bounds: tuple[float, float] | None = None) -> MeanCI:
     """Mean and CI. `t`: Student-t interval over the values (seeds); `bootstrap`: evaluate.bootstrap_ci.
 
-    With one value the CI is NaN (written as null): one seed says nothing about the spread.
+    With one value the CI is NaN (written as null): one seed says nothing about the spread. `bounds`: the
+    range the quantity cannot leave (RATE for a proportion, KAPPA for Cohen's kappa); the interval is cut
+    to it. A t-interval over 3 seeds of a rate that is 0.25 on two seeds and 0.79 on the third reaches
+    below 0 and above 1, which no rate can.
     """
     vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
     if not vals:
@@ -109,12 +113,21 @@ def mean_ci(values: Sequence[float], method: Literal["t", "bootstrap"] = "t", le
         from superalign.evaluate import bootstrap_ci
 
         lo, hi = bootstrap_ci(vals)
-        return MeanCI(m, lo, hi, len(vals), method)
-    from scipy import stats
+    elif max(vals) == min(vals):  # no spread (scipy would warn about precision loss)
+        lo = hi = m
+    else:
+        from scipy import stats
 
-    sd = float(stats.tstd(vals))
-    half = float(stats.t.ppf(0.5 + level / 2, len(vals) - 1)) * sd / math.sqrt(len(vals))
-    return MeanCI(m, m - half, m + half, len(vals), method)
+        sd = float(stats.tstd(vals))
+        half = float(stats.t.ppf(0.5 + level / 2, len(vals) - 1)) * sd / math.sqrt(len(vals))
+        lo, hi = m - half, m + half
+    if bounds is not None:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    return MeanCI(m, lo, hi, len(vals), method)
+
+
+RATE = (0.0, 1.0)  # bounds of a proportion (accuracy, ASR, agreement) for mean_ci
+KAPPA = (-1.0, 1.0)  # bounds of Cohen's kappa
 
 
 def _num(x: float) -> float | None:

@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from superalign.errors import UserError
-from superalign.experiments.common import (PoolSettings, Progress, choose_preset, flip_labels, markdown_table,
+from superalign.experiments.common import (RATE, PoolSettings, Progress, choose_preset, flip_labels, markdown_table,
                                            mean_ci, pair_pool, plot_with_ci, resume_runs, write_metrics,
                                            write_results)
 
@@ -195,7 +195,7 @@ def summarise(runs: list[dict], cfg: NoisyLabelsConfig) -> dict[str, dict[str, d
         out[m] = {}
         for e in cfg.eps:
             rows = [r for r in runs if r["eps"] == e and (r["method"] == m or e == 0)]
-            out[m][str(e)] = {k: mean_ci([r.get(k) for r in rows])
+            out[m][str(e)] = {k: mean_ci([r.get(k) for r in rows], bounds=None if k == "mean_margin" else RATE)
                               for k in ("pref_acc", "pref_acc_harmful", "pref_acc_benign", "asr", "mean_margin")}
     return out
 

@@ -32,7 +32,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from superalign.errors import UserError
-from superalign.experiments.common import (MeanCI, Progress, choose_preset, markdown_table, mean_ci,
+from superalign.experiments.common import (KAPPA, RATE, MeanCI, Progress, choose_preset, markdown_table, mean_ci,
                                            plot_with_ci, resume_runs, write_metrics, write_results)
 from superalign.learner import self_feedback as sf
 from superalign.learner.self_feedback import StepData, arm_rewards, judge_agreement
@@ -296,6 +296,7 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
 
 
 # ---- summaries and outputs -------------------------------------------------------------------------
+_BOUNDS = {"pairs": (0.0, float("inf")), "unsafe_kappa": KAPPA}  # every other summary key is a rate
 SUMMARY_KEYS = ("asr", "asr_keyword_bound", "over_refusal", "competence", "pairs", "unsafe_accuracy", "unsafe_kappa",
                 "refusal_accuracy", "pair_agreement")
 
@@ -308,7 +309,8 @@ def summarise(runs: list[dict], cfg: SelfEnhanceConfig) -> dict[str, dict[str, d
         out[arm] = {}
         for t in range(cfg.iterations + 1):
             rs = [r for r in runs if r["arm"] == arm and r["t"] == t]
-            cell = {k: mean_ci([r[k] for r in rs if r.get(k) is not None]) for k in SUMMARY_KEYS}
+            cell = {k: mean_ci([r[k] for r in rs if r.get(k) is not None], bounds=_BOUNDS.get(k, RATE))
+                    for k in SUMMARY_KEYS}
             for k in ("asr", "over_refusal", "competence"):
                 if cell[k].n == 1 and rs[0].get(f"{k}_ci"):
                     lo, hi = rs[0][f"{k}_ci"]

@@ -32,8 +32,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from superalign.experiments.common import (MeanCI, PoolSettings, Progress, choose_preset, markdown_table, mean_ci,
-                                           plot_with_ci, write_metrics, write_results)
+from superalign.experiments.common import (KAPPA, RATE, MeanCI, PoolSettings, Progress, choose_preset, markdown_table,
+                                           mean_ci, plot_with_ci, write_metrics, write_results)
 from superalign.learner.teacher_student import (DPOStudent, PairJudge, first_drift, generations, label_quality,
                                                 label_with)
 
@@ -253,6 +253,8 @@ def run_learner_chain(cfg: LearnerChainConfig, learner: str, progress: Progress,
     progress("teacher-student learner chain", 0, cfg.seeds * cfg.generations)
     out: dict[str, Any] = {"base": measure(base), "rows": [], "n_pairs": len(pairs), "n_asr": len(harmful),
                            "n_benign": len(benign), "n_mc": len(mc), "pool": pool.stats}
+    models: dict[int, str] = {}  # a model object -> "model-<n>", so rows show which teacher is which student
+    tag = lambda b: models.setdefault(id(b), f"model-{len(models)}")  # noqa: E731 (all stay alive in `students`)
     for seed in range(cfg.seeds):
         metrics: list[dict] = []
 
@@ -276,10 +278,10 @@ def run_learner_chain(cfg: LearnerChainConfig, learner: str, progress: Progress,
             row = {"seed": seed, "generation": k, "teacher": teacher.name, "label_agree": q["accuracy"],
                    "label_agree_ci": list(bootstrap_ci([float(y) for y in labels if y is not None])),
                    "abstain": q["abstain_rate"], "abstain_ci": list(bootstrap_ci([float(y is None) for y in labels])),
-                   "labels": labels, "teacher_backend": id(teacher.backend) if teacher.backend else None}
+                   "labels": labels, "teacher_backend": tag(teacher.backend) if teacher.backend else None}
             if k < len(gens):
                 m, st = metrics[k], students[k].stats
-                row.update({"student": gens[k].student, "student_backend": id(gens[k].student_model.backend),
+                row.update({"student": gens[k].student, "student_backend": tag(gens[k].student_model.backend),
                             "student_fits_teacher": gens[k].agreement_with_teacher,
                             **{f: m[f][0] for f in m}, **{f"{f}_ci": list(m[f][1]) for f in m},
                             "train_loss_first": getattr(st, "first_loss", None), "train_loss_last": getattr(st, "last_loss", None)})
@@ -288,14 +290,15 @@ def run_learner_chain(cfg: LearnerChainConfig, learner: str, progress: Progress,
 
 
 # ---- summaries, outputs -----------------------------------------------------------------------------
-def across_seeds(values: Sequence[float | None], item_cis: Sequence[Sequence[float]] = ()) -> MeanCI:
-    """t-CI over >= 3 seeds; with fewer seeds and per-seed item-bootstrap CIs given, the mean of those
-    bounds (a t-interval on 1-2 seeds is either undefined or uninformative)."""
+def across_seeds(values: Sequence[float | None], item_cis: Sequence[Sequence[float]] = (),
+                 bounds: tuple[float, float] = RATE) -> MeanCI:
+    """t-CI over >= 3 seeds (cut to `bounds`); with fewer seeds and per-seed item-bootstrap CIs given, the
+    mean of those bounds (a t-interval on 1-2 seeds is either undefined or uninformative)."""
     vals = [v for v in values if v is not None and v == v]
     if 0 < len(vals) < 3 and item_cis and len(item_cis) == len(vals):
         lo, hi = (sum(float(c[j]) for c in item_cis) / len(item_cis) for j in (0, 1))
         return MeanCI(sum(vals) / len(vals), lo, hi, len(vals), "bootstrap")
-    return mean_ci(vals)
+    return mean_ci(vals, bounds=bounds)
 
 
 def summarise(rows: Sequence[dict], chain_key: str | None, metric_keys: Sequence[str]) -> dict[str, dict[str, list[MeanCI]]]:
@@ -305,7 +308,8 @@ def summarise(rows: Sequence[dict], chain_key: str | None, metric_keys: Sequence
         rs = [r for r in rows if (r[chain_key] if chain_key else "learner") == chain]
         gens = sorted({r["generation"] for r in rs})
         out[chain] = {m: [across_seeds([r.get(m) for r in rs if r["generation"] == g],
-                                       [r[f"{m}_ci"] for r in rs if r["generation"] == g and r.get(f"{m}_ci")])
+                                       [r[f"{m}_ci"] for r in rs if r["generation"] == g and r.get(f"{m}_ci")],
+                                       KAPPA if m == "kappa" else RATE)
                           for g in gens] for m in metric_keys}
     return out
 

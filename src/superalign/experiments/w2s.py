@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from superalign.experiments.common import (Progress, choose_preset, markdown_table, mean_ci, resume_runs,
+from superalign.experiments.common import (RATE, Progress, choose_preset, markdown_table, mean_ci, resume_runs,
                                            write_metrics, write_results)
 
 TASKS = ("sst2", "boolq", "sciq", "harm")
@@ -371,7 +371,7 @@ def summarise(runs: list[dict[str, Any]], cfg: W2SConfig) -> dict[str, Any]:
         for kind in dict.fromkeys(r["weak_kind"] for r in runs if r["task"] == task):
             rs = [r for r in runs if r["task"] == task and r["weak_kind"] == kind]
             out[task][kind] = {
-                "acc": {k: mean_ci([r["acc"][k] for r in rs]) for k in ("weak", "student", "student_aux", "ceiling")},
+                "acc": {k: mean_ci([r["acc"][k] for r in rs], bounds=RATE) for k in ("weak", "student", "student_aux", "ceiling")},
                 "pgr": pgr_bootstrap(rs, "student", cfg.bootstrap),
                 "pgr_aux": pgr_bootstrap(rs, "student_aux", cfg.bootstrap),
                 "n": rs[0]["n"], "seeds": len(rs)}
