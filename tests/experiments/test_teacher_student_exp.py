@@ -141,6 +141,8 @@ def test_learner_chain_students_judge_for_the_next_generation(scripted_cfg, tmp_
         for k in (1, 2, 3):  # generation k's teacher is generation k-1's trained student, by identity
             assert rs[k]["teacher_backend"] == rs[k - 1]["student_backend"]
         assert rs[1]["label_agree"] == 0.0  # the inverted judge prefers every rejected response
+        kinds = [k for k in rs[1] if k.startswith("label_agree[")]
+        assert kinds and all(rs[1][k] == 0.0 for k in kinds) and all(rs[2][k] == 1.0 for k in kinds)
         assert rs[2]["label_agree"] == 1.0
     # every judge the chain was given is a distinct trained student (tags name model objects, not memory ids)
     assert len({r["student_backend"] for r in rows if "student_backend" in r}) == len(given) == 6
@@ -148,6 +150,7 @@ def test_learner_chain_students_judge_for_the_next_generation(scripted_cfg, tmp_
     assert data["experiment"] == "teacher-student" and data["learner_chain"]["summary"]["learner"]["label_agree"][1]["mean"] == 0.0
     text = (out / "results.md").read_text()
     assert "| learner | label_agree | 1.000 [1.000, 1.000] |" in text and "generation 1 (0.000)" in text
+    assert "Teacher labels by pair kind" in text and "label_agree[" in text
     assert (out / "learner_chain.png").stat().st_size > 2000
 
 

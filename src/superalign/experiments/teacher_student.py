@@ -278,7 +278,8 @@ def run_learner_chain(cfg: LearnerChainConfig, learner: str, progress: Progress,
             row = {"seed": seed, "generation": k, "teacher": teacher.name, "label_agree": q["accuracy"],
                    "label_agree_ci": list(bootstrap_ci([float(y) for y in labels if y is not None])),
                    "abstain": q["abstain_rate"], "abstain_ci": list(bootstrap_ci([float(y is None) for y in labels])),
-                   "labels": labels, "teacher_backend": tag(teacher.backend) if teacher.backend else None}
+                   "labels": labels, "teacher_backend": tag(teacher.backend) if teacher.backend else None,
+                   **by_kind(labels, pairs)}
             if k < len(gens):
                 m, st = metrics[k], students[k].stats
                 row.update({"student": gens[k].student, "student_backend": tag(gens[k].student_model.backend),
@@ -287,6 +288,22 @@ def run_learner_chain(cfg: LearnerChainConfig, learner: str, progress: Progress,
                             "train_loss_first": getattr(st, "first_loss", None), "train_loss_last": getattr(st, "last_loss", None)})
             out["rows"].append(row)
     return out
+
+
+def by_kind(labels: Sequence[bool | None], pairs: Sequence[Any]) -> dict[str, float]:
+    """Label agreement with the external critic and abstention per pair kind (`label_agree[help-benign]`,
+    `abstain[help-benign]`, ...): a judge can agree on harmful pairs and invert benign ones."""
+    out: dict[str, float] = {}
+    for kind in sorted({p.kind or "other" for p in pairs}):
+        ls = [y for y, p in zip(labels, pairs) if (p.kind or "other") == kind]
+        q = label_quality(ls, [True] * len(ls))
+        out[f"label_agree[{kind}]"], out[f"abstain[{kind}]"] = q["accuracy"], q["abstain_rate"]
+    return out
+
+
+def kind_metrics(rows: Sequence[dict]) -> list[str]:
+    """The per-kind keys the rows carry (by_kind), in a stable order."""
+    return sorted({k for r in rows for k in r if k.startswith(("label_agree[", "abstain["))})
 
 
 # ---- summaries, outputs -----------------------------------------------------------------------------
@@ -357,6 +374,7 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
     if cfg.learner_chain.enabled:
         lc = run_learner_chain(cfg.learner_chain, learner, progress, backend, judge_factory)
         lc["summary"] = summarise(lc["rows"], None, LEARNER_METRICS)
+        lc["by_kind"] = summarise(lc["rows"], None, kind_metrics(lc["rows"]))["learner"]
         metrics["learner_chain"] = lc
     metrics["minutes"] = round((time.time() - t0) / 60, 2)
     write_outputs(out, metrics)
@@ -394,6 +412,12 @@ def write_outputs(out: Path, metrics: dict[str, Any], plots: bool = True) -> Non
                 for g in range(len(s["label_agree"]))]
         sections.append(markdown_table(["gen", "teacher label agreement", "teacher abstains", "student ASR",
                                         "student over-refusal", "student competence"], rows))
+        kinds = lc.get("by_kind") or {}
+        if kinds:
+            sections.append("Teacher labels by pair kind (refuse-harmful: a harmful prompt, the critic prefers "
+                            "the safer answer; help-benign: a benign prompt, it prefers the non-refusal):\n\n"
+                            + markdown_table(["gen", *kinds], [[g, *(fmt(kinds[k][g]) for k in kinds)]
+                                                               for g in range(len(s["label_agree"]))]))
     summaries = {**cc, **(lc["summary"] if lc else {})}
     sections.append("## Where it drifts\n\nFirst generation whose mean leaves generation 0's 95 % CI.\n\n"
                     + markdown_table(["chain", "metric", "generation 0", "last generation", "first drift"],
