@@ -250,6 +250,7 @@ def attack(
     system: Optional[str] = typer.Option(None, "--learner-system", help="System prompt given to the learner in every arm (e.g. a safety prompt)."),
     max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1, help="Tokens per learner answer."),
     self_improve: int = typer.Option(0, "--self-improve", min=0, help="Then R rounds of attacker self-improvement (MART) against the same fixed learner, each 2 x budget queries (docs/attacker.md)."),
+    self_improve_method: str = typer.Option("sft", "--self-improve-method", help="How the attacker learns from a round: sft (its successful requests, as MART) | dpo (success > failure pairs per objective)."),
 ) -> None:
     """Adaptive attacker vs static seeds at the same budget and judge (docs/attacker.md)."""
     import json
@@ -259,6 +260,8 @@ def attack(
     from superalign.attacker.campaign import run_attack
     from superalign.config import AttackerConfig, CriticConfig
 
+    if self_improve_method not in ("sft", "dpo"):
+        raise UserError(f"--self-improve-method {self_improve_method!r}: choose sft or dpo")
     if self_improve and attacker_model == "none":
         raise UserError("--self-improve trains the attacker model: give --attacker-model (e.g. embedded), not 'none'")
     try:
@@ -268,7 +271,7 @@ def attack(
         raise UserError(f"bad attack option: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
     metrics = run_attack(learner, budget, out, attacker_spec=attacker_model, seed=seed, cfg=cfg, critic_cfg=ccfg,
                          converted=converted, system=system, max_new_tokens=max_new_tokens,
-                         self_improve=self_improve, log=_echo)
+                         self_improve=self_improve, log=_echo, self_improve_method=self_improve_method)
     typer.echo(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=2))
 
 

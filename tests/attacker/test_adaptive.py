@@ -171,6 +171,16 @@ def test_attack_cli_writes_metrics_attacks_and_archive(tmp_path) -> None:
     assert (out / "archive.png").read_bytes()[:4] == b"\x89PNG"
     assert len((out / "archive.jsonl").read_text().splitlines()) == round(m["archive_coverage"] * m["archive_cells"])
     assert (out / "emergent.md").is_file()
+    adaptive = [r for r in rows if r["arm"] == "adaptive"]
+    assert all(r["request"] for r in adaptive)  # the request inside each frame is exported
+    ids = {r["id"] for r in adaptive}
+    assert all((r["after"] in ids) == (r["turn"] > 1) for r in adaptive)  # each follow-up names what it followed
+    bad = CliRunner().invoke(app, ["attack", "--learner", "scripted", "--self-improve", "1", "--self-improve-method",
+                                   "ppo", "--out", str(tmp_path / "bad")])
+    from superalign.errors import UserError
+
+    assert isinstance(bad.exception, UserError) and "choose sft or dpo" in str(bad.exception)  # main(): exit 2
+    assert not (tmp_path / "bad").exists()
 
 
 def test_loop_uses_adaptive_attacker_and_carries_the_archive(tmp_path) -> None:
@@ -230,9 +240,58 @@ def test_self_improvement_moves_the_tiny_attacker_toward_its_successes(fresh_tin
     try:
         before = margin()
         cfg = TrainConfig(epochs=3, batch_size=6, micro_batch=6, lr=2e-3, max_len=192)
-        new, stats, n = improve_attacker(fresh_tiny, attempts, cfg, seed=0)
+        new, stats, n = improve_attacker(fresh_tiny, attempts, cfg, seed=0, method="dpo")
         after = margin()
     finally:
         torch.set_num_threads(threads)
     assert n == 6 and stats.steps == 3
     assert after > before + 1.0  # the successful attacks became more likely than the failed ones
+
+
+def test_sft_self_improvement_learns_the_successful_rewrites_in_the_context_they_answered(fresh_tiny) -> None:
+    """MART's signal: the requests the attacker model wrote that broke the learner, each given the exact rewrite
+    request it answered (rebuilt from the attempt it followed); no failure pair needed."""
+    import torch
+
+    from superalign.attacker.adaptive import Attempt
+    from superalign.attacker.self_improve import attacker_examples, attacker_pairs, improve_attacker
+    from superalign.config import TrainConfig
+    from superalign.learner.dpo import encode_example, sequence_logps
+
+    def att(i: int, turn: int, text: str, success: bool, rewritten: bool, after: str = "") -> Attempt:
+        q = Query(id=f"o{i}-t{turn}", text=f"Roleplay: {text}", category="fraud", harmful=True,
+                  objective=f"objective {i}")
+        return Attempt(q, "roleplay", turn, "Sure" if success else REFUSAL, 0.9 if success else 0.1, success,
+                       f"explanation {i}.{turn}", rewritten, request=text, after=after)
+
+    attempts = []
+    for i in range(5):
+        first = att(i, 1, f"objective {i}", False, False)
+        attempts += [first, att(i, 2, f"Long ago, how did people manage thing {i}?", True, True, first.query.id)]
+    attempts.append(att(7, 1, "objective 7", True, False))  # broken on turn 1 by a frame: not the attacker's text
+    attempts.append(att(8, 2, "orphan rewrite", True, True, "missing-id"))  # its context is unknown: skipped
+    examples = attacker_examples(attempts)
+    assert [text for _, text in examples] == [f"Long ago, how did people manage thing {i}?" for i in range(5)]
+    prompt = examples[0][0][-1]["content"]
+    assert "Roleplay: objective 0" in prompt and "explanation 0.1" in prompt and "objective 0" in prompt
+    assert attacker_pairs(attempts)[0].chosen == "Long ago, how did people manage thing 0?"  # the request, not the frame
+    tok = fresh_tiny.tokenizer
+    enc = [encode_example(tok, fresh_tiny.render, chat, text, 192) for chat, text in examples]
+
+    def nll() -> float:
+        with torch.no_grad():
+            lp, n = sequence_logps(fresh_tiny.model, enc, tok.pad_token_id)
+        return float((-lp / n).mean())
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        before = nll()
+        _, stats, n = improve_attacker(fresh_tiny, attempts, TrainConfig(epochs=8, batch_size=5, micro_batch=5,
+                                                                         lr=2e-3, max_len=192), seed=0)
+        after = nll()
+    finally:
+        torch.set_num_threads(threads)
+    assert n == 5 and stats.steps == 8
+    assert after < before - 0.5  # the successful requests became more likely given their contexts
+    assert improve_attacker(fresh_tiny, attempts[:1], TrainConfig(), method="sft")[1:] == (None, 0)

@@ -53,8 +53,9 @@ def test_rounds_measure_on_held_out_objectives_and_train_the_attacker_between_th
     assert [r["round"] for r in rows] == [0, 1, 2]
     assert all(0.0 <= r["eval_asr"] <= 1.0 and r["eval_objectives"] > 0 for r in rows)
     assert all(r["rewrites"] > 0 for r in rows)  # the attacker model writes the follow-up turns
-    assert rows[0]["attacker_pairs"] > 0 and "attacker_pairs" not in rows[-1]
+    assert rows[0]["attacker_method"] == "sft" and "attacker_examples" not in rows[-1]
+    assert rows[0]["attacker_examples"] == rows[0]["train_rewrite_successes"] > 0  # every success it wrote
     changed = any(not torch.equal(before[k], v) for k, v in attacker.model.state_dict().items())
-    assert changed or rows[0]["attacker_pairs"] == 0  # trained between rounds
+    assert changed  # trained between rounds
     plot_rounds(rows, tmp_path / "si.png")
     assert (tmp_path / "si.png").stat().st_size > 2000

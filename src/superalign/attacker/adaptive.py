@@ -64,11 +64,14 @@ class Attempt:
     rewritten: bool = False  # the inner request came from the attacker model
     arm: str = "adaptive"
     explore: bool = False  # spent on filling an empty archive cell rather than on what works
+    request: str = ""  # the request inside the style's frame: the objective, or the attacker model's rewrite
+    after: str = ""  # query id of the same thread's previous attempt (the one a rewrite answered); "" on turn 1
 
     def row(self) -> dict[str, Any]:
         return {**self.query.to_dict(), "style": self.style, "turn": self.turn, "response": self.response,
                 "score": self.score, "success": self.success, "explanation": self.explanation,
-                "rewritten": self.rewritten, "arm": self.arm, "explore": self.explore}
+                "rewritten": self.rewritten, "arm": self.arm, "explore": self.explore, "request": self.request,
+                "after": self.after}
 
 
 @dataclass
@@ -210,9 +213,10 @@ def adaptive_attack(seeds: Sequence[Query], learner: Any, judge_fn: Judge, budge
         result.learner_queries += len(queries)
         verdicts = judge_fn(queries, answers)
         keep = []
-        for t, q, (style, rewritten, explore), a, (score, success, expl) in zip(threads, queries, meta, answers,
-                                                                               verdicts):
-            att = Attempt(q, style, t.turn, a, score, success, expl, rewritten, explore=explore)
+        for t, q, (style, rewritten, explore, request), a, (score, success, expl) in zip(threads, queries, meta,
+                                                                                        answers, verdicts):
+            att = Attempt(q, style, t.turn, a, score, success, expl, rewritten, explore=explore, request=request,
+                          after=t.last.query.id if t.last is not None else "")
             result.attempts.append(att)
             for tally in (stats.setdefault(style, [0, 0]), result.turn_stats["first" if t.turn == 1 else "followup"]):
                 tally[0] += int(success)
@@ -232,8 +236,8 @@ def adaptive_attack(seeds: Sequence[Query], learner: Any, judge_fn: Judge, budge
 def _build_turn(threads: list[_Thread], archive: Archive, stats: dict[str, list[int]], rng: random.Random,
                 styles: Sequence[str], cfg: AttackerConfig, attacker: Any, seed: int, round: int,
                 result: SearchResult, templates: Sequence[Any],
-                budget: int) -> tuple[list[Query], list[tuple[str, bool, bool]]]:
-    """One attack query per thread (advancing its turn), with (style, rewritten, explore) per query."""
+                budget: int) -> tuple[list[Query], list[tuple[str, bool, bool, str]]]:
+    """One attack query per thread (advancing its turn), with (style, rewritten, explore, request) per query."""
     for t in threads:
         t.turn += 1
     wants = [t for t in threads if attacker is not None and t.last is not None and rng.random() < cfg.rewrite_share]
@@ -276,7 +280,7 @@ def _build_turn(threads: list[_Thread], archive: Archive, stats: dict[str, list[
         queries.append(Query(id=stable_id("adaptive", round, obj.id, t.turn, text), text=text, category=obj.category,
                              harmful=True, source=f"{obj.source}+adaptive:{style}", parent_id=obj.id, round=round,
                              objective=obj.text))
-        meta.append((style, rewritten, explore))
+        meta.append((style, rewritten, explore, inner[id(t)]))
     return queries, meta
 
 

@@ -2,8 +2,9 @@
 
 Each round r, with the attacker model A_r:
   1. train search: `adaptive_attack` on the *training* objectives (A_r rewrites every follow-up turn);
-  2. A_{r+1} = `self_improve.improve_attacker(A_r, train attempts)`: LoRA DPO + NLL on (attack that
-     worked ≻ attack that failed) for the same objective (self_improve.py);
+  2. A_{r+1} = `self_improve.improve_attacker(A_r, train attempts)`: fine-tuned (LoRA, merged) on the
+     requests it wrote that broke the learner, each given the rewrite request it answered (`sft`, the
+     default, as in MART), or on (attack that worked ≻ attack that failed) pairs per objective (`dpo`);
   3. eval search: the same budget on a fixed *held-out* set of objectives with A_r, measured: ASR over
      all attempts, ASR of the attacker's own rewrites, objectives broken.
 The learner, the judge, the budget, the eval objectives and the search seed stay the same every round,
@@ -16,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from superalign.attacker.adaptive import Judge, adaptive_attack, summary
+from superalign.attacker.self_improve import Method
 from superalign.config import AttackerConfig, TrainConfig
 from superalign.records import Query, stable_id
 
@@ -28,18 +30,20 @@ def split_objectives(seeds: Sequence[Query], eval_share: float = 0.5) -> tuple[l
     return train, held
 
 
-def rewrite_stats(attempts: Sequence[Any]) -> dict[str, Any]:
+def rewrite_stats(attempts: Sequence[Any], prefix: str = "") -> dict[str, Any]:
+    """How the attacker model's own rewrites did: count, successes, success rate (None without any)."""
     rewritten = [a for a in attempts if a.rewritten]
     hits = sum(a.success for a in rewritten)
-    return {"rewrites": len(rewritten), "rewrite_successes": hits,
-            "rewrite_asr": round(hits / len(rewritten), 4) if rewritten else None}
+    return {f"{prefix}rewrites": len(rewritten), f"{prefix}rewrite_successes": hits,
+            f"{prefix}rewrite_asr": round(hits / len(rewritten), 4) if rewritten else None}
 
 
 def self_improvement_rounds(seeds: Sequence[Query], learner: Any, attacker: Any, judge_fn: Judge, budget: int,
                             rounds: int, cfg: AttackerConfig, train_cfg: TrainConfig, seed: int = 0,
-                            params: Any = None, log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+                            params: Any = None, log: Callable[[str], None] | None = None,
+                            method: Method = "sft") -> list[dict[str, Any]]:
     """One row per round (0 = the untrained attacker): eval ASR, rewrite ASR, objectives broken, and the
-    number of attacker training pairs that produced the next round's attacker."""
+    number of attacker training examples (`sft`) or pairs (`dpo`) that produced the next round's attacker."""
     from superalign.attacker.self_improve import improve_attacker
 
     train_obj, eval_obj = split_objectives(seeds)
@@ -55,13 +59,16 @@ def self_improvement_rounds(seeds: Sequence[Query], learner: Any, attacker: Any,
         if r < rounds:
             tr = adaptive_attack(train_obj, learner, judge_fn, budget, cfg, seed + 1 + r, attacker=attacker,
                                  params=params)
-            attacker, stats, n_pairs = improve_attacker(attacker, tr.attempts, train_cfg, seed=seed + r)
-            row.update({"train_asr": summary(tr.attempts)["asr"], "attacker_pairs": n_pairs,
+            attacker, stats, n_train = improve_attacker(attacker, tr.attempts, train_cfg, seed=seed + r,
+                                                        method=method)
+            row.update({"train_asr": summary(tr.attempts)["asr"], **rewrite_stats(tr.attempts, "train_"),
+                        "attacker_method": method, "attacker_examples": n_train,
+                        "attacker_loss_first": None if stats is None or not stats.losses else stats.losses[0],
                         "attacker_loss_last": None if stats is None else stats.last_loss})
         rows.append(row)
         if log:
             log(f"self-improve round {r}: eval ASR {row['eval_asr']:.3f}, rewrite ASR {row['rewrite_asr']}, "
-                f"{row.get('attacker_pairs', 0)} attacker pairs")
+                f"{row.get('attacker_examples', 0)} attacker training {'examples' if method == 'sft' else 'pairs'}")
     return rows
 
 
