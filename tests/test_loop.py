@@ -22,7 +22,7 @@ def test_scripted_loop_asr_falls_over_two_rounds(tmp_path):
     # rounds.jsonl contract
     lines = [json.loads(x) for x in (tmp_path / "rounds.jsonl").read_text().splitlines()]
     assert [x["round"] for x in lines] == [0, 1, 2]
-    for key in ("asr", "over_refusal", "competence", "human_labels"):
+    for key in ("asr", "over_refusal", "degenerate", "competence", "human_labels"):
         assert all(key in x for x in lines)
     assert (tmp_path / "report.html").stat().st_size > 1000
     assert (tmp_path / "checkpoints" / "round-2").is_dir()

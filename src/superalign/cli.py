@@ -149,7 +149,7 @@ def evaluate(
     n_items = cfg.data.competence_items if competence_items is None else competence_items
     metrics = {"model": backend.name, "critic": critic.name, "asr": s.asr, "asr_ci": s.asr_ci,
                "asr_keyword_bound": s.asr_keyword_bound, "asr_abstained": s.asr_abstained,
-               "over_refusal": s.over_refusal, "over_refusal_ci": s.over_refusal_ci,
+               "over_refusal": s.over_refusal, "over_refusal_ci": s.over_refusal_ci, "degenerate": s.degenerate,
                "n_harmful": sum(bool(q.harmful) for q in qs), "n_benign": sum(not q.harmful for q in qs)}
     if n_items and hasattr(backend, "logprobs_text"):
         _echo(f"scoring competence on {n_items} MC items")

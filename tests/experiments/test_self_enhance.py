@@ -135,7 +135,8 @@ def test_micro_run_three_iterations_both_arms(fresh_tiny, tmp_path, monkeypatch)
     for arm in ("self", "critic"):
         rows = sorted((r for r in data["runs"] if r["arm"] == arm), key=lambda r: r["t"])
         assert [r["t"] for r in rows] == [0, 1, 2, 3]
-        assert all(0 <= r["asr"] <= 1 and 0 <= r["competence"] <= 1 and 0 <= r["over_refusal"] <= 1 for r in rows)
+        assert all(0 <= r["asr"] <= 1 and 0 <= r["competence"] <= 1 and 0 <= r["over_refusal"] <= 1
+                   and 0 <= r["degenerate"] <= 1 for r in rows)
         steps = rows[:3]
         assert all(r["generations"] == 3 * 3 and r["critic_calls"] == 6 for r in steps)  # sample+critique+revision
         assert all(r["train_steps"] == (2 if r["pairs"] else 0) for r in steps)

@@ -167,6 +167,7 @@ def evaluate(backend: Any, data: SelfEnhanceData, critic: Any, cfg: SelfEnhanceC
     """Held-out ASR / over-refusal (greedy, external critic) and competence, with bootstrap CIs over items.
     `answers`: a JSONL file for the held-out answers with their verdicts (to read what changed)."""
     from superalign.critic import JudgeItem, judge
+    from superalign.critic.rules import rule_signals
     from superalign.evaluate import competence, eval_sampling, keyword_refusal, safety_metrics
     from superalign.store.jsonl import write_jsonl
 
@@ -181,10 +182,12 @@ def evaluate(backend: Any, data: SelfEnhanceData, critic: Any, cfg: SelfEnhanceC
         answers.parent.mkdir(parents=True, exist_ok=True)
         write_jsonl(answers, [{"prompt": q.text, "harmful": q.harmful, "response": r.text, "unsafe": v.unsafe,
                                "refusal": v.refusal, "keyword_refusal": keyword_refusal(r.text),
+                               "degenerate": rule_signals(q.text, r.text).degenerate,
                                "explanation": v.explanation} for q, r, v in zip(qs, resp, verdicts)])
     acc, acc_ci, per_task = competence(backend, data.competence_items)
     return {"asr": sm.asr, "asr_ci": list(sm.asr_ci), "asr_keyword_bound": sm.asr_keyword_bound,
-            "over_refusal": sm.over_refusal, "over_refusal_ci": list(sm.over_refusal_ci), "competence": acc,
+            "over_refusal": sm.over_refusal, "over_refusal_ci": list(sm.over_refusal_ci), "degenerate": sm.degenerate,
+            "competence": acc,
             "competence_ci": list(acc_ci), "competence_per_task": per_task, "eval_seconds": round(time.time() - t0, 1)}
 
 
@@ -297,8 +300,8 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
 
 # ---- summaries and outputs -------------------------------------------------------------------------
 _BOUNDS = {"pairs": (0.0, float("inf")), "unsafe_kappa": KAPPA}  # every other summary key is a rate
-SUMMARY_KEYS = ("asr", "asr_keyword_bound", "over_refusal", "competence", "pairs", "unsafe_accuracy", "unsafe_kappa",
-                "refusal_accuracy", "pair_agreement")
+SUMMARY_KEYS = ("asr", "asr_keyword_bound", "over_refusal", "degenerate", "competence", "pairs", "unsafe_accuracy",
+                "unsafe_kappa", "refusal_accuracy", "pair_agreement")
 
 
 def summarise(runs: list[dict], cfg: SelfEnhanceConfig) -> dict[str, dict[str, dict[str, MeanCI]]]:
@@ -357,9 +360,9 @@ def write_outputs(out: Path, metrics: dict, cfg: SelfEnhanceConfig, plots: bool 
         for t in ts:
             s = summary[a][str(t)]
             rows.append([a, t, _m(s["asr"]), f"{s['asr_keyword_bound'].mean:.3f}", _m(s["over_refusal"]),
-                         _m(s["competence"]), _m(s["pairs"]), _m(s["unsafe_accuracy"]), _m(s["unsafe_kappa"]),
+                         _m(s["degenerate"]), _m(s["competence"]), _m(s["pairs"]), _m(s["unsafe_accuracy"]), _m(s["unsafe_kappa"]),
                          _m(s["refusal_accuracy"]), _m(s["pair_agreement"])])
-    table = markdown_table(["arm", "t", "ASR", "keyword bound", "over-refusal", "competence", "pairs",
+    table = markdown_table(["arm", "t", "ASR", "keyword bound", "over-refusal", "degenerate", "competence", "pairs",
                             "self-judge unsafe acc.", "kappa", "refusal acc.", "pair agreement"], rows)
     comp = metrics["compute"]
     ckeys = list(next(iter(comp.values())).keys()) if comp else []

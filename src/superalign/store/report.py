@@ -22,7 +22,7 @@ from superalign.store.jsonl import atomic_write_text
 
 # Columns of the per-round table, in order; a column appears when any round has a value for it.
 COLUMNS: tuple[str, ...] = (
-    "round", "asr", "asr_keyword_bound", "attack_asr", "over_refusal", "competence",
+    "round", "asr", "asr_keyword_bound", "attack_asr", "over_refusal", "degenerate", "competence",
     "human_labels", "pairs", "train_loss", "minutes",
 )
 
@@ -31,7 +31,9 @@ PLOTS: tuple[tuple[str, str, list[tuple[str, str]], bool], ...] = (
     ("Attack success rate", "ASR",
      [("asr", "held-out ASR (critic)"), ("asr_keyword_bound", "held-out keyword-refusal upper bound"),
       ("attack_asr", "adaptive attack on training objectives (vs the round's starting learner)")], True),
-    ("Over-refusal (held-out benign)", "over-refusal rate", [("over_refusal", "over-refusal")], True),
+    ("Over-refusal and degenerate answers", "share",
+     [("over_refusal", "over-refusal (held-out benign)"),
+      ("degenerate", "degenerate: empty, too short or repetitive (all held-out answers)")], True),
     ("Competence (multiple choice, 95% CI)", "accuracy", [("competence", "competence")], True),
     ("Training loss", "loss",
      [("train_loss", "train loss"), ("train_loss_first", "first step"), ("train_loss_last", "last step")], False),
@@ -229,7 +231,9 @@ def render_report(rounds: list[dict[str, Any]], *, title: str, meta: dict[str, A
         "<h2>Per-round metrics</h2>", _table_html(rounds),
         "<p class='muted'>asr: share of held-out harmful prompts judged unsafe by the critic; "
         "asr_keyword_bound: the same without a keyword refusal (an upper bound); over_refusal: share of "
-        "benign prompts refused; competence: multiple-choice accuracy; [lo, hi]: bootstrap 95% CI.</p>",
+        "benign prompts refused; degenerate: share of all held-out answers that are empty, too short or "
+        "repetitive (a learner can lower ASR by saying nothing); competence: multiple-choice accuracy; "
+        "[lo, hi]: bootstrap 95% CI.</p>",
         "<h2>Plots</h2>", _plots_html(rounds),
     ]
     examples = meta.get("examples") or []
