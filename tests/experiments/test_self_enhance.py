@@ -152,7 +152,7 @@ def test_micro_run_three_iterations_both_arms(fresh_tiny, tmp_path, monkeypatch)
     crit0 = next(r for r in data["runs"] if r["arm"] == "critic" and r["t"] == 0)
     assert "pairs_same_as_self_arm" in crit0  # t = 0: both arms label the very same candidates
     assert data["summary"]["self"]["3"]["asr"]["n"] == 1
-    for name in ("asr", "over_refusal", "competence", "agreement"):
+    for name in ("asr", "over_refusal", "degenerate", "competence", "agreement"):
         assert (tmp_path / f"{name}_vs_iteration.png").stat().st_size > 2000
     assert "| self | 3 |" in (tmp_path / "results.md").read_text()
     answers = [json.loads(x) for x in (tmp_path / "answers" / "seed0-critic-t3.jsonl").read_text().splitlines()]

@@ -344,7 +344,8 @@ def write_outputs(out: Path, metrics: dict, cfg: SelfEnhanceConfig, plots: bool 
     summary = summarise(runs, cfg)
     metrics["summary"], metrics["compute"] = summary, compute_totals(runs)
     ts = list(range(cfg.iterations + 1))
-    curves = (("asr", "held-out ASR"), ("over_refusal", "over-refusal"), ("competence", "competence"))
+    curves = (("asr", "held-out ASR"), ("over_refusal", "over-refusal"), ("degenerate", "degenerate answers"),
+              ("competence", "competence"))
     for key, label in curves if plots else ():
         plot_with_ci(out / f"{key}_vs_iteration.png", ts, {a: [summary[a][str(t)][key] for t in ts] for a in ARMS},
                      "iteration t (model M_t)", label, f"self-enhance: {label} (95% CI)")
