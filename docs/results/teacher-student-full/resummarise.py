@@ -13,10 +13,11 @@ pool = pair_pool(cfg.pool.model_copy(update={"learner": m["learner"]}), lambda *
 pairs = sorted(pool.train, key=lambda p: stable_id("order", p.query_id))[: cfg.train_pairs or None]
 assert len(pairs) == m["learner_chain"]["n_pairs"]
 tags = {}
-for r in m["learner_chain"]["rows"]:  # the order the run met them: teacher, then its student
+for r in m["learner_chain"]["rows"]:  # the order the run met them, per seed: teacher, then its student
     for k in ("teacher_backend", "student_backend"):
-        if r.get(k) is not None and not str(r[k]).startswith("model-"):
-            r[k] = tags.setdefault(r[k], f"model-{len(tags)}")
+        if r.get(k) is not None:
+            seen = tags.setdefault(r["seed"], {})
+            r[k] = seen.setdefault(r[k], f"seed{r['seed']}-model{len(seen)}")
     r.update(by_kind(r["labels"], pairs))
 m["critic_chain"]["summary"] = summarise(m["critic_chain"]["rows"], "chain", CRITIC_METRICS)
 lc = m["learner_chain"]

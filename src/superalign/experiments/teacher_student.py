@@ -253,10 +253,14 @@ def run_learner_chain(cfg: LearnerChainConfig, learner: str, progress: Progress,
     progress("teacher-student learner chain", 0, cfg.seeds * cfg.generations)
     out: dict[str, Any] = {"base": measure(base), "rows": [], "n_pairs": len(pairs), "n_asr": len(harmful),
                            "n_benign": len(benign), "n_mc": len(mc), "pool": pool.stats}
-    models: dict[int, str] = {}  # a model object -> "model-<n>", so rows show which teacher is which student
-    tag = lambda b: models.setdefault(id(b), f"model-{len(models)}")  # noqa: E731 (all stay alive in `students`)
     for seed in range(cfg.seeds):
         metrics: list[dict] = []
+        # a model object -> "seed<s>-model<n>", so rows show which teacher is which student (per seed: the seed's
+        # models all stay alive in `students` until its rows are written, so no id() is reused meanwhile)
+        models: dict[int, str] = {}
+
+        def tag(b: Any, models: dict[int, str] = models, seed: int = seed) -> str:
+            return models.setdefault(id(b), f"seed{seed}-model{len(models)}")
 
         def evaluate(student: PairJudge) -> float:
             metrics.append(measure(student.backend))
