@@ -361,7 +361,8 @@ def write_outputs(out: Path, metrics: dict, cfg: SelfEnhanceConfig, plots: bool 
         for t in ts:
             s = summary[a][str(t)]
             rows.append([a, t, _m(s["asr"]), f"{s['asr_keyword_bound'].mean:.3f}", _m(s["over_refusal"]),
-                         _m(s["degenerate"]), _m(s["competence"]), _m(s["pairs"]), _m(s["unsafe_accuracy"]), _m(s["unsafe_kappa"]),
+                         _m(s["degenerate"]), _m(s["competence"]), _count(s["pairs"]), _m(s["unsafe_accuracy"]),
+                         _m(s["unsafe_kappa"]),
                          _m(s["refusal_accuracy"]), _m(s["pair_agreement"])])
     table = markdown_table(["arm", "t", "ASR", "keyword bound", "over-refusal", "degenerate", "competence", "pairs",
                             "self-judge unsafe acc.", "kappa", "refusal acc.", "pair agreement"], rows)
@@ -394,3 +395,10 @@ def _m(c: MeanCI) -> str:
     if c.n == 1:
         return f"{c.mean:g}" if float(c.mean).is_integer() else f"{c.mean:.3f}"
     return str(c)
+
+
+def _count(c: MeanCI) -> str:
+    """A count (pairs per iteration): as _m, with one decimal when it is a mean over seeds."""
+    if c.n > 1 and c.lo == c.lo:
+        return f"{c.mean:.1f} [{c.lo:.1f}, {c.hi:.1f}]"
+    return _m(c)
