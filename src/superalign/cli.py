@@ -250,6 +250,7 @@ def attack(
     system: Optional[str] = typer.Option(None, "--learner-system", help="System prompt given to the learner in every arm (e.g. a safety prompt)."),
     max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1, help="Tokens per learner answer."),
     self_improve: int = typer.Option(0, "--self-improve", min=0, help="Then R rounds of attacker self-improvement (MART) against the same fixed learner, each 2 x budget queries (docs/attacker.md)."),
+    self_improve_budget: Optional[int] = typer.Option(None, "--self-improve-budget", min=1, help="Learner queries of each self-improvement training search (default: --budget); more queries, more successes to learn from."),
     self_improve_method: str = typer.Option("sft", "--self-improve-method", help="How the attacker learns from a round: sft (its successful requests, as MART) | dpo (success > failure pairs per objective)."),
 ) -> None:
     """Adaptive attacker vs static seeds at the same budget and judge (docs/attacker.md)."""
@@ -271,7 +272,8 @@ def attack(
         raise UserError(f"bad attack option: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
     metrics = run_attack(learner, budget, out, attacker_spec=attacker_model, seed=seed, cfg=cfg, critic_cfg=ccfg,
                          converted=converted, system=system, max_new_tokens=max_new_tokens,
-                         self_improve=self_improve, log=_echo, self_improve_method=self_improve_method)
+                         self_improve=self_improve, log=_echo, self_improve_method=self_improve_method,
+                         self_improve_budget=self_improve_budget)
     typer.echo(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=2))
 
 

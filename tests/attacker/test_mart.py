@@ -49,7 +49,8 @@ def test_rounds_measure_on_held_out_objectives_and_train_the_attacker_between_th
     cfg = AttackerConfig(turns=3, adaptive_batch=6, rewrite_tokens=16)
     rows = self_improvement_rounds(SEEDS, learner, attacker, critic_judge(RulesCritic()), 18, rounds=2, cfg=cfg,
                                    train_cfg=TrainConfig(max_steps=2, batch_size=2, max_len=96), seed=0,
-                                   params=Sampling(max_new_tokens=16))
+                                   params=Sampling(max_new_tokens=16), train_budget=24)
+    assert all(r["train_queries"] == 24 for r in rows[:-1])  # training searches spend their own budget
     assert [r["round"] for r in rows] == [0, 1, 2]
     assert all(0.0 <= r["eval_asr"] <= 1.0 and r["eval_objectives"] > 0 for r in rows)
     assert all(r["rewrites"] > 0 for r in rows)  # the attacker model writes the follow-up turns

@@ -26,7 +26,7 @@ def run_attack(learner_spec: str, budget: int, out: Path, *, attacker_spec: str 
                cfg: AttackerConfig | None = None, critic_cfg: CriticConfig | None = None, converted: bool = True,
                system: str | None = None, max_new_tokens: int = 64, batch_size: int = 16,
                self_improve: int = 0, log: Callable[[str], None] = print,
-               self_improve_method: Method = "sft") -> dict[str, Any]:
+               self_improve_method: Method = "sft", self_improve_budget: int | None = None) -> dict[str, Any]:
     """Run every arm on the training split of the harmful seeds and write the outputs into `out`.
 
     `self_improve` > 0 then runs that many MART rounds against the same (fixed) learner (mart.py) and
@@ -102,7 +102,8 @@ def run_attack(learner_spec: str, budget: int, out: Path, *, attacker_spec: str 
         # sft: a search yields a handful of successes, so 4 epochs of 4 (8 steps for 8 examples); dpo: the loop's recipe
         tcfg = TrainConfig(epochs=4, batch_size=4) if self_improve_method == "sft" else TrainConfig()
         rows = self_improvement_rounds(seeds, learner, trainee, judge_fn, budget, self_improve, cfg, tcfg, seed=seed,
-                                       params=params, log=log, method=self_improve_method)
+                                       params=params, log=log, method=self_improve_method,
+                                       train_budget=self_improve_budget)
         timings["self_improve"] = round(time.time() - t, 1)
         metrics["self_improve"] = rows
         atomic_write_text(out / "self_improve.json", json.dumps(rows, indent=2))

@@ -41,9 +41,11 @@ def rewrite_stats(attempts: Sequence[Any], prefix: str = "") -> dict[str, Any]:
 def self_improvement_rounds(seeds: Sequence[Query], learner: Any, attacker: Any, judge_fn: Judge, budget: int,
                             rounds: int, cfg: AttackerConfig, train_cfg: TrainConfig, seed: int = 0,
                             params: Any = None, log: Callable[[str], None] | None = None,
-                            method: Method = "sft") -> list[dict[str, Any]]:
+                            method: Method = "sft", train_budget: int | None = None) -> list[dict[str, Any]]:
     """One row per round (0 = the untrained attacker): eval ASR, rewrite ASR, objectives broken, and the
-    number of attacker training examples (`sft`) or pairs (`dpo`) that produced the next round's attacker."""
+    number of attacker training examples (`sft`) or pairs (`dpo`) that produced the next round's attacker.
+    `train_budget`: learner queries of each training search (default `budget`); a larger one yields more
+    successes to learn from while the eval searches keep `budget`."""
     from superalign.attacker.self_improve import improve_attacker
 
     train_obj, eval_obj = split_objectives(seeds)
@@ -57,11 +59,12 @@ def self_improvement_rounds(seeds: Sequence[Query], learner: Any, attacker: Any,
         row = {"round": r, "eval_asr": s["asr"], "eval_objectives_broken": s["objectives_broken"],
                "eval_objectives": s["objectives"], **rewrite_stats(ev.attempts)}
         if r < rounds:
-            tr = adaptive_attack(train_obj, learner, judge_fn, budget, cfg, seed + 1 + r, attacker=attacker,
-                                 params=params)
+            tr = adaptive_attack(train_obj, learner, judge_fn, train_budget or budget, cfg, seed + 1 + r,
+                                 attacker=attacker, params=params)
             attacker, stats, n_train = improve_attacker(attacker, tr.attempts, train_cfg, seed=seed + r,
                                                         method=method)
-            row.update({"train_asr": summary(tr.attempts)["asr"], **rewrite_stats(tr.attempts, "train_"),
+            row.update({"train_queries": tr.learner_queries, "train_asr": summary(tr.attempts)["asr"],
+                        **rewrite_stats(tr.attempts, "train_"),
                         "attacker_method": method, "attacker_examples": n_train,
                         "attacker_loss_first": None if stats is None or not stats.losses else stats.losses[0],
                         "attacker_loss_last": None if stats is None else stats.last_loss})
