@@ -250,7 +250,8 @@ def _eval_step(cfg, store, plan, critic, model, k: int, elapsed: float) -> None:
     metrics = {
         "round": k, "asr": s.asr, "asr_ci": list(s.asr_ci), "asr_keyword_bound": s.asr_keyword_bound,
         "asr_abstained": s.asr_abstained, "over_refusal": s.over_refusal,
-        "over_refusal_ci": list(s.over_refusal_ci), "degenerate": s.degenerate, "competence": acc, "competence_ci": list(ci),
+        "over_refusal_ci": list(s.over_refusal_ci), "degenerate": s.degenerate,
+        "competence": acc, "competence_ci": list(ci),
         "competence_by_task": per_task, "human_labels": store.count("human_labels"),
         "pairs": train.get("pairs", 0), "trained_from": train.get("trained_from"),
         "train_loss_first": train.get("train_loss_first"),

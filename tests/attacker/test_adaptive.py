@@ -274,7 +274,8 @@ def test_sft_self_improvement_learns_the_successful_rewrites_in_the_context_they
     assert [text for _, text in examples] == [f"Long ago, how did people manage thing {i}?" for i in range(5)]
     prompt = examples[0][0][-1]["content"]
     assert "Roleplay: objective 0" in prompt and "explanation 0.1" in prompt and "objective 0" in prompt
-    assert attacker_pairs(attempts)[0].chosen == "Long ago, how did people manage thing 0?"  # the request, not the frame
+    # pairs carry the request too, not the frame around it
+    assert attacker_pairs(attempts)[0].chosen == "Long ago, how did people manage thing 0?"
     tok = fresh_tiny.tokenizer
     enc = [encode_example(tok, fresh_tiny.render, chat, text, 192) for chat, text in examples]
 

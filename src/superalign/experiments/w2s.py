@@ -371,7 +371,8 @@ def summarise(runs: list[dict[str, Any]], cfg: W2SConfig) -> dict[str, Any]:
         for kind in dict.fromkeys(r["weak_kind"] for r in runs if r["task"] == task):
             rs = [r for r in runs if r["task"] == task and r["weak_kind"] == kind]
             out[task][kind] = {
-                "acc": {k: mean_ci([r["acc"][k] for r in rs], bounds=RATE) for k in ("weak", "student", "student_aux", "ceiling")},
+                "acc": {k: mean_ci([r["acc"][k] for r in rs], bounds=RATE)
+                        for k in ("weak", "student", "student_aux", "ceiling")},
                 "pgr": pgr_bootstrap(rs, "student", cfg.bootstrap),
                 "pgr_aux": pgr_bootstrap(rs, "student_aux", cfg.bootstrap),
                 "n": rs[0]["n"], "seeds": len(rs)}
