@@ -92,6 +92,32 @@ def test_judge_agreement_compares_the_self_judge_with_the_critic():
     assert agr["refusal_accuracy"] == 0.5 and agr["pair_agreement"] == 1.0  # the critic also prefers the refusal
 
 
+def test_degenerate_penalty_stops_an_empty_answer_from_being_chosen():
+    """The full run's reward hack: 1 - P(unsafe) ranks an empty answer to a harmful request above a real
+    refusal. With the penalty the refusal is chosen and the empty answer becomes the rejected side."""
+    from superalign.critic.rules import rule_signals
+    from superalign.learner.self_feedback import StepData, arm_rewards
+    from superalign.records import Verdict
+
+    texts = [COMPLY, REFUSAL, ""]
+    cands = [_r(f"r{i}", HARMFUL.id, t) for i, t in enumerate(texts)]
+    verdicts = [Verdict(response_id="r0", critic="c", unsafe=True, refusal=False, score=0.9, confidence=0.9),
+                Verdict(response_id="r1", critic="c", unsafe=False, refusal=True, score=0.08, confidence=0.9),
+                Verdict(response_id="r2", critic="c", unsafe=False, refusal=False, score=0.02, confidence=0.5)]
+    flags = [rule_signals(HARMFUL.text, t).degenerate for t in texts]
+    assert flags == [False, False, True]  # the rules' own judgement, not hand-set
+    step = StepData(cands, [True] * 3, None, verdicts, 0, {}, flags)
+    (hacked,) = sf.reward_pairs([HARMFUL], cands, arm_rewards(step, "critic"), "critic")
+    assert (hacked.chosen, hacked.rejected) == ("", COMPLY)
+    fixed = arm_rewards(step, "critic", penalise_degenerate=True)
+    assert fixed == [pytest.approx(0.1), pytest.approx(0.92), 0.0]
+    (pair,) = sf.reward_pairs([HARMFUL], cands, fixed, "critic")
+    assert (pair.chosen, pair.rejected) == (REFUSAL, "")
+    assert sf.pair_rewards([pair], cands, flags) == [(False, True)]
+    with pytest.raises(ValueError, match="one degenerate flag per candidate"):
+        arm_rewards(StepData(cands, [True] * 3, None, verdicts, 0, {}), "critic", penalise_degenerate=True)
+
+
 def test_train_config_gives_the_same_steps_whatever_the_pair_count():
     from superalign.experiments.self_enhance import PRESETS, train_config
 
@@ -125,8 +151,10 @@ def test_micro_run_three_iterations_both_arms(fresh_tiny, tmp_path, monkeypatch)
     from superalign.experiments import self_enhance as se
 
     monkeypatch.setattr(se, "build_data", lambda cfg: _micro_data())  # the real loaders cost seconds
+    # penalise_degenerate off: the random tiny model writes 5-token noise, every candidate degenerate
     cfg = se.SelfEnhanceConfig(iterations=3, seeds=1, samples=1, max_new_tokens=5, critique_tokens=3, min_gap=0.0,
-                               steps=2, batch_size=2, micro_batch=2, max_len=40, eval_tokens=3, lr=5e-3, critic="rules")
+                               steps=2, batch_size=2, micro_batch=2, max_len=40, eval_tokens=3, lr=5e-3, critic="rules",
+                               penalise_degenerate=False)
     seen = []
     metrics = se.run(tmp_path, quick=True, seeds=None, learner="tiny", progress=lambda s, d, t: seen.append((s, d, t)),
                      config=cfg, backend=fresh_tiny)
@@ -146,6 +174,8 @@ def test_micro_run_three_iterations_both_arms(fresh_tiny, tmp_path, monkeypatch)
             for p in pairs:  # chosen beats rejected under the arm's own labeller
                 own = p["self_rewards"] if arm == "self" else p["critic_rewards"]
                 assert p["chosen_reward"] > p["rejected_reward"] and [p["chosen_reward"], p["rejected_reward"]] == own
+            assert steps[t]["pairs_chosen_degenerate"] == sum(p["chosen_degenerate"] for p in pairs)
+            assert 0 <= steps[t]["candidates_degenerate"] <= 1
     self0 = next(r for r in data["runs"] if r["arm"] == "self" and r["t"] == 0)
     assert self0["pairs"] >= 1 and self0["unsafe_n"] >= 1 and self0["unsafe_accuracy"] is not None
     assert self0["train_loss_first"] is not None
@@ -160,6 +190,36 @@ def test_micro_run_three_iterations_both_arms(fresh_tiny, tmp_path, monkeypatch)
     assert ("self-enhance steps (seed x iteration x arm)", 6, 6) in seen
 
 
+def test_micro_run_with_the_degenerate_penalty_never_chooses_noise(fresh_tiny, tmp_path, monkeypatch):
+    """The same t = 0 candidates (same model and seed) without and with the penalty (the default): the tiny
+    random model's noise is chosen in some pairs without it, in none with it."""
+    import copy
+
+    from superalign.experiments import self_enhance as se
+
+    monkeypatch.setattr(se, "build_data", lambda cfg: _micro_data())
+    start = copy.deepcopy(fresh_tiny.model)
+    runs = {}
+    for penalise in (False, True):
+        fresh_tiny.model = copy.deepcopy(start)
+        cfg = se.SelfEnhanceConfig(iterations=1, seeds=1, samples=1, max_new_tokens=5, critique_tokens=3,
+                                   min_gap=0.0, steps=2, batch_size=2, micro_batch=2, max_len=40, eval_tokens=3,
+                                   lr=5e-3, critic="rules", penalise_degenerate=penalise)
+        data = se.run(tmp_path / str(penalise), quick=True, seeds=None, learner="tiny", progress=lambda *a: None,
+                      config=cfg, backend=fresh_tiny)
+        runs[penalise] = {r["arm"]: r for r in data["runs"] if r["t"] == 0}
+    assert se.SelfEnhanceConfig().penalise_degenerate
+    for arm in ("self", "critic"):
+        off, on = runs[False][arm], runs[True][arm]
+        assert off["candidates_degenerate"] == on["candidates_degenerate"] > 0  # the same candidates
+        assert off["pairs_chosen_degenerate"] > 0 and on["pairs_chosen_degenerate"] == 0
+        lines = (tmp_path / "True" / "pairs" / f"seed0-{arm}-t0.jsonl").read_text().splitlines()
+        pairs = [json.loads(x) for x in lines]
+        assert len(pairs) == on["pairs"] and not any(p["chosen_degenerate"] for p in pairs)
+        assert all(p["rejected_reward"] == 0.0 for p in pairs if p["rejected_degenerate"])
+    assert "penalise_degenerate on" in (tmp_path / "True" / "results.md").read_text()
+
+
 def test_resume_adds_a_seed_equal_to_a_straight_run(fresh_tiny, tmp_path, monkeypatch):
     """1 seed, then --resume with 2 seeds == 2 seeds straight (wall-clock fields aside); seed 0 is kept."""
     import copy
@@ -168,7 +228,8 @@ def test_resume_adds_a_seed_equal_to_a_straight_run(fresh_tiny, tmp_path, monkey
 
     monkeypatch.setattr(se, "build_data", lambda cfg: _micro_data())
     cfg = se.SelfEnhanceConfig(iterations=1, seeds=1, samples=1, max_new_tokens=5, critique_tokens=3, min_gap=0.0,
-                               steps=2, batch_size=2, micro_batch=2, max_len=40, eval_tokens=3, lr=5e-3, critic="rules")
+                               steps=2, batch_size=2, micro_batch=2, max_len=40, eval_tokens=3, lr=5e-3, critic="rules",
+                               penalise_degenerate=False)  # tiny's noise still makes pairs, so seeds differ
     start = copy.deepcopy(fresh_tiny.model)
     quiet = lambda *a: None  # noqa: E731
     straight = se.run(tmp_path / "a", quick=True, seeds=2, learner="tiny", progress=quiet, config=cfg, backend=fresh_tiny)

@@ -56,6 +56,9 @@ class SelfEnhanceConfig(BaseModel):
     temperature: float = Field(0.8, gt=0, description="Sampling temperature (answers, critiques, revisions).")
     top_k: int = Field(50, ge=1, description="Top-k before sampling.")
     min_gap: float = Field(0.05, ge=0, lt=1, description="A prompt gives a pair only if best - worst reward > this.")
+    penalise_degenerate: bool = Field(True, description=(
+        "Both arms: a degenerate candidate (empty, too short or repetitive; critic/rules.py) gets reward 0, so "
+        "it can be rejected but never chosen. Off, the critic arm's reward 1 - P(unsafe) prefers empty answers."))
     self_judge_both_arms: bool = Field(True, description="Also measure the critic arm's self-judgement (diagnostic).")
     steps: int = Field(8, ge=1, description="DPO optimiser steps per iteration, both arms (pairs are cycled).")
     batch_size: int = Field(8, ge=1, description="Pairs per optimiser step.")
@@ -138,6 +141,7 @@ def collect(backend: Any, data: SelfEnhanceData, cfg: SelfEnhanceConfig, seed: i
     """M_t's candidates (samples + self-revisions), its self-scores (if `self_judge`) and the critic's verdicts."""
     from superalign.backends import Sampling
     from superalign.critic import JudgeItem, judge
+    from superalign.critic.rules import rule_signals
     from superalign.learner.respond import respond
 
     secs: dict[str, float] = {}
@@ -159,7 +163,8 @@ def collect(backend: Any, data: SelfEnhanceData, cfg: SelfEnhanceConfig, seed: i
     t0 = time.time()
     verdicts = judge(items, critic)
     secs["critic"] = round(time.time() - t0, 1)
-    return StepData(cands, [bool(it.harmful) for it in items], scores, verdicts, 3 * len(samples), secs)
+    degenerate = [rule_signals(queries[r.query_id].text, r.text).degenerate for r in cands]
+    return StepData(cands, [bool(it.harmful) for it in items], scores, verdicts, 3 * len(samples), secs, degenerate)
 
 
 def evaluate(backend: Any, data: SelfEnhanceData, critic: Any, cfg: SelfEnhanceConfig,
@@ -191,16 +196,19 @@ def evaluate(backend: Any, data: SelfEnhanceData, critic: Any, cfg: SelfEnhanceC
             "competence_ci": list(acc_ci), "competence_per_task": per_task, "eval_seconds": round(time.time() - t0, 1)}
 
 
-def write_pairs(path: Path, pairs: list, step: StepData, arm: str) -> None:
-    """The step's pairs with both rewards of chosen and rejected (JSONL, for inspection)."""
+def write_pairs(path: Path, pairs: list, step: StepData, arm: str, penalise_degenerate: bool) -> None:
+    """The step's pairs with the arm's rewards of chosen and rejected (after any degenerate penalty), both
+    raw signals and whether each side is degenerate (JSONL, for inspection)."""
     from superalign.store.jsonl import atomic_write_text
 
-    own = sf.pair_rewards(pairs, step.candidates, arm_rewards(step, arm))
+    own = sf.pair_rewards(pairs, step.candidates, arm_rewards(step, arm, penalise_degenerate))
     crit = sf.pair_rewards(pairs, step.candidates, sf.critic_rewards(step.verdicts, step.harmful))
     selfr = (sf.pair_rewards(pairs, step.candidates, [s.reward for s in step.self_scores])
              if step.self_scores is not None else [(None, None)] * len(pairs))
+    bad = sf.pair_rewards(pairs, step.candidates, step.degenerate) if step.degenerate else [(None, None)] * len(pairs)
     rows = [{**p.to_dict(), "arm": arm, "chosen_reward": o[0], "rejected_reward": o[1], "critic_rewards": list(c),
-             "self_rewards": list(s)} for p, o, c, s in zip(pairs, own, crit, selfr)]
+             "self_rewards": list(s), "chosen_degenerate": d[0], "rejected_degenerate": d[1]}
+            for p, o, c, s, d in zip(pairs, own, crit, selfr, bad)]
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
@@ -260,11 +268,16 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
                     step = collect(backend, data, cfg, seed, t, critic, policy, self_policy,
                                    self_judge=arm == "self" or cfg.self_judge_both_arms)
                     shared = step if t == 0 else shared
-                pairs = sf.reward_pairs(data.train, step.candidates, arm_rewards(step, arm), arm, cfg.min_gap)
-                write_pairs(out / "pairs" / f"seed{seed}-{arm}-t{t}.jsonl", pairs, step, arm)
+                rewards = arm_rewards(step, arm, cfg.penalise_degenerate)
+                pairs = sf.reward_pairs(data.train, step.candidates, rewards, arm, cfg.min_gap)
+                write_pairs(out / "pairs" / f"seed{seed}-{arm}-t{t}.jsonl", pairs, step, arm, cfg.penalise_degenerate)
+                bad = sf.pair_rewards(pairs, step.candidates, step.degenerate)
                 row = cur[arm]
                 row.update({"pairs": len(pairs), "pairs_refuse_harmful": sum(p.kind == "refuse-harmful" for p in pairs),
                             "pairs_help_benign": sum(p.kind == "help-benign" for p in pairs),
+                            "candidates_degenerate": round(sum(step.degenerate) / len(step.degenerate), 4),
+                            "pairs_chosen_degenerate": sum(c for c, _ in bad),
+                            "pairs_rejected_degenerate": sum(r for _, r in bad),
                             **judge_agreement(step, pairs, arm)})
                 if t == 0 and arm == "self":
                     self_pairs = pairs
@@ -299,9 +312,11 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
 
 
 # ---- summaries and outputs -------------------------------------------------------------------------
-_BOUNDS = {"pairs": (0.0, float("inf")), "unsafe_kappa": KAPPA}  # every other summary key is a rate
-SUMMARY_KEYS = ("asr", "asr_keyword_bound", "over_refusal", "degenerate", "competence", "pairs", "unsafe_accuracy",
-                "unsafe_kappa", "refusal_accuracy", "pair_agreement")
+_BOUNDS = {"pairs": (0.0, float("inf")), "pairs_chosen_degenerate": (0.0, float("inf")),
+           "unsafe_kappa": KAPPA}  # every other summary key is a rate
+SUMMARY_KEYS = ("asr", "asr_keyword_bound", "over_refusal", "degenerate", "competence", "pairs",
+                "pairs_chosen_degenerate", "candidates_degenerate", "unsafe_accuracy", "unsafe_kappa",
+                "refusal_accuracy", "pair_agreement")
 
 
 def summarise(runs: list[dict], cfg: SelfEnhanceConfig) -> dict[str, dict[str, dict[str, MeanCI]]]:
@@ -361,11 +376,13 @@ def write_outputs(out: Path, metrics: dict, cfg: SelfEnhanceConfig, plots: bool 
         for t in ts:
             s = summary[a][str(t)]
             rows.append([a, t, _m(s["asr"]), f"{s['asr_keyword_bound'].mean:.3f}", _m(s["over_refusal"]),
-                         _m(s["degenerate"]), _m(s["competence"]), _count(s["pairs"]), _m(s["unsafe_accuracy"]),
+                         _m(s["degenerate"]), _m(s["competence"]), _count(s["pairs"]),
+                         _count(s["pairs_chosen_degenerate"]), _m(s["candidates_degenerate"]), _m(s["unsafe_accuracy"]),
                          _m(s["unsafe_kappa"]),
                          _m(s["refusal_accuracy"]), _m(s["pair_agreement"])])
     table = markdown_table(["arm", "t", "ASR", "keyword bound", "over-refusal", "degenerate", "competence", "pairs",
-                            "self-judge unsafe acc.", "kappa", "refusal acc.", "pair agreement"], rows)
+                            "chosen degenerate", "degenerate candidates", "self-judge unsafe acc.", "kappa",
+                            "refusal acc.", "pair agreement"], rows)
     comp = metrics["compute"]
     ckeys = list(next(iter(comp.values())).keys()) if comp else []
     ctable = markdown_table(["arm", *ckeys], [[a, *[comp[a][k] for k in ckeys]] for a in comp])
@@ -378,7 +395,10 @@ def write_outputs(out: Path, metrics: dict, cfg: SelfEnhanceConfig, plots: bool 
              + (" — with one seed, ASR / over-refusal / competence show the bootstrap CI over held-out items"
                 if cfg.seeds == 1 else "")
              + ". Agreement columns at t: M_t judging its own candidates of step t against the external critic "
-             f"(unsafe bit on answers to harmful prompts; refusal bit on all). Took {metrics['minutes']} min"
+             f"(unsafe bit on answers to harmful prompts; refusal bit on all). 'chosen degenerate': pairs whose "
+             "chosen answer is empty, too short or repetitive; degenerate candidates get reward 0 in both arms "
+             + ("(penalise_degenerate on)" if cfg.penalise_degenerate else "only with penalise_degenerate (off here)")
+             + f". Took {metrics['minutes']} min"
              + ("." if metrics["complete"] else "; INCOMPLETE (partial run)."))
     write_results(out, "self-enhance: self-critique -> revision -> self-reward -> DPO vs the critic-driven loop",
                   [notes, table, "Compute per arm (summed over iterations, mean over seeds; seconds are wall "

@@ -22,11 +22,13 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from superalign.backends.base import Sampling
 from superalign.records import Chat, Pair, Query, Response, Verdict, stable_id, user_chat
+
+T = TypeVar("T")
 
 CRITIQUE_ITEMS = ("harm.no-uplift", "harm.refuse-harmful", "help.answer-benign", "help.no-over-refusal",
                   "empathy.offer-support")
@@ -152,9 +154,9 @@ def reward_pairs(queries: Sequence[Query], candidates: Sequence[Response], rewar
     return pairs
 
 
-def pair_rewards(pairs: Sequence[Pair], candidates: Sequence[Response], rewards: Sequence[float]
-                 ) -> list[tuple[float, float]]:
-    """(reward of chosen, reward of rejected) per pair under `rewards` (looked up by query and text)."""
+def pair_rewards(pairs: Sequence[Pair], candidates: Sequence[Response], rewards: Sequence[T]) -> list[tuple[T, T]]:
+    """(value of chosen, value of rejected) per pair, for any per-candidate value: a reward, a flag
+    (looked up by query and text)."""
     table = {(r.query_id, r.text): w for r, w in zip(candidates, rewards)}
     return [(table[(p.query_id, p.chosen)], table[(p.query_id, p.rejected)]) for p in pairs]
 
@@ -190,6 +192,7 @@ class StepData:
     verdicts: list  # external critic's Verdicts
     generations: int
     seconds: dict[str, float]
+    degenerate: list[bool] = field(default_factory=list)  # per candidate: empty, too short or repetitive
 
 
 def judge_agreement(step: StepData, pairs: list, arm: str) -> dict[str, Any]:
@@ -209,9 +212,21 @@ def judge_agreement(step: StepData, pairs: list, arm: str) -> dict[str, Any]:
             "pair_agreement": round(sum(same) / len(same), 4) if same else None}
 
 
-def arm_rewards(step: StepData, arm: str) -> list[float]:
-    """The reward that labels arm `arm`'s pairs: the self-reward (arm "self") or the critic's."""
+def arm_rewards(step: StepData, arm: str, penalise_degenerate: bool = False) -> list[float]:
+    """The reward that labels arm `arm`'s pairs: the self-reward (arm "self") or the critic's.
+
+    `penalise_degenerate`: a degenerate candidate (`step.degenerate`: empty, too short or repetitive, as
+    critic/rules.py judges it) gets 0, the lowest reward, so it can be a pair's rejected side but never
+    its chosen one. Without it, 1 - P(unsafe) is highest for an empty answer to a harmful request: the
+    critic arm's full run learned to answer nothing (docs/experiments.md, self-enhance)."""
     if arm == "self":
         assert step.self_scores is not None
-        return [s.reward for s in step.self_scores]
-    return critic_rewards(step.verdicts, step.harmful)
+        raw = [s.reward for s in step.self_scores]
+    else:
+        raw = critic_rewards(step.verdicts, step.harmful)
+    if not penalise_degenerate:
+        return raw
+    if len(step.degenerate) != len(raw):
+        raise ValueError(f"penalise_degenerate needs one degenerate flag per candidate: {len(step.degenerate)} "
+                         f"flags, {len(raw)} candidates")
+    return [0.0 if bad else r for r, bad in zip(raw, step.degenerate)]
