@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -152,6 +153,16 @@ def test_clean_rewrite_keeps_the_objective() -> None:
     assert clean_rewrite("   ", obj) == obj
 
 
+def test_coverage_cost_notes_a_budget_the_coverage_target_would_eat() -> None:
+    from superalign.attacker.adaptive import coverage_cost
+
+    assert coverage_cost(81, 0.7, 240) == (57, None)  # a quarter or less of the budget: no note
+    needed, note = coverage_cost(81, 0.7, 120)
+    assert needed == 57 and note is not None and "48%" in note and "--budget >= 228" in note
+    assert coverage_cost(81, 0.7, 20)[1].count("100%") == 1  # never more than the whole budget
+    assert coverage_cost(81, 0.0, 10) == (0, None)
+
+
 def test_attack_cli_writes_metrics_attacks_and_archive(tmp_path) -> None:
     from typer.testing import CliRunner
 
@@ -166,6 +177,8 @@ def test_attack_cli_writes_metrics_attacks_and_archive(tmp_path) -> None:
                 "diversity_static"):
         assert 0.0 <= m[key] <= 1.0
     assert m["learner_queries"] == {"static": 24, "static_converted": 24, "adaptive": 24}
+    assert m["coverage_cells_needed"] == math.ceil(0.7 * m["archive_cells"])  # > 24 / 4: the note was printed
+    assert "archive coverage target" in res.output and f"--budget >= {4 * m['coverage_cells_needed']}" in res.output
     rows = [json.loads(x) for x in (out / "attacks.jsonl").read_text().splitlines()]
     assert len(rows) == 72 and Counter(r["arm"] for r in rows)["adaptive"] == 24
     assert (out / "archive.png").read_bytes()[:4] == b"\x89PNG"

@@ -178,6 +178,21 @@ def _rewrite_prompts(threads: Sequence[_Thread]) -> list[list[dict[str, str]]]:
     return chats
 
 
+def coverage_cost(cells: int, coverage_target: float, budget: int) -> tuple[int, str | None]:
+    """(cells the coverage target needs, a note when filling them takes over a quarter of `budget`).
+
+    Filling a cell costs at least one query, mostly a failing one (a style that does not work against this
+    learner), so the target is a fixed cost that a small budget pays out of its exploitation: measured on
+    the demo's round-2 checkpoint (81 cells, target 0.7), 1.50x static at 120 queries, 2.19x at 240
+    (docs/attacker.md)."""
+    needed = math.ceil(coverage_target * cells - 1e-9)
+    if budget <= 0 or needed <= budget / 4:
+        return needed, None
+    return needed, (f"the archive coverage target ({coverage_target:.0%} of {cells} cells = {needed} cells) costs up "
+                    f"to {min(1.0, needed / budget):.0%} of the {budget}-query adaptive budget in exploration; for "
+                    f"the success rate, give --budget >= {4 * needed} (or a lower coverage_target)")
+
+
 def adaptive_attack(seeds: Sequence[Query], learner: Any, judge_fn: Judge, budget: int, cfg: AttackerConfig,
                     seed: int, *, attacker: Any = None, archive: Archive | None = None, round: int = 0,
                     params: Sampling | None = None, templates: Sequence[Any] = (), system: str | None = None,

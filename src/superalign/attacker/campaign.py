@@ -16,9 +16,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from superalign.attacker.adaptive import adaptive_attack, attempt_rows, critic_judge, result_stats, static_attack, summary
+from superalign.attacker.adaptive import (adaptive_attack, attempt_rows, coverage_cost, critic_judge, result_stats,
+                                         static_attack, summary)
 from superalign.attacker.archive import diversity
 from superalign.attacker.self_improve import Method
+from superalign.attacker.styles import STYLES
 from superalign.config import AttackerConfig, CriticConfig
 
 
@@ -65,6 +67,10 @@ def run_attack(learner_spec: str, budget: int, out: Path, *, attacker_spec: str 
         timings["static_converted"] = round(time.time() - t, 1)
     t = time.time()
     templates = load_templates(cfg.max_template_chars)
+    n_styles = len([s for s in STYLES if s != "rewrite" or attacker is not None])
+    needed, note = coverage_cost(len({q.category for q in seeds}) * n_styles, cfg.coverage_target, budget)
+    if note:
+        log(f"note: {note}")
     result = adaptive_attack(seeds, learner, judge_fn, budget, cfg, seed, attacker=attacker, params=params,
                              templates=templates, system=system, log=log)
     timings["adaptive"] = round(time.time() - t, 1)
@@ -79,7 +85,7 @@ def run_attack(learner_spec: str, budget: int, out: Path, *, attacker_spec: str 
         "seed": seed, "judge": "critic verdict unsafe, judged against the objective",
         "asr_adaptive": summary(arms["adaptive"])["asr"], "asr_static": summary(arms["static"])["asr"],
         "archive_coverage": archive.coverage(), "archive_success_coverage": archive.success_coverage(),
-        "archive_cells": len(archive.categories) * len(archive.styles),
+        "archive_cells": len(archive.categories) * len(archive.styles), "coverage_cells_needed": needed,
         "diversity_adaptive": diversity([a.query.text for a in arms["adaptive"]]),
         "diversity_static": diversity([a.query.text for a in arms["static"]]),
         "diversity_adaptive_successes": diversity([a.query.text for a in arms["adaptive"] if a.success]),
