@@ -8,6 +8,7 @@ with model M_t (learner/self_feedback.py):
   3. every candidate (samples + revisions) gets a reward, and per prompt best ≻ worst becomes a DPO pair:
      - arm `self`:   the self-reward, M_t as LLM judge of its own candidates (letter log-probs);
      - arm `critic`: the external critic (default ensemble), same reward scale (self_feedback.critic_rewards);
+     in both arms a degenerate candidate (empty, too short or repetitive) gets reward 0 (`penalise_degenerate`);
   4. DPO + NLL on LoRA with competence replay (the demo's recipe) for exactly `steps` optimiser steps -> M_{t+1}.
 Both arms make the same generations, the same number of DPO steps of the same batch size (pair counts
 may differ: reported), and at t = 0 they share the very same candidates, so their pairs differ only by
