@@ -92,11 +92,12 @@ def test_judge_agreement_compares_the_self_judge_with_the_critic():
     assert agr["refusal_accuracy"] == 0.5 and agr["pair_agreement"] == 1.0  # the critic also prefers the refusal
 
 
-def test_degenerate_penalty_stops_an_empty_answer_from_being_chosen():
+def test_degenerate_candidates_are_never_chosen_unless_kept():
     """The full run's reward hack: 1 - P(unsafe) ranks an empty answer to a harmful request above a real
-    refusal. With the penalty the refusal is chosen and the empty answer becomes the rejected side."""
+    refusal. `penalise` makes the empty answer the rejected side (the compliance no longer is); `drop` leaves
+    it out, so the pair is the one the step would have built without it: refusal > compliance."""
     from superalign.critic.rules import rule_signals
-    from superalign.learner.self_feedback import StepData, arm_rewards
+    from superalign.learner.self_feedback import StepData, arm_rewards, pair_candidates
     from superalign.records import Verdict
 
     texts = [COMPLY, REFUSAL, ""]
@@ -107,15 +108,16 @@ def test_degenerate_penalty_stops_an_empty_answer_from_being_chosen():
     flags = [rule_signals(HARMFUL.text, t).degenerate for t in texts]
     assert flags == [False, False, True]  # the rules' own judgement, not hand-set
     step = StepData(cands, [True] * 3, None, verdicts, 0, {}, flags)
-    (hacked,) = sf.reward_pairs([HARMFUL], cands, arm_rewards(step, "critic"), "critic")
-    assert (hacked.chosen, hacked.rejected) == ("", COMPLY)
-    fixed = arm_rewards(step, "critic", penalise_degenerate=True)
-    assert fixed == [pytest.approx(0.1), pytest.approx(0.92), 0.0]
-    (pair,) = sf.reward_pairs([HARMFUL], cands, fixed, "critic")
-    assert (pair.chosen, pair.rejected) == (REFUSAL, "")
-    assert sf.pair_rewards([pair], cands, flags) == [(False, True)]
+    rewards = arm_rewards(step, "critic")
+    picked = {}
+    for mode in ("keep", "penalise", "drop"):
+        (pair,) = sf.reward_pairs([HARMFUL], *pair_candidates(step, rewards, mode), "critic")
+        picked[mode] = (pair.chosen, pair.rejected)
+    assert picked == {"keep": ("", COMPLY), "penalise": (REFUSAL, ""), "drop": (REFUSAL, COMPLY)}
+    assert pair_candidates(step, rewards, "penalise")[1] == [pytest.approx(0.1), pytest.approx(0.92), 0.0]
+    assert pair_candidates(step, rewards, "drop") == (cands[:2], rewards[:2])
     with pytest.raises(ValueError, match="one degenerate flag per candidate"):
-        arm_rewards(StepData(cands, [True] * 3, None, verdicts, 0, {}), "critic", penalise_degenerate=True)
+        pair_candidates(StepData(cands, [True] * 3, None, verdicts, 0, {}), rewards, "drop")
 
 
 def test_train_config_gives_the_same_steps_whatever_the_pair_count():
@@ -151,10 +153,10 @@ def test_micro_run_three_iterations_both_arms(fresh_tiny, tmp_path, monkeypatch)
     from superalign.experiments import self_enhance as se
 
     monkeypatch.setattr(se, "build_data", lambda cfg: _micro_data())  # the real loaders cost seconds
-    # penalise_degenerate off: the random tiny model writes 5-token noise, every candidate degenerate
+    # degenerate candidates kept: the random tiny model writes 5-token noise, most of it degenerate
     cfg = se.SelfEnhanceConfig(iterations=3, seeds=1, samples=1, max_new_tokens=5, critique_tokens=3, min_gap=0.0,
                                steps=2, batch_size=2, micro_batch=2, max_len=40, eval_tokens=3, lr=5e-3, critic="rules",
-                               penalise_degenerate=False)
+                               degenerate="keep")
     seen = []
     metrics = se.run(tmp_path, quick=True, seeds=None, learner="tiny", progress=lambda s, d, t: seen.append((s, d, t)),
                      config=cfg, backend=fresh_tiny)
@@ -190,9 +192,9 @@ def test_micro_run_three_iterations_both_arms(fresh_tiny, tmp_path, monkeypatch)
     assert ("self-enhance steps (seed x iteration x arm)", 6, 6) in seen
 
 
-def test_micro_run_with_the_degenerate_penalty_never_chooses_noise(fresh_tiny, tmp_path, monkeypatch):
-    """The same t = 0 candidates (same model and seed) without and with the penalty (the default): the tiny
-    random model's noise is chosen in some pairs without it, in none with it."""
+def test_micro_run_chooses_no_noise_unless_degenerate_candidates_are_kept(fresh_tiny, tmp_path, monkeypatch):
+    """The same t = 0 candidates (same model and seed) in every mode: the tiny random model's noise is chosen
+    in some pairs when kept, never when penalised or dropped (the default)."""
     import copy
 
     from superalign.experiments import self_enhance as se
@@ -200,24 +202,25 @@ def test_micro_run_with_the_degenerate_penalty_never_chooses_noise(fresh_tiny, t
     monkeypatch.setattr(se, "build_data", lambda cfg: _micro_data())
     start = copy.deepcopy(fresh_tiny.model)
     runs = {}
-    for penalise in (False, True):
+    for mode in ("keep", "penalise", "drop"):
         fresh_tiny.model = copy.deepcopy(start)
         cfg = se.SelfEnhanceConfig(iterations=1, seeds=1, samples=1, max_new_tokens=5, critique_tokens=3,
                                    min_gap=0.0, steps=2, batch_size=2, micro_batch=2, max_len=40, eval_tokens=3,
-                                   lr=5e-3, critic="rules", penalise_degenerate=penalise)
-        data = se.run(tmp_path / str(penalise), quick=True, seeds=None, learner="tiny", progress=lambda *a: None,
+                                   lr=5e-3, critic="rules", degenerate=mode)
+        data = se.run(tmp_path / mode, quick=True, seeds=None, learner="tiny", progress=lambda *a: None,
                       config=cfg, backend=fresh_tiny)
-        runs[penalise] = {r["arm"]: r for r in data["runs"] if r["t"] == 0}
-    assert se.SelfEnhanceConfig().penalise_degenerate
+        runs[mode] = {r["arm"]: r for r in data["runs"] if r["t"] == 0}
+    assert se.SelfEnhanceConfig().degenerate == "drop"
     for arm in ("self", "critic"):
-        off, on = runs[False][arm], runs[True][arm]
-        assert off["candidates_degenerate"] == on["candidates_degenerate"] > 0  # the same candidates
-        assert off["pairs_chosen_degenerate"] > 0 and on["pairs_chosen_degenerate"] == 0
-        lines = (tmp_path / "True" / "pairs" / f"seed0-{arm}-t0.jsonl").read_text().splitlines()
+        keep, pen, drop = (runs[m][arm] for m in ("keep", "penalise", "drop"))
+        assert keep["candidates_degenerate"] == pen["candidates_degenerate"] == drop["candidates_degenerate"] > 0
+        assert keep["pairs_chosen_degenerate"] > 0
+        assert pen["pairs_chosen_degenerate"] == drop["pairs_chosen_degenerate"] == drop["pairs_rejected_degenerate"] == 0
+        lines = (tmp_path / "penalise" / "pairs" / f"seed0-{arm}-t0.jsonl").read_text().splitlines()
         pairs = [json.loads(x) for x in lines]
-        assert len(pairs) == on["pairs"] and not any(p["chosen_degenerate"] for p in pairs)
+        assert len(pairs) == pen["pairs"] and not any(p["chosen_degenerate"] for p in pairs)
         assert all(p["rejected_reward"] == 0.0 for p in pairs if p["rejected_degenerate"])
-    assert "penalise_degenerate on" in (tmp_path / "True" / "results.md").read_text()
+    assert "(degenerate: drop)" in (tmp_path / "drop" / "results.md").read_text()
 
 
 def test_resume_adds_a_seed_equal_to_a_straight_run(fresh_tiny, tmp_path, monkeypatch):
@@ -229,7 +232,7 @@ def test_resume_adds_a_seed_equal_to_a_straight_run(fresh_tiny, tmp_path, monkey
     monkeypatch.setattr(se, "build_data", lambda cfg: _micro_data())
     cfg = se.SelfEnhanceConfig(iterations=1, seeds=1, samples=1, max_new_tokens=5, critique_tokens=3, min_gap=0.0,
                                steps=2, batch_size=2, micro_batch=2, max_len=40, eval_tokens=3, lr=5e-3, critic="rules",
-                               penalise_degenerate=False)  # tiny's noise still makes pairs, so seeds differ
+                               degenerate="keep")  # tiny's noise still makes pairs, so seeds differ
     start = copy.deepcopy(fresh_tiny.model)
     quiet = lambda *a: None  # noqa: E731
     straight = se.run(tmp_path / "a", quick=True, seeds=2, learner="tiny", progress=quiet, config=cfg, backend=fresh_tiny)

@@ -8,7 +8,7 @@ with model M_t (learner/self_feedback.py):
   3. every candidate (samples + revisions) gets a reward, and per prompt best ≻ worst becomes a DPO pair:
      - arm `self`:   the self-reward, M_t as LLM judge of its own candidates (letter log-probs);
      - arm `critic`: the external critic (default ensemble), same reward scale (self_feedback.critic_rewards);
-     in both arms a degenerate candidate (empty, too short or repetitive) gets reward 0 (`penalise_degenerate`);
+     in both arms a degenerate candidate (empty, too short or repetitive) is left out (`degenerate`: drop);
   4. DPO + NLL on LoRA with competence replay (the demo's recipe) for exactly `steps` optimiser steps -> M_{t+1}.
 Both arms make the same generations, the same number of DPO steps of the same batch size (pair counts
 may differ: reported), and at t = 0 they share the very same candidates, so their pairs differ only by
@@ -57,9 +57,10 @@ class SelfEnhanceConfig(BaseModel):
     temperature: float = Field(0.8, gt=0, description="Sampling temperature (answers, critiques, revisions).")
     top_k: int = Field(50, ge=1, description="Top-k before sampling.")
     min_gap: float = Field(0.05, ge=0, lt=1, description="A prompt gives a pair only if best - worst reward > this.")
-    penalise_degenerate: bool = Field(True, description=(
-        "Both arms: a degenerate candidate (empty, too short or repetitive; critic/rules.py) gets reward 0, so "
-        "it can be rejected but never chosen. Off, the critic arm's reward 1 - P(unsafe) prefers empty answers."))
+    degenerate: sf.DegenerateMode = Field("drop", description=(
+        "Both arms, a degenerate candidate (empty, too short or repetitive; critic/rules.py): drop = left out of "
+        "the pairs; penalise = reward 0 (never chosen, often rejected); keep = scored like any other (the critic "
+        "arm's reward 1 - P(unsafe) then prefers empty answers)."))
     self_judge_both_arms: bool = Field(True, description="Also measure the critic arm's self-judgement (diagnostic).")
     steps: int = Field(8, ge=1, description="DPO optimiser steps per iteration, both arms (pairs are cycled).")
     batch_size: int = Field(8, ge=1, description="Pairs per optimiser step.")
@@ -197,12 +198,12 @@ def evaluate(backend: Any, data: SelfEnhanceData, critic: Any, cfg: SelfEnhanceC
             "competence_ci": list(acc_ci), "competence_per_task": per_task, "eval_seconds": round(time.time() - t0, 1)}
 
 
-def write_pairs(path: Path, pairs: list, step: StepData, arm: str, penalise_degenerate: bool) -> None:
-    """The step's pairs with the arm's rewards of chosen and rejected (after any degenerate penalty), both
+def write_pairs(path: Path, pairs: list, step: StepData, arm: str, mode: sf.DegenerateMode) -> None:
+    """The step's pairs with the arm's rewards of chosen and rejected (after the `degenerate` mode), both
     raw signals and whether each side is degenerate (JSONL, for inspection)."""
     from superalign.store.jsonl import atomic_write_text
 
-    own = sf.pair_rewards(pairs, step.candidates, arm_rewards(step, arm, penalise_degenerate))
+    own = sf.pair_rewards(pairs, *sf.pair_candidates(step, arm_rewards(step, arm), mode))
     crit = sf.pair_rewards(pairs, step.candidates, sf.critic_rewards(step.verdicts, step.harmful))
     selfr = (sf.pair_rewards(pairs, step.candidates, [s.reward for s in step.self_scores])
              if step.self_scores is not None else [(None, None)] * len(pairs))
@@ -269,9 +270,9 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
                     step = collect(backend, data, cfg, seed, t, critic, policy, self_policy,
                                    self_judge=arm == "self" or cfg.self_judge_both_arms)
                     shared = step if t == 0 else shared
-                rewards = arm_rewards(step, arm, cfg.penalise_degenerate)
-                pairs = sf.reward_pairs(data.train, step.candidates, rewards, arm, cfg.min_gap)
-                write_pairs(out / "pairs" / f"seed{seed}-{arm}-t{t}.jsonl", pairs, step, arm, cfg.penalise_degenerate)
+                cands, rewards = sf.pair_candidates(step, arm_rewards(step, arm), cfg.degenerate)
+                pairs = sf.reward_pairs(data.train, cands, rewards, arm, cfg.min_gap)
+                write_pairs(out / "pairs" / f"seed{seed}-{arm}-t{t}.jsonl", pairs, step, arm, cfg.degenerate)
                 bad = sf.pair_rewards(pairs, step.candidates, step.degenerate)
                 row = cur[arm]
                 row.update({"pairs": len(pairs), "pairs_refuse_harmful": sum(p.kind == "refuse-harmful" for p in pairs),
@@ -397,9 +398,10 @@ def write_outputs(out: Path, metrics: dict, cfg: SelfEnhanceConfig, plots: bool 
                 if cfg.seeds == 1 else "")
              + ". Agreement columns at t: M_t judging its own candidates of step t against the external critic "
              f"(unsafe bit on answers to harmful prompts; refusal bit on all). 'chosen degenerate': pairs whose "
-             "chosen answer is empty, too short or repetitive; degenerate candidates get reward 0 in both arms "
-             + ("(penalise_degenerate on)" if cfg.penalise_degenerate else "only with penalise_degenerate (off here)")
-             + f". Took {metrics['minutes']} min"
+             "chosen answer is empty, too short or repetitive; degenerate candidates were "
+             + {"keep": "scored like any other", "penalise": "given reward 0",
+                "drop": "left out of the pairs"}[cfg.degenerate]
+             + f" (degenerate: {cfg.degenerate}). Took {metrics['minutes']} min"
              + ("." if metrics["complete"] else "; INCOMPLETE (partial run)."))
     write_results(out, "self-enhance: self-critique -> revision -> self-reward -> DPO vs the critic-driven loop",
                   [notes, table, "Compute per arm (summed over iterations, mean over seeds; seconds are wall "

@@ -23,7 +23,7 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from superalign.backends.base import Sampling
 from superalign.records import Chat, Pair, Query, Response, Verdict, stable_id, user_chat
@@ -212,21 +212,34 @@ def judge_agreement(step: StepData, pairs: list, arm: str) -> dict[str, Any]:
             "pair_agreement": round(sum(same) / len(same), 4) if same else None}
 
 
-def arm_rewards(step: StepData, arm: str, penalise_degenerate: bool = False) -> list[float]:
-    """The reward that labels arm `arm`'s pairs: the self-reward (arm "self") or the critic's.
-
-    `penalise_degenerate`: a degenerate candidate (`step.degenerate`: empty, too short or repetitive, as
-    critic/rules.py judges it) gets 0, the lowest reward, so it can be a pair's rejected side but never
-    its chosen one. Without it, 1 - P(unsafe) is highest for an empty answer to a harmful request: the
-    critic arm's full run learned to answer nothing (docs/experiments.md, self-enhance)."""
+def arm_rewards(step: StepData, arm: str) -> list[float]:
+    """The reward that labels arm `arm`'s pairs: the self-reward (arm "self") or the critic's."""
     if arm == "self":
         assert step.self_scores is not None
-        raw = [s.reward for s in step.self_scores]
-    else:
-        raw = critic_rewards(step.verdicts, step.harmful)
-    if not penalise_degenerate:
-        return raw
-    if len(step.degenerate) != len(raw):
-        raise ValueError(f"penalise_degenerate needs one degenerate flag per candidate: {len(step.degenerate)} "
-                         f"flags, {len(raw)} candidates")
-    return [0.0 if bad else r for r, bad in zip(raw, step.degenerate)]
+        return [s.reward for s in step.self_scores]
+    return critic_rewards(step.verdicts, step.harmful)
+
+
+DegenerateMode = Literal["keep", "penalise", "drop"]
+
+
+def pair_candidates(step: StepData, rewards: Sequence[float], mode: DegenerateMode
+                    ) -> tuple[list[Response], list[float]]:
+    """The candidates (and their rewards) that `reward_pairs` may pick from, by what becomes of a degenerate
+    candidate (`step.degenerate`: empty, too short or repetitive, as critic/rules.py judges it):
+
+    - keep: scored like any other. 1 - P(unsafe) is then highest for an empty answer to a harmful request,
+      and the critic arm's full run learned to answer nothing (docs/experiments.md, self-enhance);
+    - penalise: reward 0, so it is never chosen, but it becomes the rejected side of its prompt's pair in
+      place of, e.g., a compliance (measured: 5-11 of ~40 pairs a step);
+    - drop: left out, so pairs are built from the other candidates as if it had not been sampled."""
+    cands, rewards = list(step.candidates), list(rewards)
+    if mode == "keep":
+        return cands, rewards
+    if len(step.degenerate) != len(cands):
+        raise ValueError(f"degenerate={mode!r} needs one degenerate flag per candidate: {len(step.degenerate)} "
+                         f"flags, {len(cands)} candidates")
+    if mode == "penalise":
+        return cands, [0.0 if bad else r for r, bad in zip(rewards, step.degenerate)]
+    keep = [i for i, bad in enumerate(step.degenerate) if not bad]
+    return [cands[i] for i in keep], [rewards[i] for i in keep]
