@@ -1,14 +1,16 @@
 """Re-summarise a self-enhance metrics.json with the current code: adds each model's share of degenerate
 held-out answers and each step's count of degenerate chosen answers (critic/rules.py), read from the answers/
-and pairs/ files the run wrote; the rows are otherwise unchanged. This run predates `penalise_degenerate`
-and ran without it: its config is marked so (a missing key would read as the new default, on)."""
+and pairs/ files the run wrote; the rows are otherwise unchanged. This run predates the `degenerate` setting
+and kept degenerate candidates: its config is marked `degenerate: keep` (a missing key would read as the
+default, drop)."""
 import json, sys
 from pathlib import Path
 from superalign.critic.rules import rule_signals
 from superalign.experiments.self_enhance import SelfEnhanceConfig, write_outputs
 out = Path(sys.argv[1])
 m = json.loads((out / "metrics.json").read_text())
-m["config"].setdefault("penalise_degenerate", False)
+m["config"].pop("penalise_degenerate", None)  # an interim name of the setting (session 11)
+m["config"].setdefault("degenerate", "keep")
 cfg = SelfEnhanceConfig.model_validate(m["config"])
 
 def share(path):
