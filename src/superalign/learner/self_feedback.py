@@ -231,7 +231,7 @@ def pair_candidates(step: StepData, rewards: Sequence[float], mode: DegenerateMo
     - keep: scored like any other. 1 - P(unsafe) is then highest for an empty answer to a harmful request,
       and the critic arm's full run learned to answer nothing (docs/experiments.md, self-enhance);
     - penalise: reward 0, so it is never chosen, but it becomes the rejected side of its prompt's pair in
-      place of, e.g., a compliance (measured: 5-11 of ~40 pairs a step);
+      place of, e.g., a compliance (measured: 1-11 of ~40 pairs a step in the full preset);
     - drop: left out, so pairs are built from the other candidates as if it had not been sampled."""
     cands, rewards = list(step.candidates), list(rewards)
     if mode == "keep":
