@@ -294,14 +294,31 @@ def main() -> None:
         _echo("interrupted")
         sys.exit(130)
     except Exception as exc:  # click's usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        usage, aborts = _click_errors()
+        if isinstance(exc, usage):
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+        if isinstance(exc, aborts):
             sys.exit(1)
         raise
+
+
+def _click_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """(usage-error classes, abort classes) of click and of the copy of click that typer >= 0.2x carries as
+    `typer._click`: a bad option value (`--budget 0`) raises the latter's BadParameter, which is not a
+    `click.ClickException`, so catching only click's printed a traceback instead of the one-line error."""
+    import importlib
+
+    usage: list[type] = []
+    aborts: list[type] = []
+    for name in ("click.exceptions", "typer._click.exceptions", "typer.exceptions"):
+        try:
+            mod = importlib.import_module(name)
+        except ImportError:
+            continue
+        usage += [c for c in (getattr(mod, "ClickException", None),) if isinstance(c, type)]
+        aborts += [c for c in (getattr(mod, "Abort", None),) if isinstance(c, type)]
+    return tuple(usage), tuple(aborts)
 
 
 if __name__ == "__main__":

@@ -147,3 +147,15 @@ def test_experiment_resume_refused_where_it_cannot_apply(tmp_path):
     r = sa("experiment", "noisy-labels", "--quick", "--resume", "--out", str(out))
     _assert_clean_failure(r, str(out / "metrics.json"), "'w2s'", "another --out")
     assert (out / "metrics.json").read_text() == before
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--budget", "0"], "Invalid value for '--budget'"),  # typer's own range check (its vendored click)
+    (["--budgit", "3"], "No such option: --budgit"),
+])
+def test_bad_option_values_give_a_usage_error_not_a_traceback(tmp_path, args, needle):
+    out = tmp_path / "att"
+    r = sa("attack", "--learner", "scripted", "--out", str(out), *args)
+    assert r.returncode == 2, (r.returncode, r.stderr[-1500:])
+    assert "Traceback" not in r.stderr and needle in r.stderr and "Usage: " in r.stderr
+    assert not out.exists()
