@@ -178,6 +178,11 @@ def _rewrite_prompts(threads: Sequence[_Thread]) -> list[list[dict[str, str]]]:
     return chats
 
 
+def search_styles(attacker: Any) -> list[str]:
+    """The archive's style columns: every style, "rewrite" only when an attacker model writes rewrites."""
+    return [s for s in STYLES if s != "rewrite" or attacker is not None]
+
+
 def coverage_cost(cells: int, coverage_target: float, budget: int) -> tuple[int, str | None]:
     """(cells the coverage target needs, a note when filling them takes over a quarter of `budget`).
 
@@ -205,7 +210,7 @@ def adaptive_attack(seeds: Sequence[Query], learner: Any, judge_fn: Judge, budge
     """
     rng = random.Random(int(stable_id("adaptive", seed, round), 16))
     params = params or Sampling(max_new_tokens=64, temperature=0.0)
-    styles = [s for s in STYLES if s != "rewrite" or attacker is not None]
+    styles = search_styles(attacker)
     archive = archive or Archive({q.category for q in seeds}, styles, cfg.archive_max_similarity)
     stream = iter(stratified_sample(seeds, budget, rng))
     stats: dict[str, list[int]] = {s: [0, 0] for s in styles}

@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from superalign.attacker.adaptive import (adaptive_attack, attempt_rows, coverage_cost, critic_judge, result_stats,
-                                         static_attack, summary)
+                                         search_styles, static_attack, summary)
 from superalign.attacker.archive import diversity
 from superalign.attacker.self_improve import Method
-from superalign.attacker.styles import STYLES
 from superalign.config import AttackerConfig, CriticConfig
 
 
@@ -67,8 +66,8 @@ def run_attack(learner_spec: str, budget: int, out: Path, *, attacker_spec: str 
         timings["static_converted"] = round(time.time() - t, 1)
     t = time.time()
     templates = load_templates(cfg.max_template_chars)
-    n_styles = len([s for s in STYLES if s != "rewrite" or attacker is not None])
-    needed, note = coverage_cost(len({q.category for q in seeds}) * n_styles, cfg.coverage_target, budget)
+    cells = len({q.category for q in seeds}) * len(search_styles(attacker))  # the archive adaptive_attack builds
+    needed, note = coverage_cost(cells, cfg.coverage_target, budget)
     if note:
         log(f"note: {note}")
     result = adaptive_attack(seeds, learner, judge_fn, budget, cfg, seed, attacker=attacker, params=params,
