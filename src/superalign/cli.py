@@ -188,26 +188,33 @@ def critic_eval(
     noise: bool = typer.Option(True, "--noise/--no-noise", help="learned: also run the label-noise experiment (~minutes)."),
     abstain_below: float = typer.Option(0.0, "--abstain-below", min=0.0, max=1.0, help="Abstain below this confidence (calibration block)."),
     tfidf_weight: float = typer.Option(0.5, "--tfidf-weight", min=0.0, max=1.0, help="learned: weight of the TF-IDF heads in the blend."),
+    gold: bool = typer.Option(True, "--gold/--no-gold", help="Also judge the gold test split of the loop's own outputs (data/gold/)."),
 ) -> None:
-    """The critic against PyRIT's human-labelled refusal, objective and harm sets (grouped CV), PyRIT's metrics beside."""
+    """The critic against PyRIT's human-labelled sets (grouped CV, PyRIT's metrics beside) and the gold test split."""
     import json
 
     from superalign.critic.agreement import critic_eval as eval_critic
     from superalign.critic.agreement import learned_eval, write_tables
     from superalign.store.jsonl import atomic_write_text
 
+    from superalign.config import CriticConfig
+    from superalign.critic import build_critic
+    from superalign.critic.gold_eval import gold_metrics
+    from superalign.data.gold import load_gold
+
+    try:
+        ccfg = CriticConfig(kind=critic, abstain_below=abstain_below)  # type: ignore[arg-type]
+    except Exception:
+        raise UserError(f"--critic {critic!r}: unknown critic; choose one of `judge --critic`'s kinds") from None
     out.mkdir(parents=True, exist_ok=True)
+    judge_critic = build_critic(ccfg)
     if critic == "learned":
         metrics = learned_eval(out, folds, tfidf_weight, abstain_below, noise, progress=_echo)
     else:
-        from superalign.config import CriticConfig
-        from superalign.critic import build_critic
-
-        try:
-            ccfg = CriticConfig(kind=critic)  # type: ignore[arg-type]
-        except Exception:
-            raise UserError(f"--critic {critic!r}: unknown critic; choose learned or a `judge --critic` kind") from None
-        metrics = eval_critic(build_critic(ccfg), out, folds, abstain_below, progress=_echo)
+        metrics = eval_critic(judge_critic, out, folds, abstain_below, progress=_echo)
+    if gold:
+        _echo("judging the gold test split (with and without the dataset's harmful label)")
+        metrics["gold_test"] = gold_metrics(judge_critic, load_gold("test"))
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=str))
     write_tables(metrics, out)
     typer.echo((out / "table.md").read_text(encoding="utf-8"))

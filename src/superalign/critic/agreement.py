@@ -137,7 +137,12 @@ def pyrit_reference(kind: str, current_n: int | None = None) -> dict[str, Any]:
 
 
 def _refit_for_fold(critic: Critic, fold: int, folds: int) -> Critic:
-    """The same critic with its classifier refitted without `fold` (rules critics are returned as is)."""
+    """The same critic with its classifier refitted without `fold` (rules critics are returned as is; the
+    content critic's heads are refitted without that fold's PyRIT rows too)."""
+    from superalign.critic.content import ContentCritic, refit_without_pyrit_fold
+
+    if isinstance(critic, ContentCritic):
+        critic = refit_without_pyrit_fold(critic, fold, folds)
     if not dataclasses.is_dataclass(critic) or not hasattr(critic, "classifier"):
         return critic
     shipped = critic.classifier  # type: ignore[attr-defined]
@@ -301,10 +306,22 @@ def write_tables(metrics: dict[str, Any], out: Path) -> None:
     head = ("metric", f"ours ({metrics['critic']}, grouped {metrics['folds']}-fold CV, 95% CI)",
             "PyRIT best published", "note")
     md = [f"| {' | '.join(head)} |", f"|{'---|' * len(head)}"] + [f"| {' | '.join(r)} |" for r in rows]
-    atomic_write_text(out / "table.md", "\n".join(md) + "\n")
     cells = lambda r, t: "".join(f"<{t}>{html.escape(c)}</{t}>" for c in r)  # noqa: E731
     body = "".join(f"<tr>{cells(r, 'td')}</tr>" for r in rows)
-    atomic_write_text(out / "table.html", f"<table border='1'><tr>{cells(head, 'th')}</tr>{body}</table>\n")
+    page = f"<table border='1'><tr>{cells(head, 'th')}</tr>{body}</table>\n"
+    if "gold_test" in metrics:
+        from superalign.critic.gold_eval import gold_table
+
+        g = metrics["gold_test"]
+        ghead = ("metric", "with the dataset's harmful label", "without it (critic estimates harm)")
+        grows = gold_table(g)
+        md += ["", f"Gold `test` split of the loop's own outputs (data/gold/, n={g['n']} rows in {g['n_groups']} "
+                   "prompt groups; never fitted on), 95 % CI by bootstrap over prompt groups:", "",
+               f"| {' | '.join(ghead)} |", f"|{'---|' * len(ghead)}"] + [f"| {' | '.join(r)} |" for r in grows]
+        page += (f"<h3>Gold test split (n={g['n']})</h3><table border='1'><tr>{cells(ghead, 'th')}</tr>"
+                 + "".join(f"<tr>{cells(r, 'td')}</tr>" for r in grows) + "</table>\n")
+    atomic_write_text(out / "table.md", "\n".join(md) + "\n")
+    atomic_write_text(out / "table.html", page)
 
 
 def learned_eval(out: Path, folds: int = 5, tfidf_weight: float = 0.5, abstain_below: float = 0.0,

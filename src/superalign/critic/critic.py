@@ -206,6 +206,12 @@ def build_critic(cfg: CriticConfig, classifier: FittedClassifier | None = None) 
         from superalign.critic.classifier import fit_classifier_cached
 
         classifier = fit_classifier_cached()
+    if cfg.kind == "content":
+        import dataclasses
+
+        from superalign.critic.content import build_content_critic
+
+        return dataclasses.replace(build_content_critic(cfg, classifier), policy=policy)
     if cfg.kind == "learned":
         import dataclasses
 
