@@ -51,7 +51,8 @@ def create_app(run_dir: str | Path, token: str) -> Any:
     from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
     from superalign.oversight.pages import make_env
-    from superalign.oversight.promotion import PromotionGate, candidate_versions, promote_if_approved
+    from superalign.oversight.promotion import (DecisionRefused, PromotionGate, candidate_versions,
+                                                promote_if_approved)
     from superalign.oversight.queue import ReviewQueue
 
     if len(token) < 8:
@@ -185,8 +186,13 @@ def create_app(run_dir: str | Path, token: str) -> Any:
     @app.post("/promotion/{version}")
     async def decide(version: str, request: Request) -> Any:
         form = await form_of(request)
+        if form.get("decision") not in ("approve", "reject"):
+            return JSONResponse({"error": "decision must be approve or reject"}, status_code=422)
         approve = form.get("decision") == "approve"
-        gate.decide(version, approve, _reviewer(form), form.get("note", "")[:2000])
+        try:  # refused unless `version` is proposed and pending: nothing is written then
+            gate.decide(version, approve, _reviewer(form), form.get("note", "")[:2000])
+        except DecisionRefused as exc:
+            return JSONResponse({"error": str(exc)}, status_code=404 if exc.status == "unknown" else 409)
         promoted = approve and promote_if_approved(gate, version, actor=_reviewer(form))
         return done(request, "/promotion", {"version": version, "current": gate.current(), "promoted": promoted})
 
