@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from superalign.errors import UserError
+from superalign.store.integrity import check_store_file
 from superalign.store.sqlite_tx import write_tx
 
 _SCHEMA = """
@@ -57,6 +58,7 @@ class PromotionGate:
     def __init__(self, db: str | Path, timeout_s: float = 30.0) -> None:
         self.db = Path(db)
         self.timeout_s = timeout_s
+        check_store_file(self.db)
         self.db.parent.mkdir(parents=True, exist_ok=True)
         with self._tx() as conn:
             conn.execute(_SCHEMA)

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from superalign.errors import UserError
 from superalign.faults import tick
 from superalign.records import HumanLabel, Pair, Query, Response, Verdict
+from superalign.store.integrity import check_store_file
 
 T = TypeVar("T")
 
@@ -72,12 +73,14 @@ class RunStore:
 
     Open with `RunStore(path)` or `RunStore.open(path)`; use as a context manager or call `close()`.
     The file and its parent directory are created if missing; opening an existing file keeps its data.
-    A file that is not SQLite raises UserError.
+    A file that is not SQLite, or is empty, truncated or damaged, raises UserError before anything is
+    written (store/integrity.py).
     """
 
     def __init__(self, path: str | Path, *, timeout_s: float = 30.0) -> None:
         """Open (or create) the store at `path`. `timeout_s`: how long to wait for another writer's lock."""
         self.path = Path(path)
+        check_store_file(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a step is exactly one transaction.
         self._conn: sqlite3.Connection | None = sqlite3.connect(
