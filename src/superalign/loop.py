@@ -83,9 +83,10 @@ def run_loop(cfg: RunConfig, out: Path, resume: bool = False, log: Log = print) 
     from superalign.critic import build_critic
     from superalign.oversight.in_loop import promote_step
     from superalign.plan import make_plan
+    from superalign.store.jsonl import make_out_dir
     from superalign.store.runstore import RunStore
 
-    out.mkdir(parents=True, exist_ok=True)
+    make_out_dir(out)
     db = out / "run.sqlite"
     if db.exists() and not resume:
         raise UserError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
