@@ -37,3 +37,26 @@ def test_existing_run_needs_resume(tmp_path):
         run_loop(cfg, tmp_path, log=lambda m: None)
     # resuming a finished run changes nothing
     assert run_loop(cfg, tmp_path, resume=True, log=lambda m: None) == run_loop(cfg, tmp_path, resume=True, log=lambda m: None)
+
+
+def test_only_the_runs_own_temp_files_are_cleaned(tmp_path):
+    """A fresh run into a folder keeps the user's `.*.tmp` files and `checkpoints/.round-*` folders (issue 26,
+    defect 6); a resume removes only what a killed run's atomic writes left."""
+    mine = [tmp_path / ".notes.tmp", tmp_path / ".rounds.jsonl.mine.tmp", tmp_path / "checkpoints" / ".round-notes",
+            tmp_path / "checkpoints" / ".round-1.backup"]
+    for p in mine:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.mkdir() if "round-" in p.name else p.write_text("the user's own")
+    cfg = load_config("configs/scripted.yaml", rounds=1)
+    run_loop(cfg, tmp_path, log=lambda m: None)
+    assert all(p.exists() for p in mine)
+    import os
+    import tempfile
+
+    # what a kill inside store/jsonl.py's atomic_write_text / atomic_write_dir leaves
+    fd, left = tempfile.mkstemp(prefix=".rounds.jsonl.", suffix=".tmp", dir=tmp_path)
+    os.close(fd)
+    left_dir = tempfile.mkdtemp(prefix=".round-1.", dir=tmp_path / "checkpoints")
+    run_loop(cfg, tmp_path, resume=True, log=lambda m: None)
+    assert not os.path.exists(left) and not os.path.exists(left_dir)
+    assert all(p.exists() for p in mine)

@@ -104,7 +104,9 @@ def judge(
     except ValidationError as exc:
         raise UserError(f"bad critic option: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']} "
                         "(--critic: rules, classifier, ensemble, llm-judge or learned; --abstain-below in [0, 1])") from None
-    rows = read_jsonl(inp, required=["prompt", "response"])
+    rows = read_jsonl(inp, required=["prompt", "response"],  # `str(None)` was judged as the text "None"
+                      types={"prompt": (str,), "response": (str,), "harmful": (bool, type(None)),
+                             "id": (str, int)})
     items = [JudgeItem(str(r.get("id") or stable_id(i, r["prompt"], r["response"])), str(r["prompt"]),
                        str(r["response"]), r.get("harmful")) for i, r in enumerate(rows)]
     verdicts = judge_items(items, build_critic(ccfg))
@@ -118,7 +120,7 @@ def evaluate(
     out: Path = typer.Option(..., "--out", help="Directory for metrics.json and responses.jsonl."),
     prompts: Optional[Path] = typer.Option(None, "--prompts", help="JSONL rows {prompt, harmful}; default: the held-out sets."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Config for the default held-out sets and critic."),
-    competence_items: Optional[int] = typer.Option(None, help="MC items for competence (0 = skip)."),
+    competence_items: Optional[int] = typer.Option(None, min=0, help="MC items for competence (0 = skip)."),
 ) -> None:
     """Held-out ASR, over-refusal and competence of one model."""
     import json
@@ -195,7 +197,7 @@ def critic_eval(
 
     from superalign.critic.agreement import critic_eval as eval_critic
     from superalign.critic.agreement import learned_eval, write_tables
-    from superalign.store.jsonl import atomic_write_text
+    from superalign.store.jsonl import atomic_write_text, make_out_dir
 
     from superalign.config import CriticConfig
     from superalign.critic import build_critic
@@ -206,7 +208,7 @@ def critic_eval(
         ccfg = CriticConfig(kind=critic, abstain_below=abstain_below)  # type: ignore[arg-type]
     except Exception:
         raise UserError(f"--critic {critic!r}: unknown critic; choose one of `judge --critic`'s kinds") from None
-    out.mkdir(parents=True, exist_ok=True)
+    make_out_dir(out)
     judge_critic = build_critic(ccfg)
     if critic == "learned":
         metrics = learned_eval(out, folds, tfidf_weight, abstain_below, noise, progress=_echo)

@@ -13,6 +13,7 @@ from typing import Any, Literal, Optional, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from superalign.errors import UserError
+from superalign.user_text import read_user_text
 
 
 class _Frozen(BaseModel):
@@ -173,22 +174,51 @@ def parse_config(data: dict[str, Any], source: str = "<config>", node: Any = Non
 
 def read_yaml(path: str | Path, hint: str = "see configs/ for examples") -> tuple[dict[str, Any], Any]:
     """(mapping, yaml.compose node) of a YAML file; UserError naming the file (and line) otherwise."""
-    import yaml
-
     p = Path(path)
     if not p.is_file():
         raise UserError(f"{p}: config file not found ({hint})")
-    text = p.read_text(encoding="utf-8")
+    node, data = parse_yaml(read_user_text(p), p)
+    if data is None:  # an empty file used to mean "all defaults": the full demo, silently
+        raise UserError(f"{p}: the config file is empty; write at least one setting ({hint})")
+    if not isinstance(data, dict):
+        raise UserError(f"{p}: expected a mapping of settings at the top level")
+    return data, node
+
+
+def parse_yaml(text: str, p: Path) -> tuple[Any, Any]:
+    """(yaml.compose node, data) of `text`; UserError naming `p:line` for bad YAML or a repeated key
+    (which YAML loaders resolve silently to the last value)."""
+    import yaml
+
     try:
         node = yaml.compose(text)
-        data = yaml.safe_load(text) or {}
+        _refuse_duplicate_keys(node, p)
+        return node, yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
         raise UserError(f"{p}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{p}: expected a mapping of settings at the top level")
-    return data, node
+    except RecursionError:
+        raise UserError(f"{p}: YAML nested too deeply to read; flatten it") from None
+
+
+def _refuse_duplicate_keys(node: Any, p: Path) -> None:
+    import yaml
+
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key, value in n.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    if key.value in seen:
+                        raise UserError(f"{p}:{key.start_mark.line + 1}: key '{key.value}' is repeated (first at "
+                                        f"line {seen[key.value]}); keep one of them")
+                    seen[key.value] = key.start_mark.line + 1
+                stack.append(value)
+        elif isinstance(n, yaml.SequenceNode):
+            stack.extend(n.value)
 
 
 def load_config(path: str | Path | None, **overrides: Any) -> RunConfig:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -83,14 +84,17 @@ def run_loop(cfg: RunConfig, out: Path, resume: bool = False, log: Log = print) 
     from superalign.critic import build_critic
     from superalign.oversight.in_loop import promote_step
     from superalign.plan import make_plan
+    from superalign.store.jsonl import make_out_dir
     from superalign.store.runstore import RunStore
 
-    out.mkdir(parents=True, exist_ok=True)
+    make_out_dir(out)
     db = out / "run.sqlite"
     if db.exists() and not resume:
         raise UserError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
+    resuming = db.exists()
     with _run_lock(out), RunStore(db) as store:
-        _sweep_temp(out)
+        if resuming:  # a fresh run has left nothing behind yet: the user's own temp files are not ours
+            _sweep_temp(out)
         stored = store.get_meta("config")
         if stored is not None and stored != cfg.model_dump(mode="json"):
             raise UserError(f"{out}: the run was started with a different config; resume with the same one")
@@ -129,19 +133,27 @@ def _run_lock(out: Path) -> Iterator[None]:
         yield
 
 
+# The temp names of the run's own atomic writes (store/jsonl.py: mkstemp/mkdtemp add 8 characters of
+# [a-z0-9_]): `.rounds.jsonl.k3j_x9a2.tmp`, `checkpoints/.round-2.q8w7e6r5`. Nothing else is ours to delete.
+_OWN_TEMP_FILE = re.compile(r"\.(rounds\.jsonl|report\.html)\.[a-z0-9_]{8}\.tmp")
+_OWN_TEMP_DIR = re.compile(r"\.round-[0-9]+\.[a-z0-9_]{8}")
+
+
 def _sweep_temp(out: Path) -> None:
-    """Remove temp files and dirs a killed process left (atomic writes never renamed them into place).
+    """Remove the temp files and dirs a killed run left (atomic writes never renamed them into place);
+    a user's own `.*.tmp` files or `.round-*` folders stay.
 
     Runs with the run store open: a run directory belongs to one process at a time.
     """
     import shutil
 
-    for d in (out, out / "checkpoints"):
-        for p in d.glob(".*") if d.is_dir() else ():
-            if p.is_dir() and p.name.startswith(".round-"):
-                shutil.rmtree(p, ignore_errors=True)
-            elif p.is_file() and p.name.endswith(".tmp"):
-                p.unlink(missing_ok=True)
+    for p in out.glob(".*.tmp"):
+        if p.is_file() and _OWN_TEMP_FILE.fullmatch(p.name):
+            p.unlink(missing_ok=True)
+    ck = out / "checkpoints"
+    for p in ck.glob(".round-*") if ck.is_dir() else ():
+        if p.is_dir() and _OWN_TEMP_DIR.fullmatch(p.name):
+            shutil.rmtree(p, ignore_errors=True)
 
 
 def _timed(log: Log) -> Log:

@@ -92,6 +92,41 @@ def test_rejected_version_is_not_built_on(tmp_path):
     assert gate.current() == "round-2"
 
 
+def test_human_gate_never_promotes_a_version_approved_before_it_was_proposed(tmp_path):
+    """The gate test of issue 26: approvals of `round-2` sent before the loop proposed it (through the
+    desk, or written straight into run.sqlite by an older desk) do not let round 2 through; the run
+    still stops for it, and every promoted version has a reviewer's approval *after* its proposal."""
+    from fastapi.testclient import TestClient
+
+    from superalign.oversight.desk import create_app, csrf_token
+
+    token = "gate-test-token-42"
+    cfg = _cfg(promotion="human").model_copy(update={"rounds": 2})
+    with pytest.raises(AwaitingHumans, match="round-1"):
+        run_loop(cfg, tmp_path, log=quiet)
+    desk = TestClient(create_app(tmp_path, token), follow_redirects=False)
+
+    def decide(version, decision):
+        return desk.post(f"/promotion/{version}", headers={"Authorization": f"Bearer {token}"},
+                         data={"csrf": csrf_token(token), "reviewer": "alice", "decision": decision})
+
+    assert decide("round-2", "approve").status_code == 404  # early approval through the desk: refused
+    gate = PromotionGate(tmp_path / "run.sqlite")
+    with gate._tx() as conn:  # early approval written behind the desk's back
+        gate._log(conn, "round-2", "approved", "mallory", False, "")
+    assert decide("round-1", "approve").status_code == 303
+    with pytest.raises(AwaitingHumans, match="round-2 .* awaits a human decision"):
+        run_loop(cfg, tmp_path, resume=True, log=quiet)
+    assert gate.current() == "round-1" and gate.status("round-2") == "proposed"
+    assert decide("round-2", "approve").status_code == 303
+    rows = run_loop(cfg, tmp_path, resume=True, log=quiet)
+    assert [r.get("promoted") for r in rows[1:]] == [True, True] and gate.current() == "round-2"
+    for version in ("round-1", "round-2"):
+        actions = [(e.action, e.actor) for e in gate.events(version)]
+        proposed = max(i for i, (a, _) in enumerate(actions) if a == "proposed")
+        assert ("approved", "alice") in actions[proposed:], actions
+
+
 def test_cli_exit_code_3_when_paused(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("learner: scripted\nrounds: 1\nmax_new_tokens: 16\n"

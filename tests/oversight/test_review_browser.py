@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from review_fixtures import TOKEN, XSS_PROMPT
 
+from superalign.oversight.promotion import PromotionGate
 from superalign.oversight.queue import ReviewQueue
 
 
@@ -40,6 +41,7 @@ def test_browser_logs_in_labels_items_and_payloads_stay_inert(live_desk, tmp_pat
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
     base, run_dir = live_desk
     (run_dir / "checkpoints" / "round-1").mkdir(parents=True)
+    PromotionGate(run_dir / "run.sqlite").propose("round-1")  # only a proposed version can be approved
     shots = Path(os.environ.get("SUPERALIGN_SCREENSHOTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
     dialogs: list[str] = []

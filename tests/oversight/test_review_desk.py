@@ -7,9 +7,11 @@ import io
 import json
 import sys
 
+import pytest
 from review_fixtures import TOKEN, XSS_PROMPT, XSS_RESPONSE
 
 from superalign.oversight.desk import COOKIE, create_app, csrf_token
+from superalign.oversight.promotion import PromotionGate, promote_if_approved
 from superalign.oversight.queue import ReviewQueue
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -96,17 +98,43 @@ def test_labels_survive_a_server_restart(run_dir):
 
 
 def test_promotion_gate_in_the_desk(run_dir):
-    (run_dir / "checkpoints" / "round-1").mkdir(parents=True)
+    for k in (1, 2):
+        (run_dir / "checkpoints" / f"round-{k}").mkdir(parents=True)
+        PromotionGate(run_dir / "run.sqlite").propose(f"round-{k}")
     c = _client(run_dir)
     page = c.get("/promotion", headers=AUTH).text
-    assert 'id="current">round-0<' in page and "round-1" in page
+    assert 'id="current">round-0<' in page and 'action="/promotion/round-1"' in page
     data = {"csrf": csrf_token(TOKEN), "reviewer": "carol", "decision": "reject"}
     assert c.post("/promotion/round-1", headers=AUTH, data=data).status_code == 303
-    assert 'id="current">round-0<' in c.get("/promotion", headers=AUTH).text
-    r = c.post("/promotion/round-1", headers={**AUTH, "Accept": "application/json"},
+    page = c.get("/promotion", headers=AUTH).text
+    assert 'id="current">round-0<' in page and 'action="/promotion/round-1"' not in page  # decided: no form
+    r = c.post("/promotion/round-2", headers={**AUTH, "Accept": "application/json"},
                data={**data, "decision": "approve"})
-    assert r.json() == {"version": "round-1", "current": "round-1", "promoted": True}
-    assert 'id="current">round-1<' in _client(run_dir).get("/promotion", headers=AUTH).text
+    assert r.json() == {"version": "round-2", "current": "round-2", "promoted": True}
+    assert 'id="current">round-2<' in _client(run_dir).get("/promotion", headers=AUTH).text
+
+
+@pytest.mark.parametrize("version, decision, status", [
+    ("round-2", "approve", 404),    # not proposed yet: approving it early was the bypass (issue 26)
+    ("round-999", "approve", 404),  # no such round
+    ("<b>", "approve", 404),        # not a version at all
+    ("round-1", "approve", 409),    # already rejected: decided once
+    ("round-3", "approve", 409),    # already promoted
+    ("round-4", "maybe", 422),      # proposed, but not a decision
+    ("round-4", "", 422),           # a missing decision used to count as a rejection
+])
+def test_desk_refuses_decisions_on_versions_not_pending(run_dir, version, decision, status):
+    gate = PromotionGate(run_dir / "run.sqlite")
+    for k in (1, 3, 4):
+        gate.propose(f"round-{k}")
+    gate.decide("round-1", False, "carol")
+    gate.decide("round-3", True, "carol")
+    assert promote_if_approved(gate, "round-3")
+    before = gate.events()
+    r = _client(run_dir).post(f"/promotion/{version}", headers={**AUTH, "Accept": "application/json"},
+                              data={"csrf": csrf_token(TOKEN), "reviewer": "mallory", "decision": decision})
+    assert r.status_code == status and "error" in r.json()
+    assert gate.events() == before and gate.current() == "round-3"  # nothing written
 
 
 def test_overview_shows_rounds_and_report(run_dir):

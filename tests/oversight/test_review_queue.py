@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from superalign.oversight.oracle import OracleConfig, SimulatedOracle, TruthItem
-from superalign.oversight.promotion import PromotionGate, promote_if_approved
+from superalign.oversight.promotion import DecisionRefused, PromotionGate, promote_if_approved
 from superalign.oversight.queue import ReviewItem, ReviewQueue, apply_human_labels, mark_human_pairs
 from superalign.oversight.routing import budget_for, route_to_humans, uncertainty
 from superalign.records import Pair, Verdict, user_chat
@@ -87,14 +87,33 @@ def test_promotion_gate_unapproved_version_is_not_current(tmp_path):
     assert not promote_if_approved(gate, "round-1")  # only proposed
     gate.decide("round-1", approve=False, actor="alice", note="over-refuses")
     assert not promote_if_approved(gate, "round-1") and gate.current() == "round-0"
-    gate.decide("round-1", approve=True, actor="alice")
-    assert promote_if_approved(gate, "round-1") and gate.current() == "round-1"
-    gate.decide("round-2", approve=True, actor="w2s-experiment", auto=True)
-    assert promote_if_approved(gate, "round-2")
+    with pytest.raises(DecisionRefused, match="rejected, not pending"):  # a version is decided once
+        gate.decide("round-1", approve=True, actor="alice")
+    assert not promote_if_approved(gate, "round-1") and gate.current() == "round-0"
+    gate.propose("round-2")
+    gate.decide("round-2", approve=True, actor="alice")
+    assert promote_if_approved(gate, "round-2") and gate.current() == "round-2"
+    gate.decide("round-3", approve=True, actor="w2s-experiment", auto=True)
+    assert promote_if_approved(gate, "round-3")
     reopened = PromotionGate(tmp_path / "run.sqlite")
-    assert reopened.current() == "round-2"
-    assert [e.actor for e in reopened.events("round-2")] == ["auto:w2s-experiment", "gate"]
-    assert reopened.events("round-2")[0].auto
+    assert reopened.current() == "round-3"
+    assert [e.actor for e in reopened.events("round-3")] == ["auto:w2s-experiment", "gate"]
+    assert reopened.events("round-3")[0].auto
+
+
+def test_a_human_decision_needs_a_pending_proposal(tmp_path):
+    """Approving a version before it is proposed is refused and writes nothing; an approval smuggled in
+    before the proposal (an old desk wrote those) never promotes."""
+    gate = PromotionGate(tmp_path / "run.sqlite")
+    for version in ("round-2", "round-999", "<b>"):
+        with pytest.raises(DecisionRefused, match="never proposed"):
+            gate.decide(version, approve=True, actor="mallory")
+    assert gate.events() == [] and not promote_if_approved(gate, "round-2") and gate.current() == "round-0"
+    with gate._tx() as conn:  # what the unchecked desk used to write
+        gate._log(conn, "round-2", "approved", "mallory", False, "")
+    assert not promote_if_approved(gate, "round-2") and gate.current() == "round-0"
+    gate.propose("round-2")
+    assert gate.status("round-2") == "proposed" and not promote_if_approved(gate, "round-2")
 
 
 def test_uncertainty_routing_fixes_more_critic_errors_than_random():

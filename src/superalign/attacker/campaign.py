@@ -39,10 +39,10 @@ def run_attack(learner_spec: str, budget: int, out: Path, *, attacker_spec: str 
     from superalign.critic import build_critic
     from superalign.data.seeds import load_harmful_seeds
     from superalign.data.split import split_queries
-    from superalign.store.jsonl import atomic_write_text, write_jsonl
+    from superalign.store.jsonl import atomic_write_text, make_out_dir, write_jsonl
 
     cfg = cfg or AttackerConfig(mode="adaptive", attacker_model=attacker_spec)
-    out.mkdir(parents=True, exist_ok=True)
+    make_out_dir(out)
     seeds, _held = split_queries(load_harmful_seeds(), 0.3)  # the loop's training split; held-out stays unseen
     by_cat: dict[str, list] = {}
     for q in seeds:

@@ -126,20 +126,13 @@ def load_constitution(path: str | Path | None = None) -> Constitution:
 
     Raises UserError naming file:line and what to write instead.
     """
-    import yaml
-
-    from superalign.config import yaml_line
+    from superalign.config import parse_yaml, yaml_line
+    from superalign.user_text import read_user_text
 
     p = Path(path) if path is not None else DEFAULT_CONSTITUTION
     if not p.is_file():
         raise UserError(f"{p}: constitution file not found (copy {DEFAULT_CONSTITUTION} and edit it)")
-    text = p.read_text(encoding="utf-8")
-    try:
-        node, data = yaml.compose(text), yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise UserError(f"{p}{f':{mark.line + 1}' if mark else ''}: not valid YAML "
-                        f"({getattr(exc, 'problem', exc)})") from None
+    node, data = parse_yaml(read_user_text(p), p)
     if not isinstance(data, dict):
         raise UserError(f"{p}:1: expected a mapping with version, dimensions and profiles")
     try:

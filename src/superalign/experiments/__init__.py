@@ -68,6 +68,7 @@ def run_experiment(name: str, out: Path, quick: bool = False, seeds: int | None 
     replaces the preset (see load_experiment_config); --seeds / --learner still override it. `resume`:
     keep the finished runs of an earlier run in `out` (experiments in RESUMABLE only)."""
     from superalign.experiments.common import no_progress
+    from superalign.store.jsonl import make_out_dir
 
     if seeds is not None and seeds < 1:
         raise UserError(f"--seeds {seeds}: must be >= 1 (CIs need >= 2; the issue asks for >= 3)")
@@ -77,7 +78,7 @@ def run_experiment(name: str, out: Path, quick: bool = False, seeds: int | None 
     kwargs: dict[str, Any] = {"resume": True} if resume else {}
     if config is not None:
         kwargs["config"] = load_experiment_config(module, config, quick)
-    out.mkdir(parents=True, exist_ok=True)
+    make_out_dir(out)
     metrics = module.run(out, quick, seeds, learner, progress or no_progress, **kwargs)
     from superalign.store.experiment_report import write_experiment_report
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from superalign.errors import UserError
 from superalign.records import Verdict, stable_id
+from superalign.store.integrity import check_store_file
 
 LOW_CONFIDENCE = 0.7
 HIGH_DISAGREEMENT = 0.3
@@ -230,6 +231,7 @@ class ClarificationStore:
         if not self.run_dir.is_dir():
             raise UserError(f"--run {run_dir}: no such directory; give the --out directory of a `superalign run`")
         self.db = self.run_dir / "run.sqlite"
+        check_store_file(self.db)
         with self._conn() as conn:
             conn.execute(_SCHEMA)
 

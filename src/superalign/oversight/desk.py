@@ -13,6 +13,7 @@ Security model (docs/review.md):
 
 # No `from __future__ import annotations`: FastAPI must see the real `Request` type of the handlers.
 
+import errno
 import hashlib
 import hmac
 import json
@@ -21,6 +22,8 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from superalign.errors import UserError
 
 COOKIE = "superalign_session"
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-src 'self'; "
@@ -51,11 +54,11 @@ def create_app(run_dir: str | Path, token: str) -> Any:
     from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
     from superalign.oversight.pages import make_env
-    from superalign.oversight.promotion import PromotionGate, candidate_versions, promote_if_approved
+    from superalign.oversight.promotion import (DecisionRefused, PromotionGate, candidate_versions,
+                                                promote_if_approved)
     from superalign.oversight.queue import ReviewQueue
 
-    if len(token) < 8:
-        raise ValueError("the access token must be at least 8 characters")
+    _check_token(token)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     queue = ReviewQueue(run_dir / "run.sqlite")
@@ -185,8 +188,13 @@ def create_app(run_dir: str | Path, token: str) -> Any:
     @app.post("/promotion/{version}")
     async def decide(version: str, request: Request) -> Any:
         form = await form_of(request)
+        if form.get("decision") not in ("approve", "reject"):
+            return JSONResponse({"error": "decision must be approve or reject"}, status_code=422)
         approve = form.get("decision") == "approve"
-        gate.decide(version, approve, _reviewer(form), form.get("note", "")[:2000])
+        try:  # refused unless `version` is proposed and pending: nothing is written then
+            gate.decide(version, approve, _reviewer(form), form.get("note", "")[:2000])
+        except DecisionRefused as exc:
+            return JSONResponse({"error": str(exc)}, status_code=404 if exc.status == "unknown" else 409)
         promoted = approve and promote_if_approved(gate, version, actor=_reviewer(form))
         return done(request, "/promotion", {"version": version, "current": gate.current(), "promoted": promoted})
 
@@ -199,7 +207,6 @@ def _mount_values(app: Any, run_dir: Path, page: Callable[..., str], form_of: Ca
     from fastapi import Request
     from fastapi.responses import HTMLResponse, JSONResponse
 
-    from superalign.errors import UserError
     from superalign.oversight.clarify import ClarificationStore
     from superalign.oversight.rejudge import load_reports
     from superalign.oversight.values import ValueHistory
@@ -243,12 +250,40 @@ def _rounds(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def _check_token(token: str) -> None:
+    if len(token) < 8:
+        raise UserError(f"the access token ($SUPERALIGN_TOKEN) is {len(token)} characters; it must be at least 8 "
+                        "(set a longer one, or unset it and the desk prints a generated one)")
+
+
+def _check_bind(host: str, port: int) -> None:
+    """UserError (exit 2) if `host:port` cannot be bound: uvicorn logs the error and exits with 1 or 3,
+    and 3 means "paused for a human" to this CLI."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError, OverflowError) as exc:
+        raise UserError(f"--host {host}: not an address this machine can bind ({exc}); use 127.0.0.1") from None
+    family, _, _, _, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is no conflict
+        try:
+            s.bind(addr)
+        except OSError as exc:
+            why = "already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+            raise UserError(f"--host {host} --port {port}: cannot listen there ({why}); "
+                            "choose another --port (or stop what is using it)") from None
+
+
 def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
           log: Callable[[str], None] = print) -> None:
     """Run the desk with uvicorn until interrupted; prints the token when it generated one."""
     import uvicorn
 
     tok, generated = resolve_token(token)
+    _check_token(tok)
+    _check_bind(host, port)  # before create_app, which creates run.sqlite in an empty directory
     app = create_app(run_dir, tok)
     if generated:
         log(f"access token (set SUPERALIGN_TOKEN to choose one): {tok}")

@@ -126,7 +126,7 @@ def promote_step(cfg: Any, store: Any, out: Path, k: int, log: Any) -> None:
     m = store.step_payload(k, "eval") or {}
     summary = (f"held-out ASR {m.get('asr', float('nan')):.3f}, over-refusal {m.get('over_refusal', float('nan')):.3f}, "
                f"competence {m.get('competence', float('nan')):.3f}")
-    if gate.status(version) == "unknown":
+    if not any(e.action == "proposed" for e in gate.events(version)):  # a decision made before it existed is void
         gate.propose(version, actor="loop", note=summary)
     if gate.status(version) == "proposed":
         if cfg.oversight.promotion == "auto":

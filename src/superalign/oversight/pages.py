@@ -92,9 +92,9 @@ _PROMOTION = """{% extends "base" %}{% block body %}
 <h2>Promotion gate</h2><p>Current learner version: <b id="current">{{ current }}</b>. A version becomes current only when a human approves it.</p>
 <table><tr><th>version</th><th>status</th><th>decide</th></tr>
 {% for v, st in versions %}<tr><td>{{ v }}</td><td>{{ st }}</td><td style="text-align:left">
-<form class="inline" method="post" action="/promotion/{{ v }}"><input type="hidden" name="csrf" value="{{ csrf }}">
+{% if st != "proposed" %}<span class="meta">{{ "not proposed yet" if st == "unknown" else "decided" }}</span>{% else %}<form class="inline" method="post" action="/promotion/{{ v }}"><input type="hidden" name="csrf" value="{{ csrf }}">
 <input type="text" name="reviewer" value="{{ reviewer }}" size="10" aria-label="reviewer"><input type="text" name="note" placeholder="note" size="20" aria-label="note">
-<button class="safe" name="decision" value="approve">Approve &amp; promote</button><button class="unsafe" name="decision" value="reject">Reject</button></form></td></tr>
+<button class="safe" name="decision" value="approve">Approve &amp; promote</button><button class="unsafe" name="decision" value="reject">Reject</button></form>{% endif %}</td></tr>
 {% else %}<tr><td colspan="3">No checkpoints yet.</td></tr>{% endfor %}</table>
 <h3>Log</h3><table><tr><th>#</th><th>when</th><th>version</th><th>action</th><th>by</th><th>auto</th><th>note</th></tr>
 {% for e in events %}<tr><td>{{ e.seq }}</td><td>{{ e.created_at }}</td><td>{{ e.version }}</td><td>{{ e.action }}</td><td>{{ e.actor }}</td><td>{{ e.auto }}</td><td style="text-align:left">{{ e.note }}</td></tr>{% endfor %}</table>

@@ -5,6 +5,10 @@ table of the run's SQLite file (committed before the call returns): proposed, ap
 promoted. The current version is the one last *promoted*; `promote_if_approved` promotes a version
 only if its latest decision is an approval. Experiments may auto-approve (`auto=True`), which is
 logged as such (actor "auto:<who>"), never silently.
+
+A human decision must name a version that is proposed and still pending (its latest event is
+"proposed"): approving `round-2` before the loop proposed it, or deciding a version twice, is refused
+(`DecisionRefused`), so no approval can exist before a reviewer could see the proposal's metrics.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from superalign.errors import UserError
+from superalign.store.integrity import check_store_file
 from superalign.store.sqlite_tx import write_tx
 
 _SCHEMA = """
@@ -23,6 +29,16 @@ CREATE TABLE IF NOT EXISTS promotion_events (
     auto INTEGER NOT NULL DEFAULT 0, note TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL)
 """
 BASE_VERSION = "round-0"  # the base model: current until a human promotes something else
+
+
+class DecisionRefused(UserError):
+    """A decision on a version that is not proposed and pending; nothing was written."""
+
+    def __init__(self, version: str, status: str) -> None:
+        self.version, self.status = version, status
+        why = ("it was never proposed (the loop proposes round-K after evaluating it)" if status == "unknown"
+               else f"it is {status}, not pending (a version is decided once)")
+        super().__init__(f"cannot decide version {version!r}: {why}; decide a version whose status is proposed")
 
 
 @dataclass(frozen=True)
@@ -42,6 +58,7 @@ class PromotionGate:
     def __init__(self, db: str | Path, timeout_s: float = 30.0) -> None:
         self.db = Path(db)
         self.timeout_s = timeout_s
+        check_store_file(self.db)
         self.db.parent.mkdir(parents=True, exist_ok=True)
         with self._tx() as conn:
             conn.execute(_SCHEMA)
@@ -66,10 +83,17 @@ class PromotionGate:
             self._log(conn, version, "proposed", actor, False, note)
 
     def decide(self, version: str, approve: bool, actor: str, note: str = "", auto: bool = False) -> None:
-        """A human's (or, with `auto`, an experiment's logged) approval or rejection of `version`."""
+        """A human's (or, with `auto`, an experiment's logged) approval or rejection of `version`.
+
+        A human decision (not `auto`) needs `version` proposed and pending, else `DecisionRefused` and
+        nothing is written; the check and the write are one transaction, so two reviewers cannot both
+        decide it."""
         if not actor.strip():
             raise ValueError("a decision needs the name of who made it")
         with self._tx() as conn:
+            status = _latest_action(conn, version)
+            if not auto and status != "proposed":
+                raise DecisionRefused(version, status)
             self._log(conn, version, "approved" if approve else "rejected",
                       f"auto:{actor}" if auto else actor, auto, note)
 
@@ -84,14 +108,24 @@ class PromotionGate:
         return promoted[-1].version if promoted else BASE_VERSION
 
 
+def _latest_action(conn: sqlite3.Connection, version: str) -> str:
+    row = conn.execute("SELECT action FROM promotion_events WHERE version = ? ORDER BY seq DESC LIMIT 1",
+                       (version,)).fetchone()
+    return row[0] if row else "unknown"
+
+
 def promote_if_approved(gate: PromotionGate, version: str, actor: str = "gate") -> bool:
     """Make `version` current iff its latest decision is an approval; returns whether it is now current.
 
-    The check and the promotion happen in one transaction, so a concurrent rejection cannot slip between."""
+    A human approval counts only if it follows a proposal of `version` (an experiment's logged
+    auto-approval needs none), so an approval written before the proposal never promotes. The check
+    and the promotion happen in one transaction, so a concurrent rejection cannot slip between."""
     with gate._tx() as conn:
-        row = conn.execute("SELECT action FROM promotion_events WHERE version = ? AND action != 'promoted' "
-                           "ORDER BY seq DESC LIMIT 1", (version,)).fetchone()
-        if row is None or row[0] != "approved":
+        rows = conn.execute("SELECT action, auto FROM promotion_events WHERE version = ? AND action != 'promoted' "
+                            "ORDER BY seq", (version,)).fetchall()
+        if not rows or rows[-1][0] != "approved":
+            return False
+        if not rows[-1][1] and not any(action == "proposed" for action, _ in rows[:-1]):
             return False
         gate._log(conn, version, "promoted", actor, False, "")
     return True

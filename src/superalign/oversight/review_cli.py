@@ -6,6 +6,7 @@ commands, so `superalign --help` stays fast.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional
 
@@ -32,7 +33,7 @@ def _run_dir(run: Path) -> Path:
 def serve_cmd(
     run: Path = typer.Option(..., "--run", help="Run directory (its run.sqlite holds the queue and labels)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; the default serves this machine only."),
-    port: int = typer.Option(8765, "--port", help="TCP port."),
+    port: int = typer.Option(8765, "--port", min=1, max=65535, help="TCP port."),
 ) -> None:
     """Serve the web review desk (token from $SUPERALIGN_TOKEN, else a generated one printed here)."""
     from superalign.oversight.desk import serve
@@ -53,12 +54,15 @@ def add_cmd(
     from superalign.store.jsonl import read_jsonl
 
     rows = read_jsonl(inp, required=["prompt", "response"])
-    for i, r in enumerate(rows, start=1):
-        bad = [k for k in ("prompt", "response") if not isinstance(r[k], str)]
-        if bad or r.get("harmful") not in (None, True, False):
-            what = f"{bad[0]!r} must be a string" if bad else "'harmful' must be true, false or null"
-            raise UserError(f"{inp}:{_line_of_row(inp, i)}: {what}")
+    _check_rows(inp, rows)
     ids = [str(r.get("id") or stable_id("review-add", r["prompt"], r["response"])) for r in rows]
+    first = {}
+    for i, item_id in enumerate(ids, start=1):
+        if item_id in first:  # the second row used to be dropped silently
+            raise UserError(f"{inp}:{_line_of_row(inp, i)}: id {item_id!r} repeats line "
+                            f"{_line_of_row(inp, first[item_id])} (same id, or same prompt and response); "
+                            "give each row its own id or drop the repeat")
+        first[item_id] = i
     verdicts: list = [None] * len(rows)
     if critic != "none":
         from superalign.config import CriticConfig
@@ -70,7 +74,7 @@ def add_cmd(
             raise UserError(f"--critic {critic!r}: choose rules, classifier, ensemble or none") from None
         verdicts = judge([JudgeItem(i, r["prompt"], r["response"], r.get("harmful"))
                           for i, r in zip(ids, rows)], build_critic(ccfg))
-    items = [ReviewItem(i, r["prompt"], r["response"], int(r.get("round", 0) or 0), r.get("harmful"), v,
+    items = [ReviewItem(i, r["prompt"], r["response"], _round_of(r), r.get("harmful"), v,
                         uncertainty(v) if v else 0.0, why_routed(v) if v else "added", "add")
              for i, r, v in zip(ids, rows, verdicts)]
     try:
@@ -80,10 +84,40 @@ def add_cmd(
     _echo(f"enqueued {new} new item(s) ({len(rows) - new} already queued) in {run / 'run.sqlite'}")
 
 
+MAX_ROUND = 1_000_000
+
+
+def _row_problem(r: dict) -> str | None:
+    """What is wrong with one `review add` row, or None."""
+    bad = [k for k in ("prompt", "response") if not isinstance(r[k], str)]
+    if bad:
+        return f"{bad[0]!r} must be a string"
+    if r.get("harmful") not in (None, True, False):
+        return "'harmful' must be true, false or null"
+    rnd = _round_of(r)
+    if isinstance(rnd, bool) or not isinstance(rnd, int) or not 0 <= rnd <= MAX_ROUND:
+        return f"'round' must be a whole number from 0 to {MAX_ROUND}, got {json.dumps(rnd)[:40]}"
+    if "id" in r and (isinstance(r["id"], bool) or not isinstance(r["id"], (str, int))):
+        return f"'id' must be a string, got {json.dumps(r['id'])[:40]}"
+    return None
+
+
+def _round_of(r: dict) -> object:
+    """The row's round as written; absent or null means round 0."""
+    return 0 if r.get("round") is None else r["round"]
+
+
+def _check_rows(inp: Path, rows: list[dict]) -> None:
+    for i, r in enumerate(rows, start=1):
+        problem = _row_problem(r)
+        if problem:
+            raise UserError(f"{inp}:{_line_of_row(inp, i)}: {problem}")
+
+
 def _line_of_row(path: Path, n: int) -> int:
     """The file line of the n-th non-blank row (read_jsonl skips blank lines)."""
     seen = 0
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(path.read_bytes().split(b"\n"), start=1):
         if line.strip():
             seen += 1
             if seen == n:
@@ -95,7 +129,7 @@ def _line_of_row(path: Path, n: int) -> int:
 def route_cmd(
     run: Path = typer.Option(..., "--run", help="Run directory of a `superalign run`."),
     round: int = typer.Option(..., "--round", help="Which round's judged responses to route."),
-    budget: int = typer.Option(20, "--budget", help="Most items sent to humans."),
+    budget: int = typer.Option(20, "--budget", min=0, help="Most items sent to humans."),
     strategy: str = typer.Option("uncertainty", "--strategy", help="uncertainty | random"),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
@@ -121,7 +155,11 @@ def export_cmd(
     from superalign.oversight.queue import ReviewQueue
     from superalign.store.jsonl import write_jsonl
 
-    rows = ReviewQueue(_run_dir(run) / "run.sqlite").labelled_rows()
+    db = _run_dir(run) / "run.sqlite"
+    if not db.is_file():  # opening the queue would create an empty store just to export nothing
+        raise UserError(f"--run {run}: no run.sqlite here, so no labels to export; give the --out directory "
+                        "of a `superalign run` (or of a `review add`)")
+    rows = ReviewQueue(db).labelled_rows()
     write_jsonl(out, rows)
     _echo(f"wrote {len(rows)} labelled rows to {out}")
 

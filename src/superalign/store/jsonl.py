@@ -12,6 +12,7 @@ from typing import Any
 
 from superalign.errors import UserError
 from superalign.faults import tick
+from superalign.user_text import decode_line
 
 
 _TYPE_NAMES = {str: "a string", bool: "true/false", int: "an integer", float: "a number", type(None): "null",
@@ -30,17 +31,12 @@ def read_jsonl(path: str | Path, required: Iterable[str] = (), types: dict[str, 
         raise UserError(f"{p}: no such file (give the path of a .jsonl file, one JSON object per line)")
     rows: list[dict[str, Any]] = []
     need = list(required)
-    with p.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
+    with p.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            line = decode_line(raw, p, lineno)
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(
-                    f"{p}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}); "
-                    "each line must be one JSON object, e.g. {\"prompt\": \"...\"}"
-                ) from None
+            row = _parse_row(line, p, lineno)
             if not isinstance(row, dict):
                 raise UserError(f"{p}:{lineno}: expected a JSON object, got {type(row).__name__}")
             missing = [k for k in need if k not in row]
@@ -55,6 +51,25 @@ def read_jsonl(path: str | Path, required: Iterable[str] = (), types: dict[str, 
     if not rows and not allow_empty:
         raise UserError(f"{p}: no rows (the file is empty); write one JSON object per line")
     return rows
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse_row(line: str, p: Path, lineno: int) -> Any:
+    """One JSON value; UserError for bad JSON, NaN/Infinity (Python-only extensions) and deep nesting."""
+    try:
+        return json.loads(line, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise UserError(
+            f"{p}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}); "
+            "each line must be one JSON object, e.g. {\"prompt\": \"...\"}"
+        ) from None
+    except ValueError as exc:
+        raise UserError(f"{p}:{lineno}: not valid JSON ({exc}); write a number or null instead") from None
+    except RecursionError:
+        raise UserError(f"{p}:{lineno}: JSON nested too deeply to read; flatten the row") from None
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -105,6 +120,22 @@ def cached_pickle(path: str | Path, build: Callable[[], Any], kind: type | None 
         Path(tmp).unlink(missing_ok=True)
         raise
     return obj
+
+
+def make_out_dir(path: str | Path, flag: str = "--out") -> Path:
+    """Create the output directory `path` (and its parents); UserError naming `flag` when it cannot be:
+    a file is in the way, a parent is a file, or it is not writable."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UserError(f"{flag} {p}: is a file, not a directory; choose a directory (new or existing)")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{flag} {p}: cannot create this directory ({exc.strerror or exc}); "
+                        "choose a --out in a writable folder") from None
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {p}: this directory is not writable; choose another or fix its permissions")
+    return p
 
 
 def _write_error(p: Path, exc: OSError) -> UserError:

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from superalign.errors import UserError
 from superalign.faults import tick
 from superalign.records import HumanLabel, Pair, Query, Response, Verdict
+from superalign.store.integrity import check_store_file
 
 T = TypeVar("T")
 
@@ -67,27 +68,44 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False)
 
 
+def _is_access_error(exc: sqlite3.OperationalError) -> bool:
+    return any(w in str(exc) for w in ("unable to open", "readonly", "read-only", "disk I/O"))
+
+
+def _open_error(path: Path, exc: sqlite3.OperationalError) -> UserError:
+    """A store SQLite cannot open for writing (e.g. a read-only run directory): say so, not "not a run store"."""
+    return UserError(f"{path}: cannot open the run store for writing ({exc}); SQLite needs write access to "
+                     "the file and its directory: make them writable, or copy the run somewhere writable")
+
+
 class RunStore:
     """A run's SQLite store (WAL journal, synchronous=FULL: a committed step survives power loss).
 
     Open with `RunStore(path)` or `RunStore.open(path)`; use as a context manager or call `close()`.
     The file and its parent directory are created if missing; opening an existing file keeps its data.
-    A file that is not SQLite raises UserError.
+    A file that is not SQLite, or is empty, truncated or damaged, raises UserError before anything is
+    written (store/integrity.py).
     """
 
     def __init__(self, path: str | Path, *, timeout_s: float = 30.0) -> None:
         """Open (or create) the store at `path`. `timeout_s`: how long to wait for another writer's lock."""
         self.path = Path(path)
+        check_store_file(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a step is exactly one transaction.
-        self._conn: sqlite3.Connection | None = sqlite3.connect(
-            str(self.path), timeout=timeout_s, isolation_level=None
-        )
+        try:
+            self._conn: sqlite3.Connection | None = sqlite3.connect(
+                str(self.path), timeout=timeout_s, isolation_level=None
+            )
+        except sqlite3.OperationalError as exc:
+            raise _open_error(self.path, exc) from None
         conn = self._conn
         try:
             conn.execute("PRAGMA journal_mode=WAL")
         except sqlite3.DatabaseError as exc:
             self.close()
+            if isinstance(exc, sqlite3.OperationalError) and _is_access_error(exc):
+                raise _open_error(self.path, exc) from None
             raise UserError(f"{self.path}: not a run store ({exc}); "
                             "give the run.sqlite of a `superalign run`") from None
         conn.execute("PRAGMA synchronous=FULL")
