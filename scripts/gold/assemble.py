@@ -95,6 +95,7 @@ def main() -> None:
     ap.add_argument("--written", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--eval-rounds", default="0,1", help="rounds whose held-out answers are sampled (gold-v1: 0,1)")
     a = ap.parse_args()
     run = _run_rows(a.run)
 
@@ -103,7 +104,7 @@ def main() -> None:
 
     pick = []
     # Strata and sizes: every round's held-out answers, training answers, revisions, longer answers.
-    for rnd in (0, 1, 2):
+    for rnd in (int(x) for x in a.eval_rounds.split(",")):
         ev = [r for r in run if f"/round-{rnd}/eval/" in r["source"]]
         pick += (sample([r for r in ev if r["harmful"]], 45, f"eval{rnd}-harmful")
                  + sample([r for r in ev if not r["harmful"]], 20, f"eval{rnd}-benign"))
