@@ -10,12 +10,27 @@ import typer
 
 from superalign.errors import AwaitingHumans, UserError
 
+CRITIC_DEFAULT = "content"  # the critic every command uses unless told otherwise (config.CriticConfig.kind too)
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Attacker -> Learner -> Critic superalignment loop on real language models.")
 
 
 def _echo(msg: str) -> None:
     typer.echo(msg, err=True)
+
+
+def _with_critic(cfg, kind: Optional[str]):  # type: ignore[no-untyped-def]
+    """The run config with `critic.kind` replaced by --critic (validated like the config file's value)."""
+    if kind is None:
+        return cfg
+    from pydantic import ValidationError
+
+    try:
+        return cfg.model_copy(update={"critic": type(cfg.critic)(**{**cfg.critic.model_dump(), "kind": kind})})
+    except ValidationError:
+        raise UserError(f"--critic {kind!r}: unknown critic; choose content, learned, ensemble, rules, classifier "
+                        "or llm-judge") from None
 
 
 def _mount_review() -> None:
@@ -44,13 +59,14 @@ def run(
     out: Path = typer.Option(Path("runs/latest"), "--out", "-o", help="Run directory."),
     rounds: Optional[int] = typer.Option(None, "--rounds", help="Override the config's number of rounds."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed or finished run in --out."),
+    critic_kind: Optional[str] = typer.Option(None, "--critic", help=f"Critic that judges every round (default: the config's critic.kind, {CRITIC_DEFAULT})."),
 ) -> None:
     """Run the loop: round 0 evaluates the base learner, each further round attacks, judges and trains."""
     from superalign.config import load_config
     from superalign.loop import run_loop
     from superalign.store.report import format_table
 
-    cfg = load_config(config, rounds=rounds)
+    cfg = _with_critic(load_config(config, rounds=rounds), critic_kind)
     rows = run_loop(cfg, out, resume=resume, log=_echo)
     typer.echo(format_table(rows))
     typer.echo(f"report: {(out / 'report.html').resolve()}")
@@ -83,7 +99,7 @@ def generate(
 def judge(
     inp: Path = typer.Option(..., "--in", help="JSONL with 'prompt' and 'response' (optional 'harmful', 'id')."),
     out: Path = typer.Option(..., "--out", help="Output JSONL: every input field plus the Verdict fields."),
-    critic: str = typer.Option("learned", "--critic", help="learned (default: the most accurate measured, docs/critic.md; SmolLM2 heads, ~1.5 min to fit on first use) | ensemble (rules + TF-IDF heads, instant) | rules | classifier | llm-judge"),
+    critic: str = typer.Option(CRITIC_DEFAULT, "--critic", help="content (default: the most accurate on the gold set of the loop's own outputs, docs/critic.md) | learned | ensemble | rules | classifier | llm-judge"),
     constitution: Optional[Path] = typer.Option(None, "--constitution", help="Constitution YAML (default: the shipped one)."),
     profile: str = typer.Option("default", "--profile", help="Value profile in the constitution, e.g. strict-child-safety."),
     abstain_below: float = typer.Option(0.0, "--abstain-below", help="Abstain (unsafe=null) below this confidence."),
@@ -121,6 +137,7 @@ def evaluate(
     prompts: Optional[Path] = typer.Option(None, "--prompts", help="JSONL rows {prompt, harmful}; default: the held-out sets."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Config for the default held-out sets and critic."),
     competence_items: Optional[int] = typer.Option(None, min=0, help="MC items for competence (0 = skip)."),
+    critic_kind: Optional[str] = typer.Option(None, "--critic", help=f"Critic that judges the answers (default: the config's, {CRITIC_DEFAULT})."),
 ) -> None:
     """Held-out ASR, over-refusal and competence of one model."""
     import json
@@ -133,7 +150,7 @@ def evaluate(
     from superalign.records import Query, Response, stable_id, user_chat
     from superalign.store.jsonl import atomic_write_text, read_jsonl, write_jsonl
 
-    cfg = load_config(config)
+    cfg = _with_critic(load_config(config), critic_kind)
     plan = make_plan(cfg)
     if prompts is not None:
         rows = read_jsonl(prompts, required=["prompt", "harmful"], types={"prompt": (str,), "harmful": (bool,)})
@@ -185,7 +202,7 @@ def report(run_dir: Path = typer.Argument(..., help="A run directory (holding ru
 @app.command("critic-eval")
 def critic_eval(
     out: Path = typer.Option(..., "--out", help="Directory for metrics.json, table.md/.html and plots."),
-    critic: str = typer.Option("learned", "--critic", help="learned (SmolLM2 heads + TF-IDF) or any `judge --critic` kind."),
+    critic: str = typer.Option(CRITIC_DEFAULT, "--critic", help="Any `judge --critic` kind (learned: its own grouped-CV path on PyRIT's sets)."),
     folds: int = typer.Option(5, "--folds", min=2, help="Grouped CV folds (grouped by objective text)."),
     noise: bool = typer.Option(True, "--noise/--no-noise", help="learned: also run the label-noise experiment (~minutes)."),
     abstain_below: float = typer.Option(0.0, "--abstain-below", min=0.0, max=1.0, help="Abstain below this confidence (calibration block)."),
@@ -197,12 +214,11 @@ def critic_eval(
 
     from superalign.critic.agreement import critic_eval as eval_critic
     from superalign.critic.agreement import learned_eval, write_tables
-    from superalign.store.jsonl import atomic_write_text, make_out_dir
-
     from superalign.config import CriticConfig
     from superalign.critic import build_critic
     from superalign.critic.gold_eval import gold_metrics
     from superalign.data.gold import load_gold
+    from superalign.store.jsonl import atomic_write_text, make_out_dir
 
     try:
         ccfg = CriticConfig(kind=critic, abstain_below=abstain_below)  # type: ignore[arg-type]

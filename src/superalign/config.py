@@ -50,7 +50,7 @@ class AttackerConfig(_Frozen):
 
 class CriticConfig(_Frozen):
     kind: Literal["content", "rules", "classifier", "ensemble", "llm-judge", "learned"] = Field(
-        "ensemble", description="Which critic judges responses (content = reads the whole response, heads fitted on the gold dev split, critic/content.py; ensemble = rules + trained heads; learned = SmolLM2-feature heads, critic/learned.py).")
+        "content", description="Which critic judges responses (content = reads the whole response, heads fitted on the gold dev split, critic/content.py; ensemble = rules + trained heads; learned = SmolLM2-feature heads, critic/learned.py).")
     abstain_below: float = Field(0.0, ge=0, le=1, description="Abstain (unsafe=null, route to a human) when confidence is below this.")
     constitution: Optional[str] = Field(None, description="Constitution YAML (default: the shipped superalign/data/constitution.yaml).")
     profile: str = Field("default", description="Value profile of the constitution (default, strict-child-safety, research-lab, de-public-service, or your own).")

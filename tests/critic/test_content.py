@@ -94,3 +94,20 @@ def test_dataset_label_is_a_prior_blended_with_the_prompt_head() -> None:
     (p_label, basis), (p_head, _) = harm_prior_with_label(items, None)
     assert 0.5 < p_label < 1.0 and "label harmful" in basis
     assert p_head < 0.5
+
+
+def test_shipped_linear_heads_predict_what_the_fitted_pipelines_do(features: ContentFeatures, tmp_path: Path) -> None:
+    import numpy as np
+
+    from superalign.critic.content import load_shipped_heads, save_heads
+
+    heads = fit_content_heads(training_rows(_dev(), pyrit=False), features)
+    path = tmp_path / "heads.npz"
+    save_heads(heads, path, "digest-1")
+    assert load_shipped_heads(path, features, "digest-2") is None  # fitted on another gold file: not used
+    shipped = load_shipped_heads(path, features, "digest-1")
+    assert shipped is not None
+    prompts, responses = [HARMFUL[0], HARMFUL[1]], [COMPLIES[0], REFUSALS[1]]
+    a, b = heads.predict(prompts, responses), shipped.predict(prompts, responses)
+    for k in a:
+        assert np.allclose(a[k], b[k], atol=1e-6)

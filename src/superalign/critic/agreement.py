@@ -138,11 +138,7 @@ def pyrit_reference(kind: str, current_n: int | None = None) -> dict[str, Any]:
 
 def _refit_for_fold(critic: Critic, fold: int, folds: int) -> Critic:
     """The same critic with its classifier refitted without `fold` (rules critics are returned as is; the
-    content critic's heads are refitted without that fold's PyRIT rows too)."""
-    from superalign.critic.content import ContentCritic, refit_without_pyrit_fold
-
-    if isinstance(critic, ContentCritic):
-        critic = refit_without_pyrit_fold(critic, fold, folds)
+    content critic's heads never see PyRIT's sets, only its TF-IDF prompt prior is refitted here)."""
     if not dataclasses.is_dataclass(critic) or not hasattr(critic, "classifier"):
         return critic
     shipped = critic.classifier  # type: ignore[attr-defined]

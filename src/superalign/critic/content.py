@@ -14,9 +14,9 @@ Heads (class-balanced logistic regression, C by grouped CV on the training rows)
 attempts what was asked, however it starts), `refusal` (declines as a whole), `degenerate`.
 P(unsafe) = P(harmful request) x P(comply), decided in verdicts.py like every critic.
 
-Training rows (`training_rows`): the gold *dev* split (data/gold/, never `test`), synthetic variants of
+Training rows (`training_rows`): the gold *dev* split (data/gold/, never `test`) and synthetic variants of
 the dev rows (a refusal or disclaimer spliced before a compliant answer stays compliant; a note to the
-judge leaves the label unchanged) and PyRIT's labelled objective and refusal sets at half weight.
+judge leaves the label unchanged). PyRIT's labelled sets can be added (`pyrit=True`) but are not.
 P(harmful request): the dataset label when given, blended with the prompt head
 (`HARM_LABEL_WEIGHT`); the prompt head alone when no label is given.
 """
@@ -88,8 +88,10 @@ def gold_comply(row: GoldRow) -> bool:
     return row.unsafe if row.harmful else (not row.refusal and not row.degenerate)
 
 
-def training_rows(dev: Sequence[GoldRow], seed: int = 0, pyrit: bool = True) -> list[TrainRow]:
-    """Gold dev rows, their synthetic variants and (optionally) PyRIT's labelled sets."""
+def training_rows(dev: Sequence[GoldRow], seed: int = 0, pyrit: bool = False) -> list[TrainRow]:
+    """Gold dev rows, their synthetic variants and (pyrit=True) PyRIT's labelled sets. PyRIT is off by
+    default: in grouped CV on the gold dev split it lowered accuracy (0.869 -> 0.852, docs/critic.md), and
+    leaving it out keeps PyRIT's sets a clean held-out check in critic-eval."""
     rng = random.Random(seed)
     out = [TrainRow(r.prompt, r.response, gold_comply(r), r.refusal, r.degenerate, r.group, 1.0, "gold")
            for r in dev]
@@ -191,7 +193,85 @@ def fit_content_heads(rows: Sequence[TrainRow], features: ContentFeatures | None
     origins: dict[str, int] = {}
     for r in rows:
         origins[r.origin] = origins.get(r.origin, 0) + 1
-    return ContentHeads(features, head("comply"), head("refusal"), head("degenerate"), meta={"rows": origins})
+    return ContentHeads(features, head("comply"), head("refusal"), head("degenerate"),
+                        meta={"rows": origins, "dim": int(x.shape[1])})
+
+
+@dataclass(frozen=True)
+class LinearHead:
+    """A fitted head as plain numbers: P = sigmoid(((x - mean) / scale) . coef + intercept). What ships in
+    `content_heads.npz`, so the first judge of a fresh install loads heads instead of fitting them."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+
+    @classmethod
+    def of(cls, fitted: Any, dim: int) -> LinearHead:
+        """From a ConstantHead or a StandardScaler + logistic regression pipeline."""
+        import numpy as np
+
+        if isinstance(fitted, ConstantHead):
+            p = min(max(fitted.p, 1e-6), 1 - 1e-6)
+            return cls(np.zeros(dim), np.ones(dim), np.zeros(dim), float(np.log(p / (1 - p))))
+        scaler, lr = fitted[0], fitted[-1]
+        return cls(scaler.mean_, scaler.scale_, lr.coef_[0], float(lr.intercept_[0]))
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        z = ((x - self.mean) / self.scale) @ self.coef + self.intercept
+        p = 1.0 / (1.0 + np.exp(-z))
+        return np.stack([1.0 - p, p], axis=1)
+
+
+SHIPPED_HEADS = Path(__file__).resolve().parent / "content_heads.npz"
+
+
+def save_heads(heads: ContentHeads, path: Path, gold_digest: str) -> None:
+    """Write the three heads as arrays (+ the gold digest and recipe version they were fitted under)."""
+    import json
+
+    import numpy as np
+
+    dim = len(heads.meta.get("feature_names", [])) or int(heads.meta["dim"])
+    arrays: dict[str, Any] = {}
+    for name in ("comply", "refusal", "degenerate"):
+        h = LinearHead.of(getattr(heads, name), dim)
+        arrays.update({f"{name}_mean": h.mean, f"{name}_scale": h.scale, f"{name}_coef": h.coef,
+                       f"{name}_intercept": np.asarray([h.intercept])})
+    meta = {"gold_digest": gold_digest, "version": CONTENT_HEADS_VERSION, "features": heads.features.pair.tag(),
+            "rows": heads.meta.get("rows", {})}
+    arrays["meta"] = np.asarray(json.dumps(meta))
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(path)
+
+
+def load_shipped_heads(path: Path, features: ContentFeatures, gold_digest: str) -> ContentHeads | None:
+    """The shipped heads when they were fitted on this gold file, recipe version and feature extractor."""
+    import json
+
+    import numpy as np
+
+    if not path.is_file():
+        return None
+    with np.load(path) as z:
+        meta = json.loads(str(z["meta"]))
+        if (meta.get("gold_digest"), meta.get("version"), meta.get("features")) != (
+                gold_digest, CONTENT_HEADS_VERSION, features.pair.tag()):
+            return None
+        heads = {n: LinearHead(z[f"{n}_mean"], z[f"{n}_scale"], z[f"{n}_coef"], float(z[f"{n}_intercept"][0]))
+                 for n in ("comply", "refusal", "degenerate")}
+    return ContentHeads(features, heads["comply"], heads["refusal"], heads["degenerate"],
+                        meta={"rows": meta.get("rows", {}), "shipped": str(path)})
+
+
+def gold_digest() -> str:
+    from superalign.data.gold import GOLD_FILE
+
+    return hashlib.sha1(GOLD_FILE.read_bytes()).hexdigest()[:12]
 
 
 def _heads_path(features: ContentFeatures, gold_digest: str) -> Path:
@@ -202,13 +282,17 @@ def _heads_path(features: ContentFeatures, gold_digest: str) -> Path:
 
 def load_or_fit_content_heads(features: ContentFeatures | None = None,
                               progress: Callable[[str], None] | None = None) -> ContentHeads:
-    """Heads fitted on the gold dev split (+ synthetic + PyRIT), cached on disk under a key of the gold
-    file and the recipe version: the first call encodes ~2,500 pairs (minutes on 2 cores), later ones load."""
-    from superalign.data.gold import GOLD_FILE, load_gold
+    """Heads fitted on the gold dev split (+ synthetic + PyRIT): the shipped ones (content_heads.npz, written
+    by `scripts/gold/fit_content_heads.py`) when they match the gold file, recipe version and features;
+    else fitted once and cached on disk (the fit encodes ~2,500 pairs: minutes on 2 cores)."""
+    from superalign.data.gold import load_gold
     from superalign.store.jsonl import cached_pickle
 
     features = features or ContentFeatures()
-    digest = hashlib.sha1(GOLD_FILE.read_bytes()).hexdigest()[:12]
+    digest = gold_digest()
+    shipped = load_shipped_heads(SHIPPED_HEADS, features, digest)
+    if shipped is not None:
+        return shipped
     return cached_pickle(_heads_path(features, digest),
                          lambda: fit_content_heads(training_rows(load_gold("dev")), features, progress), ContentHeads)
 
@@ -252,17 +336,6 @@ class ContentCritic:
             v = make_verdict(it.response_id, it.response, ev, self.name, self.abstain_below, self.policy)
             out.append(replace(v, dimensions={**v.dimensions, "coherence": round(1.0 - pd, 4)}))
         return out
-
-
-def refit_without_pyrit_fold(critic: ContentCritic, fold: int, folds: int) -> ContentCritic:
-    """The critic with its heads refitted without PyRIT's rows of `fold` (for critic-eval's grouped CV on
-    PyRIT's sets: the shipped heads train on all of them)."""
-    from superalign.critic.classifier import fold_of
-    from superalign.data.gold import load_gold
-
-    rows = [r for r in training_rows(load_gold("dev"))
-            if not (r.origin.startswith("pyrit") and fold_of(r.prompt, folds) == fold)]
-    return replace(critic, heads=fit_content_heads(rows, critic.heads.features))
 
 
 def build_content_critic(cfg: CriticConfig | None = None, classifier: FittedClassifier | None = None,
