@@ -24,12 +24,19 @@ def main() -> None:
     ap.add_argument("--pyrit", action="store_true")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--no-label", action="store_true", help="judge without the dataset's harmful label")
+    ap.add_argument("--layers", type=int, default=0, help="transformer blocks the features read (0 = the default)")
+    ap.add_argument("--blocks", default="whole,content,hand", help="feature blocks the heads see")
     a = ap.parse_args()
     from sklearn.model_selection import GroupKFold
 
     dev = load_gold("dev", a.gold)
     clf = fit_classifier_cached()
     feats = ContentFeatures()
+    if a.layers:
+        import dataclasses
+
+        feats = ContentFeatures(dataclasses.replace(feats.pair, layers=a.layers))
+    feats = ContentFeatures(feats.pair, tuple(a.blocks.split(",")))
     pred: dict[str, bool | None] = {}
     for tr, te in GroupKFold(n_splits=a.folds).split(dev, groups=[r.group for r in dev]):
         heads = fit_content_heads(training_rows([dev[i] for i in tr], pyrit=a.pyrit), feats)
