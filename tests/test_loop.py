@@ -60,3 +60,33 @@ def test_only_the_runs_own_temp_files_are_cleaned(tmp_path):
     run_loop(cfg, tmp_path, resume=True, log=lambda m: None)
     assert not os.path.exists(left) and not os.path.exists(left_dir)
     assert all(p.exists() for p in mine)
+
+
+def _tree(d):
+    return {str(p.relative_to(d)): p.read_bytes() if p.is_file() else None for p in sorted(d.rglob("*"))}
+
+
+def test_more_rounds_continue_a_finished_run_as_a_clean_run_would(tmp_path):
+    """Raising --rounds on a finished run resumes it to the new count (issue 26, defect 3); the rounds it
+    adds are the ones a clean run of that length gets."""
+    run_loop(load_config("configs/scripted.yaml", rounds=1), tmp_path / "grown", log=lambda m: None)
+    grown = run_loop(load_config("configs/scripted.yaml", rounds=2), tmp_path / "grown", resume=True,
+                     log=lambda m: None)
+    clean = run_loop(load_config("configs/scripted.yaml", rounds=2), tmp_path / "clean", log=lambda m: None)
+    keys = ("round", "asr", "over_refusal", "pairs", "trained_from", "promoted")
+    assert [tuple(r.get(k) for k in keys) for r in grown] == [tuple(r.get(k) for k in keys) for r in clean]
+    assert [r["round"] for r in grown] == [0, 1, 2]
+
+
+def test_a_refused_resume_names_each_changed_key_and_touches_nothing(tmp_path):
+    from superalign.errors import UserError
+
+    run_loop(load_config("configs/scripted.yaml", rounds=2), tmp_path, log=lambda m: None)
+    before = _tree(tmp_path)
+    changed = load_config("configs/scripted.yaml", rounds=2).model_copy(
+        update={"attacker": load_config("configs/scripted.yaml").attacker.model_copy(update={"queries_per_round": 90})})
+    with pytest.raises(UserError, match=r"another config \(attacker\.queries_per_round: 96 → 90\)"):
+        run_loop(changed, tmp_path, resume=True, log=lambda m: None)
+    with pytest.raises(UserError, match=r"rounds: 2 → 1\).*give --rounds 2 or more"):  # rounds never shrink
+        run_loop(load_config("configs/scripted.yaml", rounds=1), tmp_path, resume=True, log=lambda m: None)
+    assert _tree(tmp_path) == before

@@ -67,7 +67,7 @@ def run(
     from superalign.store.report import format_table
 
     cfg = _with_critic(load_config(config, rounds=rounds), critic_kind)
-    rows = run_loop(cfg, out, resume=resume, log=_echo)
+    rows = run_loop(cfg, out, resume=resume, log=_echo, source=config)
     typer.echo(format_table(rows))
     typer.echo(f"report: {(out / 'report.html').resolve()}")
 

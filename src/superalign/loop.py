@@ -79,25 +79,29 @@ def _sharded_type() -> type:
     return ShardedBackend
 
 
-def run_loop(cfg: RunConfig, out: Path, resume: bool = False, log: Log = print) -> list[dict]:
-    """Run (or resume) `cfg.rounds` rounds into `out`; returns the per-round metrics."""
+def run_loop(cfg: RunConfig, out: Path, resume: bool = False, log: Log = print,
+             source: str | Path | None = None) -> list[dict]:
+    """Run (or resume) `cfg.rounds` rounds into `out`; returns the per-round metrics. `source`: the YAML
+    `cfg` came from (its lines are named in config errors). A finished run resumed with more rounds goes on."""
     from superalign.critic import build_critic
     from superalign.oversight.in_loop import promote_step
     from superalign.plan import make_plan
+    from superalign.preflight import check_resume, check_run
     from superalign.store.jsonl import make_out_dir
     from superalign.store.runstore import RunStore
 
+    check_run(cfg, source)  # every name, file and server, before the run directory or its store exists
     make_out_dir(out)
     db = out / "run.sqlite"
     if db.exists() and not resume:
         raise UserError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
     resuming = db.exists()
     with _run_lock(out), RunStore(db) as store:
+        stored = store.get_meta("config")
+        if stored is not None:
+            check_resume(stored, cfg, out)
         if resuming:  # a fresh run has left nothing behind yet: the user's own temp files are not ours
             _sweep_temp(out)
-        stored = store.get_meta("config")
-        if stored is not None and stored != cfg.model_dump(mode="json"):
-            raise UserError(f"{out}: the run was started with a different config; resume with the same one")
         store.set_meta("config", cfg.model_dump(mode="json"))
         plan = make_plan(cfg)
         critic = build_critic(cfg.critic)

@@ -130,6 +130,26 @@ def test_unknown_model_lists_the_served_models() -> None:
     assert "no-such-model" in str(err.value) and STUB_MODEL in str(err.value)
 
 
+def test_a_run_checks_the_server_before_it_writes_anything() -> None:
+    """check_backend_spec (what a run calls before it creates its directory): one GET /models, no POST;
+    a closed port and a model the server does not serve are each one clear error (issue 26, defect 3)."""
+    from superalign.backends import check_backend_spec
+
+    log = StubLog()
+    with serve_stub(log=log) as url:
+        check_backend_spec(f"openai:{STUB_MODEL}@{url}")
+        assert log.requests == []  # the stub logs POSTs: nothing was generated
+        with pytest.raises(BackendUnavailable, match=f"'other' is not served at {url}; it serves: {STUB_MODEL}"):
+            check_backend_spec(f"openai:other@{url}")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    start = time.monotonic()
+    with pytest.raises(BackendUnavailable, match=f"cannot reach OpenAI-compatible server at http://127.0.0.1:{port}/v1"):
+        check_backend_spec(f"openai:m@http://127.0.0.1:{port}/v1")
+    assert time.monotonic() - start < 5.0
+
+
 # ---- logprobs ---------------------------------------------------------------------------------------
 CHATS = [user_chat("hello there"), user_chat("how do I bake bread?", system="You are kind."), user_chat("x")]
 CONTINUATIONS = ["Sure thing", "I can't help with that today", ""]

@@ -185,6 +185,15 @@ FILES = {  # written into tmp_path before every row
     "prompt-null.jsonl": b'{"prompt": null, "response": "r"}\n',
     "harmful-yes.jsonl": b'{"prompt": "p", "response": "r", "harmful": "yes"}\n',
     "harmful-nan.jsonl": b'{"prompt": "p", "response": "r", "harmful": NaN}\n',
+    # defect 3: what a run needs is checked before its directory exists ({t}, {closed}: filled in per test)
+    "bad-converter.yaml": TINY_CFG.replace("attacker: {", "attacker: {converters: [roleplay, leet], ").encode(),
+    "bad-profile.yaml": (TINY_CFG + "critic: {profile: strict}\n").encode(),
+    "bad-constitution.yaml": (TINY_CFG + "critic: {constitution: '{t}/nope.yaml'}\n").encode(),
+    "openai-down.yaml": TINY_CFG.replace("learner: scripted", "learner: openai:m@http://127.0.0.1:{closed}/v1").encode(),
+    "learner-not-a-model.yaml": TINY_CFG.replace("learner: scripted", "learner: '{t}/rv'").encode(),
+    "judge-model-missing.yaml": (TINY_CFG + "critic: {kind: llm-judge, judge_model: '{t}/nope'}\n").encode(),
+    "judge-model-unused.yaml": (TINY_CFG + "critic: {kind: ensemble, judge_model: '{t}/nope'}\n").encode(),
+    "attacker-model-missing.yaml": TINY_CFG.replace("attacker: {", "attacker: {mode: adaptive, attacker_model: '{t}/nope', ").encode(),
 }
 ADD = ["review", "add", "--critic", "none", "--run", "{t}/rv", "--in"]
 MATRIX = [  # (case, argv with {t} = tmp_path, what the message must name)
@@ -237,6 +246,22 @@ MATRIX = [  # (case, argv with {t} = tmp_path, what the message must name)
     ("attack --out under a file", ["attack", "--learner", "scripted", "--out", "{t}/a-file/att", "--budget", "4"],
      ["--out", "cannot create"]),
     ("values log --run missing", ["values", "log", "--run", "{t}/nope"], ["--run", "no such directory"]),
+    ("run unknown converter", ["run", "--config", "{t}/bad-converter.yaml", "--out", "{t}/run"],
+     ["attacker.converters.1: unknown converter 'leet'", "did you mean 'leetspeak'", "bad-converter.yaml:5"]),
+    ("run unknown profile", ["run", "--config", "{t}/bad-profile.yaml", "--out", "{t}/run"],
+     ["critic.profile", "'strict' not in constitution", "bad-profile.yaml:6"]),
+    ("run constitution missing", ["run", "--config", "{t}/bad-constitution.yaml", "--out", "{t}/run"],
+     ["critic.constitution", "nope.yaml: constitution file not found", "bad-constitution.yaml:6"]),
+    ("run openai learner unreachable", ["run", "--config", "{t}/openai-down.yaml", "--out", "{t}/run"],
+     ["learner: cannot reach OpenAI-compatible server", "openai-down.yaml:1"]),
+    ("run learner dir not a model", ["run", "--config", "{t}/learner-not-a-model.yaml", "--out", "{t}/run"],
+     ["learner:", "not a model directory (no config.json)", "learner-not-a-model.yaml:1"]),
+    ("run llm-judge model missing", ["run", "--config", "{t}/judge-model-missing.yaml", "--out", "{t}/run"],
+     ["critic.judge_model: model", "not found", "judge-model-missing.yaml:6"]),
+    ("run attacker model missing", ["run", "--config", "{t}/attacker-model-missing.yaml", "--out", "{t}/run"],
+     ["attacker.attacker_model: model", "not found", "attacker-model-missing.yaml:5"]),
+    ("run --critic llm-judge, model missing", ["run", "--config", "{t}/judge-model-unused.yaml", "--critic",
+                                              "llm-judge", "--out", "{t}/run"], ["critic.judge_model", "not found"]),
 ]
 
 
@@ -253,13 +278,22 @@ def busy_port():
         yield s.getsockname()[1]
 
 
+@pytest.fixture()
+def closed_port():
+    """A port nothing listens on (bound, never listening: connections are refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()[1]
+
+
 @pytest.mark.parametrize("case, argv, needles", MATRIX, ids=[m[0] for m in MATRIX])
-def test_bad_input_matrix(tmp_path, monkeypatch, capsys, busy_port, case, argv, needles):
+def test_bad_input_matrix(tmp_path, monkeypatch, capsys, busy_port, closed_port, case, argv, needles):
     from superalign.cli import main
 
     for name, data in FILES.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_bytes(data)
+        (tmp_path / name).write_bytes(data.replace(b"{t}", str(tmp_path).encode())
+                                      .replace(b"{closed}", str(closed_port).encode()))
     monkeypatch.setenv("SUPERALIGN_TOKEN", "short" if "short token" in case else "a-long-enough-token")
     before = _tree(tmp_path)
     args = [a.replace("{t}", str(tmp_path)).replace("{busy}", str(busy_port)) for a in argv]

@@ -48,6 +48,63 @@ def test_every_page_and_write_needs_the_token(run_dir):
     assert c.get("/queue").status_code == 200  # the session cookie now authenticates
 
 
+def test_logout_ends_the_session_and_sessions_expire(run_dir):
+    """The cookie is a random session id, not a value derived from the token: logging out ends it (the
+    old cookie is refused afterwards) and it expires by itself (issue 26, defect 7)."""
+    from fastapi.testclient import TestClient
+
+    now = [1_000_000.0]
+    c = TestClient(create_app(run_dir, TOKEN, session_ttl_s=60, clock=lambda: now[0]), follow_redirects=False)
+
+    def login():
+        r = c.post("/login", data={"token": TOKEN})
+        assert "max-age=60" in r.headers["set-cookie"].lower()
+        c.cookies.clear()  # each request below names its cookie
+        return r.cookies[COOKIE]
+
+    def get_queue(sid):
+        return c.get("/queue", headers={"Cookie": f"{COOKIE}={sid}"}).status_code
+
+    first, second = login(), login()
+    assert first != second and TOKEN not in first  # a fresh random id per login
+    assert get_queue(first) == 200 and get_queue(second) == 200
+    assert c.post("/logout", data={"csrf": csrf_token(TOKEN)}, headers={"Cookie": f"{COOKIE}={first}"}).status_code == 303
+    assert get_queue(first) == 401  # a cookie kept from before the logout
+    assert get_queue(second) == 200  # another session (another browser) goes on
+    now[0] += 61
+    assert get_queue(second) == 401  # expired
+    assert get_queue(login()) == 200
+    assert c.get("/queue", headers=AUTH).status_code == 200  # the token itself still works
+
+
+@pytest.mark.parametrize("path, field, size", [
+    ("/items/item-1/label", "note", 2001),
+    ("/items/item-1/label", "reviewer", 65),
+    ("/items/item-1/comment", "note", 2001),
+    ("/promotion/round-1", "note", 2001),
+    ("/promotion/round-1", "reviewer", 65),
+])
+def test_overlong_notes_and_names_are_refused_not_cut(run_dir, path, field, size):
+    """A note or reviewer name over its limit gets 422 naming the limit, and nothing is written (they were
+    cut and acknowledged as success)."""
+    gate = PromotionGate(run_dir / "run.sqlite")
+    gate.propose("round-1")
+    queue = ReviewQueue(run_dir / "run.sqlite")
+    before = (queue.events("item-1"), gate.events())
+    data = {"csrf": csrf_token(TOKEN), "verdict": "unsafe", "decision": "approve", "reviewer": "alice",
+            field: "x" * size}
+    r = _client(run_dir).post(path, headers={**AUTH, "Accept": "application/json"}, data=data)
+    assert r.status_code == 422, r.text
+    assert f"{field} is {size} characters" in r.json()["error"] and "shorten it" in r.json()["error"]
+    assert (queue.events("item-1"), gate.events()) == before
+    ok = _client(run_dir).post(path, headers={**AUTH, "Accept": "application/json"},
+                               data={**data, field: "y" * (size - 1)})
+    assert ok.status_code == 200, ok.text
+    events = queue.events("item-1") if path.startswith("/items") else gate.events()
+    attr = field if field == "note" else "reviewer" if path.startswith("/items") else "actor"
+    assert any(getattr(e, attr) == "y" * (size - 1) for e in events)  # stored whole
+
+
 def test_writes_without_the_csrf_token_are_rejected(run_dir):
     c = _client(run_dir)
     assert _label(c, csrf=False).status_code == 403

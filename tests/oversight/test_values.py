@@ -209,6 +209,33 @@ def test_a_proposal_accepted_in_the_desk_enters_the_next_version_and_a_rejected_
     assert "<script>alert" not in values.text
 
 
+@pytest.mark.parametrize("change, needle", [
+    ({"rubric_id": "Not An Id"}, "rubric_id 'Not An Id' is not '<dimension-prefix>.<item>'"),
+    ({"rubric_id": "harm."}, "rubric_id 'harm.' is not"),
+    ({"dimension": "no-such-dimension"}, "dimension 'no-such-dimension' is not in the current values"),
+    ({"text": "ok"}, "rubric item text"),
+])
+def test_accepting_a_clarification_that_cannot_be_a_rubric_item_is_refused(tmp_path, change, needle):
+    """A stored proposal with an invalid rubric_id (or dimension, or text) gets 422 with the reason, not a
+    500; it stays pending and no value version is written (issue 26, defect 7)."""
+    import dataclasses
+
+    from fastapi.testclient import TestClient
+
+    run, _ = _make_run(tmp_path)
+    bad = dataclasses.replace(propose(disputed_cases(run), StubProposer(), limit=1)[0], **change)
+    store = ClarificationStore(run)
+    store.add([bad])
+    c = TestClient(create_app(run, TOKEN), follow_redirects=False)
+    r = c.post(f"/clarifications/{bad.id}", headers={**AUTH, "Accept": "application/json"},
+               data={"decision": "accept", "reviewer": "ana", "csrf": csrf_token(TOKEN)})
+    assert r.status_code == 422, r.text
+    assert needle in r.json()["error"] and "reject it with a reason" in r.json()["error"]
+    assert store.get(bad.id).status == "pending" and len(ValueHistory(run).versions()) == 1
+    assert c.post(f"/clarifications/{bad.id}", headers=AUTH, data={"decision": "reject", "reason": "bad id",
+                                                                     "csrf": csrf_token(TOKEN)}).status_code == 303
+
+
 @pytest.mark.parametrize("cmd", [["accept"], ["reject", "--reason", "no"]])
 def test_terminal_accept_and_reject_commands(tmp_path, cmd):
     run, _ = _make_run(tmp_path)

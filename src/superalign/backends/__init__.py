@@ -12,7 +12,7 @@ from typing import Any
 from superalign.backends.base import Backend, Sampling
 from superalign.errors import BackendUnavailable
 
-__all__ = ["Backend", "Sampling", "load_backend"]
+__all__ = ["Backend", "Sampling", "check_backend_spec", "load_backend"]
 
 
 def load_backend(spec: str, batch_size: int = 32, name: str | None = None, dtype: str = "float32") -> Any:
@@ -40,8 +40,36 @@ def load_backend(spec: str, batch_size: int = 32, name: str | None = None, dtype
     if (p / STATE_FILE).is_file():
         return ScriptedBackend.load(p)
     if not p.exists():
-        raise BackendUnavailable(
-            f"model '{spec}' not found: give 'embedded', 'tiny', 'scripted', an existing HF model "
-            "directory, or openai:<model>@<base_url>"
-        )
+        raise _not_found(spec)
     return HFBackend.from_dir(p, name=name, batch_size=batch_size, dtype=dtype)
+
+
+NAMED_SPECS = ("embedded", "tiny", "scripted")
+
+
+def check_backend_spec(spec: str, probe_timeout: float = 5.0) -> None:
+    """Raise BackendUnavailable (or UserError for a malformed `openai:` spec) when `spec` names no backend:
+    not one of NAMED_SPECS, not a model directory (config.json or a scripted state), or an `openai:`
+    server that does not answer GET /models within `probe_timeout` s or does not serve the model.
+    Loads no weights: a run calls it before it writes anything."""
+    from superalign.backends.scripted import STATE_FILE
+
+    if spec in NAMED_SPECS:
+        return
+    if spec.startswith("openai:"):
+        from superalign.backends.openai_compat import OpenAICompatBackend, parse_openai_spec
+
+        model, url = parse_openai_spec(spec)
+        OpenAICompatBackend(model, url, timeout=probe_timeout, max_tries=1).check_served()
+        return
+    p = Path(spec).expanduser()
+    if not p.exists():
+        raise _not_found(spec)
+    if not (p / "config.json").is_file() and not (p / STATE_FILE).is_file():
+        raise BackendUnavailable(f"{p}: not a model directory (no config.json); give a directory saved with "
+                                 "save_pretrained, e.g. a run's checkpoints/round-K")
+
+
+def _not_found(spec: str) -> BackendUnavailable:
+    return BackendUnavailable(f"model '{spec}' not found: give 'embedded', 'tiny', 'scripted', an existing HF "
+                              "model directory, or openai:<model>@<base_url>")

@@ -230,14 +230,34 @@ class OpenAICompatBackend:
         except ValueError:
             raise UserError(f"{self.base_url}{path} did not answer JSON: {response.text[:200]!r}") from None
 
+    def check_served(self) -> None:
+        """One GET /models, before a run writes anything: BackendUnavailable when the server does not answer
+        or lists models without `self.model`. A server that answers without a listing passes (the listing
+        is optional in the API; the first real request names any other problem). Loads nothing."""
+        import httpx
+
+        try:
+            listing = self._http().get(self.base_url + "/models")
+        except httpx.HTTPError as exc:
+            raise self._unreachable(str(exc) or type(exc).__name__) from None
+        finally:
+            self.close()
+        self._raise_if_not_listed(listing)
+
     def _raise_if_model_missing(self) -> None:
         """BackendUnavailable listing the served models when `self.model` is not among them."""
         import httpx
 
         try:
             listing = self._http().get(self.base_url + "/models")
+        except httpx.HTTPError:
+            return
+        self._raise_if_not_listed(listing)
+
+    def _raise_if_not_listed(self, listing: httpx.Response) -> None:
+        try:
             served = [m["id"] for m in listing.json().get("data", [])] if listing.status_code == 200 else []
-        except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             return
         if served and self.model not in served:
             raise BackendUnavailable(

@@ -268,7 +268,6 @@ class ClarificationStore:
 
     def accept(self, pid: str, reviewer: str, reason: str = "") -> Clarification:
         """Append the proposal as a rubric item to a new value version, then mark it accepted (with it)."""
-        from superalign.critic.constitution import RubricItem
         from superalign.oversight.values import ValueHistory, add_rubric_item
 
         p = self._pending(pid)
@@ -277,8 +276,7 @@ class ClarificationStore:
         if p.rubric_id in current.rubric_ids():  # a crash after the version was written: don't add twice
             version = history.current().version
         else:
-            item = RubricItem(id=p.rubric_id, text=p.text, examples=p.examples)
-            text = add_rubric_item(current, p.dimension, item)
+            text = add_rubric_item(current, p.dimension, _rubric_item(p, current))
             label = self.run_dir / "values" / f".clarification-{p.id}.yaml"
             try:
                 version = history.add_version(text, reviewer, reason or f"accepted value clarification {p.id}",
@@ -306,3 +304,23 @@ class ClarificationStore:
                          "version = ? WHERE id = ? AND status = 'pending'",
                          (status, reviewer, _now(), reason, version, pid))
         return self.get(pid)
+
+
+def _rubric_item(p: Clarification, current: Any) -> Any:
+    """The proposal as a RubricItem of the current constitution; UserError (nothing written) when it
+    cannot be one: an id that is not '<prefix>.<item>', an unknown dimension, too short a text."""
+    from pydantic import ValidationError
+
+    from superalign.critic.constitution import RubricItem
+
+    if p.dimension not in current.dimensions:
+        raise UserError(f"value clarification {p.id} cannot be accepted: dimension {p.dimension!r} is not in "
+                        f"the current values ({', '.join(current.dimensions)}); reject it with a reason")
+    try:
+        return RubricItem(id=p.rubric_id, text=p.text, examples=p.examples)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(x) for x in err["loc"])
+        what = (f"rubric_id {p.rubric_id!r} is not '<dimension-prefix>.<item>' in lower case (e.g. harm.no-uplift)"
+                if field == "id" else f"rubric item {field}: {err['msg']}")
+        raise UserError(f"value clarification {p.id} cannot be accepted: {what}; reject it with a reason") from None

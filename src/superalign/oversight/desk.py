@@ -2,12 +2,14 @@
 
 Security model (docs/review.md):
 - every request needs the access token: `Authorization: Bearer <token>`, or the HttpOnly,
-  SameSite=Strict session cookie that POST /login sets after checking the token (the cookie holds an
-  HMAC of the token, not the token); anything else gets 401;
+  SameSite=Strict session cookie that POST /login sets after checking the token (a random session id
+  that expires after `session_ttl_s` and that POST /logout ends; held in this process, so a restart
+  ends every session too); anything else gets 401;
 - every write form carries a CSRF token (an HMAC of the access token); a POST without it gets 403;
 - all text is rendered by jinja2 with autoescape, and a Content-Security-Policy forbids scripts, so
   a `<script>` or `onerror=` payload in a prompt or response is inert;
-- a label is acknowledged (303, or 200 JSON) only after its SQLite transaction committed;
+- a label is acknowledged (303, or 200 JSON) only after its SQLite transaction committed; a note,
+  reason or reviewer name over its limit is refused (422, nothing written), never cut;
 - `serve` binds to 127.0.0.1 unless told otherwise.
 """
 
@@ -19,6 +21,8 @@ import hmac
 import json
 import os
 import secrets
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +33,42 @@ COOKIE = "superalign_session"
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-src 'self'; "
        "form-action 'self'; frame-ancestors 'self'; base-uri 'none'")
 _VERDICTS = {"unsafe": True, "safe": False, "unsure": None}
+SESSION_TTL_S = 8 * 3600  # a working day: then the reviewer logs in again
+MAX_NOTE = 2000  # characters of a note or reason
+MAX_NAME = 64  # characters of a reviewer name
+
+
+class FieldTooLong(ValueError):
+    """A form field over its limit: answered 422 with this message, nothing written."""
+
+
+class Sessions:
+    """Random session ids with an expiry (seconds of `clock`), in this process: logout ends one."""
+
+    def __init__(self, ttl_s: float, clock: Callable[[], float] = time.time) -> None:
+        self.ttl_s, self.clock = ttl_s, clock
+        self._expiry: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def start(self) -> str:
+        sid = secrets.token_urlsafe(32)
+        with self._lock:
+            now = self.clock()
+            self._expiry = {k: t for k, t in self._expiry.items() if t > now}  # forget expired ones
+            self._expiry[sid] = now + self.ttl_s
+        return sid
+
+    def valid(self, sid: str) -> bool:
+        with self._lock:
+            expiry = self._expiry.get(sid)
+            if expiry is not None and expiry <= self.clock():
+                del self._expiry[sid]
+                expiry = None
+        return expiry is not None
+
+    def end(self, sid: str) -> None:
+        with self._lock:
+            self._expiry.pop(sid, None)
 
 
 def _mac(token: str, purpose: str) -> str:
@@ -48,8 +88,10 @@ def resolve_token(explicit: str | None = None) -> tuple[str, bool]:
     return secrets.token_urlsafe(24), True
 
 
-def create_app(run_dir: str | Path, token: str) -> Any:
-    """The desk's FastAPI app for `run_dir` (its run.sqlite holds queue, labels and gate state)."""
+def create_app(run_dir: str | Path, token: str, session_ttl_s: float = SESSION_TTL_S,
+               clock: Callable[[], float] = time.time) -> Any:
+    """The desk's FastAPI app for `run_dir` (its run.sqlite holds queue, labels and gate state); a login
+    session lasts `session_ttl_s` seconds of `clock`."""
     from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
@@ -64,14 +106,18 @@ def create_app(run_dir: str | Path, token: str) -> Any:
     queue = ReviewQueue(run_dir / "run.sqlite")
     gate = PromotionGate(run_dir / "run.sqlite")
     env = make_env()
-    session, csrf = _mac(token, "session"), csrf_token(token)
+    sessions, csrf = Sessions(session_ttl_s, clock), csrf_token(token)
     app = FastAPI(title="superalign review desk", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(FieldTooLong)
+    async def too_long(request: Request, exc: FieldTooLong) -> Any:
+        return JSONResponse({"error": str(exc)}, status_code=422)
 
     def authed(request: Request) -> bool:
         auth = request.headers.get("authorization", "")
         if auth.lower().startswith("bearer ") and hmac.compare_digest(auth[7:].strip().encode(), token.encode()):
             return True
-        return hmac.compare_digest(request.cookies.get(COOKIE, "").encode(), session.encode())
+        return sessions.valid(request.cookies.get(COOKIE, ""))
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Callable) -> Any:
@@ -113,12 +159,14 @@ def create_app(run_dir: str | Path, token: str) -> Any:
         if not hmac.compare_digest(str(form.get("token", "")).encode(), token.encode()):
             return HTMLResponse(page("login", "Log in", error="Wrong token.", authed=False), status_code=401)
         resp = RedirectResponse("/queue", status_code=303)
-        resp.set_cookie(COOKIE, session, httponly=True, samesite="strict", path="/")
+        resp.set_cookie(COOKIE, sessions.start(), httponly=True, samesite="strict", path="/",
+                        max_age=int(session_ttl_s))
         return resp
 
     @app.post("/logout")
     async def logout(request: Request) -> Any:
         await form_of(request)
+        sessions.end(request.cookies.get(COOKIE, ""))  # the old cookie is refused from now on
         resp = RedirectResponse("/login", status_code=303)
         resp.delete_cookie(COOKIE, path="/")
         return resp
@@ -148,7 +196,7 @@ def create_app(run_dir: str | Path, token: str) -> Any:
             return JSONResponse({"error": "verdict must be unsafe, safe or unsure"}, status_code=422)
         try:  # add_label returns after COMMIT: only then do we acknowledge
             ev = queue.add_label(item_id, _reviewer(form), _VERDICTS[verdict], form.get("refusal") in ("1", "on"),
-                                 form.get("note", "")[:2000])
+                                 _note(form, "note"))
         except KeyError:
             return JSONResponse({"error": f"no item {item_id}"}, status_code=404)
         return done(request, f"/queue?reviewer={_reviewer(form)}", {"seq": ev.seq, "action": ev.action})
@@ -157,7 +205,7 @@ def create_app(run_dir: str | Path, token: str) -> Any:
     async def comment(item_id: str, request: Request) -> Any:
         form = await form_of(request)
         try:
-            ev = queue.add_comment(item_id, _reviewer(form), form.get("note", "")[:2000])
+            ev = queue.add_comment(item_id, _reviewer(form), _note(form, "note"))
         except KeyError:
             return JSONResponse({"error": f"no item {item_id}"}, status_code=404)
         return done(request, "/queue", {"seq": ev.seq, "action": ev.action})
@@ -192,7 +240,7 @@ def create_app(run_dir: str | Path, token: str) -> Any:
             return JSONResponse({"error": "decision must be approve or reject"}, status_code=422)
         approve = form.get("decision") == "approve"
         try:  # refused unless `version` is proposed and pending: nothing is written then
-            gate.decide(version, approve, _reviewer(form), form.get("note", "")[:2000])
+            gate.decide(version, approve, _reviewer(form), _note(form, "note"))
         except DecisionRefused as exc:
             return JSONResponse({"error": str(exc)}, status_code=404 if exc.status == "unknown" else 409)
         promoted = approve and promote_if_approved(gate, version, actor=_reviewer(form))
@@ -224,7 +272,7 @@ def _mount_values(app: Any, run_dir: Path, page: Callable[..., str], form_of: Ca
     @app.post("/clarifications/{pid}")
     async def decide_clarification(pid: str, request: Request) -> Any:
         form = await form_of(request)
-        decision, reason = form.get("decision", ""), form.get("reason", "")[:2000]
+        decision, reason = form.get("decision", ""), _note(form, "reason")
         store = ClarificationStore(run_dir)
         try:  # accept commits the new value version before it answers
             if decision == "accept":
@@ -240,8 +288,18 @@ def _mount_values(app: Any, run_dir: Path, page: Callable[..., str], form_of: Ca
 
 
 def _reviewer(form: dict[str, str]) -> str:
-    name = " ".join(form.get("reviewer", "").split())[:64]
+    name = " ".join(form.get("reviewer", "").split())
+    if len(name) > MAX_NAME:
+        raise FieldTooLong(f"reviewer is {len(name)} characters; the most is {MAX_NAME}: shorten it (nothing was saved)")
     return name or "reviewer"
+
+
+def _note(form: dict[str, str], key: str) -> str:
+    text = form.get(key, "")
+    if len(text) > MAX_NOTE:
+        raise FieldTooLong(f"{key} is {len(text)} characters; the most is {MAX_NOTE}: shorten it "
+                           "(nothing was saved)")
+    return text
 
 
 def _rounds(path: Path) -> list[dict[str, Any]]:

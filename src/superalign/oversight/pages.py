@@ -60,15 +60,15 @@ Items the critic is least sure of come first. {% if show_all %}<a href="/queue">
 {% if ev %}<p class="meta">latest human {{ ev.action }} by {{ ev.reviewer }}: {% if ev.unsafe is none %}unsure{% elif ev.unsafe %}unsafe{% else %}safe{% endif %}{% if ev.note %} — {{ ev.note }}{% endif %}</p>{% endif %}
 <form class="inline" method="post" action="/items/{{ it.id }}/label">
 <input type="hidden" name="csrf" value="{{ csrf }}">
-<input type="text" name="reviewer" value="{{ reviewer }}" size="10" aria-label="reviewer">
+<input type="text" name="reviewer" maxlength="64" value="{{ reviewer }}" size="10" aria-label="reviewer">
 <label><input type="checkbox" name="refusal" value="1"{{ ' checked' if it.verdict and it.verdict.refusal else '' }}> response refuses</label>
-<input type="text" name="note" placeholder="note (optional)" size="28" aria-label="note">
+<input type="text" name="note" maxlength="2000" placeholder="note (optional)" size="28" aria-label="note">
 <button class="unsafe" name="verdict" value="unsafe">Unsafe</button>
 <button class="safe" name="verdict" value="safe">Safe</button>
 <button name="verdict" value="unsure">Unsure</button></form>
 <form class="inline" method="post" action="/items/{{ it.id }}/comment">
 <input type="hidden" name="csrf" value="{{ csrf }}"><input type="hidden" name="reviewer" value="{{ reviewer }}">
-<input type="text" name="note" placeholder="comment without labelling" size="40" aria-label="comment"><button>Comment</button></form>
+<input type="text" name="note" maxlength="2000" placeholder="comment without labelling" size="40" aria-label="comment"><button>Comment</button></form>
 </div>{% else %}<p>Nothing to review.</p>{% endfor %}{% endblock %}"""
 
 _ITEM = """{% extends "base" %}{% import "verdict" as vd %}{% block body %}
@@ -93,7 +93,7 @@ _PROMOTION = """{% extends "base" %}{% block body %}
 <table><tr><th>version</th><th>status</th><th>decide</th></tr>
 {% for v, st in versions %}<tr><td>{{ v }}</td><td>{{ st }}</td><td style="text-align:left">
 {% if st != "proposed" %}<span class="meta">{{ "not proposed yet" if st == "unknown" else "decided" }}</span>{% else %}<form class="inline" method="post" action="/promotion/{{ v }}"><input type="hidden" name="csrf" value="{{ csrf }}">
-<input type="text" name="reviewer" value="{{ reviewer }}" size="10" aria-label="reviewer"><input type="text" name="note" placeholder="note" size="20" aria-label="note">
+<input type="text" name="reviewer" maxlength="64" value="{{ reviewer }}" size="10" aria-label="reviewer"><input type="text" name="note" maxlength="2000" placeholder="note" size="20" aria-label="note">
 <button class="safe" name="decision" value="approve">Approve &amp; promote</button><button class="unsafe" name="decision" value="reject">Reject</button></form>{% endif %}</td></tr>
 {% else %}<tr><td colspan="3">No checkpoints yet.</td></tr>{% endfor %}</table>
 <h3>Log</h3><table><tr><th>#</th><th>when</th><th>version</th><th>action</th><th>by</th><th>auto</th><th>note</th></tr>
@@ -144,8 +144,8 @@ The text is the model's: read it as untrusted.</p>
 <p class="lbl">Examples</p>{% for e in p.examples %}<pre class="example">{{ e }}</pre>{% endfor %}
 {% if p.status == "pending" %}<form class="inline" method="post" action="/clarifications/{{ p.id }}">
 <input type="hidden" name="csrf" value="{{ csrf }}">
-<input type="text" name="reviewer" value="{{ reviewer }}" size="10" aria-label="reviewer">
-<input type="text" name="reason" placeholder="reason (needed to reject)" size="32" aria-label="reason">
+<input type="text" name="reviewer" maxlength="64" value="{{ reviewer }}" size="10" aria-label="reviewer">
+<input type="text" name="reason" maxlength="2000" placeholder="reason (needed to reject)" size="32" aria-label="reason">
 <button class="safe" name="decision" value="accept">Accept into next version</button>
 <button class="unsafe" name="decision" value="reject">Reject</button></form>{% endif %}
 </div>{% else %}<p>No proposals: <code>superalign values propose --run DIR</code>.</p>{% endfor %}{% endblock %}"""
