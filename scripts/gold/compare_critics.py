@@ -9,6 +9,7 @@ the grouped dev CV of scripts/gold/dev_cv.py, recorded beside it by hand in docs
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import platform
 import subprocess
@@ -22,6 +23,15 @@ from superalign.critic.gold_eval import gold_metrics
 from superalign.data.gold import GOLD_VERSION, load_gold
 
 
+def _cpu() -> str:
+    """The CPU model and whether it has AMX / AVX-512 (speeds differ a lot between the project's machines)."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")),
+                 platform.processor() or platform.machine())
+    flags = [f for f in ("amx_bf16", "avx512f", "avx2") if f" {f}" in info]
+    return f"{model} ({', '.join(flags)}; {os.cpu_count()} cores)"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
@@ -29,7 +39,7 @@ def main() -> None:
     a = ap.parse_args()
     dev, test = load_gold("dev"), load_gold("test")
     result: dict = {"gold": GOLD_VERSION, "n_dev": len(dev), "n_test": len(test), "critics": {},
-                    "machine": platform.processor() or platform.machine(),
+                    "machine": _cpu(),
                     "commit": subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()}
     for name in a.critics.split(","):
         critic = build_critic(CriticConfig(kind=name))  # type: ignore[arg-type]
