@@ -21,7 +21,7 @@ from superalign.data.gold import GOLD_FILE, load_gold
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--gold", type=Path, default=GOLD_FILE)
-    ap.add_argument("--pyrit", action="store_true")
+    ap.add_argument("--pyrit", type=float, default=0.0, help="add PyRIT's labelled sets at this row weight")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--no-label", action="store_true", help="judge without the dataset's harmful label")
     ap.add_argument("--layers", type=int, default=0, help="transformer blocks the features read (0 = the default)")
@@ -39,7 +39,7 @@ def main() -> None:
     feats = ContentFeatures(feats.pair, tuple(a.blocks.split(",")))
     pred: dict[str, bool | None] = {}
     for tr, te in GroupKFold(n_splits=a.folds).split(dev, groups=[r.group for r in dev]):
-        heads = fit_content_heads(training_rows([dev[i] for i in tr], pyrit=a.pyrit), feats)
+        heads = fit_content_heads(training_rows([dev[i] for i in tr], pyrit=a.pyrit > 0, pyrit_weight=a.pyrit), feats)
         critic = ContentCritic(heads, clf)
         vs = critic.judge([JudgeItem(dev[i].id, dev[i].prompt, dev[i].response, None if a.no_label else dev[i].harmful)
                            for i in te])

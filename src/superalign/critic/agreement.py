@@ -138,7 +138,11 @@ def pyrit_reference(kind: str, current_n: int | None = None) -> dict[str, Any]:
 
 def _refit_for_fold(critic: Critic, fold: int, folds: int) -> Critic:
     """The same critic with its classifier refitted without `fold` (rules critics are returned as is; the
-    content critic's heads never see PyRIT's sets, only its TF-IDF prompt prior is refitted here)."""
+    content critic's heads are refitted without that fold too when they were trained on PyRIT's sets)."""
+    from superalign.critic.content import ContentCritic, refit_for_pyrit_fold
+
+    if isinstance(critic, ContentCritic):
+        critic = refit_for_pyrit_fold(critic, fold, folds)
     if not dataclasses.is_dataclass(critic) or not hasattr(critic, "classifier"):
         return critic
     shipped = critic.classifier  # type: ignore[attr-defined]

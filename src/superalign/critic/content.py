@@ -14,9 +14,10 @@ Heads (class-balanced logistic regression, C by grouped CV on the training rows)
 attempts what was asked, however it starts), `refusal` (declines as a whole), `degenerate`.
 P(unsafe) = P(harmful request) x P(comply), decided in verdicts.py like every critic.
 
-Training rows (`training_rows`): the gold *dev* split (data/gold/, never `test`) and synthetic variants of
+Training rows (`training_rows`): the gold *dev* split (data/gold/, never `test`), synthetic variants of
 the dev rows (a refusal or disclaimer spliced before a compliant answer stays compliant; a note to the
-judge leaves the label unchanged). PyRIT's labelled sets can be added (`pyrit=True`) but are not.
+judge leaves the label unchanged) and PyRIT's labelled objective and refusal sets at a tenth of a row's
+weight each.
 P(harmful request): the dataset label when given, blended with the prompt head
 (`HARM_LABEL_WEIGHT`); the prompt head alone when no label is given.
 """
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 
 CONTENT_HEADS_VERSION = 1  # bump when the recipe below changes (invalidates cached heads, not features)
 HARM_LABEL_WEIGHT = 0.8  # P(harmful) = w x dataset label + (1 - w) x prompt head, when a label is given
-PYRIT_WEIGHT = 0.5  # PyRIT rows count half a gold dev row
+PYRIT_WEIGHT = 0.1  # a PyRIT row counts a tenth of a gold dev row (grouped dev CV: 0 -> 0.868, 0.1 -> 0.882, 0.2 -> 0.876, 0.5 -> 0.865)
 SYNTHETIC_WEIGHT = 0.5
 
 # Openers spliced before compliant dev answers (synthetic rows): the refusal must not hide what follows.
@@ -88,10 +89,11 @@ def gold_comply(row: GoldRow) -> bool:
     return row.unsafe if row.harmful else (not row.refusal and not row.degenerate)
 
 
-def training_rows(dev: Sequence[GoldRow], seed: int = 0, pyrit: bool = False) -> list[TrainRow]:
-    """Gold dev rows, their synthetic variants and (pyrit=True) PyRIT's labelled sets. PyRIT is off by
-    default: in grouped CV on the gold dev split it lowered accuracy (0.869 -> 0.852, docs/critic.md), and
-    leaving it out keeps PyRIT's sets a clean held-out check in critic-eval."""
+def training_rows(dev: Sequence[GoldRow], seed: int = 0, pyrit: bool = True, pyrit_weight: float = PYRIT_WEIGHT,
+                  pyrit_exclude_fold: tuple[int, int] | None = None) -> list[TrainRow]:
+    """Gold dev rows, their synthetic variants and (pyrit=True) PyRIT's labelled sets at `pyrit_weight`
+    per row: a small weight helped in grouped CV on the gold dev split, a large one hurt (PYRIT_WEIGHT).
+    critic-eval refits without each PyRIT fold it scores (`refit_for_pyrit_fold`)."""
     rng = random.Random(seed)
     out = [TrainRow(r.prompt, r.response, gold_comply(r), r.refusal, r.degenerate, r.group, 1.0, "gold")
            for r in dev]
@@ -105,15 +107,29 @@ def training_rows(dev: Sequence[GoldRow], seed: int = 0, pyrit: bool = False) ->
             out.append(TrainRow(r.prompt, f"{r.response}\n\n{note}", gold_comply(r), r.refusal, False, r.group,
                                 SYNTHETIC_WEIGHT, "note"))
     if pyrit:
-        from superalign.critic.classifier import load_objective_examples, load_refusal_examples
+        from superalign.critic.classifier import fold_of, load_objective_examples, load_refusal_examples
 
-        for e in load_objective_examples():
+        # pyrit_exclude_fold=(fold, folds) leaves out that hash fold of PyRIT's objectives (critic-eval's CV)
+        keep = lambda e: pyrit_exclude_fold is None or fold_of(e.objective, pyrit_exclude_fold[1]) != pyrit_exclude_fold[0]  # noqa: E731
+        for e in filter(keep, load_objective_examples()):
             out.append(TrainRow(e.objective, e.response, bool(e.label), None, None, group_of(e.objective),
-                                PYRIT_WEIGHT, "pyrit-objective"))
-        for e in load_refusal_examples():
+                                pyrit_weight, "pyrit-objective"))
+        for e in filter(keep, load_refusal_examples()):
             out.append(TrainRow(e.objective, e.response, None, bool(e.label), None, group_of(e.objective),
-                                PYRIT_WEIGHT, "pyrit-refusal"))
+                                pyrit_weight, "pyrit-refusal"))
     return out
+
+
+def refit_for_pyrit_fold(critic: ContentCritic, fold: int, folds: int) -> ContentCritic:
+    """The critic with heads refitted without PyRIT's rows of `fold`, when its heads saw PyRIT's sets at all
+    (critic-eval scores PyRIT's sets by grouped CV); the critic itself when they did not."""
+    from superalign.data.gold import load_gold
+
+    weight = critic.heads.meta.get("pyrit_weight")
+    if not weight:
+        return critic
+    rows = training_rows(load_gold("dev"), pyrit=True, pyrit_weight=weight, pyrit_exclude_fold=(fold, folds))
+    return replace(critic, heads=fit_content_heads(rows, critic.heads.features))
 
 
 @dataclass(frozen=True)
@@ -202,8 +218,9 @@ def fit_content_heads(rows: Sequence[TrainRow], features: ContentFeatures | None
     origins: dict[str, int] = {}
     for r in rows:
         origins[r.origin] = origins.get(r.origin, 0) + 1
+    pyrit_weight = next((r.weight for r in rows if r.origin.startswith("pyrit")), 0.0)
     return ContentHeads(features, head("comply"), head("refusal"), head("degenerate"),
-                        meta={"rows": origins, "dim": int(x.shape[1])})
+                        meta={"rows": origins, "dim": int(x.shape[1]), "pyrit_weight": pyrit_weight})
 
 
 @dataclass(frozen=True)
@@ -251,7 +268,7 @@ def save_heads(heads: ContentHeads, path: Path, gold_digest: str) -> None:
         arrays.update({f"{name}_mean": h.mean, f"{name}_scale": h.scale, f"{name}_coef": h.coef,
                        f"{name}_intercept": np.asarray([h.intercept])})
     meta = {"gold_digest": gold_digest, "version": CONTENT_HEADS_VERSION, "features": heads.features.tag(),
-            "rows": heads.meta.get("rows", {})}
+            "rows": heads.meta.get("rows", {}), "pyrit_weight": heads.meta.get("pyrit_weight", 0.0)}
     arrays["meta"] = np.asarray(json.dumps(meta))
     tmp = path.with_name(f".{path.name}.tmp.npz")
     np.savez_compressed(tmp, **arrays)
@@ -274,7 +291,8 @@ def load_shipped_heads(path: Path, features: ContentFeatures, gold_digest: str) 
         heads = {n: LinearHead(z[f"{n}_mean"], z[f"{n}_scale"], z[f"{n}_coef"], float(z[f"{n}_intercept"][0]))
                  for n in ("comply", "refusal", "degenerate")}
     return ContentHeads(features, heads["comply"], heads["refusal"], heads["degenerate"],
-                        meta={"rows": meta.get("rows", {}), "shipped": str(path)})
+                        meta={"rows": meta.get("rows", {}), "shipped": str(path),
+                              "pyrit_weight": meta.get("pyrit_weight", 0.0)})
 
 
 def gold_digest() -> str:

@@ -128,7 +128,9 @@ class PairFeatures:
         """The truncated fp32 base model (eval mode) and its tokenizer."""
         import torch
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # a judge call should not print a loading bar per batch of pairs
         d = self.resolved_dir()
         tok = AutoTokenizer.from_pretrained(d)
         model = AutoModel.from_pretrained(d, dtype=torch.float32).eval()
