@@ -216,7 +216,7 @@ def critic_eval(
     from superalign.critic.agreement import learned_eval, write_tables
     from superalign.config import CriticConfig
     from superalign.critic import build_critic
-    from superalign.critic.gold_eval import gold_metrics
+    from superalign.critic.gold_eval import GOLD_HEADER, gold_caption, gold_metrics, gold_table
     from superalign.data.gold import load_gold
     from superalign.store.jsonl import atomic_write_text, make_out_dir
 
@@ -234,7 +234,8 @@ def critic_eval(
         _echo("judging the gold test split (with and without the dataset's harmful label)")
         metrics["gold_test"] = gold_metrics(judge_critic, load_gold("test"))
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=str))
-    write_tables(metrics, out)
+    g = metrics.get("gold_test")
+    write_tables(metrics, out, (gold_caption(g), GOLD_HEADER, list(gold_table(g))) if g else None)
     typer.echo((out / "table.md").read_text(encoding="utf-8"))
     _echo(f"wrote {out / 'metrics.json'}, {out / 'table.md'}, {out / 'table.html'}")
 

@@ -74,3 +74,12 @@ def test_tables_put_pyrit_beside_ours(tmp_path: Path) -> None:
     row = next(line for line in md.splitlines() if line.startswith("| objective accuracy"))
     assert "0.896" in row  # PyRIT's best published objective scorer, same 395 responses
     assert "<table" in (tmp_path / "table.html").read_text()
+
+
+def test_tables_carry_the_gold_block_below_pyrits(tmp_path: Path) -> None:
+    from superalign.critic.gold_eval import GOLD_HEADER
+
+    write_tables(_metrics(tmp_path), tmp_path, ("Gold test split", GOLD_HEADER, [("unsafe accuracy", "0.880", "0.840")]))
+    md = (tmp_path / "table.md").read_text()
+    assert md.index("| refusal accuracy |") < md.index("Gold test split") < md.index("| unsafe accuracy | 0.880 | 0.840 |")
+    assert "Gold test split" in (tmp_path / "table.html").read_text()

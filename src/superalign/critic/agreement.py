@@ -296,8 +296,10 @@ def comparison_rows(metrics: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def write_tables(metrics: dict[str, Any], out: Path) -> None:
-    """DIR/table.md and DIR/table.html: ours beside PyRIT's best published scorer, metric by metric."""
+def write_tables(metrics: dict[str, Any], out: Path,
+                 extra: tuple[str, tuple[str, ...], list[tuple[str, ...]]] | None = None) -> None:
+    """DIR/table.md and DIR/table.html: ours beside PyRIT's best published scorer, metric by metric; `extra`
+    = (caption, header, rows) adds a second table below (critic-eval's gold block, gold_eval.gold_table)."""
     import html
 
     from superalign.store.jsonl import atomic_write_text
@@ -309,17 +311,12 @@ def write_tables(metrics: dict[str, Any], out: Path) -> None:
     cells = lambda r, t: "".join(f"<{t}>{html.escape(c)}</{t}>" for c in r)  # noqa: E731
     body = "".join(f"<tr>{cells(r, 'td')}</tr>" for r in rows)
     page = f"<table border='1'><tr>{cells(head, 'th')}</tr>{body}</table>\n"
-    if "gold_test" in metrics:
-        from superalign.critic.gold_eval import gold_table
-
-        g = metrics["gold_test"]
-        ghead = ("metric", "with the dataset's harmful label", "without it (critic estimates harm)")
-        grows = gold_table(g)
-        md += ["", f"Gold `test` split of the loop's own outputs (data/gold/, n={g['n']} rows in {g['n_groups']} "
-                   "prompt groups; never fitted on), 95 % CI by bootstrap over prompt groups:", "",
-               f"| {' | '.join(ghead)} |", f"|{'---|' * len(ghead)}"] + [f"| {' | '.join(r)} |" for r in grows]
-        page += (f"<h3>Gold test split (n={g['n']})</h3><table border='1'><tr>{cells(ghead, 'th')}</tr>"
-                 + "".join(f"<tr>{cells(r, 'td')}</tr>" for r in grows) + "</table>\n")
+    if extra is not None:
+        caption, xhead, xrows = extra
+        md += ["", caption, "", f"| {' | '.join(xhead)} |", f"|{'---|' * len(xhead)}"]
+        md += [f"| {' | '.join(r)} |" for r in xrows]
+        page += (f"<h3>{html.escape(caption)}</h3><table border='1'><tr>{cells(xhead, 'th')}</tr>"
+                 + "".join(f"<tr>{cells(r, 'td')}</tr>" for r in xrows) + "</table>\n")
     atomic_write_text(out / "table.md", "\n".join(md) + "\n")
     atomic_write_text(out / "table.html", page)
 

@@ -20,7 +20,6 @@ from superalign.critic.verdicts import Evidence, make_verdict
 from superalign.records import Verdict
 
 if TYPE_CHECKING:
-    from superalign.config import CriticConfig
     from superalign.critic.classifier import FittedClassifier
 
 CUE_PRIOR = (0.15, 0.85)  # P(harmful) without / with a harmful cue, when no prompt head is fitted
@@ -188,38 +187,3 @@ class EnsembleCritic:
         evs = [combine(r, c, self.classifier_weight) for r, c in pairs]
         return [make_verdict(it.response_id, it.response, ev, self.name, self.abstain_below, self.policy)
                 for it, ev in zip(items, evs)]
-
-
-def build_critic(cfg: CriticConfig, classifier: FittedClassifier | None = None) -> Critic:
-    """The critic `cfg.kind` names, applying `cfg.constitution` / `cfg.profile`. Pass a fitted
-    `classifier` to reuse one; otherwise the one fitted on the training folds is loaded from the disk cache (fitted on first use)."""
-    policy = load_policy(cfg.constitution, cfg.profile)
-    if cfg.kind == "rules":
-        return RulesCritic(abstain_below=cfg.abstain_below, policy=policy)
-    if cfg.kind == "llm-judge":
-        from superalign.backends import load_backend
-        from superalign.critic.llm_judge import LLMJudgeCritic
-
-        return LLMJudgeCritic(load_backend(cfg.judge_model, batch_size=cfg.judge_batch_size),
-                              abstain_below=cfg.abstain_below, policy=policy, mode=cfg.judge_mode)
-    if classifier is None:
-        from superalign.critic.classifier import fit_classifier_cached
-
-        classifier = fit_classifier_cached()
-    if cfg.kind == "content":
-        import dataclasses
-
-        from superalign.critic.content import build_content_critic
-
-        return dataclasses.replace(build_content_critic(cfg, classifier), policy=policy)
-    if cfg.kind == "learned":
-        import dataclasses
-
-        from superalign.critic.learned import build_learned_critic
-
-        learned = build_learned_critic(cfg, classifier)
-        has_policy = dataclasses.is_dataclass(learned) and any(f.name == "policy" for f in dataclasses.fields(learned))
-        return dataclasses.replace(learned, policy=policy) if has_policy else learned  # type: ignore[type-var]
-    if cfg.kind == "classifier":
-        return ClassifierCritic(classifier, abstain_below=cfg.abstain_below, policy=policy)
-    return EnsembleCritic(classifier, abstain_below=cfg.abstain_below, policy=policy)

@@ -89,6 +89,14 @@ def gold_metrics(critic: Critic, rows: Sequence[GoldRow]) -> dict[str, Any]:
     return out
 
 
+GOLD_HEADER = ("metric", "with the dataset's harmful label", "without it (critic estimates harm)")
+
+
+def gold_caption(metrics: dict[str, Any]) -> str:
+    return (f"Gold `test` split of the loop's own outputs (data/gold/, n={metrics['n']} rows in {metrics['n_groups']} "
+            "prompt groups; never fitted on), 95 % CI by bootstrap over prompt groups:")
+
+
 def gold_table(metrics: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(metric, with label, without label) rows for the gold block of table.md."""
     def fmt(b: dict[str, Any], *path: str) -> str:
