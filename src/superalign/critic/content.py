@@ -320,8 +320,15 @@ def load_or_fit_content_heads(features: ContentFeatures | None = None,
     shipped = load_shipped_heads(SHIPPED_HEADS, features, digest)
     if shipped is not None:
         return shipped
-    return cached_pickle(_heads_path(features, digest),
-                         lambda: fit_content_heads(training_rows(load_gold("dev")), features, progress), ContentHeads)
+
+    def fit() -> ContentHeads:
+        import sys
+
+        print("content critic: fitting its heads on the gold dev split (first use of this gold file or recipe; "
+              "a few minutes on 2 cores, cached afterwards)", file=sys.stderr)
+        return fit_content_heads(training_rows(load_gold("dev")), features, progress)
+
+    return cached_pickle(_heads_path(features, digest), fit, ContentHeads)
 
 
 def harm_prior_with_label(items: Sequence[JudgeItem], clf: FittedClassifier | None) -> list[tuple[float, str]]:
