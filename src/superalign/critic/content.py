@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from superalign.critic.critic import JudgeItem, harm_priors, relevance_of, scrub_items
-from superalign.critic.learned import PairFeatures, group_of
+from superalign.critic.learned import PairFeatures, fit_binary_head, group_of
 from superalign.critic.rules import rule_signals
 from superalign.critic.segments import segment_response
 from superalign.critic.verdicts import Evidence, make_verdict
@@ -173,8 +173,6 @@ class ConstantHead:
 
 
 def _fit_head(x: np.ndarray, y: Sequence[bool], groups: Sequence[str], weights: Sequence[float]) -> Any:
-    from superalign.critic.learned import fit_binary_head
-
     if len(set(y)) < 2:
         return ConstantHead(float(bool(y[0])) if y else 0.0)
     return fit_binary_head(x, y, groups, sample_weight=weights)
@@ -261,7 +259,7 @@ def save_heads(heads: ContentHeads, path: Path, gold_digest: str) -> None:
 
     import numpy as np
 
-    dim = len(heads.meta.get("feature_names", [])) or int(heads.meta["dim"])
+    dim = int(heads.meta["dim"])
     arrays: dict[str, Any] = {}
     for name in ("comply", "refusal", "degenerate"):
         h = LinearHead.of(getattr(heads, name), dim)
