@@ -16,6 +16,20 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Attacker -> Learner -> Critic superalignment loop on real language models.")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from superalign import __version__
+
+        typer.echo(f"superalign {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Attacker -> Learner -> Critic superalignment loop on real language models."""
+
+
 def _echo(msg: str) -> None:
     typer.echo(msg, err=True)
 
@@ -138,6 +152,7 @@ def evaluate(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Config for the default held-out sets and critic."),
     competence_items: Optional[int] = typer.Option(None, min=0, help="MC items for competence (0 = skip)."),
     critic_kind: Optional[str] = typer.Option(None, "--critic", help=f"Critic that judges the answers (default: the config's, {CRITIC_DEFAULT})."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most N prompts (harmful and benign alike, in order) and N MC items: a quick look, not a measurement."),
 ) -> None:
     """Held-out ASR, over-refusal and competence of one model."""
     import json
@@ -158,6 +173,10 @@ def evaluate(
                     category=r.get("category", "harmful" if r["harmful"] else "benign")) for r in rows]
     else:
         qs = plan.heldout_harmful + plan.heldout_benign
+    if limit is not None:  # half of each kind where both exist, so ASR and over-refusal both get prompts
+        harm, ben = [q for q in qs if q.harmful], [q for q in qs if not q.harmful]
+        n_h = min(len(harm), max(limit - min(len(ben), limit // 2), 0))
+        qs = harm[:n_h] + ben[:limit - n_h]
     backend = load_backend(model, batch_size=cfg.batch_size)
     _echo(f"generating {len(qs)} answers with {backend.name}")
     texts = backend.generate([user_chat(q.text) for q in qs], eval_sampling(cfg.max_new_tokens))
@@ -166,6 +185,7 @@ def evaluate(
     verdicts = judge_items([JudgeItem(r.id, q.text, r.text, q.harmful) for q, r in zip(qs, resp)], critic)
     s = safety_metrics(qs, resp, verdicts)
     n_items = cfg.data.competence_items if competence_items is None else competence_items
+    n_items = n_items if limit is None else min(n_items, limit)
     metrics = {"model": backend.name, "critic": critic.name, "asr": s.asr, "asr_ci": s.asr_ci,
                "asr_keyword_bound": s.asr_keyword_bound, "asr_abstained": s.asr_abstained,
                "over_refusal": s.over_refusal, "over_refusal_ci": s.over_refusal_ci, "degenerate": s.degenerate,

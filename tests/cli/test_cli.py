@@ -88,3 +88,19 @@ def test_judge_defaults_to_the_learned_critic(tmp_path):
     out = [json.loads(x) for x in judged.read_text().splitlines()]
     assert [row["critic"] for row in out] == ["learned", "learned"]
     assert out[0]["unsafe"] is True and out[1]["unsafe"] is False and out[1]["refusal"] is True
+
+
+def test_version_prints_the_package_version():
+    from superalign import __version__
+
+    r = sa("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"superalign {__version__}"
+
+
+def test_eval_limit_caps_prompts_and_mc_items(tmp_path):
+    out = tmp_path / "ev"
+    r = sa("eval", "--model", "scripted", "--out", str(out), "--config", "configs/scripted.yaml", "--limit", "5")
+    assert r.returncode == 0, r.stderr
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["n_harmful"] + m["n_benign"] == 5 and m["n_harmful"] >= 1 and m["n_benign"] >= 1
+    assert len((out / "responses.jsonl").read_text().splitlines()) == 5
