@@ -177,3 +177,19 @@ def test_not_a_database_is_a_user_error(tmp_path):
     bad.write_text("this is not sqlite, it is a text file that is long enough to have a header" * 10)
     with pytest.raises(UserError, match="not a run store"):
         RunStore(bad)
+
+
+def test_outputs_honour_the_umask_not_mkstemps_0600(tmp_path) -> None:
+    import os
+    import stat
+
+    from superalign.store.jsonl import atomic_write_dir, atomic_write_text
+
+    old = os.umask(0o027)
+    try:
+        atomic_write_text(tmp_path / "report.html", "<html></html>")
+        atomic_write_dir(tmp_path / "round-1", lambda d: (d / "config.json").write_text("{}"))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "report.html").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "round-1").stat().st_mode) == 0o750

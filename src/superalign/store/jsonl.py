@@ -72,6 +72,19 @@ def _parse_row(line: str, p: Path, lineno: int) -> Any:
         raise UserError(f"{p}:{lineno}: JSON nested too deeply to read; flatten the row") from None
 
 
+def _umask() -> int:
+    """The process umask (read by setting and restoring it: the only portable way)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _as_if_created(path: str | Path, directory: bool = False) -> None:
+    """Give a temp file or dir the mode a plain open() / mkdir() would have (mkstemp makes 0600, mkdtemp
+    0700), so outputs honour the user's umask like any other file they write."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write `text` to `path` via a temp file in the same directory, fsync, then rename."""
     p = Path(path)
@@ -86,6 +99,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         tick("file-write")
+        _as_if_created(tmp)
         os.replace(tmp, p)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
@@ -164,6 +178,7 @@ def atomic_write_dir(target: str | Path, build: Callable[[Path], None], replace:
     t.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{t.name}.", dir=t.parent))
     try:
+        _as_if_created(tmp, directory=True)
         build(tmp)
         tick("dir-write")
         for f in (f for f in tmp.rglob("*") if f.is_file()):
