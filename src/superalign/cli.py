@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
 from superalign.errors import AwaitingHumans, UserError
+
+if TYPE_CHECKING:
+    from superalign.config import CriticConfig, RunConfig
 
 CRITIC_DEFAULT = "content"  # the critic every command uses unless told otherwise (config.CriticConfig.kind too)
 
@@ -34,17 +37,24 @@ def _echo(msg: str) -> None:
     typer.echo(msg, err=True)
 
 
-def _with_critic(cfg, kind: Optional[str]):  # type: ignore[no-untyped-def]
-    """The run config with `critic.kind` replaced by --critic (validated like the config file's value)."""
-    if kind is None:
-        return cfg
+def _critic_config(kind: str, **fields: Any) -> CriticConfig:
+    """A CriticConfig for `--critic KIND` (+ other fields), or one UserError naming the kinds there are."""
     from pydantic import ValidationError
 
+    from superalign.config import CriticConfig
+
     try:
-        return cfg.model_copy(update={"critic": type(cfg.critic)(**{**cfg.critic.model_dump(), "kind": kind})})
+        return CriticConfig(kind=kind, **fields)
     except ValidationError:
         raise UserError(f"--critic {kind!r}: unknown critic; choose content, learned, ensemble, rules, classifier "
                         "or llm-judge") from None
+
+
+def _with_critic(cfg: RunConfig, kind: Optional[str]) -> RunConfig:
+    """The run config with its critic replaced by --critic KIND (the rest of `critic:` kept)."""
+    if kind is None:
+        return cfg
+    return cfg.model_copy(update={"critic": _critic_config(kind, **cfg.critic.model_dump(exclude={"kind"}))})
 
 
 def _mount_review() -> None:
@@ -234,16 +244,12 @@ def critic_eval(
 
     from superalign.critic.agreement import critic_eval as eval_critic
     from superalign.critic.agreement import learned_eval, write_tables
-    from superalign.config import CriticConfig
     from superalign.critic import build_critic
     from superalign.critic.gold_eval import GOLD_HEADER, gold_caption, gold_metrics, gold_table
     from superalign.data.gold import load_gold
     from superalign.store.jsonl import atomic_write_text, make_out_dir
 
-    try:
-        ccfg = CriticConfig(kind=critic, abstain_below=abstain_below)  # type: ignore[arg-type]
-    except Exception:
-        raise UserError(f"--critic {critic!r}: unknown critic; choose one of `judge --critic`'s kinds") from None
+    ccfg = _critic_config(critic, abstain_below=abstain_below)
     make_out_dir(out)
     judge_critic = build_critic(ccfg)
     if critic == "learned":
