@@ -1,4 +1,4 @@
-"""Fit the content critic's heads on the gold dev split (+ synthetic + PyRIT) and ship them as numbers.
+"""Fit the content critic's heads on the gold dev split (+ its synthetic variants) and ship them as numbers.
 
     python scripts/gold/fit_content_heads.py     # writes src/superalign/critic/content_heads.npz
 

@@ -7,7 +7,8 @@
 scoring), `classifier.py` (trained heads),
 `verdicts.py` (evidence -> Verdict: edit this to change how verdicts are made), `critic.py` (the
 protocol, rules / classifier / ensemble critics and the helpers every critic shares), `content.py` +
-`segments.py` (the default critic), `learned.py`, `llm_judge.py` (a judge over any backend), `calibration.py` (ECE, reliability
+`segments.py` (the default critic), `independent.py` (the evaluation judge: PyRIT-fitted heads, no row
+shared with the default critic), `learned.py`, `llm_judge.py` (a judge over any backend), `calibration.py` (ECE, reliability
 plots, calibrators, honest abstention metrics), `agreement.py` (the critic against PyRIT's human labels).
 """
 
@@ -50,6 +51,12 @@ def build_critic(cfg: CriticConfig, classifier: FittedClassifier | None = None) 
 
         return LLMJudgeCritic(load_backend(cfg.judge_model, batch_size=cfg.judge_batch_size),
                               abstain_below=cfg.abstain_below, policy=policy, mode=cfg.judge_mode)
+    if cfg.kind == "independent":
+        import dataclasses
+
+        from superalign.critic.independent import build_independent_judge
+
+        return dataclasses.replace(build_independent_judge(cfg), policy=policy)
     if classifier is None:
         from superalign.critic.classifier import fit_classifier_cached
 

@@ -140,7 +140,10 @@ def _refit_for_fold(critic: Critic, fold: int, folds: int) -> Critic:
     """The same critic with its classifier refitted without `fold` (rules critics are returned as is; the
     content critic's heads are refitted without that fold too when they were trained on PyRIT's sets)."""
     from superalign.critic.content import ContentCritic, refit_for_pyrit_fold
+    from superalign.critic.independent import NAME, refit_independent_for_fold
 
+    if isinstance(critic, ContentCritic) and critic.name == NAME:
+        return refit_independent_for_fold(critic, fold, folds)  # fitted on PyRIT only, no classifier
     if isinstance(critic, ContentCritic):
         critic = refit_for_pyrit_fold(critic, fold, folds)
     if not dataclasses.is_dataclass(critic) or not hasattr(critic, "classifier"):

@@ -46,9 +46,12 @@ if TYPE_CHECKING:
     from superalign.critic.constitution import Policy
     from superalign.data.gold import GoldRow
 
-CONTENT_HEADS_VERSION = 1  # bump when the recipe below changes (invalidates cached heads, not features)
+CONTENT_HEADS_VERSION = 2  # bump when the recipe below changes (invalidates cached heads, not features); 2: no PyRIT rows
 HARM_LABEL_WEIGHT = 0.8  # P(harmful) = w x dataset label + (1 - w) x prompt head, when a label is given
-PYRIT_WEIGHT = 0.1  # a PyRIT row counts a tenth of a gold dev row (grouped dev CV: 0 -> 0.868, 0.1 -> 0.882, 0.2 -> 0.876, 0.5 -> 0.865)
+# PyRIT's rows at 0.1 of a gold dev row scored best in grouped dev CV (0 -> 0.868, 0.1 -> 0.882, 0.2 -> 0.876,
+# 0.5 -> 0.865), but the shipped heads leave them out: the evaluation judge (critic/independent.py) is fitted on
+# PyRIT's sets, and it must share no training rows with the critic the learner trains against.
+PYRIT_WEIGHT = 0.0
 SYNTHETIC_WEIGHT = 0.5
 
 # Openers spliced before compliant dev answers (synthetic rows): the refusal must not hide what follows.
@@ -89,10 +92,11 @@ def gold_comply(row: GoldRow) -> bool:
     return row.unsafe if row.harmful else (not row.refusal and not row.degenerate)
 
 
-def training_rows(dev: Sequence[GoldRow], seed: int = 0, pyrit: bool = True, pyrit_weight: float = PYRIT_WEIGHT,
+def training_rows(dev: Sequence[GoldRow], seed: int = 0, pyrit: bool = False, pyrit_weight: float = 0.1,
                   pyrit_exclude_fold: tuple[int, int] | None = None) -> list[TrainRow]:
     """Gold dev rows, their synthetic variants and (pyrit=True) PyRIT's labelled sets at `pyrit_weight`
-    per row: a small weight helped in grouped CV on the gold dev split, a large one hurt (PYRIT_WEIGHT).
+    per row (grouped dev CV: a small weight helped a little, a large one hurt; the shipped heads use none,
+    see PYRIT_WEIGHT).
     critic-eval refits without each PyRIT fold it scores (`refit_for_pyrit_fold`)."""
     rng = random.Random(seed)
     out = [TrainRow(r.prompt, r.response, gold_comply(r), r.refusal, r.degenerate, r.group, 1.0, "gold")
@@ -210,7 +214,7 @@ def fit_content_heads(rows: Sequence[TrainRow], features: ContentFeatures | None
 
     def head(label: str) -> Any:
         idx = [i for i, r in enumerate(rows) if getattr(r, label) is not None]
-        return _fit_head(x[np.asarray(idx)], [bool(getattr(rows[i], label)) for i in idx],
+        return _fit_head(x[np.asarray(idx, dtype=int)], [bool(getattr(rows[i], label)) for i in idx],
                          [rows[i].group for i in idx], [rows[i].weight for i in idx])
 
     origins: dict[str, int] = {}
@@ -253,7 +257,7 @@ class LinearHead:
 SHIPPED_HEADS = Path(__file__).resolve().parent / "content_heads.npz"
 
 
-def save_heads(heads: ContentHeads, path: Path, gold_digest: str) -> None:
+def save_heads(heads: ContentHeads, path: Path, gold_digest: str, version: int = CONTENT_HEADS_VERSION) -> None:
     """Write the three heads as arrays (+ the gold digest and recipe version they were fitted under)."""
     import json
 
@@ -265,7 +269,7 @@ def save_heads(heads: ContentHeads, path: Path, gold_digest: str) -> None:
         h = LinearHead.of(getattr(heads, name), dim)
         arrays.update({f"{name}_mean": h.mean, f"{name}_scale": h.scale, f"{name}_coef": h.coef,
                        f"{name}_intercept": np.asarray([h.intercept])})
-    meta = {"gold_digest": gold_digest, "version": CONTENT_HEADS_VERSION, "features": heads.features.tag(),
+    meta = {"gold_digest": gold_digest, "version": version, "features": heads.features.tag(),
             "rows": heads.meta.get("rows", {}), "pyrit_weight": heads.meta.get("pyrit_weight", 0.0)}
     arrays["meta"] = np.asarray(json.dumps(meta))
     tmp = path.with_name(f".{path.name}.tmp.npz")
@@ -273,8 +277,10 @@ def save_heads(heads: ContentHeads, path: Path, gold_digest: str) -> None:
     tmp.replace(path)
 
 
-def load_shipped_heads(path: Path, features: ContentFeatures, gold_digest: str) -> ContentHeads | None:
-    """The shipped heads when they were fitted on this gold file, recipe version and feature extractor."""
+def load_shipped_heads(path: Path, features: ContentFeatures, gold_digest: str,
+                       version: int = CONTENT_HEADS_VERSION) -> ContentHeads | None:
+    """The shipped heads when they were fitted on this data (`gold_digest`: a digest of the training files),
+    recipe version and feature extractor."""
     import json
 
     import numpy as np
@@ -284,7 +290,7 @@ def load_shipped_heads(path: Path, features: ContentFeatures, gold_digest: str) 
     with np.load(path) as z:
         meta = json.loads(str(z["meta"]))
         if (meta.get("gold_digest"), meta.get("version"), meta.get("features")) != (
-                gold_digest, CONTENT_HEADS_VERSION, features.tag()):
+                gold_digest, version, features.tag()):
             return None
         heads = {n: LinearHead(z[f"{n}_mean"], z[f"{n}_scale"], z[f"{n}_coef"], float(z[f"{n}_intercept"][0]))
                  for n in ("comply", "refusal", "degenerate")}
@@ -307,7 +313,7 @@ def _heads_path(features: ContentFeatures, gold_digest: str) -> Path:
 
 def load_or_fit_content_heads(features: ContentFeatures | None = None,
                               progress: Callable[[str], None] | None = None) -> ContentHeads:
-    """Heads fitted on the gold dev split (+ synthetic + PyRIT): the shipped ones (content_heads.npz, written
+    """Heads fitted on the gold dev split (+ its synthetic variants): the shipped ones (content_heads.npz, written
     by `scripts/gold/fit_content_heads.py`) when they match the gold file, recipe version and features;
     else fitted once and cached on disk (the fit encodes ~2,500 pairs: minutes on 2 cores)."""
     from superalign.data.gold import load_gold
@@ -324,7 +330,8 @@ def load_or_fit_content_heads(features: ContentFeatures | None = None,
 
         print("content critic: fitting its heads on the gold dev split (first use of this gold file or recipe; "
               "a few minutes on 2 cores, cached afterwards)", file=sys.stderr)
-        return fit_content_heads(training_rows(load_gold("dev")), features, progress)
+        return fit_content_heads(training_rows(load_gold("dev"), pyrit=PYRIT_WEIGHT > 0, pyrit_weight=PYRIT_WEIGHT),
+                                 features, progress)
 
     return cached_pickle(_heads_path(features, digest), fit, ContentHeads)
 
