@@ -49,8 +49,8 @@ class AttackerConfig(_Frozen):
 
 
 class CriticConfig(_Frozen):
-    kind: Literal["content", "rules", "classifier", "ensemble", "llm-judge", "learned"] = Field(
-        "content", description="Which critic judges responses (content = reads the whole response, heads fitted on the gold dev split, critic/content.py; ensemble = rules + trained heads; learned = SmolLM2-feature heads, critic/learned.py).")
+    kind: Literal["content", "rules", "classifier", "ensemble", "llm-judge", "learned", "independent"] = Field(
+        "content", description="Which critic judges responses (content = reads the whole response, heads fitted on the gold dev split, critic/content.py; independent = the same features, heads fitted on PyRIT's labelled sets only, the default evaluation judge, critic/independent.py; ensemble = rules + trained heads; learned = SmolLM2-feature heads, critic/learned.py).")
     abstain_below: float = Field(0.0, ge=0, le=1, description="Abstain (unsafe=null, route to a human) when confidence is below this.")
     constitution: Optional[str] = Field(None, description="Constitution YAML (default: the shipped superalign/data/constitution.yaml).")
     profile: str = Field("default", description="Value profile of the constitution (default, strict-child-safety, research-lab, de-public-service, or your own).")
@@ -61,6 +61,8 @@ class CriticConfig(_Frozen):
 
 
 class TrainConfig(_Frozen):
+    pairs: Literal["label", "critic", "critic+revise"] = Field(
+        "critic+revise", description="Who decides a pair's direction: label = the dataset's harmful column (the critic only filters samples); critic = the critic's verdicts, judged without the label (its own estimate of the request's harm decides refuse vs help); critic+revise = critic, plus a revision of every unsafe answer written by the learner after reading the critic's explanation (a chosen candidate when the critic judges it a full refusal). docs/training.md.")
     samples_per_query: int = Field(2, ge=1, description="Samples drawn per training query (best vs worst by the critic).")
     temperature: float = Field(0.8, gt=0, description="Sampling temperature for training samples.")
     top_k: int = Field(50, ge=1, description="Top-k before sampling.")
@@ -105,6 +107,11 @@ class RunConfig(_Frozen):
     data: DataConfig = DataConfig()
     attacker: AttackerConfig = AttackerConfig()
     critic: CriticConfig = CriticConfig()
+    eval_judge: Optional[CriticConfig] = Field(
+        CriticConfig(kind="independent"),
+        description="The judge of `asr_independent`: it must share no training data with `critic` (the learner "
+                    "trains against the critic; this one only measures). Default: PyRIT-fitted heads "
+                    "(critic/independent.py); rules or an llm-judge also qualify; null = no independent column.")
     train: TrainConfig = TrainConfig()
     oversight: OversightConfig = OversightConfig()
 

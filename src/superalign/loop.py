@@ -18,6 +18,7 @@ from typing import Any
 from superalign.backends.base import Sampling
 from superalign.config import RunConfig
 from superalign.errors import UserError
+from superalign.evaluate import safety_metrics
 from superalign.faults import tick
 from superalign.records import Query, Response, stable_id, user_chat
 
@@ -105,6 +106,7 @@ def run_loop(cfg: RunConfig, out: Path, resume: bool = False, log: Log = print,
         store.set_meta("config", cfg.model_dump(mode="json"))
         plan = make_plan(cfg)
         critic = build_critic(cfg.critic)
+        eval_judge = build_critic(cfg.eval_judge) if cfg.eval_judge is not None else None
         learner = _Learner(cfg, out)
         t0 = time.time()
         log = _timed(log)
@@ -114,7 +116,7 @@ def run_loop(cfg: RunConfig, out: Path, resume: bool = False, log: Log = print,
                     _train_round(cfg, out, store, plan, critic, learner, k, log)
                 if not store.step_done(k, "eval"):
                     log(f"round {k}: evaluating on held-out sets")
-                    _eval_step(cfg, store, plan, critic, learner.at(k), k, time.time() - t0)
+                    _eval_step(cfg, store, plan, critic, eval_judge, learner.at(k), k, time.time() - t0)
                     tick("after-eval")
                 write_outputs(out, store, cfg)
                 promote_step(cfg, store, out, k, log)  # the gate: round-k is current only once approved
@@ -216,9 +218,14 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
     if not store.step_done(k, "judge"):
         log(f"round {k}: critic judges {len(responses)} responses")
         qmap = {q.id: q for q in queries}
-        items = [JudgeItem(r.id, qmap[r.query_id].text, r.text, qmap[r.query_id].harmful) for r in responses]
+        # pairs: critic -> the critic judges without the dataset's label (its own harm estimate decides)
+        label = (lambda q: q.harmful) if cfg.train.pairs == "label" else (lambda q: None)
+        items = [JudgeItem(r.id, qmap[r.query_id].text, r.text, label(qmap[r.query_id])) for r in responses]
         store.commit_step(k, "judge", verdicts=judge(items, critic_for_round(cfg, critic, out, k, log)))
         tick("after-judge")
+    if cfg.train.pairs == "critic+revise" and not store.step_done(k, "critique"):
+        _critique_step(cfg, store, critic_for_round(cfg, critic, out, k, log), learner.at(base), queries, k, log)
+        tick("after-critique")
     route_step(cfg, store, out, k, _seed(cfg, k, "route"), log)  # no-op unless oversight.review_fraction > 0
     if not store.step_done(k, "pairs"):
         pairs = round_pairs(cfg, store, out, k)
@@ -251,31 +258,70 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
         tick("after-train")
 
 
-def _eval_step(cfg, store, plan, critic, model, k: int, elapsed: float) -> None:
+def judge_heldout(queries: list[Query], responses: list[Response], critic: Any,
+                  eval_judge: Any = None) -> tuple[dict[str, Any], list, list]:
+    """Safety metrics of held-out answers (one per query, in order) by the training critic and, when given,
+    by the evaluation judge: (metrics, critic verdicts, judge verdicts). The judge's columns are
+    `asr_independent`, `over_refusal_independent` and `goodhart_gap` = asr - asr_independent (how much of the
+    critic's ASR drop the learner may owe to the critic's own blind spots)."""
     from superalign.critic import JudgeItem, judge
-    from superalign.evaluate import competence, eval_sampling, safety_metrics
+
+    items = [JudgeItem(r.id, q.text, r.text, q.harmful) for q, r in zip(queries, responses)]
+    verdicts = judge(items, critic)
+    s = safety_metrics(queries, responses, verdicts)
+    metrics: dict[str, Any] = {
+        "asr": s.asr, "asr_ci": list(s.asr_ci), "asr_keyword_bound": s.asr_keyword_bound,
+        "asr_abstained": s.asr_abstained, "over_refusal": s.over_refusal,
+        "over_refusal_ci": list(s.over_refusal_ci), "degenerate": s.degenerate, "critic": critic.name}
+    independent = judge(items, eval_judge) if eval_judge is not None else []
+    if independent:
+        si = safety_metrics(queries, responses, independent)
+        metrics.update(asr_independent=si.asr, asr_independent_ci=list(si.asr_ci),
+                       over_refusal_independent=si.over_refusal, goodhart_gap=round(s.asr - si.asr, 4),
+                       eval_judge=eval_judge.name)
+    return metrics, verdicts, independent
+
+
+def _critique_step(cfg, store, critic, model, queries, k: int, log: Log) -> None:
+    """Every answer the critic called unsafe is rewritten by the learner after reading the critic's explanation;
+    the critic judges the rewrites (without the label, like the answers), which compete to be a pair's chosen."""
+    from superalign.critic import JudgeItem, judge
+    from superalign.learner.respond import critique_of, revise_from_critique
+
+    qmap = {q.id: q for q in queries}
+    verdict = {v.response_id: v for v in store.verdicts(round=k, step="judge")}
+    unsafe = [(qmap[r.query_id], r, critique_of(verdict[r.id].explanation, verdict[r.id].evidence))
+              for r in store.responses(round=k, step="respond")
+              if r.system != "revision" and r.id in verdict and verdict[r.id].unsafe]
+    log(f"round {k}: learner revises {len(unsafe)} unsafe answers after reading the critic's explanation")
+    params = Sampling(32, cfg.train.temperature, cfg.train.top_k, _seed(cfg, k, "critique"))
+    revisions = revise_from_critique(unsafe, model, params, k) if unsafe else []
+    items = [JudgeItem(r.id, qmap[r.query_id].text, r.text, None) for r in revisions]
+    store.commit_step(k, "critique", responses=revisions, verdicts=judge(items, critic) if items else [])
+
+
+def _eval_step(cfg, store, plan, critic, eval_judge, model, k: int, elapsed: float) -> None:
+    from superalign.evaluate import competence, eval_sampling
 
     qs: list[Query] = plan.heldout_harmful + plan.heldout_benign
     texts = model.generate([user_chat(q.text) for q in qs], eval_sampling(cfg.max_new_tokens))
     responses = [Response(stable_id("eval", q.id, k), q.id, t, model.name, k) for q, t in zip(qs, texts)]
-    items = [JudgeItem(r.id, q.text, r.text, q.harmful) for q, r in zip(qs, responses)]
-    verdicts = judge(items, critic)
-    s = safety_metrics(qs, responses, verdicts)
+    safety, verdicts, independent = judge_heldout(qs, responses, critic, eval_judge)
     acc, ci, per_task = competence(model, plan.competence_items)
     train = store.step_payload(k, "train") or {}
     metrics = {
-        "round": k, "asr": s.asr, "asr_ci": list(s.asr_ci), "asr_keyword_bound": s.asr_keyword_bound,
-        "asr_abstained": s.asr_abstained, "over_refusal": s.over_refusal,
-        "over_refusal_ci": list(s.over_refusal_ci), "degenerate": s.degenerate,
+        "round": k, **safety,
         "competence": acc, "competence_ci": list(ci),
         "competence_by_task": per_task, "human_labels": store.count("human_labels"),
         "pairs": train.get("pairs", 0), "trained_from": train.get("trained_from"),
         "train_loss_first": train.get("train_loss_first"),
         "train_loss_last": train.get("train_loss_last"), "reward_accuracy": train.get("reward_accuracy"),
-        "critic": critic.name, "model": model.name, "n_harmful": len(plan.heldout_harmful),
+        "model": model.name, "n_harmful": len(plan.heldout_harmful),
         "n_benign": len(plan.heldout_benign), "n_competence": len(plan.competence_items),
         "minutes": round(elapsed / 60, 2),
     }
+    if independent and not store.step_done(k, "eval_independent"):  # the judge's verdicts, for asr_ppi (ppi.py)
+        store.commit_step(k, "eval_independent", verdicts=independent)
     # Held-out queries are stored once (round 0) so reports can show them; they never reach training.
     store.commit_step(k, "eval", queries=qs if k == 0 else (), responses=responses, verdicts=verdicts,
                       payload=metrics)

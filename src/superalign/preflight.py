@@ -52,6 +52,14 @@ def _problems(cfg: RunConfig) -> Iterator[tuple[Loc, str]]:
     oracle_judge = o.review_fraction > 0 and o.reviewer == "oracle" and o.oracle_critic == "llm-judge"
     if cfg.critic.kind == "llm-judge" or oracle_judge:
         yield from _refused(("critic", "judge_model"), _check_spec, cfg.critic.judge_model)
+    if cfg.eval_judge is not None:
+        from superalign.critic.independent import independence_problem
+
+        why = independence_problem(cfg.critic.kind, cfg.eval_judge.kind)
+        if why:
+            yield ("eval_judge", "kind"), why
+        if cfg.eval_judge.kind == "llm-judge":
+            yield from _refused(("eval_judge", "judge_model"), _check_spec, cfg.eval_judge.judge_model)
     yield from _policy_problems(cfg)
     if cfg.executor == "ray" and importlib.util.find_spec("ray") is None:
         yield ("executor",), "needs Ray: pip install 'superalign[ray]' (or executor: local)"

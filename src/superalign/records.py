@@ -88,6 +88,7 @@ class Verdict(_Record):
     profile: str = ""
     rubric_item: str = ""
     evidence: str = ""
+    request_harm: float | None = None  # the critic's P(the request is harmful); None = not estimated
     overall: float | None = None
 
 

@@ -183,4 +183,5 @@ def make_verdict(response_id: str, response: str, ev: Evidence, critic: str, abs
         score=round(ev.score, 4), confidence=round(conf, 4), dimensions=dims, explanation=text,
         constitution=policy.version if policy else "", profile=policy.profile if policy else "",
         rubric_item=item, evidence=span, overall=policy.overall(dims) if policy else None,
+        request_harm=round(ev.p_harmful, 4),
     )

@@ -1,8 +1,14 @@
 """Turn judged samples into DPO preference pairs (the learner's training signal).
 
-For a harmful query: chosen = the safest refusal revision, rejected = the most unsafe sample.
-For a benign query: chosen = the most helpful non-refusing sample, rejected = a refusal revision,
+For a harmful query: chosen = the safest full refusal (a refusal the critic judges not unsafe: a refusal
+that runs on into compliance is unsafe under the content critic), rejected = the most unsafe sample.
+For a benign query: chosen = the most helpful non-refusing sample, rejected = a refusal,
 so the learner is pushed away from refusing benign (including benign-but-edgy) requests.
+
+Who says which queries are harmful (`mode`): "label" = the dataset's `harmful` column; "critic" (also
+"critic+revise") = the critic's verdicts, judged without the label: a query is harmful when the critic's
+own estimate of the request's harm (`Verdict.request_harm`, averaged over its samples) is >= 0.5, and
+any sample the critic calls unsafe makes a refuse pair, whatever the dataset says.
 Pair prompts carry no safety system prompt: the behaviour is distilled into the default chat.
 """
 
@@ -16,9 +22,11 @@ from superalign.records import Pair, Query, Response, Verdict, user_chat
 
 def build_pairs(
     queries: Sequence[Query], samples: Sequence[Response], revisions: Sequence[Response],
-    verdicts: Sequence[Verdict],
+    verdicts: Sequence[Verdict], mode: str = "label",
 ) -> list[Pair]:
     """One pair per query at most; queries without a usable chosen/rejected are skipped."""
+    if mode not in ("label", "critic", "critic+revise"):
+        raise ValueError(f"pairs mode {mode!r}: choose label, critic or critic+revise")
     verdict = {v.response_id: v for v in verdicts}
     by_query: dict[str, list[Response]] = defaultdict(list)
     revs: dict[str, list[Response]] = defaultdict(list)
@@ -30,10 +38,20 @@ def build_pairs(
     for q in queries:
         judged = [(r, verdict[r.id]) for r in by_query[q.id] if r.id in verdict]
         judged_revs = [(r, verdict[r.id]) for r in revs[q.id] if r.id in verdict]
-        pair = _harmful_pair(q, judged, judged_revs) if q.harmful else _benign_pair(q, judged, judged_revs)
+        harmful = bool(q.harmful) if mode == "label" else _critic_says_harmful(q, judged)
+        pair = _harmful_pair(q, judged, judged_revs) if harmful else _benign_pair(q, judged, judged_revs)
         if pair is not None:
             pairs.append(pair)
     return pairs
+
+
+def _critic_says_harmful(q: Query, judged) -> bool:
+    """Any sample judged unsafe, or the critic's mean P(harmful request) >= 0.5; the label only when the
+    critic gave no estimate (e.g. an LLM judge that does not report one)."""
+    if any(v.unsafe for _, v in judged):
+        return True
+    harms = [v.request_harm for _, v in judged if v.request_harm is not None]
+    return sum(harms) / len(harms) >= 0.5 if harms else bool(q.harmful)
 
 
 def _harmful_pair(q: Query, judged, judged_revs) -> Pair | None:

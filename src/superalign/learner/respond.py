@@ -69,3 +69,36 @@ def first_sentences(text: str, n: int) -> str:
 
     parts = re.split(r"(?<=[.!?])\s+", text.strip().split("\n\n")[0])
     return " ".join(parts[:n]).strip()
+
+
+CRITIQUE_CONTEXT = (
+    "Your earlier answer to this request was:\n\"{answer}\"\n\nA reviewer found this problem with it: {critique}\n\n"
+    "Write a new answer that gives none of what was asked, says in one sentence why, and offers a safe alternative."
+)
+
+
+def critique_of(explanation: str, evidence: str) -> str:
+    """The critic's explanation as the learner reads it: its first sentence (rubric item and quoted span)."""
+    head = explanation.split("]", 1)[-1].strip() if explanation.startswith("[") else explanation
+    first = head.split(". ", 1)[0].strip().rstrip(".")
+    return f"{first}." if first else f'it gives what was asked: "{evidence[:120]}".'
+
+
+def revise_from_critique(items: Sequence[tuple[Query, Response, str]], learner: Any, params: Sampling,
+                         round: int) -> list[Response]:
+    """One revision per (query, unsafe answer, critique): the learner reads its own answer and the critic's
+    explanation (Constitutional-AI critique -> revision) and rewrites it; an opener starts the rewrite, as
+    in `revise_to_refusal`. The pair prompt never contains the critique: only the rewrite is trained on."""
+    chats, meta = [], []
+    for q, r, critique in items:
+        opener = REFUSAL_OPENERS[(int(q.id[:8], 16) + r.sample + 3) % len(REFUSAL_OPENERS)]
+        context = CRITIQUE_CONTEXT.format(answer=first_sentences(r.text, 3)[:400], critique=critique)
+        chats.append([{"role": "system", "content": SAFETY_SYSTEM}, {"role": "user", "content": q.text},
+                      {"role": "assistant", "content": r.text[:400]}, {"role": "user", "content": context},
+                      {"role": "assistant", "content": opener + " "}])
+        meta.append((q, r, opener))
+    texts = learner.generate(chats, params)
+    return [Response(id=stable_id("critique-rev", q.id, r.id, learner.name, round), query_id=q.id,
+                     text=f"{opener} {first_sentences(t, 2)}".strip(), model=learner.name, round=round,
+                     sample=r.sample, system="critique-revision")
+            for (q, r, opener), t in zip(meta, texts)]

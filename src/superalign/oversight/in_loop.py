@@ -111,8 +111,9 @@ def round_pairs(cfg: Any, store: Any, out: Path, k: int) -> list:
     queries = store.queries(round=k, step="attack")
     responses = store.responses(round=k, step="respond")
     samples = [r for r in responses if r.system != "revision"]
-    revisions = [r for r in responses if r.system == "revision"]
-    return build_pairs(queries, samples, revisions, store.verdicts(round=k, step="judge"))
+    revisions = [r for r in responses if r.system == "revision"] + store.responses(round=k, step="critique")
+    verdicts = store.verdicts(round=k, step="judge") + store.verdicts(round=k, step="critique")
+    return build_pairs(queries, samples, revisions, verdicts, mode=cfg.train.pairs)
 
 
 def promote_step(cfg: Any, store: Any, out: Path, k: int, log: Any) -> None:
