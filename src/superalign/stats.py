@@ -21,8 +21,9 @@ Writing e = y - lam*f, the estimate is mean_N(y) + (mean_L(e) - mean_N(e)), whos
 
 i.e. the textbook two-sample PPI variance plus a term for the labelled items being inside the pool.
 Minimising it over lam gives lam* = cov(y, f) / var(f): in this design the PPI++ factor 1/(1 + n/N)
-becomes 1 (at lam*, cov(e, f) = 0 and the extra term vanishes; not so where lam* is clipped to 1). With `labelled_in_pool=False`
-(`pred_unlabelled` holds N OTHER items, independent of the labelled ones) it is the textbook
+becomes 1 (at lam*, cov(e, f) = 0 and the extra term vanishes; not so where lam* is clipped to 1).
+With `labelled_in_pool=False` (`pred_unlabelled` holds N OTHER items, independent of the labelled
+ones) it is the textbook
 Var = lam^2 var(f)/N + var(e)/n with lam* = cov(y, f) / ((1 + n/N) var(f)). Either way lam* is
 clipped to [0, 1], and variances are estimated from the samples (var(f) from the pool, var(e) and
 cov(e, f) from the labelled items, ddof=1). The interval is the normal approximation theta +- z sqrt(Var);
