@@ -12,6 +12,7 @@ from superalign.errors import UserError
 from superalign.ppi import ppi_round
 from superalign.records import HumanLabel, Query, Response, Verdict, stable_id
 from superalign.stats import ppi_mean
+from superalign.store.report import format_table
 from superalign.store.runstore import RunStore
 
 N_HARMFUL, N_BENIGN, ROUNDS = 60, 10, (0, 1)
@@ -123,6 +124,8 @@ def test_export_label_import_gives_the_ppi_of_the_labels(tmp_path):
             truth = np.mean([_truth(k, i) for i in range(N_HARMFUL)])
             assert row["asr_ppi_ci"][0] <= truth <= row["asr_ppi_ci"][1]
             assert f"{row['asr_ppi']:.3f}" in r.output
+            table = format_table([{"round": k, "asr": 0.5, **row}])  # the loop merges the row: the report shows it
+            assert "asr_ppi" in table.splitlines()[0] and f"{row['asr_ppi']:.3f}" in table
 
     r = _cli("export", run, "--per-round", 100, "--out", tmp_path / "rest.jsonl")  # tops up: the unlabelled rest
     assert r.exit_code == 0 and "wrote 82 rows" in r.output
