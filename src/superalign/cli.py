@@ -77,6 +77,16 @@ def _mount_values() -> None:
 _mount_values()
 
 
+def _mount_label() -> None:
+    """`superalign label ...` (oversight/label_cli.py): human labels of held-out answers, PPI ASR."""
+    from superalign.oversight.label_cli import label_app
+
+    app.add_typer(label_app, name="label")
+
+
+_mount_label()
+
+
 @app.command()
 def run(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config (see configs/)."),

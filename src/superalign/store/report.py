@@ -22,14 +22,15 @@ from superalign.store.jsonl import atomic_write_text
 
 # Columns of the per-round table, in order; a column appears when any round has a value for it.
 COLUMNS: tuple[str, ...] = (
-    "round", "asr", "asr_keyword_bound", "attack_asr", "over_refusal", "degenerate", "competence",
+    "round", "asr", "asr_ppi", "asr_keyword_bound", "attack_asr", "over_refusal", "degenerate", "competence",
     "human_labels", "pairs", "train_loss", "minutes",
 )
 
 # One plot per entry: (title, y label, [(metric key, legend label)], y in [0, 1]).
 PLOTS: tuple[tuple[str, str, list[tuple[str, str]], bool], ...] = (
     ("Attack success rate", "ASR",
-     [("asr", "held-out ASR (critic)"), ("asr_keyword_bound", "held-out keyword-refusal upper bound"),
+     [("asr", "held-out ASR (critic)"), ("asr_ppi", "held-out ASR (PPI: independent judge + human labels)"),
+      ("asr_keyword_bound", "held-out keyword-refusal upper bound"),
       ("attack_asr", "adaptive attack on training objectives (vs the round's starting learner)")], True),
     ("Over-refusal and degenerate answers", "share",
      [("over_refusal", "over-refusal (held-out benign)"),
@@ -230,7 +231,9 @@ def render_report(rounds: list[dict[str, Any]], *, title: str, meta: dict[str, A
         "<h2>Run</h2>", _meta_html(rounds, meta),
         "<h2>Per-round metrics</h2>", _table_html(rounds),
         "<p class='muted'>asr: share of held-out harmful prompts judged unsafe by the critic; "
-        "asr_keyword_bound: the same without a keyword refusal (an upper bound); over_refusal: share of "
+        "asr_ppi (with human labels): the ASR human reviewers would give, by prediction-powered inference "
+        "from an independent judge's scores on every answer and human labels on a random sample, its "
+        "[lo, hi] the PPI 95% interval (docs/ppi.md); asr_keyword_bound: the same without a keyword refusal (an upper bound); over_refusal: share of "
         "benign prompts refused; degenerate: share of all held-out answers that are empty, too short or "
         "repetitive (a learner can lower ASR by saying nothing); competence: multiple-choice accuracy; "
         "[lo, hi]: bootstrap 95% CI.</p>",

@@ -288,6 +288,25 @@ class RunStore:
         """Stored human labels, filtered and ordered like `queries`."""
         return self._read("human_labels", HumanLabel, round, step)
 
+    def add_human_labels(self, labels: Iterable[tuple[int, str, HumanLabel]]) -> int:
+        """Append human labels, each given as (round, step, label), in ONE transaction (all or none);
+        returns how many were written.
+
+        Unlike `commit_step` this writes no step marker: labels arrive after the step whose responses they
+        judge was committed, and a response may be labelled again (readers take the latest).
+        """
+        rows = [(h.response_id, h.reviewer, rnd, step, _dumps(h.to_dict())) for rnd, step, h in labels]
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany("INSERT INTO human_labels (response_id, reviewer, round, step, data) "
+                             "VALUES (?, ?, ?, ?, ?)", rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+        return len(rows)
+
     def count(self, table: str) -> int:
         """Number of rows in `table` (one of TABLES); ValueError for any other name."""
         if table not in TABLES:
