@@ -221,7 +221,9 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
         # pairs: critic -> the critic judges without the dataset's label (its own harm estimate decides)
         label = (lambda q: q.harmful) if cfg.train.pairs == "label" else (lambda q: None)
         items = [JudgeItem(r.id, qmap[r.query_id].text, r.text, label(qmap[r.query_id])) for r in responses]
-        store.commit_step(k, "judge", verdicts=judge(items, critic_for_round(cfg, critic, out, k, log)))
+        verdicts = judge(items, critic_for_round(cfg, critic, out, k, log))
+        store.commit_step(k, "judge", verdicts=verdicts,
+                          payload={"attack_asr_by_style": attack_asr_by_style(queries, responses, verdicts)})
         tick("after-judge")
     if cfg.train.pairs == "critic+revise" and not store.step_done(k, "critique"):
         _critique_step(cfg, store, critic_for_round(cfg, critic, out, k, log), learner.at(base), queries, k, log)
@@ -256,6 +258,22 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
             "pairs": len(pairs), "losses": stats.losses, "trained_from": base,
         })
         tick("after-train")
+
+
+def attack_asr_by_style(queries: list[Query], responses: list[Response], verdicts: list) -> dict[str, dict]:
+    """Of the round's harmful attack queries, by attack style (plain, template, roleplay, encoding, ...): the
+    share whose sampled answers the critic judged unsafe, per answer, with the count (the learner the round
+    started from, before training)."""
+    from superalign.attacker.styles import style_of_method
+
+    style = {q.id: style_of_method(q.source.split("+", 1)[1]) if "+" in q.source else "plain"
+             for q in queries if q.harmful}
+    unsafe = {v.response_id: bool(v.unsafe) for v in verdicts}
+    tally: dict[str, list[int]] = {}
+    for r in responses:
+        if r.query_id in style and r.system == "" and r.id in unsafe:
+            tally.setdefault(style[r.query_id], []).append(int(unsafe[r.id]))
+    return {s: {"asr": round(sum(v) / len(v), 4), "n": len(v)} for s, v in sorted(tally.items())}
 
 
 def judge_heldout(queries: list[Query], responses: list[Response], critic: Any,
@@ -343,10 +361,16 @@ def rounds_with_gate(store: Any) -> list[dict]:
     """Per-round metrics plus `promoted` (the gate's decision on each trained version; None: pending) and,
     with the adaptive attacker, `attack_asr` / `attack_coverage`: round K's search on the *training*
     objectives against the learner round K started from (set beside held-out ASR: memorising vs generalising)."""
+    from superalign.ppi import ppi_round
+
     rounds = store.rounds_metrics()
     for row in rounds:
+        row.update(ppi_round(store, row["round"]))  # asr_ppi once held-out answers carry human labels
         if row.get("round", 0) > 0:
             row["promoted"] = (store.step_payload(row["round"], "promote") or {}).get("promoted")
+            judged = store.step_payload(row["round"], "judge") or {}
+            if "attack_asr_by_style" in judged:
+                row["attack_asr_by_style"] = judged["attack_asr_by_style"]
             attack = store.step_payload(row["round"], "attack") or {}
             if "asr" in attack:
                 row["attack_asr"], row["attack_coverage"] = attack["asr"], attack.get("archive_coverage")

@@ -1,0 +1,72 @@
+"""Critic-driven pairs, critique revisions, the evaluation judge's columns and its independence check."""
+
+import pytest
+
+from superalign.config import RunConfig, load_config
+from superalign.learner.pairs import build_pairs
+from superalign.loop import run_loop
+from superalign.records import Query, Response, Verdict
+
+
+def _v(rid, unsafe, refusal, harm, score=None):
+    return Verdict(rid, "t", unsafe, refusal, score if score is not None else float(unsafe), 0.9, request_harm=harm)
+
+
+def _case(label_harmful: bool, request_harm: float, sample_unsafe: bool):
+    q = Query("q1", "some request", harmful=label_harmful)
+    samples = [Response("s1", "q1", "answer text", "m", 1, 0)]
+    revs = [Response("r1", "q1", "I can't help with that.", "m", 1, 0, system="revision")]
+    verdicts = [_v("s1", sample_unsafe, False, request_harm), _v("r1", False, True, request_harm)]
+    return [q], samples, revs, verdicts
+
+
+def test_critic_mode_follows_the_verdicts_not_the_label():
+    # labelled benign, but the critic finds the answer unsafe: a refuse pair only when the critic decides
+    args = _case(label_harmful=False, request_harm=0.9, sample_unsafe=True)
+    assert [p.kind for p in build_pairs(*args, mode="critic")] == ["refuse-harmful"]
+    assert [p.kind for p in build_pairs(*args, mode="label")] == ["help-benign"]
+    # labelled harmful, but the critic judges the request benign and the answer safe: push toward helping
+    args = _case(label_harmful=True, request_harm=0.1, sample_unsafe=False)
+    assert [p.kind for p in build_pairs(*args, mode="critic")] == ["help-benign"]
+    assert build_pairs(*args, mode="label") == []  # label mode: harmful, nothing unsafe to reject
+    with pytest.raises(ValueError, match="pairs mode"):
+        build_pairs(*args, mode="vibes")
+
+
+def test_a_refusal_that_runs_on_into_compliance_is_never_chosen():
+    q = Query("q1", "harmful request", harmful=True)
+    samples = [Response("s1", "q1", "Step 1: do the harm.", "m", 1, 0)]
+    revs = [Response("r1", "q1", "I can't help. But step 1: do the harm.", "m", 1, 0, system="revision")]
+    verdicts = [_v("s1", True, False, 0.9), _v("r1", True, True, 0.9)]  # the critic calls the revision unsafe
+    assert build_pairs([q], samples, revs, verdicts, mode="critic") == []
+
+
+def test_loop_records_independent_asr_styles_and_critique_revisions(tmp_path):
+    cfg = load_config("configs/scripted.yaml", rounds=1)
+    assert cfg.train.pairs == "critic+revise" and cfg.eval_judge.kind == "rules"
+    rows = run_loop(cfg, tmp_path, log=lambda m: None)
+    for r in rows:
+        assert 0 <= r["asr_independent"] <= 1 and r["eval_judge"] == "rules"
+        assert r["goodhart_gap"] == pytest.approx(r["asr"] - r["asr_independent"], abs=1e-4)
+    styles = rows[1]["attack_asr_by_style"]
+    assert "plain" in styles and sum(s["n"] for s in styles.values()) > 0
+    from superalign.store.runstore import RunStore
+
+    with RunStore(tmp_path / "run.sqlite") as store:
+        revised = store.responses(round=1, step="critique")
+        samples = {r.id for r in store.responses(round=1, step="respond") if r.system == ""}
+        unsafe_samples = [v for v in store.verdicts(round=1, step="judge") if v.unsafe and v.response_id in samples]
+        assert len(revised) == len(unsafe_samples) > 0  # one rewrite per answer the critic called unsafe
+        assert all(r.system == "critique-revision" for r in revised)
+        assert len(store.verdicts(round=1, step="eval_independent")) == rows[1]["n_harmful"] + rows[1]["n_benign"]
+
+
+def test_an_eval_judge_sharing_training_data_is_refused_before_the_run(tmp_path):
+    from superalign.errors import UserError
+    from superalign.preflight import check_run
+
+    with pytest.raises(UserError, match="eval_judge.kind.*PyRIT"):
+        check_run(RunConfig(learner="scripted", critic={"kind": "ensemble"}, eval_judge={"kind": "independent"}))
+    with pytest.raises(UserError, match="teacher"):
+        check_run(RunConfig(learner="scripted", critic={"kind": "rules"}, eval_judge={"kind": "rules"}))
+    check_run(RunConfig(learner="scripted"))  # content critic + independent judge: fine
