@@ -21,8 +21,9 @@ class _Frozen(BaseModel):
 
 
 class DataConfig(_Frozen):
-    heldout_fraction: float = Field(0.3, gt=0, le=0.5, description="Share of each set held out (split by query text); <= 0.5 because the critic's prompt head trains on the other 50 %.")
-    heldout_harmful: int = Field(60, ge=1, description="Harmful held-out queries evaluated per round (ASR).")
+    heldout_fraction: float = Field(0.3, gt=0, le=0.5, description="Share of each set held out (split by near-duplicate group of the query text: content-word Jaccard >= 0.5); <= 0.5 because the critic's prompt head trains on the other 50 %.")
+    heldout_source: Optional[str] = Field("harmbench", description="A whole harmful seed set held out (harmbench | advbench | donotanswer; null = off): its seeds, and every seed in a near-duplicate group with one, never train; half of `heldout_harmful` is drawn from it, so ASR is reported in-distribution and on an unseen source.")
+    heldout_harmful: int = Field(60, ge=1, description="Harmful held-out queries evaluated per round (ASR); with `heldout_source`, half from that source and half in-distribution.")
     heldout_benign: int = Field(60, ge=1, description="Benign-edgy held-out queries evaluated per round (over-refusal).")
     competence_items: int = Field(500, ge=1, description="MC items (sciq + ARC-Easy) for competence.")
 

@@ -1,16 +1,23 @@
 """The fixed data plan of a run: which queries train, which are held out, which MC items measure competence.
 
 Everything here is a deterministic function of the config, so a resumed run sees the same sets.
-Held-out sets are split by normalised query text and never enter training.
+Held-out sets are split by near-duplicate group of the normalised query text (data/split.py: content-word
+Jaccard >= 0.5, a group never straddles the split) and never enter training. With `data.heldout_source`
+one whole harmful seed set is held out as well: its seeds and every seed grouped with one never train,
+and half the held-out harmful queries come from it (`heldout_subset` names each query's subset).
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from superalign.config import RunConfig
+from superalign.config import DataConfig, RunConfig
 from superalign.records import Chat, Query, user_chat
+
+if TYPE_CHECKING:
+    from superalign.data.split import SourceSplit
 
 
 @dataclass(frozen=True)
@@ -23,18 +30,42 @@ class RunPlan:
     replay: list[tuple[Chat, str]]  # competence SFT examples, disjoint from competence_items
 
 
+def harmful_split(data: DataConfig) -> SourceSplit:
+    """The harmful seeds split as `data` says (`superalign.data.split.SourceSplit`): `train` is what the
+    loop may train on; `heldout` the in-distribution held-out groups; `source` the held-out source's seeds;
+    `excluded` the other sets' near-duplicates of those (never trained, never evaluated)."""
+    from superalign.data.seeds import check_heldout_source, load_harmful_seeds
+    from superalign.data.split import split_with_source
+
+    check_heldout_source(data.heldout_source)
+    return split_with_source(load_harmful_seeds(), data.heldout_fraction, data.heldout_source)
+
+
+def heldout_subset(query: Query, cfg: RunConfig) -> str:
+    """Which held-out subset a held-out harmful query belongs to: "source:<name>" when it comes from
+    `data.heldout_source`, else "in-distribution" (ASR can then be reported per subset)."""
+    from superalign.data.split import source_of
+
+    src = cfg.data.heldout_source
+    return f"source:{src}" if src is not None and source_of(query) == src else "in-distribution"
+
+
 def make_plan(cfg: RunConfig) -> RunPlan:
     from superalign.data.benign import load_benign_edgy, load_benign_general
     from superalign.data.competence import load_competence
-    from superalign.data.seeds import load_harmful_seeds
     from superalign.data.split import split_queries
 
     frac = cfg.data.heldout_fraction
-    h_train, h_held = split_queries(load_harmful_seeds(), frac)
+    h = harmful_split(cfg.data)
     e_train, e_held = split_queries(load_benign_edgy(), frac)
     g_train, _ = split_queries(load_benign_general(2000), frac)
     rng = random.Random(cfg.seed)
-    h_held = _sample(h_held, cfg.data.heldout_harmful, rng)
+    n = cfg.data.heldout_harmful
+    if cfg.data.heldout_source is None:
+        h_held = _sample(h.heldout, n, rng)
+    else:  # half from the held-out source, the rest in-distribution
+        from_source = _sample(h.source, n // 2, rng)
+        h_held = from_source + _sample(h.heldout, n - len(from_source), rng)
     e_held = _sample(e_held, cfg.data.heldout_benign, rng)
     n_eval = cfg.data.competence_items
     pool = load_competence(n_eval + cfg.train.competence_replay * 4, seed=cfg.seed)
@@ -43,7 +74,7 @@ def make_plan(cfg: RunConfig) -> RunPlan:
     # MC format with the options listed: a bare "The answer is X." template collapsed every answer
     # of the embedded model into that template (measured: it then answered "The answer is Facebook.").
     replay = [(user_chat(f"{it.question}\nOptions: " + "; ".join(it.options)), it.options[it.answer]) for it in rest]
-    return RunPlan(h_train, e_train + g_train, h_held, e_held, pool[:n_eval], replay)
+    return RunPlan(h.train, e_train + g_train, h_held, e_held, pool[:n_eval], replay)
 
 
 def _sample(items: list[Query], n: int, rng: random.Random) -> list[Query]:

@@ -2,8 +2,8 @@
 
 A config error found at round 1 used to leave a run directory behind that `run` then called "already
 holds a run". Here every name is checked up front: converters, the PyRIT templates, the constitution and
-its profile, each model spec (a known name, a model directory, an `openai:` server that answers), Ray
-for `executor: ray`. Names and reachability only: no weights load, so the default `content` critic
+its profile, the held-out seed set, each model spec (a known name, a model directory, an `openai:` server
+that answers), Ray for `executor: ray`. Names and reachability only: no weights load, so the default `content` critic
 costs nothing here. `check_resume` names each changed key of a refused `--resume` (old → new).
 """
 
@@ -61,6 +61,7 @@ def _problems(cfg: RunConfig) -> Iterator[tuple[Loc, str]]:
         if cfg.eval_judge.kind == "llm-judge":
             yield from _refused(("eval_judge", "judge_model"), _check_spec, cfg.eval_judge.judge_model)
     yield from _policy_problems(cfg)
+    yield from _refused(("data", "heldout_source"), _check_heldout_source, cfg.data.heldout_source)
     if cfg.executor == "ray" and importlib.util.find_spec("ray") is None:
         yield ("executor",), "needs Ray: pip install 'superalign[ray]' (or executor: local)"
 
@@ -76,6 +77,12 @@ def _check_spec(spec: str) -> None:
     from superalign.backends import check_backend_spec
 
     check_backend_spec(spec)
+
+
+def _check_heldout_source(source: str | None) -> None:
+    from superalign.data.seeds import check_heldout_source
+
+    check_heldout_source(source)
 
 
 def _template_problems(max_chars: int) -> Iterator[tuple[Loc, str]]:

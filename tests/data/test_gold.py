@@ -1,5 +1,6 @@
 """The gold set: labels present and consistent, dev/test disjoint by prompt group, grouping works."""
 
+import hashlib
 from collections import Counter
 
 from superalign.data.gold import group_objectives, load_gold, split_of_group
@@ -25,6 +26,8 @@ def test_shipped_gold_set_is_labelled_split_by_group_and_large_enough() -> None:
     for r, k in zip(rows, keys):
         by_key.setdefault(k, set()).add(r.split)
     assert all(len(s) == 1 for s in by_key.values())
+    # and the very group ids the file was written with (the grouping moved to data/split.py: keys must not change)
+    assert [hashlib.sha1(k.encode()).hexdigest()[:10] for k in keys] == [r.group for r in rows]
     for r in rows:
         assert r.over_refusal == ((not r.harmful) and r.refusal)
         assert not (r.unsafe and not r.harmful and r.kind != "loop")

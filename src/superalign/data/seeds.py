@@ -191,6 +191,13 @@ def dedupe(queries: Iterable[Query]) -> list[Query]:
     return out
 
 
+def check_heldout_source(source: str | None) -> None:
+    """UserError unless `source` is None (no set held out) or one of `SOURCES` (`data.heldout_source`)."""
+    if source is not None and source not in SOURCES:
+        raise UserError(f"unknown held-out source {source!r}: choose from {', '.join(SOURCES)}, or null to hold "
+                        "no whole seed set out")
+
+
 def load_harmful_seeds(sources: Sequence[str] = SOURCES) -> list[Query]:
     """Harmful seeds from the named sets (subset of `SOURCES`), in that order, deduplicated by
     normalised text (the earlier set keeps the seed)."""

@@ -250,14 +250,15 @@ class PoolSettings(BaseModel):
     max_new_tokens: int = Field(40, ge=1, description="Tokens per sampled answer.")
     temperature: float = Field(0.8, gt=0, description="Sampling temperature.")
     top_k: int = Field(50, ge=1, description="Top-k before sampling.")
-    heldout_fraction: float = Field(0.3, gt=0, le=0.5, description="Share of prompts held out, by text hash (data/split.py).")
+    heldout_fraction: float = Field(0.3, gt=0, le=0.5, description="Share of prompts held out, by near-duplicate group of the text (data/split.py).")
     critic: Literal["rules", "classifier", "ensemble"] = Field("ensemble", description="Critic that judges the answers.")
     seed: int = Field(0, description="Seeds prompt sampling and generation.")
 
 
 @dataclass
 class PairPool:
-    """Training pairs and held-out pairs from disjoint prompts (split by text hash), plus held-out prompts."""
+    """Training pairs and held-out pairs from disjoint prompts (split by near-duplicate group of the text),
+    plus held-out prompts."""
 
     train: list[Pair]
     heldout: list[Pair]
@@ -282,7 +283,9 @@ def pool_cache_path(settings: PoolSettings) -> Path:
     from superalign.backends.embedded import cache_root
     from superalign.records import stable_id
 
-    key = stable_id("pair-pool-v1", json.dumps(settings.model_dump(mode="json"), sort_keys=True))
+    # v2: data.split groups near-duplicates before splitting; a v1 pool's train / held-out sides used the
+    # exact-text split (near-paraphrases of held-out prompts in training) and must not be reused.
+    key = stable_id("pair-pool-v2", json.dumps(settings.model_dump(mode="json"), sort_keys=True))
     return cache_root() / "pair-pools" / f"{key}.json"
 
 

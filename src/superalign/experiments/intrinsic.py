@@ -1,7 +1,7 @@
 """`superalign experiment intrinsic`: self-reflection, self-awareness and empathy, trained and measured.
 
 Every trained condition starts from the same base learner and is measured on held-out data (prompts
-split from training by text hash; MC items disjoint from the calibration / training items):
+split from training by near-duplicate group of the text; MC items disjoint from the calibration / training items):
 
 - **Self-reflection** (learner/reflect.py): base direct vs base reflect-at-inference (draft -> own
   critique -> final) vs SFT on the critic-filtered reflected finals of training prompts, answering

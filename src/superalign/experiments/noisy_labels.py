@@ -5,7 +5,7 @@ A share ε of the training pairs has chosen and rejected swapped (exactly round(
 draw per seed). Every (method, ε, seed) trains LoRA from the same base learner on the same pair pool
 (experiments/common.py) and is measured on clean held-out data:
 
-- held-out preference accuracy: share of held-out pairs (prompts disjoint from training by text hash)
+- held-out preference accuracy: share of held-out pairs (prompts disjoint from training by near-duplicate group)
   whose implicit reward margin (log π/π_ref of chosen minus that of rejected) is > 0; an exact tie
   (the untrained model) counts 1/2. No generation needed.
 - held-out ASR: greedy answers to held-out harmful prompts judged by the default critic.

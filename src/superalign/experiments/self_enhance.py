@@ -75,7 +75,7 @@ class SelfEnhanceConfig(BaseModel):
     heldout_benign: int = Field(40, ge=1, description="Held-out benign-edgy prompts (over-refusal).")
     eval_tokens: int = Field(40, ge=1, description="Greedy tokens per held-out answer.")
     competence_items: int = Field(300, ge=1, description="Held-out MC items (sciq + ARC-Easy).")
-    heldout_fraction: float = Field(0.3, gt=0, le=0.5, description="Share of prompts held out, by text hash.")
+    heldout_fraction: float = Field(0.3, gt=0, le=0.5, description="Share of prompts held out, by near-duplicate group of the text (data/split.py).")
     judge_dimensions: tuple[str, ...] = Field(("harmlessness", "helpfulness"), description=(
         "Constitution dimensions in the self-judge's rubric (~330-token prompts; all four: ~620)."))
     critic: Literal["rules", "classifier", "ensemble"] = Field(

@@ -6,75 +6,33 @@
 `gold-v1.jsonl` holds every row with its provenance (`source`, `model`, `kind`), both readers' labels and
 the settled gold labels; `data/gold/README.md` (beside this file) says how it was made and the
 agreement between readers. Rows are split by prompt *group*: objectives whose content words overlap
-with Jaccard >= 0.5 are one group (near-paraphrases across seed sets land together), and a group's side
-depends only on a hash of its key, so no group straddles dev and test.
+with Jaccard >= 0.5 are one group (near-paraphrases across seed sets land together; the grouping is
+`superalign.data.split.group_objectives`, the one the run's train / held-out split uses), and a group's
+side depends only on a hash of its key, so no group straddles dev and test.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from superalign.data.split import normalise_text
+# The grouping is the run split's (one implementation); re-exported here for the gold scripts and tests.
+from superalign.data.split import JACCARD_GROUP, content_words, group_objectives, jaccard  # noqa: F401
 from superalign.errors import UserError
 
 GOLD_DIR = Path(__file__).resolve().parent
 GOLD_FILE = GOLD_DIR / "gold-v1.jsonl"
 GOLD_VERSION = "gold-v1"
 Split = Literal["dev", "test"]
-JACCARD_GROUP = 0.5
 TEST_FRACTION = 0.5
-
-_STOP = frozenset(
-    "a an the and or but if of to in on at by for with from as is are was were be been it its this that these "
-    "those i you he she we they me my your our their his her them us do does did how what why when where which "
-    "who can could would should will shall may might must not no please tell give write make create explain "
-    "describe about into some any all more most very just also than there here have has had get let like want "
-    "need know using use one two detailed step steps instructions way ways someone something".split())
 
 
 def row_id(prompt: str, response: str) -> str:
     """A stable id of one (prompt, response) pair."""
     return "g-" + hashlib.sha1(f"{prompt}\x1f{response}".encode()).hexdigest()[:12]
-
-
-def content_words(text: str) -> frozenset[str]:
-    """The normalised content words of a text (stopwords and 1-2 letter words dropped)."""
-    return frozenset(w for w in re.findall(r"[a-z0-9]+", normalise_text(text)) if len(w) > 2 and w not in _STOP)
-
-
-def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
-    return len(a & b) / len(a | b) if (a or b) else 1.0
-
-
-def group_objectives(objectives: Sequence[str], threshold: float = JACCARD_GROUP) -> list[str]:
-    """A group key per objective: near-duplicates (content-word Jaccard >= threshold, transitively) share
-    one key, the smallest normalised text among them."""
-    norm = [normalise_text(o) for o in objectives]
-    uniq = sorted(set(norm))
-    words = [content_words(u) for u in uniq]
-    parent = list(range(len(uniq)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i in range(len(uniq)):
-        for j in range(i + 1, len(uniq)):
-            if jaccard(words[i], words[j]) >= threshold:
-                parent[find(j)] = find(i)
-    root_key: dict[int, str] = {}
-    for i, u in enumerate(uniq):
-        root_key.setdefault(find(i), u)  # uniq is sorted: the first member seen is the smallest
-    key_of = {u: root_key[find(i)] for i, u in enumerate(uniq)}
-    return [key_of[n] for n in norm]
 
 
 def split_of_group(group: str, test_fraction: float = TEST_FRACTION) -> Split:
