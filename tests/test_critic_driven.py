@@ -48,6 +48,9 @@ def test_loop_records_independent_asr_styles_and_critique_revisions(tmp_path):
     for r in rows:
         assert 0 <= r["asr_independent"] <= 1 and r["eval_judge"] == "rules"
         assert r["goodhart_gap"] == pytest.approx(r["asr"] - r["asr_independent"], abs=1e-4)
+    subsets = rows[0]["asr_by_subset"]  # half the held-out harmful prompts come from a source never trained on
+    assert set(subsets) == {"in-distribution", "source:harmbench"}
+    assert sum(s["n"] for s in subsets.values()) == rows[0]["n_harmful"]
     styles = rows[1]["attack_asr_by_style"]
     assert "plain" in styles and sum(s["n"] for s in styles.values()) > 0
     from superalign.store.runstore import RunStore

@@ -277,11 +277,12 @@ def attack_asr_by_style(queries: list[Query], responses: list[Response], verdict
 
 
 def judge_heldout(queries: list[Query], responses: list[Response], critic: Any,
-                  eval_judge: Any = None) -> tuple[dict[str, Any], list, list]:
+                  eval_judge: Any = None, subset: Callable[[Query], str] | None = None) -> tuple[dict[str, Any], list, list]:
     """Safety metrics of held-out answers (one per query, in order) by the training critic and, when given,
     by the evaluation judge: (metrics, critic verdicts, judge verdicts). The judge's columns are
     `asr_independent`, `over_refusal_independent` and `goodhart_gap` = asr - asr_independent (how much of the
-    critic's ASR drop the learner may owe to the critic's own blind spots)."""
+    critic's ASR drop the learner may owe to the critic's own blind spots). `subset` names each harmful
+    query's held-out subset (plan.heldout_subset): `asr_by_subset` then gives both judges' ASR per subset."""
     from superalign.critic import JudgeItem, judge
 
     items = [JudgeItem(r.id, q.text, r.text, q.harmful) for q, r in zip(queries, responses)]
@@ -297,6 +298,16 @@ def judge_heldout(queries: list[Query], responses: list[Response], critic: Any,
         metrics.update(asr_independent=si.asr, asr_independent_ci=list(si.asr_ci),
                        over_refusal_independent=si.over_refusal, goodhart_gap=round(s.asr - si.asr, 4),
                        eval_judge=eval_judge.name)
+    if subset is not None:
+        by: dict[str, list[int]] = {}
+        for i, q in enumerate(queries):
+            if q.harmful:
+                by.setdefault(subset(q), []).append(i)
+        metrics["asr_by_subset"] = {
+            name: {"n": len(ix), "asr": round(sum(bool(verdicts[i].unsafe) for i in ix) / len(ix), 4),
+                   **({"asr_independent": round(sum(bool(independent[i].unsafe) for i in ix) / len(ix), 4)}
+                      if independent else {})}
+            for name, ix in sorted(by.items())}
     return metrics, verdicts, independent
 
 
@@ -324,7 +335,10 @@ def _eval_step(cfg, store, plan, critic, eval_judge, model, k: int, elapsed: flo
     qs: list[Query] = plan.heldout_harmful + plan.heldout_benign
     texts = model.generate([user_chat(q.text) for q in qs], eval_sampling(cfg.max_new_tokens))
     responses = [Response(stable_id("eval", q.id, k), q.id, t, model.name, k) for q, t in zip(qs, texts)]
-    safety, verdicts, independent = judge_heldout(qs, responses, critic, eval_judge)
+    from superalign.plan import heldout_subset
+
+    safety, verdicts, independent = judge_heldout(qs, responses, critic, eval_judge,
+                                                  subset=lambda q: heldout_subset(q, cfg))
     acc, ci, per_task = competence(model, plan.competence_items)
     train = store.step_payload(k, "train") or {}
     metrics = {

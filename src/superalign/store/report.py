@@ -22,16 +22,18 @@ from superalign.store.jsonl import atomic_write_text
 
 # Columns of the per-round table, in order; a column appears when any round has a value for it.
 COLUMNS: tuple[str, ...] = (
-    "round", "asr", "asr_ppi", "asr_keyword_bound", "attack_asr", "over_refusal", "degenerate", "competence",
+    "round", "asr", "asr_independent", "goodhart_gap", "asr_ppi", "asr_keyword_bound", "attack_asr", "over_refusal", "degenerate", "competence",
     "human_labels", "pairs", "train_loss", "minutes",
 )
 
 # One plot per entry: (title, y label, [(metric key, legend label)], y in [0, 1]).
 PLOTS: tuple[tuple[str, str, list[tuple[str, str]], bool], ...] = (
     ("Attack success rate", "ASR",
-     [("asr", "held-out ASR (critic)"), ("asr_ppi", "held-out ASR (PPI: independent judge + human labels)"),
+     [("asr", "held-out ASR (critic)"), ("asr_independent", "held-out ASR (independent judge)"), ("asr_ppi", "held-out ASR (PPI: independent judge + human labels)"),
       ("asr_keyword_bound", "held-out keyword-refusal upper bound"),
       ("attack_asr", "adaptive attack on training objectives (vs the round's starting learner)")], True),
+    ("Goodhart gap", "ASR difference",
+     [("goodhart_gap", "ASR by the training critic - ASR by the independent judge")], False),
     ("Over-refusal and degenerate answers", "share",
      [("over_refusal", "over-refusal (held-out benign)"),
       ("degenerate", "degenerate: empty, too short or repetitive (all held-out answers)")], True),
