@@ -90,3 +90,15 @@ def test_a_refused_resume_names_each_changed_key_and_touches_nothing(tmp_path):
     with pytest.raises(UserError, match=r"rounds: 2 → 1\).*give --rounds 2 or more"):  # rounds never shrink
         run_loop(load_config("configs/scripted.yaml", rounds=1), tmp_path, resume=True, log=lambda m: None)
     assert _tree(tmp_path) == before
+
+
+def test_a_run_from_an_older_split_is_not_resumed(tmp_path):
+    from superalign.errors import UserError
+    from superalign.store.runstore import RunStore
+
+    cfg = load_config("configs/scripted.yaml", rounds=1)
+    run_loop(cfg, tmp_path, log=lambda m: None)
+    with RunStore(tmp_path / "run.sqlite") as store:
+        store.set_meta("plan_version", 1)  # what a run of the exact-text split would carry (or no key at all)
+    with pytest.raises(UserError, match="older superalign"):
+        run_loop(load_config("configs/scripted.yaml", rounds=2), tmp_path, resume=True, log=lambda m: None)

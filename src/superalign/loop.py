@@ -23,6 +23,9 @@ from superalign.faults import tick
 from superalign.records import Query, Response, stable_id, user_chat
 
 Log = Callable[[str], None]
+# Bump when make_plan's sets change for the same config (a resumed run must not switch held-out sets midway).
+# 2: near-duplicate groups before the split, and a whole source (data.heldout_source) held out.
+PLAN_VERSION = 2
 
 
 def _seed(cfg: RunConfig, round: int, step: str) -> int:
@@ -101,6 +104,10 @@ def run_loop(cfg: RunConfig, out: Path, resume: bool = False, log: Log = print,
         stored = store.get_meta("config")
         if stored is not None:
             check_resume(stored, cfg, out)
+            if store.get_meta("plan_version") != PLAN_VERSION:
+                raise UserError(f"{out}: the run was started by an older superalign whose train/held-out split "
+                                "differs; its rounds cannot be carried on comparably: start a new run (another --out)")
+        store.set_meta("plan_version", PLAN_VERSION)
         if resuming:  # a fresh run has left nothing behind yet: the user's own temp files are not ours
             _sweep_temp(out)
         store.set_meta("config", cfg.model_dump(mode="json"))
