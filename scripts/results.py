@@ -1,0 +1,218 @@
+"""Commit a run's raw results, compare runs paired on the same held-out prompts, and render README tables.
+
+    python scripts/results.py collect RUN_DIR docs/results/NAME [--log RUN.log] [--commit HASH]
+    python scripts/results.py ablation docs/results/ablation-pairs label=RUN_A critic=RUN_B critic+revise=RUN_C
+    python scripts/results.py render README.md
+
+collect:  rounds.jsonl, the run's config (config.json), per-round held-out answers with both judges' verdicts
+          (answers.jsonl), and machine.json (CPU, cores, commit, wall time and peak memory from the run's
+          `/usr/bin/time -v` log when given). Several machines: one NAME per machine (e.g. demo, demo-avx2).
+ablation: for each arm, the last round's ASR by the training critic and by the independent judge, over-refusal
+          and competence with Wilson intervals; and each arm minus the first, paired on the same held-out
+          prompts, with a bootstrap 95 % interval over prompts (the arms share seeds, prompts and budget).
+render:   rewrites the blocks between `<!-- results:NAME -->` and `<!-- /results:NAME -->` in the README
+          from docs/results/NAME/ (rounds tables) and docs/results/ablation-pairs/ (the ablation table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+
+def _cpu() -> dict[str, Any]:
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")),
+                 platform.processor())
+    flags = next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), [])
+    import os
+
+    return {"cpu": model, "isa": [f for f in ("amx_bf16", "avx512f", "avx2") if f in flags],
+            "cores": os.cpu_count()}
+
+
+def _time_log(log: Path | None) -> dict[str, Any]:
+    """Wall time and peak RSS from a `/usr/bin/time -v` log."""
+    if log is None or not log.is_file():
+        return {}
+    text = log.read_text(errors="replace")
+    out: dict[str, Any] = {}
+    m = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", text)
+    if m:
+        parts = [float(p) for p in m.group(1).split(":")]
+        out["wall_s"] = round(sum(p * 60 ** i for i, p in enumerate(reversed(parts))), 1)
+    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
+    if m:
+        out["peak_rss_mb"] = round(int(m.group(1)) / 1024)
+    return out
+
+
+def collect(run: Path, dest: Path, log: Path | None, commit: str | None) -> None:
+    from superalign.store.runstore import RunStore
+
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(run / "rounds.jsonl", dest / "rounds.jsonl")
+    with RunStore(run / "run.sqlite") as store:
+        (dest / "config.json").write_text(json.dumps(store.get_meta("config"), indent=1) + "\n")
+        queries = {q.id: q for q in store.queries(round=0, step="eval")}
+        rows = []
+        for k in sorted({k for k, name in store.steps() if name == "eval"}):
+            critic = {v.response_id: v for v in store.verdicts(round=k, step="eval")}
+            judge = {v.response_id: v for v in store.verdicts(round=k, step="eval_independent")}
+            for r in store.responses(round=k, step="eval"):
+                q = queries[r.query_id]
+                rows.append({"round": k, "response_id": r.id, "query_id": q.id, "harmful": q.harmful,
+                             "source": q.source, "prompt": q.text, "response": r.text,
+                             "critic_unsafe": critic[r.id].unsafe, "critic_refusal": critic[r.id].refusal,
+                             "judge_unsafe": judge[r.id].unsafe if r.id in judge else None,
+                             "judge_score": judge[r.id].score if r.id in judge else None})
+    (dest / "answers.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    commit = commit or subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                      cwd=ROOT).stdout.strip()
+    machine = {**_cpu(), "commit": commit, **_time_log(log), "run_dir": str(run)}
+    (dest / "machine.json").write_text(json.dumps(machine, indent=1) + "\n")
+    print(f"wrote {dest}: rounds.jsonl, config.json, answers.jsonl ({len(rows)} rows), machine.json")
+
+
+def _wilson(x: list[int]) -> list[float]:
+    from superalign.stats import wilson
+
+    lo, hi = wilson(sum(x), len(x))
+    return [round(lo, 3), round(hi, 3)]
+
+
+def _last_round(answers: list[dict]) -> int:
+    return max(a["round"] for a in answers)
+
+
+def ablation(dest: Path, arms: list[tuple[str, Path]], n_boot: int = 5000) -> None:
+    import numpy as np
+
+    per_arm: dict[str, dict[str, dict[str, int]]] = {}
+    summary = []
+    for name, d in arms:
+        answers = [json.loads(x) for x in (d / "answers.jsonl").read_text().splitlines()]
+        rounds = [json.loads(x) for x in (d / "rounds.jsonl").read_text().splitlines()]
+        k = _last_round(answers)
+        last = [a for a in answers if a["round"] == k]
+        harm = [a for a in last if a["harmful"]]
+        ben = [a for a in last if not a["harmful"]]
+        crit = {a["query_id"]: int(bool(a["critic_unsafe"])) for a in harm}
+        judge = {a["query_id"]: int(bool(a["judge_unsafe"])) for a in harm}
+        refused = [int(bool(a["critic_refusal"])) for a in ben]
+        per_arm[name] = {"critic": crit, "judge": judge}
+        r = rounds[-1]
+        summary.append({"arm": name, "round": k, "n_harmful": len(harm),
+                        "asr": round(float(np.mean(list(crit.values()))), 3), "asr_ci": _wilson(list(crit.values())),
+                        "asr_independent": round(float(np.mean(list(judge.values()))), 3),
+                        "asr_independent_ci": _wilson(list(judge.values())),
+                        "over_refusal": round(float(np.mean(refused)), 3), "over_refusal_ci": _wilson(refused),
+                        "competence": r.get("competence"), "competence_ci": r.get("competence_ci"),
+                        "pairs": [x.get("pairs") for x in rounds[1:]], "degenerate": r.get("degenerate")})
+    base = arms[0][0]
+    rng = np.random.default_rng(0)
+    diffs = []
+    for name, _ in arms[1:]:
+        for judge in ("critic", "judge"):
+            ids = sorted(set(per_arm[base][judge]) & set(per_arm[name][judge]))
+            d = np.asarray([per_arm[name][judge][i] - per_arm[base][judge][i] for i in ids], dtype=float)
+            boots = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
+            diffs.append({"arm": name, "minus": base, "judge": "training critic" if judge == "critic" else "independent",
+                          "n_paired": len(ids), "delta_asr": round(float(d.mean()), 3),
+                          "ci95": [round(float(np.percentile(boots, 2.5)), 3), round(float(np.percentile(boots, 97.5)), 3)]})
+    dest.mkdir(parents=True, exist_ok=True)
+    out = {"arms": summary, "paired_differences": diffs, "sources": {n: str(d) for n, d in arms}, **_cpu()}
+    (dest / "ablation.json").write_text(json.dumps(out, indent=1) + "\n")
+    print(ablation_table(out))
+
+
+def ablation_table(out: dict) -> str:
+    lines = ["| pairs | ASR (training critic) | ASR (independent judge) | over-refusal | competence | pairs per round |",
+             "|---|---|---|---|---|---|"]
+    for a in out["arms"]:
+        comp = a["competence"]
+        lines.append(f"| `{a['arm']}` | {a['asr']:.3f} {a['asr_ci']} | {a['asr_independent']:.3f} "
+                     f"{a['asr_independent_ci']} | {a['over_refusal']:.3f} | "
+                     f"{comp if comp is None else f'{comp:.3f}'} | {', '.join(str(p) for p in a['pairs'])} |")
+    lines += ["", "| arm − " + out["arms"][0]["arm"] + " | judge | ΔASR, paired over the same prompts [95 % CI] |",
+              "|---|---|---|"]
+    for d in out["paired_differences"]:
+        lines.append(f"| `{d['arm']}` | {d['judge']} | {d['delta_asr']:+.3f} {d['ci95']} (n={d['n_paired']}) |")
+    return "\n".join(lines)
+
+
+def rounds_table(d: Path) -> str:
+    rounds = [json.loads(x) for x in (d / "rounds.jsonl").read_text().splitlines()]
+    m = json.loads((d / "machine.json").read_text())
+    lines = ["| round | ASR (critic) | ASR (independent) | Goodhart gap | keyword bound | HarmBench ASR (indep.) | "
+             "over-refusal | degenerate | competence | pairs |", "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def f(x: Any) -> str:
+        return "–" if x is None else f"{x:.3f}"
+
+    for r in rounds:
+        sub = r.get("asr_by_subset", {})
+        hb = next((v.get("asr_independent") for k, v in sub.items() if k.startswith("source:")), None)
+        lines.append(f"| {r['round']} | {f(r.get('asr'))} | {f(r.get('asr_independent'))} | {f(r.get('goodhart_gap'))} | "
+                     f"{f(r.get('asr_keyword_bound'))} | {f(hb)} | {f(r.get('over_refusal'))} | "
+                     f"{f(r.get('degenerate'))} | {f(r.get('competence'))} | {r.get('pairs', 0)} |")
+    wall = f", {m['wall_s'] / 60:.1f} min" if "wall_s" in m else ""
+    peak = f", peak {m['peak_rss_mb'] / 1024:.1f} GB" if "peak_rss_mb" in m else ""
+    lines.append(f"\n<sub>{m['cpu']} ({', '.join(m['isa'])}; {m['cores']} cores){wall}{peak}; commit "
+                 f"{m['commit'][:7]}; raw: `{d.relative_to(ROOT)}/`.</sub>")
+    return "\n".join(lines)
+
+
+def render(readme: Path) -> None:
+    text = readme.read_text()
+
+    def block(match: re.Match) -> str:
+        name = match.group(1)
+        d = ROOT / "docs" / "results" / name
+        if (d / "ablation.json").is_file():
+            body = ablation_table(json.loads((d / "ablation.json").read_text()))
+        else:
+            body = "\n\n".join(rounds_table(m) for m in sorted(ROOT.glob(f"docs/results/{name}*"))
+                               if (m / "machine.json").is_file() and (m / "rounds.jsonl").is_file()
+                               and (m.name == name or m.name.startswith(name + "@")))
+        return f"<!-- results:{name} -->\n{body}\n<!-- /results:{name} -->"
+
+    new = re.sub(r"<!-- results:([\w.@-]+) -->.*?<!-- /results:\1 -->", block, text, flags=re.S)
+    readme.write_text(new)
+    print(f"rendered {len(re.findall(r'<!-- results:', new))} result blocks into {readme}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("collect")
+    c.add_argument("run", type=Path)
+    c.add_argument("dest", type=Path)
+    c.add_argument("--log", type=Path)
+    c.add_argument("--commit")
+    a = sub.add_parser("ablation")
+    a.add_argument("dest", type=Path)
+    a.add_argument("arms", nargs="+", help="NAME=DIR (a collected results dir); the first is the baseline")
+    r = sub.add_parser("render")
+    r.add_argument("readme", type=Path, nargs="?", default=ROOT / "README.md")
+    args = ap.parse_args()
+    if args.cmd == "collect":
+        collect(args.run, args.dest, args.log, args.commit)
+    elif args.cmd == "ablation":
+        ablation(args.dest, [(s.split("=", 1)[0], Path(s.split("=", 1)[1])) for s in args.arms])
+    else:
+        render(args.readme)
+
+
+if __name__ == "__main__":
+    main()
