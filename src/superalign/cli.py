@@ -179,8 +179,9 @@ def evaluate(
 
     from superalign.backends import load_backend
     from superalign.config import load_config
-    from superalign.critic import JudgeItem, build_critic, judge as judge_items
-    from superalign.evaluate import competence, eval_sampling, safety_metrics
+    from superalign.critic import build_critic
+    from superalign.evaluate import competence, eval_sampling
+    from superalign.loop import judge_heldout
     from superalign.plan import make_plan
     from superalign.records import Query, Response, stable_id, user_chat
     from superalign.store.jsonl import atomic_write_text, read_jsonl, write_jsonl
@@ -202,13 +203,19 @@ def evaluate(
     texts = backend.generate([user_chat(q.text) for q in qs], eval_sampling(cfg.max_new_tokens))
     resp = [Response(stable_id("eval", q.id), q.id, t, backend.name) for q, t in zip(qs, texts)]
     critic = build_critic(cfg.critic)
-    verdicts = judge_items([JudgeItem(r.id, q.text, r.text, q.harmful) for q, r in zip(qs, resp)], critic)
-    s = safety_metrics(qs, resp, verdicts)
+    eval_judge = None
+    if cfg.eval_judge is not None:
+        from superalign.critic.independent import independence_problem
+
+        why = independence_problem(cfg.critic.kind, cfg.eval_judge.kind)
+        if why:
+            _echo(f"no asr_independent: the evaluation judge {why}")
+        else:
+            eval_judge = build_critic(cfg.eval_judge)
+    safety, verdicts, _ = judge_heldout(qs, resp, critic, eval_judge)
     n_items = cfg.data.competence_items if competence_items is None else competence_items
     n_items = n_items if limit is None else min(n_items, limit)
-    metrics = {"model": backend.name, "critic": critic.name, "asr": s.asr, "asr_ci": s.asr_ci,
-               "asr_keyword_bound": s.asr_keyword_bound, "asr_abstained": s.asr_abstained,
-               "over_refusal": s.over_refusal, "over_refusal_ci": s.over_refusal_ci, "degenerate": s.degenerate,
+    metrics = {"model": backend.name, **safety,
                "n_harmful": sum(bool(q.harmful) for q in qs), "n_benign": sum(not q.harmful for q in qs)}
     if n_items and hasattr(backend, "logprobs_text"):
         _echo(f"scoring competence on {n_items} MC items")

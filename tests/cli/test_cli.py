@@ -104,3 +104,16 @@ def test_eval_limit_caps_prompts_and_mc_items(tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert m["n_harmful"] + m["n_benign"] == 5 and m["n_harmful"] >= 1 and m["n_benign"] >= 1
     assert len((out / "responses.jsonl").read_text().splitlines()) == 5
+
+
+def test_eval_reports_the_independent_judge_and_skips_one_that_is_not(tmp_path):
+    r = sa("eval", "--model", "scripted", "--out", str(tmp_path / "a"), "--config", "configs/scripted.yaml", "--limit", "6")
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert m["eval_judge"] == "rules" and 0 <= m["asr_independent"] <= 1  # scripted.yaml: ensemble critic, rules judge
+    # --critic rules makes the judge the critic's own kind: no independent column, and the user is told why
+    r = sa("eval", "--model", "scripted", "--out", str(tmp_path / "b"), "--config", "configs/scripted.yaml", "--limit", "6",
+           "--critic", "rules")
+    assert r.returncode == 0, r.stderr
+    assert "no asr_independent" in r.stderr
+    assert "asr_independent" not in json.loads((tmp_path / "b" / "metrics.json").read_text())
