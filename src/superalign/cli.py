@@ -1,4 +1,4 @@
-"""`superalign` command line (DESIGN §3). Exit codes: 0 ok, 2 bad input (with file:line and the fix), 1 other."""
+"""`superalign` command line (docs/design.md §3). Exit codes: 0 ok, 2 bad input (with file:line and the fix), 1 other."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Held-out evaluation: ASR, over-refusal and competence (DESIGN §4), with bootstrap 95 % CIs."""
+"""Held-out evaluation: ASR, over-refusal and competence (docs/design.md §4): Wilson 95 % intervals for shares, a bootstrap one for competence."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The round runner: the only place that knows the order of the stages (DESIGN §1).
+"""The round runner: the only place that knows the order of the stages (docs/design.md §1).
 
 Round 0 evaluates the base learner. Round k >= 1: attack -> respond -> judge -> pairs -> train -> eval.
 Each step commits its records and a step marker in one SQLite transaction, so a run killed anywhere

@@ -1,4 +1,4 @@
-"""Typed records that flow between stages (DESIGN §2, a public contract).
+"""Typed records that flow between stages (docs/design.md §2, a public contract).
 
 Every record is a frozen dataclass; `to_dict` / `from_dict` give the JSONL and SQLite form.
 Field names are the contract: add fields freely, never rename.

@@ -1,4 +1,4 @@
-"""The CLI contract (DESIGN §3): round-trips, exit codes and one clear message on bad input."""
+"""The CLI contract (docs/design.md §3): round-trips, exit codes and one clear message on bad input."""
 
 import json
 import subprocess

@@ -1,6 +1,6 @@
 """The critic against PyRIT's human labels, with PyRIT's own published scorer metrics beside.
 
-Two label sets (DESIGN §4, metric names as in PyRIT's `*_metrics.jsonl`):
+Two label sets (docs/design.md §4, metric names as in PyRIT's `*_metrics.jsonl`):
 - refusal:   refusal_scorer/refusal.csv + refusal_extra.csv, 1 = refused. PyRIT's rubric counts a
              non-sequitur as a refusal, so the prediction compared is `refusal or relevance < 0.5`;
              the strict `refusal` field is reported too.

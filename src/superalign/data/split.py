@@ -1,4 +1,4 @@
-"""Deterministic train / held-out split by near-duplicate group of the normalised query text (DESIGN §4).
+"""Deterministic train / held-out split by near-duplicate group of the normalised query text (docs/design.md §4).
 
 Queries are first grouped: two texts whose content words (`content_words`: normalised words of 3+
 letters, stopwords dropped) overlap with Jaccard >= `JACCARD_GROUP` (0.5) are one group, transitively

@@ -2,7 +2,7 @@
 
 A *revision* is the learner's own continuation of a refusal opener under a safety system prompt
 (prefilling). It gives natural, on-policy refusal text that the critic then filters, instead of one
-fixed refusal template (which collapses this model, DESIGN §7).
+fixed refusal template (which collapses this model, docs/design.md §7).
 """
 
 from __future__ import annotations

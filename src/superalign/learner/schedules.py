@@ -1,4 +1,4 @@
-"""Competence × conformity training schedules with equal budgets (issue 6, DESIGN §1).
+"""Competence × conformity training schedules with equal budgets (issue 6, docs/design.md §1).
 
 A schedule turns one round's budget (optimiser steps, preference pairs per step) into *phases*:
 

@@ -1,6 +1,6 @@
 """The per-round report: a self-contained HTML file (opens offline) and a plain-text terminal table.
 
-Both take the per-round metric dicts of `RunStore.rounds_metrics()` (DESIGN §3: at least `round`,
+Both take the per-round metric dicts of `RunStore.rounds_metrics()` (docs/design.md §3: at least `round`,
 `asr`, `over_refusal`, `competence`, `human_labels`). Missing keys are simply not shown; a key
 `<metric>_ci = [lo, hi]` adds a 95 % interval to that metric's cell and error bars to its plot.
 Everything taken from the run (prompts, model output, config) is HTML-escaped: responses are

@@ -2,7 +2,7 @@
 
 The unit of crash safety is the *step*: `commit_step` writes a step's records and its marker in one
 transaction, so after a crash a step is either fully there (marker + all records) or not at all, and
-a resumed run simply redoes the steps whose marker is missing (DESIGN §1, §2).
+a resumed run simply redoes the steps whose marker is missing (docs/design.md §1, §2).
 
 Each record table holds the record's key columns, the `round` and `step` it was committed
 under, and a JSON `data` column with `record.to_dict()`; readers rebuild records with `from_dict`
