@@ -205,6 +205,7 @@ def test_loop_uses_adaptive_attacker_and_carries_the_archive(tmp_path) -> None:
     att = cfg.attacker.model_copy(update={"mode": "adaptive", "budget": 40, "attacker_model": "scripted",
                                           "queries_per_round": 24, "benign_per_round": 8})
     cfg = cfg.model_copy(update={"attacker": att, "critic": cfg.critic.model_copy(update={"kind": "rules"}),
+                                 "eval_judge": None,  # rules would grade the learner with its own teacher
                                  "data": cfg.data.model_copy(update={"competence_items": 10, "heldout_harmful": 20,
                                                                      "heldout_benign": 10})})
     run_loop(cfg, tmp_path / "run", log=lambda m: None)
