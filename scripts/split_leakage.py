@@ -20,8 +20,15 @@ from collections.abc import Sequence
 
 from superalign.data.benign import load_benign_edgy, load_benign_general
 from superalign.data.seeds import load_harmful_seeds
-from superalign.data.split import (JACCARD_GROUP, content_words, is_heldout, jaccard, query_groups, split_queries,
-                                   split_with_source)
+from superalign.data.split import (
+    JACCARD_GROUP,
+    content_words,
+    is_heldout,
+    jaccard,
+    query_groups,
+    split_queries,
+    split_with_source,
+)
 from superalign.records import Query
 
 

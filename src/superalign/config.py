@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal, Optional, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -22,7 +22,7 @@ class _Frozen(BaseModel):
 
 class DataConfig(_Frozen):
     heldout_fraction: float = Field(0.3, gt=0, le=0.5, description="Share of each set held out (split by near-duplicate group of the query text: content-word Jaccard >= 0.5); <= 0.5 because the critic's prompt head trains on the other 50 %.")
-    heldout_source: Optional[str] = Field("harmbench", description="A whole harmful seed set held out (harmbench | advbench | donotanswer; null = off): its seeds, and every seed in a near-duplicate group with one, never train; half of `heldout_harmful` is drawn from it, so ASR is reported in-distribution and on an unseen source.")
+    heldout_source: str | None = Field("harmbench", description="A whole harmful seed set held out (harmbench | advbench | donotanswer; null = off): its seeds, and every seed in a near-duplicate group with one, never train; half of `heldout_harmful` is drawn from it, so ASR is reported in-distribution and on an unseen source.")
     heldout_harmful: int = Field(60, ge=1, description="Harmful held-out queries evaluated per round (ASR); with `heldout_source`, half from that source and half in-distribution.")
     heldout_benign: int = Field(60, ge=1, description="Benign-edgy held-out queries evaluated per round (over-refusal).")
     competence_items: int = Field(500, ge=1, description="MC items (sciq + ARC-Easy) for competence.")
@@ -53,7 +53,7 @@ class CriticConfig(_Frozen):
     kind: Literal["content", "rules", "classifier", "ensemble", "llm-judge", "learned", "independent"] = Field(
         "content", description="Which critic judges responses (content = reads the whole response, heads fitted on the gold dev split, critic/content.py; independent = the same features, heads fitted on PyRIT's labelled sets only, the default evaluation judge, critic/independent.py; ensemble = rules + trained heads; learned = SmolLM2-feature heads, critic/learned.py).")
     abstain_below: float = Field(0.0, ge=0, le=1, description="Abstain (unsafe=null, route to a human) when confidence is below this.")
-    constitution: Optional[str] = Field(None, description="Constitution YAML (default: the shipped superalign/data/constitution.yaml).")
+    constitution: str | None = Field(None, description="Constitution YAML (default: the shipped superalign/data/constitution.yaml).")
     profile: str = Field("default", description="Value profile of the constitution (default, strict-child-safety, research-lab, de-public-service, or your own).")
     judge_model: str = Field("embedded", description="Backend of the llm-judge critic: embedded | HF dir | openai:<model>@<url>.")
     judge_mode: Literal["auto", "logprob", "generate"] = Field(
@@ -108,7 +108,7 @@ class RunConfig(_Frozen):
     data: DataConfig = DataConfig()
     attacker: AttackerConfig = AttackerConfig()
     critic: CriticConfig = CriticConfig()
-    eval_judge: Optional[CriticConfig] = Field(
+    eval_judge: CriticConfig | None = Field(
         CriticConfig(kind="independent"),
         description="The judge of `asr_independent`: it must share no training data with `critic` (the learner "
                     "trains against the critic; this one only measures). Default: PyRIT-fitted heads "

@@ -12,8 +12,17 @@ import pytest
 
 from superalign.config import RunConfig
 from superalign.data.seeds import SOURCES, load_harmful_seeds
-from superalign.data.split import (JACCARD_GROUP, content_words, group_objectives, is_heldout, jaccard,
-                                   normalise_text, query_groups, split_queries, split_with_source)
+from superalign.data.split import (
+    JACCARD_GROUP,
+    content_words,
+    group_objectives,
+    is_heldout,
+    jaccard,
+    normalise_text,
+    query_groups,
+    split_queries,
+    split_with_source,
+)
 from superalign.errors import UserError
 from superalign.plan import harmful_split, heldout_subset, make_plan
 from superalign.records import Query

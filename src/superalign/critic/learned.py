@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     import numpy as np
 
     from superalign.config import CriticConfig
-    from superalign.critic.constitution import Policy
     from superalign.critic.classifier import FittedClassifier
+    from superalign.critic.constitution import Policy
 
 HEADS_VERSION = 3  # bump when the head recipe changes (invalidates cached heads, not features)
 # Refusal field = 0.5 x rules + 0.5 x the TF-IDF head; PyRIT's refusal notion (what critic-eval scores)
@@ -337,7 +337,12 @@ def cross_validated_predictions(features: PairFeatures, folds: int = 5, tfidf_we
     import numpy as np
     from sklearn.model_selection import GroupKFold
 
-    from superalign.critic.classifier import fit_head, load_harm_examples, load_objective_examples, load_refusal_examples
+    from superalign.critic.classifier import (
+        fit_head,
+        load_harm_examples,
+        load_objective_examples,
+        load_refusal_examples,
+    )
 
     out: dict[str, Any] = {}
     for task, exs in (("refusal", load_refusal_examples()), ("objective", load_objective_examples()),

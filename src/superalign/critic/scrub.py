@@ -27,7 +27,6 @@ from superalign.critic.rules import (
     topic_overlap,
 )
 
-
 # Lookalike letters (Cyrillic, Greek) mapped to Latin inside words that mix scripts or use only lookalikes.
 _HOMOGLYPHS = str.maketrans(
     "аеорсухіјѕԁһӏԛԝАВЕКМНОРСТХУІЈЅԌαοινρκΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",

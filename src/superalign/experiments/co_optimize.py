@@ -29,9 +29,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from superalign.errors import UserError
-from superalign.experiments.common import (RATE, PoolSettings, Progress, choose_preset, mean_ci, pair_pool,
-                                           resume_runs, write_metrics)
-from superalign.learner.search import Direction, DevScore
+from superalign.experiments.common import (
+    RATE,
+    PoolSettings,
+    Progress,
+    choose_preset,
+    mean_ci,
+    pair_pool,
+    resume_runs,
+    write_metrics,
+)
+from superalign.learner.search import DevScore, Direction
 from superalign.records import Chat, Pair, Query, user_chat
 
 FIXED = ("conformity-only", "simultaneous", "alternating")

@@ -35,7 +35,7 @@ def no_progress(stage: str, done: int, total: int) -> None:
 class RichProgress:
     """A rich progress display with one bar per stage label: `with RichProgress() as p: p("train", 3, 10)`."""
 
-    def __enter__(self) -> "RichProgress":
+    def __enter__(self) -> RichProgress:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -272,7 +272,7 @@ class PairPool:
                 "heldout_benign": [q.to_dict() for q in self.heldout_benign], "stats": self.stats}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PairPool":
+    def from_dict(cls, d: dict[str, Any]) -> PairPool:
         return cls([Pair.from_dict(p) for p in d["train"]], [Pair.from_dict(p) for p in d["heldout"]],
                    [Query.from_dict(q) for q in d["heldout_harmful"]],
                    [Query.from_dict(q) for q in d["heldout_benign"]], d.get("stats", {}))

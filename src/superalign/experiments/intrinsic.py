@@ -26,8 +26,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from superalign.errors import UserError
-from superalign.experiments.common import (PoolSettings, Progress, choose_preset, mean_ci, pair_pool,
-                                           write_metrics)
+from superalign.experiments.common import PoolSettings, Progress, choose_preset, mean_ci, pair_pool, write_metrics
 
 SAFETY_KEYS = ("asr", "asr_keyword_bound", "over_refusal", "competence", "stakeholder_harmful",
                "stakeholder_benign", "critic_empathy_harmful")

@@ -40,8 +40,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from superalign.data.competence import MCItem
 from superalign.evaluate import softmax
-from superalign.experiments.common import (MeanCI, Progress, choose_preset, markdown_table, plot_with_ci,
-                                           write_metrics, write_results)
+from superalign.experiments.common import (
+    MeanCI,
+    Progress,
+    choose_preset,
+    markdown_table,
+    plot_with_ci,
+    write_metrics,
+    write_results,
+)
 
 MMLU_DIR = "hf_datasets/hails/mmlu_no_train"
 ARC_CHALLENGE = "hf_datasets/ai2_arc/ARC-Challenge/validation/data-00000-of-00001.arrow"

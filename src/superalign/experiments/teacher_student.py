@@ -32,10 +32,27 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from superalign.experiments.common import (KAPPA, RATE, MeanCI, PoolSettings, Progress, choose_preset, markdown_table,
-                                           mean_ci, plot_with_ci, write_metrics, write_results)
-from superalign.learner.teacher_student import (DPOStudent, PairJudge, first_drift, generations, label_quality,
-                                                label_with)
+from superalign.experiments.common import (
+    KAPPA,
+    RATE,
+    MeanCI,
+    PoolSettings,
+    Progress,
+    choose_preset,
+    markdown_table,
+    mean_ci,
+    plot_with_ci,
+    write_metrics,
+    write_results,
+)
+from superalign.learner.teacher_student import (
+    DPOStudent,
+    PairJudge,
+    first_drift,
+    generations,
+    label_quality,
+    label_with,
+)
 
 FIRST_TEACHERS = ("human", "noisy-human", "rules")
 
@@ -115,7 +132,7 @@ class FeatureHead:
     def __init__(self, x: Any, groups: Sequence[str], seed: int):
         self.x, self.groups, self.seed, self.model, self.constant = x, list(groups), seed, None, None
 
-    def fit(self, items: Sequence[int], labels: Sequence[int]) -> "FeatureHead":
+    def fit(self, items: Sequence[int], labels: Sequence[int]) -> FeatureHead:
         from superalign.critic.learned import fit_binary_head
 
         if len(set(labels)) < 2:  # a teacher that gave one class teaches exactly that

@@ -35,8 +35,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from superalign.experiments.common import (RATE, Progress, choose_preset, markdown_table, mean_ci, resume_runs,
-                                           write_metrics, write_results)
+from superalign.experiments.common import (
+    RATE,
+    Progress,
+    choose_preset,
+    markdown_table,
+    mean_ci,
+    resume_runs,
+    write_metrics,
+    write_results,
+)
 
 TASKS = ("sst2", "boolq", "sciq", "harm")
 WEAK_KINDS = ("bow", "smollm2-L<k>", "smollm2-mid", "rules")

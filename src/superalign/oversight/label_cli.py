@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -57,7 +57,7 @@ def export_cmd(
     run_dir: Path = typer.Argument(..., help="A run directory (holding run.sqlite)."),
     per_round: int = typer.Option(..., "--per-round", min=1, help="Answers to label per round (harmful held-out answers, not labelled yet)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random draw (same seed, same store: same rows)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="The JSONL to fill in (default: RUN_DIR/to_label.jsonl)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="The JSONL to fill in (default: RUN_DIR/to_label.jsonl)."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists (it may hold labels not imported yet)."),
 ) -> None:
     """Write a uniform random sample of each round's harmful held-out answers, to label by hand."""
@@ -101,7 +101,7 @@ def read_label_file(path: Path, store: Any, reviewer: str) -> tuple[list[tuple[i
     for k in eval_rounds(store):
         for r in store.responses(round=k, step="eval"):
             rounds_of.setdefault(r.id, []).append(k)
-    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    created = datetime.now(UTC).isoformat(timespec="seconds")
     labels, skipped, seen = [], 0, {}
     for i, row in enumerate(rows, start=1):
         rid = row["response_id"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -168,7 +167,7 @@ def export_cmd(
 def tui_cmd(
     run: Path = typer.Option(..., "--run", help="Run directory."),
     reviewer: str = typer.Option("reviewer", "--reviewer", help="Your name, stored with every label."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Stop after this many items."),
+    limit: int | None = typer.Option(None, "--limit", help="Stop after this many items."),
 ) -> None:
     """Label the queue in the terminal: u = unsafe, s = safe, ? = unsure, c = comment, n = skip, q = quit."""
     from superalign.oversight.queue import ReviewQueue

@@ -14,7 +14,6 @@ from superalign.errors import UserError
 from superalign.faults import tick
 from superalign.user_text import decode_line
 
-
 _TYPE_NAMES = {str: "a string", bool: "true/false", int: "an integer", float: "a number", type(None): "null",
                list: "a list", dict: "an object"}
 

@@ -14,7 +14,7 @@ import html
 import io
 import json
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -169,7 +169,7 @@ def _meta_html(rounds: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     info: dict[str, Any] = {
         "model": meta.get("model", last.get("model")),
         "critic": meta.get("critic", last.get("critic")),
-        "date": meta.get("date", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
+        "date": meta.get("date", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
         "rounds": len(rounds),
     }
     for k, v in meta.items():

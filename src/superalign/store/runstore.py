@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -221,7 +221,7 @@ class RunStore:
             ) from exc
 
     def _mark_step(self, round: int, name: str, payload_json: str | None) -> None:
-        finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        finished_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.conn.execute("INSERT INTO steps (round, name, payload, finished_at) VALUES (?, ?, ?, ?)",
                           (round, name, payload_json, finished_at))
 
