@@ -99,7 +99,7 @@ def test_near_duplicates_land_on_one_side_for_every_salt():
 def test_a_query_with_no_near_duplicate_keeps_its_exact_text_side(seeds):
     keys = query_groups(seeds)
     sizes = collections.Counter(keys)
-    train, held = split_queries(seeds, 0.3)
+    _train, held = split_queries(seeds, 0.3)
     held_ids = {q.id for q in held}
     singles = [q for q, k in zip(seeds, keys) if sizes[k] == 1]
     assert len(singles) > 500

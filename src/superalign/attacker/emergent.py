@@ -76,7 +76,7 @@ def discover_risks(failures: Sequence[Failure], known: dict[str, Sequence[str]],
     x = vec.transform(docs)
     dims = min(50, x.shape[1] - 1, max(1, x.shape[0] - 1))
     z = normalize(TruncatedSVD(dims, random_state=seed).fit_transform(x)) if dims >= 2 else x.toarray()
-    k, labels = _choose_k(z, k_max, seed) if len(failures) >= 4 else (1, np.zeros(len(failures), dtype=int))
+    _k, labels = _choose_k(z, k_max, seed) if len(failures) >= 4 else (1, np.zeros(len(failures), dtype=int))
     cats = sorted(known)
     cat_centroids = normalize(np.vstack([np.asarray(vec.transform(list(known[c])).mean(axis=0)) for c in cats])) \
         if cats else None

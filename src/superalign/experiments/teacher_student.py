@@ -279,14 +279,14 @@ def run_learner_chain(cfg: LearnerChainConfig, learner: str, progress: Progress,
         def tag(b: Any, models: dict[int, str] = models, seed: int = seed) -> str:
             return models.setdefault(id(b), f"seed{seed}-model{len(models)}")
 
-        def evaluate(student: PairJudge) -> float:
+        def evaluate(student: PairJudge, metrics: list[dict] = metrics, seed: int = seed) -> float:
             metrics.append(measure(student.backend))
             progress("teacher-student learner chain", seed * cfg.generations + len(metrics), cfg.seeds * cfg.generations)
             return metrics[-1]["competence"][0]
 
         students: list[DPOStudent] = []
 
-        def make_student(k: int) -> DPOStudent:
+        def make_student(k: int, students: list[DPOStudent] = students, seed: int = seed) -> DPOStudent:
             students.append(DPOStudent(base, tcfg, seed * 100 + k, make_judge, f"student-{k}"))
             return students[-1]
 

@@ -179,7 +179,7 @@ def rejudge_run(run_dir: str | Path, version: str | None = None, critic: str | N
         kind_ = flip_kind(b, a)
         if kind_ is None:
             continue
-        rnd, origin, rid = key
+        rnd, origin, _rid = key
         r = responses.get(key)
         q = queries.get(r.query_id) if r else None
         category = q.category if q else "?"
