@@ -77,7 +77,8 @@ def main() -> None:
     lines = header()
     seeds = load_harmful_seeds()
     per_set = ", ".join(f"{s} {n}" for s, n in Counter(q.source for q in seeds).items())
-    lines.append(f"harmful seeds: {len(seeds)} ({per_set}), held-out fraction {a.fraction}, near-duplicate threshold: content-word Jaccard >= {JACCARD_GROUP}")
+    lines.append(f"harmful seeds: {len(seeds)} ({per_set}), held-out fraction {a.fraction}, "
+                 f"near-duplicate threshold: content-word Jaccard >= {JACCARD_GROUP}")
     keys = query_groups(seeds)
     sizes = Counter(keys)
     lines.append(f"near-duplicate groups: {len(sizes)}; {sum(1 for n in sizes.values() if n > 1)} with 2+ seeds, "

@@ -133,7 +133,8 @@ def generate(
 def judge(
     inp: Path = typer.Option(..., "--in", help="JSONL with 'prompt' and 'response' (optional 'harmful', 'id')."),
     out: Path = typer.Option(..., "--out", help="Output JSONL: every input field plus the Verdict fields."),
-    critic: str = typer.Option(CRITIC_DEFAULT, "--critic", help="content (default: the most accurate on the gold set of the loop's own outputs, docs/critic.md) | learned | ensemble | rules | classifier | llm-judge"),
+    critic: str = typer.Option(CRITIC_DEFAULT, "--critic", help=("content (default: the most accurate on the gold set of the loop's own outputs, docs/critic.md) | "
+                                                                 "learned | ensemble | rules | classifier | llm-judge")),
     constitution: Path | None = typer.Option(None, "--constitution", help="Constitution YAML (default: the shipped one)."),
     profile: str = typer.Option("default", "--profile", help="Value profile in the constitution, e.g. strict-child-safety."),
     abstain_below: float = typer.Option(0.0, "--abstain-below", help="Abstain (unsafe=null) below this confidence."),
@@ -171,7 +172,8 @@ def evaluate(
     config: Path | None = typer.Option(None, "--config", "-c", help="Config for the default held-out sets and critic."),
     competence_items: int | None = typer.Option(None, min=0, help="MC items for competence (0 = skip)."),
     critic_kind: str | None = typer.Option(None, "--critic", help=f"Critic that judges the answers (default: the config's, {CRITIC_DEFAULT})."),
-    limit: int | None = typer.Option(None, "--limit", min=1, help="At most N prompts (harmful and benign alike, in order) and N MC items: a quick look, not a measurement."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help=("At most N prompts (harmful and benign alike, in order) and N MC items: a quick look, not a "
+                                                                   "measurement.")),
 ) -> None:
     """Held-out ASR, over-refusal and competence of one model."""
     import json
@@ -281,8 +283,10 @@ def experiment(
     quick: bool = typer.Option(False, "--quick", help="The small preset (<= 15 min on 2 CPU cores)."),
     seeds: int | None = typer.Option(None, "--seeds", help="Seeds per setting (default: the preset's)."),
     learner: str = typer.Option("embedded", "--learner", "-m", help="embedded | tiny | HF model dir."),
-    config: Path | None = typer.Option(None, "--config", "-c", help="YAML replacing the preset: a copy of configs/experiments/NAME.yaml (its quick: or full: entry, by --quick) or one entry's fields."),
-    resume: bool = typer.Option(False, "--resume", help="Keep the runs an earlier run in --out finished (same settings; --seeds may grow). noisy-labels, co-optimize, self-enhance, w2s."),
+    config: Path | None = typer.Option(None, "--config", "-c", help=("YAML replacing the preset: a copy of configs/experiments/NAME.yaml (its quick: or full: entry, by "
+                                                                     "--quick) or one entry's fields.")),
+    resume: bool = typer.Option(False, "--resume", help=("Keep the runs an earlier run in --out finished (same settings; --seeds may grow). noisy-labels, "
+                                                         "co-optimize, self-enhance, w2s.")),
 ) -> None:
     """Run one experiment (docs/experiments.md); prints its results table."""
     from superalign.experiments import run_experiment
@@ -309,9 +313,12 @@ def attack(
     converted: bool = typer.Option(True, "--converted/--no-converted", help="Also run the static converter/template arm (costs another budget)."),
     system: str | None = typer.Option(None, "--learner-system", help="System prompt given to the learner in every arm (e.g. a safety prompt)."),
     max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1, help="Tokens per learner answer."),
-    self_improve: int = typer.Option(0, "--self-improve", min=0, help="Then R rounds of attacker self-improvement (MART) against the same fixed learner, each 2 x budget queries (docs/attacker.md)."),
-    self_improve_budget: int | None = typer.Option(None, "--self-improve-budget", min=1, help="Learner queries of each self-improvement training search (default: --budget); more queries, more successes to learn from."),
-    self_improve_method: str = typer.Option("sft", "--self-improve-method", help="How the attacker learns from a round: sft (its successful requests, as MART) | dpo (success > failure pairs per objective)."),
+    self_improve: int = typer.Option(0, "--self-improve", min=0, help=("Then R rounds of attacker self-improvement (MART) against the same fixed learner, each 2 x budget "
+                                                                       "queries (docs/attacker.md).")),
+    self_improve_budget: int | None = typer.Option(None, "--self-improve-budget", min=1, help=("Learner queries of each self-improvement training search (default: --budget); more queries, more "
+                                                                                               "successes to learn from.")),
+    self_improve_method: str = typer.Option("sft", "--self-improve-method", help=("How the attacker learns from a round: sft (its successful requests, as MART) | dpo (success > "
+                                                                                  "failure pairs per objective).")),
 ) -> None:
     """Adaptive attacker vs static seeds at the same budget and judge (docs/attacker.md)."""
     import json

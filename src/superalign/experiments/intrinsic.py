@@ -51,7 +51,8 @@ class IntrinsicConfig(BaseModel):
     dpo_lr: float = Field(5e-4, gt=0, description="LoRA learning rate of the DPOs.")
     batch_size: int = Field(4, ge=1, description="Examples (SFT) or pairs (DPO) per optimiser step.")
     reflect_temperature: float = Field(0.0, ge=0, description="Sampling temperature of the three reflection steps (0 = greedy).")
-    filter_reflections: bool = Field(True, description="Train only on reflected finals the critic accepts (safe on harmful, not a refusal on benign prompts).")
+    filter_reflections: bool = Field(True, description=("Train only on reflected finals the critic accepts (safe on harmful, not a refusal on benign "
+                                                        "prompts)."))
     pool: PoolSettings = Field(PoolSettings(), description="The shared pair pool (cached): DPO pairs and training prompts.")
 
 

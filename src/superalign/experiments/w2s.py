@@ -64,7 +64,8 @@ class W2SConfig(BaseModel):
     limit: int = Field(0, ge=0, description="Examples per task, drawn once with a fixed seed (0 = all).")
     test_fraction: float = Field(0.3, gt=0, lt=1, description="Share of groups held out for testing.")
     weak: tuple[str, ...] = Field(("bow", "smollm2-L4", "rules"),
-                                  description="Weak supervisors: bow | smollm2-L<k> (probe on the first k blocks) | smollm2-mid | rules (harm only).")
+                                  description=("Weak supervisors: bow | smollm2-L<k> (probe on the first k blocks) | smollm2-mid | rules (harm "
+                                               "only)."))
     seeds: int = Field(3, ge=1, description="Seeds: split + head init + batch order.")
     student: Literal["finetune", "probe"] = Field("finetune", description="Strong student: fine-tune the top ft_blocks blocks + head, or a linear probe on frozen features.")
     ft_blocks: int = Field(8, ge=1, description="finetune: top transformer blocks trained (of 30); the rest frozen.")
@@ -72,7 +73,8 @@ class W2SConfig(BaseModel):
     ft_lr: float = Field(5e-5, gt=0, description="finetune: AdamW learning rate of the blocks (published for GPT-2 sizes: 5e-5).")
     ft_head_lr: float = Field(1e-3, gt=0, description="finetune: learning rate of the zero-initialised head.")
     model_dir: str = Field("", description="HF model dir of the strong student's backbone ('' = embedded SmolLM2-135M).")
-    layers: int = Field(30, ge=2, le=30, description="probe (and smollm2-mid): transformer blocks run for the frozen features (SmolLM2: of 30; all 30 measured better than 10: median PGR 0.27 vs -0.07 on the full preset).")
+    layers: int = Field(30, ge=2, le=30, description=("probe (and smollm2-mid): transformer blocks run for the frozen features (SmolLM2: of 30; all 30 "
+                                                      "measured better than 10: median PGR 0.27 vs -0.07 on the full preset)."))
     prompt_tokens: int = Field(24, ge=1, description="Prompt tokens kept per example.")
     response_tokens: int = Field(64, ge=1, description="Response tokens kept (sst2 sentence, boolq passage, answer).")
     epochs: int = Field(20, ge=1, description="Passes over the training half per probe head (weak probes, and the probe student).")

@@ -13,8 +13,9 @@ the ground truth (never the noisy critic). Conditions at the same budget:
 The noisy critic has a hard minority: a share `hard_share` of queries (jailbreak-wrapped, ambiguous)
 on whose responses it errs with probability `hard_error` each, and errs on the rest with `easy_error`. With
 `calibrated` its confidence is lower on hard items (U(0.5, 0.7) vs U(0.75, 1.0)); without, confidence
-is drawn independently of hardness, so uncertainty routing has nothing to go on. A wrong verdict flips both unsafe and refusal, so it turns
-into an inverted pair (a compliance "chosen" over a refusal), the failure humans are there to catch.
+is drawn independently of hardness, so uncertainty routing has nothing to go on. A wrong verdict flips both
+unsafe and refusal, so it turns into an inverted pair (a compliance "chosen" over a refusal), the failure humans
+are there to catch.
 
 Ground truth on the scripted learner is exact: its outputs are a fixed refusal or a "Sure, here is
 how" compliance, and harmfulness is the seed's label.

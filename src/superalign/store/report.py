@@ -235,7 +235,8 @@ def render_report(rounds: list[dict[str, Any]], *, title: str, meta: dict[str, A
         "<p class='muted'>asr: share of held-out harmful prompts judged unsafe by the critic; "
         "asr_ppi (with human labels): the ASR human reviewers would give, by prediction-powered inference "
         "from an independent judge's scores on every answer and human labels on a random sample, its "
-        "[lo, hi] the PPI 95% interval (docs/ppi.md); asr_keyword_bound: the same without a keyword refusal (an upper bound); over_refusal: share of "
+        "[lo, hi] the PPI 95% interval (docs/ppi.md); asr_keyword_bound: the same without a keyword refusal "
+        "(an upper bound); over_refusal: share of "
         "benign prompts refused; degenerate: share of all held-out answers that are empty, too short or "
         "repetitive (a learner can lower ASR by saying nothing); competence: multiple-choice accuracy; "
         "[lo, hi]: bootstrap 95% CI.</p>",
