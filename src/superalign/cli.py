@@ -149,7 +149,7 @@ def judge(
     from superalign.store.jsonl import read_jsonl, write_jsonl
 
     try:
-        ccfg = CriticConfig(kind=critic, abstain_below=abstain_below, profile=profile,  # type: ignore[arg-type]
+        ccfg = CriticConfig(kind=critic, abstain_below=abstain_below, profile=profile,
                             constitution=str(constitution) if constitution else None, judge_model=judge_model)
     except ValidationError as exc:
         raise UserError(f"bad critic option: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']} "
@@ -326,20 +326,22 @@ def attack(
     from pydantic import ValidationError
 
     from superalign.attacker.campaign import run_attack
+    from superalign.attacker.self_improve import Method
     from superalign.config import AttackerConfig, CriticConfig
 
-    if self_improve_method not in ("sft", "dpo"):
+    methods: dict[str, Method] = {"sft": "sft", "dpo": "dpo"}
+    if self_improve_method not in methods:
         raise UserError(f"--self-improve-method {self_improve_method!r}: choose sft or dpo")
     if self_improve and attacker_model == "none":
         raise UserError("--self-improve trains the attacker model: give --attacker-model (e.g. embedded), not 'none'")
     try:
         cfg = AttackerConfig(mode="adaptive", turns=turns, attacker_model=attacker_model, budget=budget)
-        ccfg = CriticConfig(kind=critic)  # type: ignore[arg-type]
+        ccfg = CriticConfig(kind=critic)
     except ValidationError as exc:
         raise UserError(f"bad attack option: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
     metrics = run_attack(learner, budget, out, attacker_spec=attacker_model, seed=seed, cfg=cfg, critic_cfg=ccfg,
                          converted=converted, system=system, max_new_tokens=max_new_tokens,
-                         self_improve=self_improve, log=_echo, self_improve_method=self_improve_method,
+                         self_improve=self_improve, log=_echo, self_improve_method=methods[self_improve_method],
                          self_improve_budget=self_improve_budget)
     typer.echo(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=2))
 
@@ -363,6 +365,7 @@ def main() -> None:
     except Exception as exc:  # click's usage errors carry their own exit code
         usage, aborts = _click_errors()
         if isinstance(exc, usage):
+            # ignores: `usage` holds click's exception classes, found at run time (see _click_errors)
             exc.show()  # type: ignore[attr-defined]
             sys.exit(exc.exit_code)  # type: ignore[attr-defined]
         if isinstance(exc, aborts):

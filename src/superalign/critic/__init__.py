@@ -76,7 +76,7 @@ def build_critic(cfg: CriticConfig, classifier: FittedClassifier | None = None) 
 
         learned = build_learned_critic(cfg, classifier)
         has_policy = dataclasses.is_dataclass(learned) and any(f.name == "policy" for f in dataclasses.fields(learned))
-        return dataclasses.replace(learned, policy=policy) if has_policy else learned  # type: ignore[type-var]
+        return dataclasses.replace(learned, policy=policy) if has_policy else learned
     if cfg.kind == "classifier":
         return ClassifierCritic(classifier, abstain_below=cfg.abstain_below, policy=policy)
     return EnsembleCritic(classifier, abstain_below=cfg.abstain_below, policy=policy)

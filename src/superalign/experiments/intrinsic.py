@@ -247,11 +247,13 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
                            ("DPO refusal-chosen", "dpo"), ("DPO empathic-chosen", "empathy")):
             step(f"seed {seed}: {name}")
             backend.model = copy.deepcopy(base)
-            data = {"reflect": reflect_data, "unsure": aw.unsure_sft_examples(cal, cal_right),
-                    "dpo": pool.train, "empathy": emp_pairs}[kind]
-            stats = train_sft(backend, data, sft_cfg, seed=seed) if kind in ("reflect", "unsure") else \
-                train_dpo(backend, data, dpo_cfg, seed=seed)[1]
-            train_log.append({"condition": name, "seed": seed, "examples": len(data), "steps": stats.steps,
+            sft_data = {"reflect": reflect_data, "unsure": aw.unsure_sft_examples(cal, cal_right)}
+            dpo_data = {"dpo": pool.train, "empathy": emp_pairs}
+            if kind in sft_data:
+                n_examples, stats = len(sft_data[kind]), train_sft(backend, sft_data[kind], sft_cfg, seed=seed)
+            else:
+                n_examples, stats = len(dpo_data[kind]), train_dpo(backend, dpo_data[kind], dpo_cfg, seed=seed)[1]
+            train_log.append({"condition": name, "seed": seed, "examples": n_examples, "steps": stats.steps,
                               "loss_first": stats.first_loss, "loss_last": stats.last_loss, "seconds": stats.seconds})
             if kind == "unsure":
                 rep = aw.abstention_report(aw.chat_choice_probs(backend, items), answers)

@@ -131,7 +131,8 @@ def plot_conditions(path: Path, conds: dict[str, Any]) -> None:
     fig, ax = plt.subplots(figsize=(8, 3.8), dpi=120)
     width = 0.8 / max(1, len(names))
     for j, name in enumerate(names):
-        means, errs = [], [[], []]
+        means: list[float] = []
+        errs: list[list[float]] = [[], []]
         for k in keys:
             m = conds[name].get(k, {})
             mu = m.get("mean") if m.get("mean") is not None else float("nan")

@@ -242,8 +242,8 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
     cache = cache_root() / "sandwich-scores" / f"{learner}.json" if learner == "embedded" and backend is None else None
     items: dict[str, list[MCItem]] = {}
     scores: dict[str, list[list[float]]] = {}
-    for k, task in enumerate(cfg.tasks):
-        progress("sandwich: strong model scores", k, len(cfg.tasks))
+    for i, task in enumerate(cfg.tasks):
+        progress("sandwich: strong model scores", i, len(cfg.tasks))
         items[task] = load_task(task, cfg.items_per_task)
         scores[task] = strong_scores(model, items[task], cache)
     progress("sandwich: strong model scores", len(cfg.tasks), len(cfg.tasks))

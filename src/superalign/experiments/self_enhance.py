@@ -258,7 +258,7 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
     base_eval = evaluate(backend, data, critic, cfg, out / "answers" / "t0.jsonl")
     head = {"experiment": "self-enhance", "preset": preset, "learner": learner,
             "critic": critic.name, "config": cfg.model_dump(mode="json"),
-            "data": {"train_harmful": sum(q.harmful for q in data.train),
+            "data": {"train_harmful": sum(bool(q.harmful) for q in data.train),
                      "train_benign": sum(not q.harmful for q in data.train),
                      "heldout_harmful": len(data.heldout_harmful), "heldout_benign": len(data.heldout_benign),
                      "competence_items": len(data.competence_items), "replay": len(data.replay)}}

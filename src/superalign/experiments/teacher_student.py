@@ -130,7 +130,9 @@ class FeatureHead:
     name = "smollm2-head"
 
     def __init__(self, x: Any, groups: Sequence[str], seed: int):
-        self.x, self.groups, self.seed, self.model, self.constant = x, list(groups), seed, None, None
+        self.x, self.groups, self.seed = x, list(groups), seed
+        self.model: Any = None
+        self.constant: int | None = None
 
     def fit(self, items: Sequence[int], labels: Sequence[int]) -> FeatureHead:
         from superalign.critic.learned import fit_binary_head
@@ -161,7 +163,9 @@ def first_teacher_labels(kind: str, truth: Sequence[int], exs: Sequence[Any], no
         from superalign.experiments.w2s import W2SConfig, weak_probs
 
         everything = list(range(len(exs)))
-        p, _ = weak_probs("rules", "harm", list(exs), None, ([], everything, everything), W2SConfig(), seed)
+        probs = weak_probs("rules", "harm", list(exs), None, ([], everything, everything), W2SConfig(), seed)
+        assert probs is not None  # None only for a supervisor that does not apply; rules apply to harm
+        p, _ = probs
         return [int(v >= 0.5) for v in p]
     raise UserError(f"teacher-student: unknown first teacher {kind!r}; choose from {', '.join(FIRST_TEACHERS)}")
 
@@ -174,7 +178,7 @@ def split_parts(groups: Sequence[str], n_parts: int, test_fraction: float, seed:
     where = {g: -1 for g in order[:n_test]}
     where.update({g: k % n_parts for k, g in enumerate(order[n_test:])})
     parts: list[list[int]] = [[] for _ in range(n_parts)]
-    test = []
+    test: list[int] = []
     for i, g in enumerate(groups):
         (test if where[g] < 0 else parts[where[g]]).append(i)
     return test, parts

@@ -188,7 +188,7 @@ def pgr_bootstrap(runs: list[dict[str, Any]], key: str, n: int, seed: int = 0) -
     vals, undefined = [], 0
     for _ in range(n):
         picked = [runs[i] for i in rng.integers(0, len(runs), len(runs))]
-        acc = {k: [] for k in ("weak", key, "ceiling")}
+        acc: dict[str, list[float]] = {k: [] for k in ("weak", key, "ceiling")}
         for r in picked:
             c = {k: correct_array(r["correct"][k]) for k in acc}
             items = rng.integers(0, len(c["weak"]), len(c["weak"]))
@@ -244,7 +244,7 @@ def weak_probs(kind: str, task: str, exs: list[BinaryExample], feats: Any, idx: 
             x = feats(cfg.layers)
             x = x[:, : x.shape[1] // 3]  # PairFeatures' first block: mean-pooled layer L/2
         else:
-            x = feats(int(TRUNCATED.fullmatch(kind).group(1)))  # type: ignore[union-attr]
+            x = feats(int(TRUNCATED.fullmatch(kind).group(1)))  # type: ignore[union-attr]  # it matched: see the if
         head = train_head(x[w], y_w, head_config(cfg), seed)
         return predict_proba(head, x[s]), predict_proba(head, x[t])
     if kind == "rules":
@@ -390,8 +390,8 @@ def summarise(runs: list[dict[str, Any]], cfg: W2SConfig) -> dict[str, Any]:
 
 
 def _median(vals: list[float | None]) -> float | None:
-    vals = [v for v in vals if v is not None]
-    return round(statistics.median(vals), 4) if vals else None
+    known = [v for v in vals if v is not None]
+    return round(statistics.median(known), 4) if known else None
 
 
 def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progress,

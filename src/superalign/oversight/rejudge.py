@@ -186,8 +186,8 @@ def rejudge_run(run_dir: str | Path, version: str | None = None, critic: str | N
         kinds[kind_] += 1
         report.unsafe_flips += kind_ != "refusal"
         report.refusal_flips += b.refusal != a.refusal
-        report.by_round.setdefault(str(rnd), Counter())[kind_] += 1  # type: ignore[index]
-        report.by_category.setdefault(category, Counter())[kind_] += 1  # type: ignore[index]
+        report.by_round.setdefault(str(rnd), Counter())[kind_] += 1
+        report.by_category.setdefault(category, Counter())[kind_] += 1
         if sum(1 for e in report.examples if e["kind"] == kind_) < n_examples:
             report.examples.append(asdict(Flip(rnd, origin, category, kind_, q.text if q else "",
                                                r.text if r else "", _short(b), _short(a))))

@@ -137,7 +137,7 @@ def _plot_png(rounds: list[dict[str, Any]], title: str, ylabel: str,
         xs = [p[0] for p in pts]
         ys = [p[1] for p in pts]
         style = "--" if key in ("asr_keyword_bound", "train_loss_first") else "-"
-        if all(p[2] is not None for p in pts):
+        if all(p[2] is not None for p in pts):  # mypy does not narrow through all(): hence the ignores
             yerr = [[max(0.0, y - p[2][0]) for y, p in zip(ys, pts)],  # type: ignore[index]
                     [max(0.0, p[2][1] - y) for y, p in zip(ys, pts)]]  # type: ignore[index]
             ax.errorbar(xs, ys, yerr=yerr, fmt="o" + style, capsize=4, label=label)

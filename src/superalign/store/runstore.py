@@ -24,7 +24,7 @@ from superalign.faults import tick
 from superalign.records import HumanLabel, Pair, Query, Response, Verdict
 from superalign.store.integrity import check_store_file
 
-T = TypeVar("T")
+T = TypeVar("T", Query, Response, Verdict, Pair, HumanLabel)  # the records classes a table holds
 
 SCHEMA_VERSION = 1
 
@@ -266,7 +266,7 @@ class RunStore:
         sql = (f"SELECT data FROM {table} WHERE (? IS NULL OR round = ?) AND (? IS NULL OR step = ?) "
                "ORDER BY seq")
         rows = self.conn.execute(sql, (round, round, step, step))
-        return [cls.from_dict(json.loads(d)) for (d,) in rows]  # type: ignore[attr-defined]
+        return [cls.from_dict(json.loads(d)) for (d,) in rows]
 
     def queries(self, round: int | None = None, step: str | None = None) -> list[Query]:
         """Stored queries (optionally those committed under `round` and/or `step`), in insertion order."""
