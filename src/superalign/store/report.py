@@ -137,9 +137,10 @@ def _plot_png(rounds: list[dict[str, Any]], title: str, ylabel: str,
         xs = [p[0] for p in pts]
         ys = [p[1] for p in pts]
         style = "--" if key in ("asr_keyword_bound", "train_loss_first") else "-"
-        if all(p[2] is not None for p in pts):  # mypy does not narrow through all(): hence the ignores
-            yerr = [[max(0.0, y - p[2][0]) for y, p in zip(ys, pts)],  # type: ignore[index]
-                    [max(0.0, p[2][1] - y) for y, p in zip(ys, pts)]]  # type: ignore[index]
+        cis = [p[2] for p in pts if p[2] is not None]
+        if len(cis) == len(pts):  # every point has an interval
+            yerr = [[max(0.0, y - ci[0]) for y, ci in zip(ys, cis)],
+                    [max(0.0, ci[1] - y) for y, ci in zip(ys, cis)]]
             ax.errorbar(xs, ys, yerr=yerr, fmt="o" + style, capsize=4, label=label)
         else:
             ax.plot(xs, ys, "o" + style, label=label)
