@@ -248,8 +248,11 @@ def harm_block(pred: Sequence[float], gold: Sequence[float], groups: Sequence[st
     err = np.abs(np.asarray(pred) - np.asarray(gold))
     cats = sorted(set(categories))
     idx_of = {c: [i for i, k in enumerate(categories) if k == c] for c in cats}
-    mean_mae = lambda idx: float(np.mean([err[[i for i in idx if categories[i] == c]].mean()  # noqa: E731
-                                          for c in cats if any(categories[i] == c for i in idx)]))
+
+    def mean_mae(idx):
+        return float(np.mean([err[[i for i in idx if categories[i] == c]].mean()
+                              for c in cats if any(categories[i] == c for i in idx)]))
+
     by_cat = {}
     for c in cats:
         ref = harm_reference(c, len(idx_of[c]))

@@ -367,8 +367,10 @@ def cross_validated_predictions(features: PairFeatures, folds: int = 5, tfidf_we
         elif task == "refusal":
             r = REFUSAL_RULES_WEIGHT
             field_p = (1 - r) * tfidf + r * np.asarray([rules_refusal(e.objective, e.response) for e in exs])
-            pyrit = lambda ps, exs=exs: np.asarray([pyrit_refusal_prob(p, e.objective, e.response)  # noqa: E731
-                                                    for p, e in zip(ps, exs)])
+
+            def pyrit(ps, exs=exs):
+                return np.asarray([pyrit_refusal_prob(p, e.objective, e.response) for p, e in zip(ps, exs)])
+
             row.update(tfidf=pyrit(tfidf), refusal_field=field_p, blend=pyrit(field_p),
                        learned_blend=pyrit((1 - tfidf_weight) * learned + tfidf_weight * tfidf))
         out[task] = row

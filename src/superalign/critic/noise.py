@@ -98,8 +98,10 @@ def _fit_predict(xt: Any, y: Any, xs: Any, method: str, seed: int, steps: int, h
         t = estimate_transition(_out_of_fold_probs(xt.numpy(), y.numpy(), seed))
         if method == "forward":
             tm = torch.tensor(t, dtype=torch.float32)
-            fwd = lambda logits, tt: F.nll_loss(torch.log(torch.softmax(logits, -1) @ tm + 1e-6), tt,  # noqa: E731
-                                               reduction="none")
+
+            def fwd(logits, tt):
+                return F.nll_loss(torch.log(torch.softmax(logits, -1) @ tm + 1e-6), tt, reduction="none")
+
             net = _train(xt, y, seed, steps, hidden, fwd)
         else:
             net = _coteach(xt, y, seed, steps, hidden, forget=float(np.clip((t[0, 1] + t[1, 0]) / 2, 0.0, 0.5)))
