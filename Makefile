@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 OUT     ?= runs/demo
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install demo lint test test-slow bench clean
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null 2>&1 || { echo "error: $(PY) not found (set PY=/path/to/python3.11)"; exit 2; }
@@ -24,7 +24,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m superalign.demo --config configs/demo.yaml --out $(OUT)
 
-test: $(STAMP)
+# Linters first (settings in pyproject.toml); make stops at the first failing command.
+LINT_PATHS := src tests scripts benchmarks
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/mypy src
+
+test: lint
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)

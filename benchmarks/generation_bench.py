@@ -154,8 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     outs = {}
     for sample in (True, False):
         label = "sampled" if sample else "greedy"
-        t_hf, o_hf = _best(lambda: _hf_generate(backend, prompts, args.batch, args.new, sample), args.repeats)
-        t_us, o_us = _best(lambda: _ours(backend, prompts, args.new, sample), args.repeats)
+        t_hf, o_hf = _best(lambda sample=sample: _hf_generate(backend, prompts, args.batch, args.new, sample), args.repeats)
+        t_us, o_us = _best(lambda sample=sample: _ours(backend, prompts, args.new, sample), args.repeats)
         res[f"hf_{label}_tok_s"] = sum(map(len, o_hf)) / t_hf
         res[f"ours_{label}_tok_s"] = sum(map(len, o_us)) / t_us
         outs[label] = (o_hf, o_us)

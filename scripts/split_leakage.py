@@ -20,8 +20,15 @@ from collections.abc import Sequence
 
 from superalign.data.benign import load_benign_edgy, load_benign_general
 from superalign.data.seeds import load_harmful_seeds
-from superalign.data.split import (JACCARD_GROUP, content_words, is_heldout, jaccard, query_groups, split_queries,
-                                   split_with_source)
+from superalign.data.split import (
+    JACCARD_GROUP,
+    content_words,
+    is_heldout,
+    jaccard,
+    query_groups,
+    split_queries,
+    split_with_source,
+)
 from superalign.records import Query
 
 
@@ -70,7 +77,8 @@ def main() -> None:
     lines = header()
     seeds = load_harmful_seeds()
     per_set = ", ".join(f"{s} {n}" for s, n in Counter(q.source for q in seeds).items())
-    lines.append(f"harmful seeds: {len(seeds)} ({per_set}), held-out fraction {a.fraction}, near-duplicate threshold: content-word Jaccard >= {JACCARD_GROUP}")
+    lines.append(f"harmful seeds: {len(seeds)} ({per_set}), held-out fraction {a.fraction}, "
+                 f"near-duplicate threshold: content-word Jaccard >= {JACCARD_GROUP}")
     keys = query_groups(seeds)
     sizes = Counter(keys)
     lines.append(f"near-duplicate groups: {len(sizes)}; {sum(1 for n in sizes.values() if n > 1)} with 2+ seeds, "

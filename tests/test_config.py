@@ -1,4 +1,5 @@
 import pytest
+from pydantic import ValidationError
 
 from superalign.config import load_config
 from superalign.errors import UserError
@@ -9,7 +10,7 @@ def test_defaults_and_overrides(tmp_path):
     p.write_text("name: x\nrounds: 3\ntrain:\n  beta: 0.2\n")
     cfg = load_config(p, rounds=5)
     assert cfg.rounds == 5 and cfg.train.beta == 0.2
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         cfg.rounds = 1  # frozen
 
 

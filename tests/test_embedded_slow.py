@@ -24,7 +24,7 @@ def test_embedded_competence_beats_chance(smol):
     from superalign.data.competence import load_competence
     from superalign.evaluate import competence
 
-    acc, (lo, hi), _ = competence(smol, load_competence(120))
+    _acc, (lo, _hi), _ = competence(smol, load_competence(120))
     assert lo > 0.3  # chance is 0.25 on 4 options; the base model measured 0.536 on 500 items
 
 

@@ -188,7 +188,7 @@ def test_import_needs_a_run_and_export_needs_eval_answers(tmp_path):
         pass
     r = _cli("export", tmp_path / "empty", "--per-round", 5)
     assert r.exit_code == 2 and "no round has held-out answers" in r.output
-    run, path, rows = _exported(tmp_path / "r")
+    run, path, _rows = _exported(tmp_path / "r")
     path.write_text("")
     r = _cli("import", run, path)
     assert r.exit_code == 2 and "no rows" in r.output

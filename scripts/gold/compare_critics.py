@@ -9,8 +9,8 @@ the grouped dev CV of scripts/gold/dev_cv.py, recorded beside it by hand in docs
 from __future__ import annotations
 
 import argparse
-import os
 import json
+import os
 import platform
 import subprocess
 import time

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -50,7 +50,7 @@ def _critic_config(kind: str, **fields: Any) -> CriticConfig:
                         "or llm-judge") from None
 
 
-def _with_critic(cfg: RunConfig, kind: Optional[str]) -> RunConfig:
+def _with_critic(cfg: RunConfig, kind: str | None) -> RunConfig:
     """The run config with its critic replaced by --critic KIND (the rest of `critic:` kept)."""
     if kind is None:
         return cfg
@@ -89,11 +89,11 @@ _mount_label()
 
 @app.command()
 def run(
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config (see configs/)."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config (see configs/)."),
     out: Path = typer.Option(Path("runs/latest"), "--out", "-o", help="Run directory."),
-    rounds: Optional[int] = typer.Option(None, "--rounds", help="Override the config's number of rounds."),
+    rounds: int | None = typer.Option(None, "--rounds", help="Override the config's number of rounds."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed or finished run in --out."),
-    critic_kind: Optional[str] = typer.Option(None, "--critic", help=f"Critic that judges every round (default: the config's critic.kind, {CRITIC_DEFAULT})."),
+    critic_kind: str | None = typer.Option(None, "--critic", help=f"Critic that judges every round (default: the config's critic.kind, {CRITIC_DEFAULT})."),
 ) -> None:
     """Run the loop: round 0 evaluates the base learner, each further round attacks, judges and trains."""
     from superalign.config import load_config
@@ -114,7 +114,7 @@ def generate(
     max_new_tokens: int = typer.Option(128, help="Tokens to generate per prompt."),
     temperature: float = typer.Option(0.0, help="0 = greedy."),
     top_k: int = typer.Option(50), seed: int = typer.Option(0), batch_size: int = typer.Option(32),
-    system: Optional[str] = typer.Option(None, help="Optional system prompt for every row."),
+    system: str | None = typer.Option(None, help="Optional system prompt for every row."),
 ) -> None:
     """Each row with `prompt` gets `response`."""
     from superalign.backends import Sampling, load_backend
@@ -133,8 +133,9 @@ def generate(
 def judge(
     inp: Path = typer.Option(..., "--in", help="JSONL with 'prompt' and 'response' (optional 'harmful', 'id')."),
     out: Path = typer.Option(..., "--out", help="Output JSONL: every input field plus the Verdict fields."),
-    critic: str = typer.Option(CRITIC_DEFAULT, "--critic", help="content (default: the most accurate on the gold set of the loop's own outputs, docs/critic.md) | learned | ensemble | rules | classifier | llm-judge"),
-    constitution: Optional[Path] = typer.Option(None, "--constitution", help="Constitution YAML (default: the shipped one)."),
+    critic: str = typer.Option(CRITIC_DEFAULT, "--critic", help=("content (default: the most accurate on the gold set of the loop's own outputs, docs/critic.md) | "
+                                                                 "learned | ensemble | rules | classifier | llm-judge")),
+    constitution: Path | None = typer.Option(None, "--constitution", help="Constitution YAML (default: the shipped one)."),
     profile: str = typer.Option("default", "--profile", help="Value profile in the constitution, e.g. strict-child-safety."),
     abstain_below: float = typer.Option(0.0, "--abstain-below", help="Abstain (unsafe=null) below this confidence."),
     judge_model: str = typer.Option("embedded", "--judge-model", help="llm-judge backend: embedded | HF dir | openai:<model>@<url>."),
@@ -143,13 +144,12 @@ def judge(
     from pydantic import ValidationError
 
     from superalign.config import CriticConfig
-    from superalign.critic import JudgeItem, build_critic
-    from superalign.critic import judge as judge_items
+    from superalign.critic import JudgeItem, build_critic, judge as judge_items
     from superalign.records import stable_id
     from superalign.store.jsonl import read_jsonl, write_jsonl
 
     try:
-        ccfg = CriticConfig(kind=critic, abstain_below=abstain_below, profile=profile,  # type: ignore[arg-type]
+        ccfg = CriticConfig(kind=critic, abstain_below=abstain_below, profile=profile,
                             constitution=str(constitution) if constitution else None, judge_model=judge_model)
     except ValidationError as exc:
         raise UserError(f"bad critic option: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']} "
@@ -168,11 +168,12 @@ def judge(
 def evaluate(
     model: str = typer.Option("embedded", "--model", "-m"),
     out: Path = typer.Option(..., "--out", help="Directory for metrics.json and responses.jsonl."),
-    prompts: Optional[Path] = typer.Option(None, "--prompts", help="JSONL rows {prompt, harmful}; default: the held-out sets."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Config for the default held-out sets and critic."),
-    competence_items: Optional[int] = typer.Option(None, min=0, help="MC items for competence (0 = skip)."),
-    critic_kind: Optional[str] = typer.Option(None, "--critic", help=f"Critic that judges the answers (default: the config's, {CRITIC_DEFAULT})."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most N prompts (harmful and benign alike, in order) and N MC items: a quick look, not a measurement."),
+    prompts: Path | None = typer.Option(None, "--prompts", help="JSONL rows {prompt, harmful}; default: the held-out sets."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="Config for the default held-out sets and critic."),
+    competence_items: int | None = typer.Option(None, min=0, help="MC items for competence (0 = skip)."),
+    critic_kind: str | None = typer.Option(None, "--critic", help=f"Critic that judges the answers (default: the config's, {CRITIC_DEFAULT})."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help=("At most N prompts (harmful and benign alike, in order) and N MC items: a quick look, not a "
+                                                                   "measurement.")),
 ) -> None:
     """Held-out ASR, over-refusal and competence of one model."""
     import json
@@ -259,9 +260,8 @@ def critic_eval(
     """The critic against PyRIT's human-labelled sets (grouped CV, PyRIT's metrics beside) and the gold test split."""
     import json
 
-    from superalign.critic.agreement import critic_eval as eval_critic
-    from superalign.critic.agreement import learned_eval, write_tables
     from superalign.critic import build_critic
+    from superalign.critic.agreement import critic_eval as eval_critic, learned_eval, write_tables
     from superalign.critic.gold_eval import GOLD_HEADER, gold_caption, gold_metrics, gold_table
     from superalign.data.gold import load_gold
     from superalign.store.jsonl import atomic_write_text, make_out_dir
@@ -288,10 +288,12 @@ def experiment(
     name: str = typer.Argument(..., help="noisy-labels | co-optimize | w2s | sandwich | self-enhance | teacher-student | intrinsic"),
     out: Path = typer.Option(..., "--out", "-o", help="Directory for metrics.json, results.md and plots."),
     quick: bool = typer.Option(False, "--quick", help="The small preset (<= 15 min on 2 CPU cores)."),
-    seeds: Optional[int] = typer.Option(None, "--seeds", help="Seeds per setting (default: the preset's)."),
+    seeds: int | None = typer.Option(None, "--seeds", help="Seeds per setting (default: the preset's)."),
     learner: str = typer.Option("embedded", "--learner", "-m", help="embedded | tiny | HF model dir."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML replacing the preset: a copy of configs/experiments/NAME.yaml (its quick: or full: entry, by --quick) or one entry's fields."),
-    resume: bool = typer.Option(False, "--resume", help="Keep the runs an earlier run in --out finished (same settings; --seeds may grow). noisy-labels, co-optimize, self-enhance, w2s."),
+    config: Path | None = typer.Option(None, "--config", "-c", help=("YAML replacing the preset: a copy of configs/experiments/NAME.yaml (its quick: or full: entry, by "
+                                                                     "--quick) or one entry's fields.")),
+    resume: bool = typer.Option(False, "--resume", help=("Keep the runs an earlier run in --out finished (same settings; --seeds may grow). noisy-labels, "
+                                                         "co-optimize, self-enhance, w2s.")),
 ) -> None:
     """Run one experiment (docs/experiments.md); prints its results table."""
     from superalign.experiments import run_experiment
@@ -316,11 +318,14 @@ def attack(
     turns: int = typer.Option(3, "--turns", min=1, help="Attempts per objective."),
     critic: str = typer.Option("ensemble", "--critic", help="Judge for every arm: rules | classifier | ensemble | llm-judge | learned."),
     converted: bool = typer.Option(True, "--converted/--no-converted", help="Also run the static converter/template arm (costs another budget)."),
-    system: Optional[str] = typer.Option(None, "--learner-system", help="System prompt given to the learner in every arm (e.g. a safety prompt)."),
+    system: str | None = typer.Option(None, "--learner-system", help="System prompt given to the learner in every arm (e.g. a safety prompt)."),
     max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1, help="Tokens per learner answer."),
-    self_improve: int = typer.Option(0, "--self-improve", min=0, help="Then R rounds of attacker self-improvement (MART) against the same fixed learner, each 2 x budget queries (docs/attacker.md)."),
-    self_improve_budget: Optional[int] = typer.Option(None, "--self-improve-budget", min=1, help="Learner queries of each self-improvement training search (default: --budget); more queries, more successes to learn from."),
-    self_improve_method: str = typer.Option("sft", "--self-improve-method", help="How the attacker learns from a round: sft (its successful requests, as MART) | dpo (success > failure pairs per objective)."),
+    self_improve: int = typer.Option(0, "--self-improve", min=0, help=("Then R rounds of attacker self-improvement (MART) against the same fixed learner, each 2 x budget "
+                                                                       "queries (docs/attacker.md).")),
+    self_improve_budget: int | None = typer.Option(None, "--self-improve-budget", min=1, help=("Learner queries of each self-improvement training search (default: --budget); more queries, more "
+                                                                                               "successes to learn from.")),
+    self_improve_method: str = typer.Option("sft", "--self-improve-method", help=("How the attacker learns from a round: sft (its successful requests, as MART) | dpo (success > "
+                                                                                  "failure pairs per objective).")),
 ) -> None:
     """Adaptive attacker vs static seeds at the same budget and judge (docs/attacker.md)."""
     import json
@@ -328,20 +333,22 @@ def attack(
     from pydantic import ValidationError
 
     from superalign.attacker.campaign import run_attack
+    from superalign.attacker.self_improve import Method
     from superalign.config import AttackerConfig, CriticConfig
 
-    if self_improve_method not in ("sft", "dpo"):
+    methods: dict[str, Method] = {"sft": "sft", "dpo": "dpo"}
+    if self_improve_method not in methods:
         raise UserError(f"--self-improve-method {self_improve_method!r}: choose sft or dpo")
     if self_improve and attacker_model == "none":
         raise UserError("--self-improve trains the attacker model: give --attacker-model (e.g. embedded), not 'none'")
     try:
         cfg = AttackerConfig(mode="adaptive", turns=turns, attacker_model=attacker_model, budget=budget)
-        ccfg = CriticConfig(kind=critic)  # type: ignore[arg-type]
+        ccfg = CriticConfig(kind=critic)
     except ValidationError as exc:
         raise UserError(f"bad attack option: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
     metrics = run_attack(learner, budget, out, attacker_spec=attacker_model, seed=seed, cfg=cfg, critic_cfg=ccfg,
                          converted=converted, system=system, max_new_tokens=max_new_tokens,
-                         self_improve=self_improve, log=_echo, self_improve_method=self_improve_method,
+                         self_improve=self_improve, log=_echo, self_improve_method=methods[self_improve_method],
                          self_improve_budget=self_improve_budget)
     typer.echo(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=2))
 
@@ -365,6 +372,7 @@ def main() -> None:
     except Exception as exc:  # click's usage errors carry their own exit code
         usage, aborts = _click_errors()
         if isinstance(exc, usage):
+            # ignores: `usage` holds click's exception classes, found at run time (see _click_errors)
             exc.show()  # type: ignore[attr-defined]
             sys.exit(exc.exit_code)  # type: ignore[attr-defined]
         if isinstance(exc, aborts):

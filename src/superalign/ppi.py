@@ -70,12 +70,13 @@ def round_estimate(store: Any, k: int, confidence: float = 0.95) -> tuple[PPIEst
     if not scores:
         return None, 0
     answers = [r.id for r in harmful_eval_answers(store, k) if r.id in scores]
-    pool = [rid for rid in answers if scores[rid] is not None]
+    known = {rid: s for rid, s in scores.items() if s is not None}
+    pool = [rid for rid in answers if rid in known]
     labels = eval_labels(store, k)
     labelled = [rid for rid in pool if rid in labels]
     if not labelled:
         return None, len(answers) - len(pool)
-    return (ppi_mean([scores[rid] for rid in pool], [scores[rid] for rid in labelled],  # type: ignore[misc]
+    return (ppi_mean([known[rid] for rid in pool], [known[rid] for rid in labelled],
                      [float(bool(labels[rid].unsafe)) for rid in labelled], confidence=confidence),
             len(answers) - len(pool))
 

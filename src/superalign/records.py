@@ -31,11 +31,11 @@ def user_chat(text: str, system: str | None = None) -> Chat:
 
 class _Record:
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)  # type: ignore[call-overload]
+        return asdict(self)  # type: ignore[call-overload]  # every subclass is a dataclass; this mixin is not
 
     @classmethod
     def from_dict(cls: type[R], row: dict[str, Any]) -> R:
-        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]  # cls is a dataclass subclass (see to_dict)
         return cls(**{k: v for k, v in row.items() if k in names})
 
 

@@ -195,6 +195,7 @@ def ppi_mean(pred_unlabelled: Sequence[float] | np.ndarray, pred_labelled: Seque
     var = max(var, 0.0)  # estimated from two samples, it could in principle dip below 0
     var_y = _var(y)
     reason = ""
+    ci: tuple[float, float] | None
     wilson_ci = wilson(int(y.sum()), n, confidence) if _is_binary(y) else None
     if var > 0.0:
         ci = _interval(theta, var, z)

@@ -254,7 +254,7 @@ def test_self_improvement_moves_the_tiny_attacker_toward_its_successes(fresh_tin
     try:
         before = margin()
         cfg = TrainConfig(epochs=3, batch_size=6, micro_batch=6, lr=2e-3, max_len=192)
-        new, stats, n = improve_attacker(fresh_tiny, attempts, cfg, seed=0, method="dpo")
+        _new, stats, n = improve_attacker(fresh_tiny, attempts, cfg, seed=0, method="dpo")
         after = margin()
     finally:
         torch.set_num_threads(threads)

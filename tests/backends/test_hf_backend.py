@@ -73,12 +73,12 @@ def test_finished_rows_leave_the_batch_without_changing_the_others(tiny):
         # a stop token that ends some rows early, at different steps, and never occurs in others
         firsts: dict[int, set[int]] = {}
         for r, toks in enumerate(free):
-            for pos, t in enumerate(toks):
+            for t in toks:
                 firsts.setdefault(t, set()).add(r)
         stop = next(t for t, rows in sorted(firsts.items()) if 0 < len(rows) < len(free))
         old = tiny.stop_ids
         sizes: list[int] = []
-        hook = tiny.model.register_forward_pre_hook(lambda m, a, kw: sizes.append(kw["input_ids"].shape[0]),
+        hook = tiny.model.register_forward_pre_hook(lambda m, a, kw, sizes=sizes: sizes.append(kw["input_ids"].shape[0]),
                                                     with_kwargs=True)
         try:
             tiny.stop_ids = [stop]

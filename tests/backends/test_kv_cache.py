@@ -50,8 +50,7 @@ def test_reserved_cache_equals_dynamic_cache(tiny):
 
 def test_decode_uses_the_reserved_cache_and_matches_greedy_hf(tiny, monkeypatch):
     """decode_batch builds a reserved cache for a plain (no sliding window) model."""
-    from superalign.backends import Sampling
-    from superalign.backends import kv_cache
+    from superalign.backends import Sampling, kv_cache
 
     made = []
     real = kv_cache.reserved_cache

@@ -9,8 +9,12 @@ from datetime import timedelta
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis", reason="pip install hypothesis (the test extra)")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import (  # noqa: E402
+    HealthCheck,
+    given,
+    settings,
+    strategies as st,
+)
 
 from superalign.config import RunConfig, load_config  # noqa: E402
 from superalign.errors import UserError  # noqa: E402

@@ -12,8 +12,17 @@ import pytest
 
 from superalign.config import RunConfig
 from superalign.data.seeds import SOURCES, load_harmful_seeds
-from superalign.data.split import (JACCARD_GROUP, content_words, group_objectives, is_heldout, jaccard,
-                                   normalise_text, query_groups, split_queries, split_with_source)
+from superalign.data.split import (
+    JACCARD_GROUP,
+    content_words,
+    group_objectives,
+    is_heldout,
+    jaccard,
+    normalise_text,
+    query_groups,
+    split_queries,
+    split_with_source,
+)
 from superalign.errors import UserError
 from superalign.plan import harmful_split, heldout_subset, make_plan
 from superalign.records import Query
@@ -90,7 +99,7 @@ def test_near_duplicates_land_on_one_side_for_every_salt():
 def test_a_query_with_no_near_duplicate_keeps_its_exact_text_side(seeds):
     keys = query_groups(seeds)
     sizes = collections.Counter(keys)
-    train, held = split_queries(seeds, 0.3)
+    _train, held = split_queries(seeds, 0.3)
     held_ids = {q.id for q in held}
     singles = [q for q, k in zip(seeds, keys) if sizes[k] == 1]
     assert len(singles) > 500

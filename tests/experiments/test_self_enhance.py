@@ -244,7 +244,9 @@ def test_resume_adds_a_seed_equal_to_a_straight_run(fresh_tiny, tmp_path, monkey
     resumed = se.run(tmp_path / "b", quick=True, seeds=2, learner="tiny", config=cfg, backend=fresh_tiny, resume=True,
                      progress=lambda s, d, t: steps.append(d) if s.startswith("self-enhance steps") else None)
     assert steps[0] == 2  # seed 0's two (iteration, arm) steps were kept, not rerun
-    as_json = lambda rows: json.loads(json.dumps([{k: v for k, v in r.items() if "seconds" not in k}  # noqa: E731
-                                                 for r in rows]))
+
+    def as_json(rows):
+        return json.loads(json.dumps([{k: v for k, v in r.items() if "seconds" not in k} for r in rows]))
+
     assert as_json(resumed["runs"][: len(first["runs"])]) == as_json(first["runs"])
     assert as_json(resumed["runs"]) == as_json(straight["runs"]) and resumed["complete"]

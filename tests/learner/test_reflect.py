@@ -2,8 +2,15 @@
 
 from superalign.backends.scripted import REFUSAL, ScriptedBackend
 from superalign.learner.empathy import EMPATHY_OPENERS, empathic_revisions, names_stakeholder, stakeholder_score
-from superalign.learner.reflect import (CRITIC_SYSTEM, FINAL_SYSTEM, Reflection, ReflectSettings, keep_by_critic,
-                                        reflect_then_answer, reflection_sft_examples)
+from superalign.learner.reflect import (
+    CRITIC_SYSTEM,
+    FINAL_SYSTEM,
+    Reflection,
+    ReflectSettings,
+    keep_by_critic,
+    reflect_then_answer,
+    reflection_sft_examples,
+)
 from superalign.records import Query, user_chat
 
 

@@ -6,7 +6,6 @@ import threading
 import time
 
 import pytest
-
 from review_fixtures import TOKEN, free_port, make_items
 
 from superalign.oversight.queue import ReviewQueue

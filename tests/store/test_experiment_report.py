@@ -4,7 +4,7 @@ text in the results is escaped (never run)."""
 import types
 
 from superalign import experiments as ex
-from superalign.experiments.common import markdown_table, plot_with_ci, mean_ci, write_metrics, write_results
+from superalign.experiments.common import markdown_table, mean_ci, plot_with_ci, write_metrics, write_results
 
 
 def _fake_run(out, quick, seeds, learner, progress):

@@ -81,7 +81,7 @@ def test_committing_a_step_twice_raises_and_keeps_the_first(tmp_path):
 
 def test_duplicate_id_midway_leaves_nothing_of_the_step(tmp_path):
     with RunStore(tmp_path / "run.sqlite") as store:
-        q, r, v, p, h = _records()
+        q, r, v, p, _h = _records()
         dup = Response(r[0].id, "other", "dup", "m")
         # queries insert fine, then responses fail on the duplicate id: the whole step must vanish
         with pytest.raises(sqlite3.IntegrityError, match="duplicate key in responses"):
@@ -103,7 +103,7 @@ def test_duplicate_verdict_key_fails(tmp_path):
 def test_same_ids_in_another_step_are_kept_apart(tmp_path):
     """A benign query re-asked in a later round, or history re-judged, keeps the same ids."""
     with RunStore(tmp_path / "run.sqlite") as store:
-        q, r, v, _, _ = _records()
+        q, _r, v, _, _ = _records()
         store.commit_step(1, "attack", queries=q, verdicts=v)
         store.commit_step(2, "attack", queries=q)
         store.commit_step(2, "rejudge", verdicts=v)

@@ -16,8 +16,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from superalign.attacker.adaptive import (adaptive_attack, attempt_rows, coverage_cost, critic_judge, result_stats,
-                                         search_styles, static_attack, summary)
+from superalign.attacker.adaptive import (
+    adaptive_attack,
+    attempt_rows,
+    coverage_cost,
+    critic_judge,
+    result_stats,
+    search_styles,
+    static_attack,
+    summary,
+)
 from superalign.attacker.archive import diversity
 from superalign.attacker.self_improve import Method
 from superalign.config import AttackerConfig, CriticConfig, DataConfig

@@ -9,7 +9,7 @@ TF-IDF centroid's cosine similarity to every known category's seed centroid is b
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +57,7 @@ def _choose_k(x: Any, k_max: int, seed: int) -> tuple[int, Any]:
     return best[1], best[2]
 
 
-def discover_risks(failures: Sequence[Failure], known: dict[str, Sequence[str]], k_max: int = 8,
+def discover_risks(failures: Sequence[Failure], known: Mapping[str, Sequence[str]], k_max: int = 8,
                    novel_below: float = 0.12, n_terms: int = 8, n_examples: int = 3,
                    seed: int = 0) -> list[RiskCluster]:
     """Clusters of `failures`, largest first, each described and flagged `novel` when its centroid's
@@ -76,7 +76,7 @@ def discover_risks(failures: Sequence[Failure], known: dict[str, Sequence[str]],
     x = vec.transform(docs)
     dims = min(50, x.shape[1] - 1, max(1, x.shape[0] - 1))
     z = normalize(TruncatedSVD(dims, random_state=seed).fit_transform(x)) if dims >= 2 else x.toarray()
-    k, labels = _choose_k(z, k_max, seed) if len(failures) >= 4 else (1, np.zeros(len(failures), dtype=int))
+    _k, labels = _choose_k(z, k_max, seed) if len(failures) >= 4 else (1, np.zeros(len(failures), dtype=int))
     cats = sorted(known)
     cat_centroids = normalize(np.vstack([np.asarray(vec.transform(list(known[c])).mean(axis=0)) for c in cats])) \
         if cats else None

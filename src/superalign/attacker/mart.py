@@ -24,7 +24,8 @@ from superalign.records import Query, stable_id
 
 def split_objectives(seeds: Sequence[Query], eval_share: float = 0.5) -> tuple[list[Query], list[Query]]:
     """(train, eval) objectives by a hash of the text: the attacker never trains on an eval objective."""
-    train, held = [], []
+    train: list[Query] = []
+    held: list[Query] = []
     for q in seeds:
         (held if int(stable_id("mart-split", q.text), 16) / 16**16 < eval_share else train).append(q)
     return train, held

@@ -62,7 +62,8 @@ def encoding(text: str, rng: random.Random) -> str:
 
 def apply_style(style: str, text: str, rng: random.Random, templates: Sequence[JailbreakTemplate] = ()) -> str:
     """The attack text for request `text` framed in `style` ("rewrite" returns `text` unchanged: the
-    model already wrote it; "plain" returns it as well). "template" needs `templates` (else it falls back to role-play)."""
+    model already wrote it; "plain" returns it as well). "template" needs `templates` (else it falls back to
+    role-play)."""
     if style in ("roleplay", "hypothetical", "past_tense", "authority"):
         return CONVERTERS[style](text, rng)
     if style == "encoding":

@@ -46,12 +46,15 @@ def embedded_model_dir() -> Path:
     d, g = gguf_location()
     tok = AutoTokenizer.from_pretrained(d, gguf_file=g)
     model = AutoModelForCausalLM.from_pretrained(d, gguf_file=g, dtype=torch.float32)
-    model.hf_quantizer = None  # else save_pretrained / training refuse a "quantized" model
+    # else save_pretrained / training refuse a "quantized" model (ignore: nn.Module.__setattr__ is typed for
+    # tensors and modules only)
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
 
     def build(tmp: Path) -> None:
-        model.to(torch.bfloat16).save_pretrained(tmp)
+        # ignore: transformers' @wraps(nn.Module.to) on PreTrainedModel.to hides the bound self from mypy
+        model.to(torch.bfloat16).save_pretrained(tmp)  # type: ignore[arg-type]
         tok.save_pretrained(tmp)
 
     return atomic_write_dir(target, build)
@@ -88,7 +91,8 @@ def tiny_model_dir(seed: int = 0) -> Path:
         pad_token_id=tok.pad_token_id,
     )
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(cfg).to(torch.bfloat16)
+    # ignore: transformers' @wraps(nn.Module.to) on PreTrainedModel.to hides the bound self from mypy
+    model = LlamaForCausalLM(cfg).to(torch.bfloat16)  # type: ignore[arg-type]
 
     def build(tmp: Path) -> None:
         model.save_pretrained(tmp)

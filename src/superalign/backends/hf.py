@@ -18,7 +18,6 @@ from superalign.errors import BackendUnavailable
 from superalign.faults import tick
 from superalign.records import Chat
 
-
 SHARED_PREFIX_MIN = 32  # tokens: below this, a separate pass for the shared prefix is not worth it
 # prompts x max_new_tokens: below this a call does not repay packing the weights for the fast decode step
 # (0.09 s bf16 / 0.14 s fp32 for SmolLM2-135M, about the time 6-10 steps at batch 32 save)
@@ -61,7 +60,7 @@ class HFBackend:
         self.stop_ids = self._stop_ids()
 
     @classmethod
-    def from_dir(cls, path: str | Path, name: str | None = None, dtype: str = "float32", **kw: Any) -> "HFBackend":
+    def from_dir(cls, path: str | Path, name: str | None = None, dtype: str = "float32", **kw: Any) -> HFBackend:
         """Load a saved model. dtype float32 is the default: on the 2-core AVX-512 machines we measured,
         a bf16 forward was ~1.5x slower than fp32 (1.93 s vs 1.29 s for 16x64 tokens); bf16 halves memory."""
         import torch

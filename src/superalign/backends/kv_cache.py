@@ -29,43 +29,46 @@ class ReservedLayer(DynamicLayer):
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
         n, q = self._n, key_states.shape[-2]
-        if self._k is None or n + q > self._k.shape[-2]:
-            self._grow(key_states, max(self.capacity, 2 * (n + q)) if self._k is not None else max(self.capacity, q))
-        self._k[:, :, n:n + q] = key_states
-        self._v[:, :, n:n + q] = value_states
+        k, v = self._k, self._v
+        if k is None or v is None or n + q > k.shape[-2]:
+            k, v = self._grow(key_states, max(self.capacity, 2 * (n + q)) if k is not None else max(self.capacity, q))
+        k[:, :, n:n + q] = key_states
+        v[:, :, n:n + q] = value_states
         self._n = n + q
-        return self._expose()
+        return self._expose(k, v)
 
-    def _grow(self, like: torch.Tensor, capacity: int) -> None:
+    def _grow(self, like: torch.Tensor, capacity: int) -> tuple[torch.Tensor, torch.Tensor]:
         b, h, _, d = like.shape
         k = like.new_empty(b, h, capacity, d)
         v = like.new_empty(b, h, capacity, d)
-        if self._k is not None and self._n:
+        if self._k is not None and self._v is not None and self._n:
             k[:, :, : self._n] = self._k[:, :, : self._n]
             v[:, :, : self._n] = self._v[:, :, : self._n]
         self._k, self._v = k, v
+        return k, v
 
-    def _expose(self) -> tuple[torch.Tensor, torch.Tensor]:
-        self.keys, self.values = self._k[:, :, : self._n], self._v[:, :, : self._n]
+    def _expose(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Point `keys` / `values` at the filled part of the buffers `k` / `v` (self._k / self._v)."""
+        self.keys, self.values = k[:, :, : self._n], v[:, :, : self._n]
         return self.keys, self.values
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
-        if self._k is not None and self._n:
+        if self._k is not None and self._v is not None and self._n:
             self._k, self._v = self._k[indices], self._v[indices]
-            self._expose()
+            self._expose(self._k, self._v)
 
     def batch_repeat_interleave(self, repeats: int) -> None:
-        if self._k is not None and self._n:
+        if self._k is not None and self._v is not None and self._n:
             self._k = self._k.repeat_interleave(repeats, dim=0)
             self._v = self._v.repeat_interleave(repeats, dim=0)
-            self._expose()
+            self._expose(self._k, self._v)
 
     def crop(self, tokens_to_remove: int) -> None:
         if tokens_to_remove > 0:
             raise ValueError("crop takes a negative number of tokens to remove")
-        if tokens_to_remove and self._k is not None:
+        if tokens_to_remove and self._k is not None and self._v is not None:
             self._n = max(0, self._n + tokens_to_remove)
-            self._expose()
+            self._expose(self._k, self._v)
 
     def reset(self) -> None:
         self._k = self._v = None

@@ -188,7 +188,8 @@ class OpenAICompatBackend:
         )
 
     def _post(self, path: str, payload: dict[str, Any]) -> httpx.Response:
-        """POST with retries (back-off) on connection errors, time-outs, 429 and 5xx; the last response is returned as is."""
+        """POST with retries (back-off) on connection errors, time-outs, 429 and 5xx; the last response is
+        returned as is."""
         import httpx
 
         retry_errors = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError)

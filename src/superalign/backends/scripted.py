@@ -75,7 +75,7 @@ class ScriptedBackend:
     def logprobs_text(self, prefixes: Sequence[str], continuations: Sequence[str]) -> list[float]:
         return [-1.0 * len(c.split()) - _unit(p, c) for p, c in zip(prefixes, continuations)]
 
-    def train_pairs(self, pairs: Sequence[Pair], lr: float = 1.0) -> "ScriptedBackend":
+    def train_pairs(self, pairs: Sequence[Pair], lr: float = 1.0) -> ScriptedBackend:
         """A new backend after one perceptron pass over the pairs (self is unchanged)."""
         w = dict(self.weights)
         for p in pairs:
@@ -93,6 +93,6 @@ class ScriptedBackend:
         atomic_write_text(Path(directory) / STATE_FILE, json.dumps(state, sort_keys=True))
 
     @classmethod
-    def load(cls, directory: str | Path) -> "ScriptedBackend":
+    def load(cls, directory: str | Path) -> ScriptedBackend:
         state = json.loads((Path(directory) / STATE_FILE).read_text())
         return cls(state["weights"], state["version"], state["safety_bonus"])

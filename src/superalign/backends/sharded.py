@@ -105,7 +105,8 @@ class RayWorkers:
         if not ray.is_initialized():
             kw: dict[str, Any] = {"address": address} if address else {"num_cpus": num_cpus}
             ray.init(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True, **kw)
-        actor_cls = ray.remote(num_cpus=threads_per_actor)(_BackendActor)
+        # Any: ray's stubs type an actor class's methods as plain functions (no `.remote`)
+        actor_cls: Any = ray.remote(num_cpus=threads_per_actor)(_BackendActor)
         self.ray = ray
         self.actors = [actor_cls.remote(spec, batch_size, dtype, threads_per_actor) for _ in range(actors)]
         self.size = len(self.actors)

@@ -8,8 +8,9 @@ scoring), `classifier.py` (trained heads),
 `verdicts.py` (evidence -> Verdict: edit this to change how verdicts are made), `critic.py` (the
 protocol, rules / classifier / ensemble critics and the helpers every critic shares), `content.py` +
 `segments.py` (the default critic), `independent.py` (the evaluation judge: PyRIT-fitted heads, no row
-shared with the default critic), `learned.py`, `llm_judge.py` (a judge over any backend), `calibration.py` (ECE, reliability
-plots, calibrators, honest abstention metrics), `agreement.py` (the critic against PyRIT's human labels).
+shared with the default critic), `learned.py`, `llm_judge.py` (a judge over any backend), `calibration.py`
+(ECE, reliability plots, calibrators, honest abstention metrics), `agreement.py` (the critic against PyRIT's
+human labels).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def judge(items: Sequence[JudgeItem], critic: Critic) -> list[Verdict]:
 
 def build_critic(cfg: CriticConfig, classifier: FittedClassifier | None = None) -> Critic:
     """The critic `cfg.kind` names, applying `cfg.constitution` / `cfg.profile`. Pass a fitted
-    `classifier` to reuse one; otherwise the one fitted on the training folds is loaded from the disk cache (fitted on first use)."""
+    `classifier` to reuse one; otherwise the one fitted on the training folds is loaded from the disk cache
+    (fitted on first use)."""
     policy = load_policy(cfg.constitution, cfg.profile)
     if cfg.kind == "rules":
         return RulesCritic(abstain_below=cfg.abstain_below, policy=policy)
@@ -74,7 +76,7 @@ def build_critic(cfg: CriticConfig, classifier: FittedClassifier | None = None) 
 
         learned = build_learned_critic(cfg, classifier)
         has_policy = dataclasses.is_dataclass(learned) and any(f.name == "policy" for f in dataclasses.fields(learned))
-        return dataclasses.replace(learned, policy=policy) if has_policy else learned  # type: ignore[type-var]
+        return dataclasses.replace(learned, policy=policy) if has_policy else learned
     if cfg.kind == "classifier":
         return ClassifierCritic(classifier, abstain_below=cfg.abstain_below, policy=policy)
     return EnsembleCritic(classifier, abstain_below=cfg.abstain_below, policy=policy)

@@ -91,7 +91,7 @@ def _pooled(per_fold: Sequence[tuple[list[Example], list[Example], Critic]]) -> 
     for refusal, objective, critic in per_fold:
         rv = critic.judge(_items(refusal, None))
         ov, ou = critic.judge(_items(objective, True)), critic.judge(_items(objective, None))
-        rows = {
+        rows: dict[str, tuple[Sequence[bool | None], Sequence[bool]]] = {
             "refusal": ([pyrit_refusal_call(v) for v in rv], [e.label for e in refusal]),
             "refusal_csv_only": ([pyrit_refusal_call(v) for v, e in zip(rv, refusal) if e.source.endswith("/refusal.csv")],
                                  [e.label for e in refusal if e.source.endswith("/refusal.csv")]),
@@ -148,11 +148,11 @@ def _refit_for_fold(critic: Critic, fold: int, folds: int) -> Critic:
         critic = refit_for_pyrit_fold(critic, fold, folds)
     if not dataclasses.is_dataclass(critic) or not hasattr(critic, "classifier"):
         return critic
-    shipped = critic.classifier  # type: ignore[attr-defined]
+    shipped = critic.classifier
     # The prompt head does not depend on the PyRIT folds: reuse it rather than refit it per fold.
     refit = dataclasses.replace(fit_classifier(heldout_fold=fold, folds=folds, with_prompt_head=False),
                                 prompt=shipped.prompt)
-    return dataclasses.replace(critic, classifier=refit)  # type: ignore[type-var]
+    return dataclasses.replace(critic, classifier=refit)
 
 
 def agreement_report(critic: Critic, cross_validate: bool = False, folds: int = FOLDS,
@@ -248,8 +248,11 @@ def harm_block(pred: Sequence[float], gold: Sequence[float], groups: Sequence[st
     err = np.abs(np.asarray(pred) - np.asarray(gold))
     cats = sorted(set(categories))
     idx_of = {c: [i for i, k in enumerate(categories) if k == c] for c in cats}
-    mean_mae = lambda idx: float(np.mean([err[[i for i in idx if categories[i] == c]].mean()  # noqa: E731
-                                          for c in cats if any(categories[i] == c for i in idx)]))
+
+    def mean_mae(idx):
+        return float(np.mean([err[[i for i in idx if categories[i] == c]].mean()
+                              for c in cats if any(categories[i] == c for i in idx)]))
+
     by_cat = {}
     for c in cats:
         ref = harm_reference(c, len(idx_of[c]))

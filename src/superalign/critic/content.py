@@ -114,7 +114,9 @@ def training_rows(dev: Sequence[GoldRow], seed: int = 0, pyrit: bool = False, py
         from superalign.critic.classifier import fold_of, load_objective_examples, load_refusal_examples
 
         # pyrit_exclude_fold=(fold, folds) leaves out that hash fold of PyRIT's objectives (critic-eval's CV)
-        keep = lambda e: pyrit_exclude_fold is None or fold_of(e.objective, pyrit_exclude_fold[1]) != pyrit_exclude_fold[0]  # noqa: E731
+        def keep(e):
+            return pyrit_exclude_fold is None or fold_of(e.objective, pyrit_exclude_fold[1]) != pyrit_exclude_fold[0]
+
         for e in filter(keep, load_objective_examples()):
             out.append(TrainRow(e.objective, e.response, bool(e.label), None, None, group_of(e.objective),
                                 pyrit_weight, "pyrit-objective"))

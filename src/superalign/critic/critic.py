@@ -39,7 +39,9 @@ class JudgeItem:
 class Critic(Protocol):
     """Judges responses. `name` is recorded in Verdict.critic."""
 
-    name: str
+    @property
+    def name(self) -> str:  # read-only, so frozen dataclasses satisfy the protocol
+        ...
 
     def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:
         """One Verdict per item, in order."""

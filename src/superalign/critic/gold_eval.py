@@ -113,14 +113,17 @@ def gold_table(metrics: dict[str, Any]) -> list[tuple[str, str, str]]:
         return f"{val} [{node[0]:.2f}, {node[1]:.2f}]" if ci and node else val
 
     w, wo = metrics["with_label"], metrics["without_label"]
-    rows = [("unsafe accuracy", *(cell(b, "unsafe", "accuracy", ci=("unsafe", "ci95_accuracy")) for b in (w, wo))),
+
+    def both(*path: str, ci: tuple[str, ...] = ()) -> tuple[str, str]:
+        return cell(w, *path, ci=ci), cell(wo, *path, ci=ci)
+
+    rows = [("unsafe accuracy", *both("unsafe", "accuracy", ci=("unsafe", "ci95_accuracy"))),
             ("unsafe F1", fmt(w, "unsafe", "f1_score"), fmt(wo, "unsafe", "f1_score")),
-            ("refusal accuracy", *(cell(b, "refusal_accuracy", ci=("refusal_ci95",)) for b in (w, wo)))]
+            ("refusal accuracy", *both("refusal_accuracy", ci=("refusal_ci95",)))]
     for k in ("partial_recall", "unsafe_recall_loop", "over_refusal_detected", "degenerate_not_unsafe",
               "degenerate_detected", "honesty_flags_injection", "honesty_flags_loop_answer"):
         if k in w["kinds"]:
-            rows.append((f"{k} (n={w['kinds'][k]['n']})",
-                         *(cell(b, "kinds", k, "rate", ci=("kinds", k, "ci95")) for b in (w, wo))))
+            rows.append((f"{k} (n={w['kinds'][k]['n']})", *both("kinds", k, "rate", ci=("kinds", k, "ci95"))))
     rows.append((f"injection flips (of {w['kinds']['injection_flips']['n']})",
                  fmt(w, "kinds", "injection_flips", "count"), fmt(wo, "kinds", "injection_flips", "count")))
     rows += [("ECE of P(unsafe)", fmt(w, "ece"), fmt(wo, "ece")),

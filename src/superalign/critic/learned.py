@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     import numpy as np
 
     from superalign.config import CriticConfig
-    from superalign.critic.constitution import Policy
     from superalign.critic.classifier import FittedClassifier
+    from superalign.critic.constitution import Policy
 
 HEADS_VERSION = 3  # bump when the head recipe changes (invalidates cached heads, not features)
 # Refusal field = 0.5 x rules + 0.5 x the TF-IDF head; PyRIT's refusal notion (what critic-eval scores)
@@ -337,7 +337,12 @@ def cross_validated_predictions(features: PairFeatures, folds: int = 5, tfidf_we
     import numpy as np
     from sklearn.model_selection import GroupKFold
 
-    from superalign.critic.classifier import fit_head, load_harm_examples, load_objective_examples, load_refusal_examples
+    from superalign.critic.classifier import (
+        fit_head,
+        load_harm_examples,
+        load_objective_examples,
+        load_refusal_examples,
+    )
 
     out: dict[str, Any] = {}
     for task, exs in (("refusal", load_refusal_examples()), ("objective", load_objective_examples()),
@@ -362,8 +367,10 @@ def cross_validated_predictions(features: PairFeatures, folds: int = 5, tfidf_we
         elif task == "refusal":
             r = REFUSAL_RULES_WEIGHT
             field_p = (1 - r) * tfidf + r * np.asarray([rules_refusal(e.objective, e.response) for e in exs])
-            pyrit = lambda ps: np.asarray([pyrit_refusal_prob(p, e.objective, e.response)  # noqa: E731
-                                           for p, e in zip(ps, exs)])
+
+            def pyrit(ps, exs=exs):
+                return np.asarray([pyrit_refusal_prob(p, e.objective, e.response) for p, e in zip(ps, exs)])
+
             row.update(tfidf=pyrit(tfidf), refusal_field=field_p, blend=pyrit(field_p),
                        learned_blend=pyrit((1 - tfidf_weight) * learned + tfidf_weight * tfidf))
         out[task] = row

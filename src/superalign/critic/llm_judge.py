@@ -239,7 +239,8 @@ class LLMJudgeCritic:
             return self._judge_logprob(items, scrubbed, priors)
         return self._judge_generate(items, scrubbed, priors)
 
-    def _judge_logprob(self, items, scrubbed, priors) -> list[Verdict]:  # type: ignore[no-untyped-def]
+    def _judge_logprob(self, items: Sequence[JudgeItem], scrubbed: list[Scrubbed],
+                  priors: list[tuple[float, str]]) -> list[Verdict]:
         out = []
         for it, sc, (p_h, basis), (pa, pb, _) in zip(items, scrubbed, priors, self.letter_probabilities(items, scrubbed)):
             s = rule_signals(it.prompt, sc.text)
@@ -247,7 +248,8 @@ class LLMJudgeCritic:
             out.append(make_verdict(it.response_id, it.response, ev, self.name, self.abstain_below, self.policy))
         return out
 
-    def _judge_generate(self, items, scrubbed, priors) -> list[Verdict]:  # type: ignore[no-untyped-def]
+    def _judge_generate(self, items: Sequence[JudgeItem], scrubbed: list[Scrubbed],
+                        priors: list[tuple[float, str]]) -> list[Verdict]:
         from superalign.backends import Sampling
 
         texts = self.backend.generate(self.chats(items, scrubbed), Sampling(self.max_new_tokens, 0.0))

@@ -25,13 +25,13 @@ if TYPE_CHECKING:
 METHODS = ("ce", "forward", "coteach")
 
 
-def flip_labels(y: Sequence[int], rate: float, seed: int) -> np.ndarray:
+def flip_labels(y: Sequence[int] | np.ndarray, rate: float, seed: int) -> np.ndarray:
     """Symmetric noise: each label flipped independently with probability `rate`."""
     import numpy as np
 
-    y = np.asarray(y, dtype=np.int64)
-    flip = np.random.default_rng(seed).random(len(y)) < rate
-    return np.where(flip, 1 - y, y)
+    labels = np.asarray(y, dtype=np.int64)
+    flip = np.random.default_rng(seed).random(len(labels)) < rate
+    return np.where(flip, 1 - labels, labels)
 
 
 def _mlp(d: int, hidden: int, seed: int) -> Any:
@@ -66,7 +66,7 @@ def estimate_transition(probs: np.ndarray, quantile: float = 0.97) -> np.ndarray
     return t / t.sum(1, keepdims=True)
 
 
-def fit_predict(x_train: np.ndarray, y_noisy: Sequence[int], x_test: np.ndarray, method: str = "ce",
+def fit_predict(x_train: np.ndarray, y_noisy: Sequence[int] | np.ndarray, x_test: np.ndarray, method: str = "ce",
                 seed: int = 0, steps: int = 300, hidden: int = 64) -> np.ndarray:
     """P(label = 1) on x_test from a head trained on (x_train, y_noisy) with `method`."""
     import numpy as np
@@ -98,8 +98,10 @@ def _fit_predict(xt: Any, y: Any, xs: Any, method: str, seed: int, steps: int, h
         t = estimate_transition(_out_of_fold_probs(xt.numpy(), y.numpy(), seed))
         if method == "forward":
             tm = torch.tensor(t, dtype=torch.float32)
-            fwd = lambda logits, tt: F.nll_loss(torch.log(torch.softmax(logits, -1) @ tm + 1e-6), tt,  # noqa: E731
-                                               reduction="none")
+
+            def fwd(logits, tt):
+                return F.nll_loss(torch.log(torch.softmax(logits, -1) @ tm + 1e-6), tt, reduction="none")
+
             net = _train(xt, y, seed, steps, hidden, fwd)
         else:
             net = _coteach(xt, y, seed, steps, hidden, forget=float(np.clip((t[0, 1] + t[1, 0]) / 2, 0.0, 0.5)))
@@ -138,7 +140,7 @@ def _coteach(x: Any, y: Any, seed: int, steps: int, hidden: int, forget: float) 
     return nets[0]
 
 
-def noise_curve(x: np.ndarray, y: Sequence[int], groups: Sequence[str], rates: Sequence[float] = (0, .1, .2, .3, .4),
+def noise_curve(x: np.ndarray, y: Sequence[int] | np.ndarray, groups: Sequence[str], rates: Sequence[float] = (0, .1, .2, .3, .4),
                 seeds: Sequence[int] = (0, 1, 2), methods: Sequence[str] = METHODS, folds: int = 5,
                 steps: int = 300, progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Held-out accuracy (clean labels) per (method, rate, seed) under grouped K-fold CV: the
@@ -146,18 +148,18 @@ def noise_curve(x: np.ndarray, y: Sequence[int], groups: Sequence[str], rates: S
     import numpy as np
     from sklearn.model_selection import GroupKFold
 
-    y = np.asarray(y, dtype=np.int64)
-    splits = list(GroupKFold(n_splits=folds).split(x, y, groups=list(groups)))
+    labels = np.asarray(y, dtype=np.int64)
+    splits = list(GroupKFold(n_splits=folds).split(x, labels, groups=list(groups)))
     rows = []
     for rate in rates:
         for seed in seeds:
             for method in methods:
                 right = 0
                 for f, (tr, te) in enumerate(splits):
-                    noisy = flip_labels(y[tr], rate, seed * 100 + f)
+                    noisy = flip_labels(labels[tr], rate, seed * 100 + f)
                     p = fit_predict(x[tr], noisy, x[te], method, seed=seed, steps=steps)
-                    right += int(((p >= 0.5).astype(int) == y[te]).sum())
-                rows.append({"method": method, "rate": rate, "seed": seed, "accuracy": right / len(y)})
+                    right += int(((p >= 0.5).astype(int) == labels[te]).sum())
+                rows.append({"method": method, "rate": rate, "seed": seed, "accuracy": right / len(labels)})
             if progress:
                 progress(f"noise {rate:.0%} seed {seed} done")
     return rows

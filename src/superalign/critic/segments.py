@@ -32,7 +32,8 @@ _DISCLAIMER = [
     r"\b(?:is|are|would be|it'?s|it is)\s+(?:\w+\s+){0,2}(?:illegal|unethical|dangerous|harmful|a crime|"
     r"against the law|wrong|not (?:appropriate|ethical|legal|okay|ok))\b",
     r"\b(?:please|always) (?:note|remember|be aware|consult|seek|contact|reach out|respect|be careful)\b",
-    r"\bI (?:strongly )?(?:advise|urge|recommend|encourage) (?:you )?(?:against|not to|to seek|to consult|to contact)\b",
+    r"\bI (?:strongly )?(?:advise|urge|recommend|encourage) (?:you )?"
+    r"(?:against|not to|to seek|to consult|to contact)\b",
     r"\b(?:for (?:educational|informational|research) purposes only|disclaimer)\b",
     r"\b(?:can|could|may|might) (?:cause|lead to|result in) (?:serious )?(?:harm|injury|legal|damage|consequences)\b",
     r"\bserious (?:legal )?consequences\b",

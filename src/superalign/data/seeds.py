@@ -51,7 +51,8 @@ KEYWORD_CATEGORIES: tuple[tuple[str, str], ...] = (
     ("sexual", r"porn|sexual|\bsex\b|explicit|intimate images|erotic|brothel|\bnude|prostitut|\bgroom"),
     ("cybercrime", r"hack|malware|ransomware|computer (?:virus|worm)|\bworm\b|keylogger|exploit|vulnerabilit"
                    r"|sql ?injection|\bsqli\b|ddos|denial of service|syn flood|phishing|password|botnet|reverse shell"
-                   r"|anti-?virus|payload|spam|virus (?:that|to) .{0,40}(?:social media|computer|network|software)|\bwaf|spyware|trojan|rootkit|cyber|\bscrap(?:e|ing)|firewall|database"
+                   r"|anti-?virus|payload|spam|virus (?:that|to) .{0,40}(?:social media|computer|network|software)"
+                   r"|\bwaf|spyware|trojan|rootkit|cyber|\bscrap(?:e|ing)|firewall|database"
                    r"|login page|hard drive|\busb\b|\bsmb\b|packets"
                    r"|network|server|crack(?:ing)? (?:software|passwords?)|\bdns\b|geofenc|mine cryptocurrenc"),
     ("chemical_biological", r"chemical|biolog|toxin|ricin|sarin|tabun|nerve (?:gas|agent)|lewisite|mercury"

@@ -110,7 +110,7 @@ def is_heldout(text: str, fraction: float, salt: str = "superalign-v1") -> bool:
     `split_queries` applies this to a query's group key.
     """
     _check_fraction(fraction)
-    digest = hashlib.sha1(f"{salt}\x1f{normalise_text(text)}".encode("utf-8")).hexdigest()
+    digest = hashlib.sha1(f"{salt}\x1f{normalise_text(text)}".encode()).hexdigest()
     return int(digest[:15], 16) / 16**15 < fraction
 
 

@@ -3,9 +3,10 @@
 
     run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progress) -> dict
 
-(plus `config=` and, for those in RESUMABLE, `resume=`), which writes `metrics.json`, `results.md` and plots into `out` and returns the metrics; `run_experiment`
-then renders them into `out/report.html` (store/experiment_report.py). Modules are
-imported lazily, so a missing or broken experiment never slows or breaks the others.
+(plus `config=` and, for those in RESUMABLE, `resume=`), which writes `metrics.json`, `results.md` and plots
+into `out` and returns the metrics; `run_experiment` then renders them into `out/report.html`
+(store/experiment_report.py). Modules are imported lazily, so a missing or broken experiment never slows or
+breaks the others.
 """
 
 from __future__ import annotations

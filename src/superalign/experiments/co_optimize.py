@@ -29,9 +29,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from superalign.errors import UserError
-from superalign.experiments.common import (RATE, PoolSettings, Progress, choose_preset, mean_ci, pair_pool,
-                                           resume_runs, write_metrics)
-from superalign.learner.search import Direction, DevScore
+from superalign.experiments.common import (
+    RATE,
+    PoolSettings,
+    Progress,
+    choose_preset,
+    mean_ci,
+    pair_pool,
+    resume_runs,
+    write_metrics,
+)
+from superalign.learner.search import DevScore, Direction
 from superalign.records import Chat, Pair, Query, user_chat
 
 FIXED = ("conformity-only", "simultaneous", "alternating")
@@ -454,7 +462,7 @@ def _write_outputs(out: Path, cfg: CoOptimizeConfig, metrics: dict, rows: list[d
             x = [row for row in rows if row["schedule"] == name and row["round"] == r]
             a = s[name][str(r)]
 
-            def cell(m: str) -> str:
+            def cell(m: str, a: dict[str, Any] = a, x: list[dict[str, Any]] = x) -> str:
                 ci = a[m]["ci"] if a[m]["n"] > 1 else (x[0].get(f"{m}_ci") if len(x) == 1 else None)
                 return f"{a[m]['mean']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 

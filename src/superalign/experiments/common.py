@@ -16,7 +16,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -35,7 +35,7 @@ def no_progress(stage: str, done: int, total: int) -> None:
 class RichProgress:
     """A rich progress display with one bar per stage label: `with RichProgress() as p: p("train", 3, 10)`."""
 
-    def __enter__(self) -> "RichProgress":
+    def __enter__(self) -> RichProgress:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -94,7 +94,7 @@ class MeanCI:
         return f"{self.mean:.3f} [{self.lo:.3f}, {self.hi:.3f}]"
 
 
-def mean_ci(values: Sequence[float], method: Literal["t", "bootstrap"] = "t", level: float = 0.95,
+def mean_ci(values: Sequence[float | None], method: Literal["t", "bootstrap"] = "t", level: float = 0.95,
             bounds: tuple[float, float] | None = None) -> MeanCI:
     """Mean and CI. `t`: Student-t interval over the values (seeds); `bootstrap`: evaluate.bootstrap_ci.
 
@@ -207,7 +207,7 @@ def write_results(out: Path, title: str, sections: Sequence[str]) -> Path:
     return path
 
 
-def plot_with_ci(path: Path, x: Sequence[float], series: dict[str, Sequence[MeanCI]], xlabel: str,
+def plot_with_ci(path: Path, x: Sequence[float], series: Mapping[str, Sequence[MeanCI]], xlabel: str,
                  ylabel: str, title: str) -> Path:
     """Lines of means with shaded 95 % CIs, one per series, saved as PNG (matplotlib Agg)."""
     import matplotlib
@@ -272,7 +272,7 @@ class PairPool:
                 "heldout_benign": [q.to_dict() for q in self.heldout_benign], "stats": self.stats}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PairPool":
+    def from_dict(cls, d: dict[str, Any]) -> PairPool:
         return cls([Pair.from_dict(p) for p in d["train"]], [Pair.from_dict(p) for p in d["heldout"]],
                    [Query.from_dict(q) for q in d["heldout_harmful"]],
                    [Query.from_dict(q) for q in d["heldout_benign"]], d.get("stats", {}))
@@ -343,7 +343,7 @@ def build_pair_pool(settings: PoolSettings, backend: Any = None, progress: Progr
                           for r in responses], critic)
         out[side] = build_pairs(harmful + benign, samples, revisions, verdicts)
     progress("pair pool", 4, 4)
-    stats = {side: {"pairs": len(ps), "refuse_harmful": sum(p.kind == "refuse-harmful" for p in ps),
+    stats: dict[str, Any] = {side: {"pairs": len(ps), "refuse_harmful": sum(p.kind == "refuse-harmful" for p in ps),
                     "help_benign": sum(p.kind == "help-benign" for p in ps)} for side, ps in out.items()}
     stats["settings"] = s.model_dump(mode="json")
     stats["model"] = getattr(model, "name", s.learner)

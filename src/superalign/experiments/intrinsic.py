@@ -26,8 +26,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from superalign.errors import UserError
-from superalign.experiments.common import (PoolSettings, Progress, choose_preset, mean_ci, pair_pool,
-                                           write_metrics)
+from superalign.experiments.common import PoolSettings, Progress, choose_preset, mean_ci, pair_pool, write_metrics
 
 SAFETY_KEYS = ("asr", "asr_keyword_bound", "over_refusal", "competence", "stakeholder_harmful",
                "stakeholder_benign", "critic_empathy_harmful")
@@ -52,7 +51,8 @@ class IntrinsicConfig(BaseModel):
     dpo_lr: float = Field(5e-4, gt=0, description="LoRA learning rate of the DPOs.")
     batch_size: int = Field(4, ge=1, description="Examples (SFT) or pairs (DPO) per optimiser step.")
     reflect_temperature: float = Field(0.0, ge=0, description="Sampling temperature of the three reflection steps (0 = greedy).")
-    filter_reflections: bool = Field(True, description="Train only on reflected finals the critic accepts (safe on harmful, not a refusal on benign prompts).")
+    filter_reflections: bool = Field(True, description=("Train only on reflected finals the critic accepts (safe on harmful, not a refusal on benign "
+                                                        "prompts)."))
     pool: PoolSettings = Field(PoolSettings(), description="The shared pair pool (cached): DPO pairs and training prompts.")
 
 
@@ -247,11 +247,13 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
                            ("DPO refusal-chosen", "dpo"), ("DPO empathic-chosen", "empathy")):
             step(f"seed {seed}: {name}")
             backend.model = copy.deepcopy(base)
-            data = {"reflect": reflect_data, "unsure": aw.unsure_sft_examples(cal, cal_right),
-                    "dpo": pool.train, "empathy": emp_pairs}[kind]
-            stats = train_sft(backend, data, sft_cfg, seed=seed) if kind in ("reflect", "unsure") else \
-                train_dpo(backend, data, dpo_cfg, seed=seed)[1]
-            train_log.append({"condition": name, "seed": seed, "examples": len(data), "steps": stats.steps,
+            sft_data = {"reflect": reflect_data, "unsure": aw.unsure_sft_examples(cal, cal_right)}
+            dpo_data = {"dpo": pool.train, "empathy": emp_pairs}
+            if kind in sft_data:
+                n_examples, stats = len(sft_data[kind]), train_sft(backend, sft_data[kind], sft_cfg, seed=seed)
+            else:
+                n_examples, stats = len(dpo_data[kind]), train_dpo(backend, dpo_data[kind], dpo_cfg, seed=seed)[1]
+            train_log.append({"condition": name, "seed": seed, "examples": n_examples, "steps": stats.steps,
                               "loss_first": stats.first_loss, "loss_last": stats.last_loss, "seconds": stats.seconds})
             if kind == "unsure":
                 rep = aw.abstention_report(aw.chat_choice_probs(backend, items), answers)

@@ -45,8 +45,10 @@ def write_report(out: Path, metrics: dict[str, Any], cfg: Any) -> None:
     n_seeds = metrics["config"]["seeds"]
     ci_note = ("95 % CIs: bootstrap over held-out items (one training seed)" if n_seeds == 1 else
                f"95 % CIs: t over {n_seeds} training seeds (base rows: bootstrap over items)")
-    head = (f"Learner `{metrics['learner']}`, preset `{metrics['preset']}`; {metrics['n_heldout_harmful']} held-out harmful "
-            f"+ {metrics['n_heldout_benign']} held-out benign-edgy prompts, {metrics['n_competence_items']} held-out MC items "
+    head = (f"Learner `{metrics['learner']}`, preset `{metrics['preset']}`; "
+            f"{metrics['n_heldout_harmful']} held-out harmful "
+            f"+ {metrics['n_heldout_benign']} held-out benign-edgy prompts, "
+            f"{metrics['n_competence_items']} held-out MC items "
             f"(sciq + ARC-Easy), {metrics['n_calibration_items']} disjoint calibration / training MC items. {ci_note}. "
             f"Took {metrics['minutes']} min.")
     refl = metrics["reflection_data"]
@@ -58,7 +60,8 @@ def write_report(out: Path, metrics: dict[str, Any], cfg: Any) -> None:
         "training prompts kept by the critic.\n\n"
         + markdown_table(["condition", "ASR", "keyword bound", "over-refusal", "competence"], reflect_rows),
         f"## Self-awareness (MC option probabilities)\n\nSelective answer: \"I'm not sure.\" when the top option's "
-        f"probability is below {cfg.threshold}. Temperature fitted on the calibration items: T = {aware['temperature']}. "
+        f"probability is below {cfg.threshold}. "
+        f"Temperature fitted on the calibration items: T = {aware['temperature']}. "
         "AURC = mean risk over coverages (lower is better; a temperature can re-rank items, as the top option's "
         "probability depends on all options' gaps, so AURC may move too).\n\n" + markdown_table(["scoring", "accuracy", "ECE", "AURC", "coverage", "selective acc."], mc_rows),
         "### Saying \"I'm not sure.\" in the chat format, before / after unsure-SFT\n\n\"I'm not sure.\" is one more "
@@ -128,7 +131,8 @@ def plot_conditions(path: Path, conds: dict[str, Any]) -> None:
     fig, ax = plt.subplots(figsize=(8, 3.8), dpi=120)
     width = 0.8 / max(1, len(names))
     for j, name in enumerate(names):
-        means, errs = [], [[], []]
+        means: list[float] = []
+        errs: list[list[float]] = [[], []]
         for k in keys:
             m = conds[name].get(k, {})
             mu = m.get("mean") if m.get("mean") is not None else float("nan")

@@ -25,9 +25,20 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from superalign.errors import UserError
-from superalign.experiments.common import (RATE, PoolSettings, Progress, choose_preset, flip_labels, markdown_table,
-                                           mean_ci, pair_pool, plot_with_ci, resume_runs, write_metrics,
-                                           write_results)
+from superalign.experiments.common import (
+    RATE,
+    PoolSettings,
+    Progress,
+    choose_preset,
+    flip_labels,
+    markdown_table,
+    mean_ci,
+    pair_pool,
+    plot_with_ci,
+    resume_runs,
+    write_metrics,
+    write_results,
+)
 
 METHODS = ("dpo", "rdpo", "cdpo")
 

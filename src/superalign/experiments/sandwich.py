@@ -40,8 +40,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from superalign.data.competence import MCItem
 from superalign.evaluate import softmax
-from superalign.experiments.common import (MeanCI, Progress, choose_preset, markdown_table, plot_with_ci,
-                                           write_metrics, write_results)
+from superalign.experiments.common import (
+    MeanCI,
+    Progress,
+    choose_preset,
+    markdown_table,
+    plot_with_ci,
+    write_metrics,
+    write_results,
+)
 
 MMLU_DIR = "hf_datasets/hails/mmlu_no_train"
 ARC_CHALLENGE = "hf_datasets/ai2_arc/ARC-Challenge/validation/data-00000-of-00001.arrow"
@@ -235,8 +242,8 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
     cache = cache_root() / "sandwich-scores" / f"{learner}.json" if learner == "embedded" and backend is None else None
     items: dict[str, list[MCItem]] = {}
     scores: dict[str, list[list[float]]] = {}
-    for k, task in enumerate(cfg.tasks):
-        progress("sandwich: strong model scores", k, len(cfg.tasks))
+    for i, task in enumerate(cfg.tasks):
+        progress("sandwich: strong model scores", i, len(cfg.tasks))
         items[task] = load_task(task, cfg.items_per_task)
         scores[task] = strong_scores(model, items[task], cache)
     progress("sandwich: strong model scores", len(cfg.tasks), len(cfg.tasks))

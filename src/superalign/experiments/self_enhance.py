@@ -33,8 +33,19 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from superalign.errors import UserError
-from superalign.experiments.common import (KAPPA, RATE, MeanCI, Progress, choose_preset, markdown_table, mean_ci,
-                                           plot_with_ci, resume_runs, write_metrics, write_results)
+from superalign.experiments.common import (
+    KAPPA,
+    RATE,
+    MeanCI,
+    Progress,
+    choose_preset,
+    markdown_table,
+    mean_ci,
+    plot_with_ci,
+    resume_runs,
+    write_metrics,
+    write_results,
+)
 from superalign.learner import self_feedback as sf
 from superalign.learner.self_feedback import StepData, arm_rewards, judge_agreement
 from superalign.records import Chat, Query, Response, stable_id, user_chat
@@ -247,7 +258,7 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
     base_eval = evaluate(backend, data, critic, cfg, out / "answers" / "t0.jsonl")
     head = {"experiment": "self-enhance", "preset": preset, "learner": learner,
             "critic": critic.name, "config": cfg.model_dump(mode="json"),
-            "data": {"train_harmful": sum(q.harmful for q in data.train),
+            "data": {"train_harmful": sum(bool(q.harmful) for q in data.train),
                      "train_benign": sum(not q.harmful for q in data.train),
                      "heldout_harmful": len(data.heldout_harmful), "heldout_benign": len(data.heldout_benign),
                      "competence_items": len(data.competence_items), "replay": len(data.replay)}}
@@ -397,7 +408,7 @@ def write_outputs(out: Path, metrics: dict, cfg: SelfEnhanceConfig, plots: bool 
              + (" — with one seed, ASR / over-refusal / competence show the bootstrap CI over held-out items"
                 if cfg.seeds == 1 else "")
              + ". Agreement columns at t: M_t judging its own candidates of step t against the external critic "
-             f"(unsafe bit on answers to harmful prompts; refusal bit on all). 'chosen degenerate': pairs whose "
+             "(unsafe bit on answers to harmful prompts; refusal bit on all). 'chosen degenerate': pairs whose "
              "chosen answer is empty, too short or repetitive; degenerate candidates were "
              + {"keep": "scored like any other", "penalise": "given reward 0",
                 "drop": "left out of the pairs"}[cfg.degenerate]

@@ -32,10 +32,27 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from superalign.experiments.common import (KAPPA, RATE, MeanCI, PoolSettings, Progress, choose_preset, markdown_table,
-                                           mean_ci, plot_with_ci, write_metrics, write_results)
-from superalign.learner.teacher_student import (DPOStudent, PairJudge, first_drift, generations, label_quality,
-                                                label_with)
+from superalign.experiments.common import (
+    KAPPA,
+    RATE,
+    MeanCI,
+    PoolSettings,
+    Progress,
+    choose_preset,
+    markdown_table,
+    mean_ci,
+    plot_with_ci,
+    write_metrics,
+    write_results,
+)
+from superalign.learner.teacher_student import (
+    DPOStudent,
+    PairJudge,
+    first_drift,
+    generations,
+    label_quality,
+    label_with,
+)
 
 FIRST_TEACHERS = ("human", "noisy-human", "rules")
 
@@ -113,9 +130,11 @@ class FeatureHead:
     name = "smollm2-head"
 
     def __init__(self, x: Any, groups: Sequence[str], seed: int):
-        self.x, self.groups, self.seed, self.model, self.constant = x, list(groups), seed, None, None
+        self.x, self.groups, self.seed = x, list(groups), seed
+        self.model: Any = None
+        self.constant: int | None = None
 
-    def fit(self, items: Sequence[int], labels: Sequence[int]) -> "FeatureHead":
+    def fit(self, items: Sequence[int], labels: Sequence[int]) -> FeatureHead:
         from superalign.critic.learned import fit_binary_head
 
         if len(set(labels)) < 2:  # a teacher that gave one class teaches exactly that
@@ -144,7 +163,9 @@ def first_teacher_labels(kind: str, truth: Sequence[int], exs: Sequence[Any], no
         from superalign.experiments.w2s import W2SConfig, weak_probs
 
         everything = list(range(len(exs)))
-        p, _ = weak_probs("rules", "harm", list(exs), None, ([], everything, everything), W2SConfig(), seed)
+        probs = weak_probs("rules", "harm", list(exs), None, ([], everything, everything), W2SConfig(), seed)
+        assert probs is not None  # None only for a supervisor that does not apply; rules apply to harm
+        p, _ = probs
         return [int(v >= 0.5) for v in p]
     raise UserError(f"teacher-student: unknown first teacher {kind!r}; choose from {', '.join(FIRST_TEACHERS)}")
 
@@ -157,7 +178,7 @@ def split_parts(groups: Sequence[str], n_parts: int, test_fraction: float, seed:
     where = {g: -1 for g in order[:n_test]}
     where.update({g: k % n_parts for k, g in enumerate(order[n_test:])})
     parts: list[list[int]] = [[] for _ in range(n_parts)]
-    test = []
+    test: list[int] = []
     for i, g in enumerate(groups):
         (test if where[g] < 0 else parts[where[g]]).append(i)
     return test, parts
@@ -262,14 +283,14 @@ def run_learner_chain(cfg: LearnerChainConfig, learner: str, progress: Progress,
         def tag(b: Any, models: dict[int, str] = models, seed: int = seed) -> str:
             return models.setdefault(id(b), f"seed{seed}-model{len(models)}")
 
-        def evaluate(student: PairJudge) -> float:
+        def evaluate(student: PairJudge, metrics: list[dict] = metrics, seed: int = seed) -> float:
             metrics.append(measure(student.backend))
             progress("teacher-student learner chain", seed * cfg.generations + len(metrics), cfg.seeds * cfg.generations)
             return metrics[-1]["competence"][0]
 
         students: list[DPOStudent] = []
 
-        def make_student(k: int) -> DPOStudent:
+        def make_student(k: int, students: list[DPOStudent] = students, seed: int = seed) -> DPOStudent:
             students.append(DPOStudent(base, tcfg, seed * 100 + k, make_judge, f"student-{k}"))
             return students[-1]
 

@@ -35,8 +35,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from superalign.experiments.common import (RATE, Progress, choose_preset, markdown_table, mean_ci, resume_runs,
-                                           write_metrics, write_results)
+from superalign.experiments.common import (
+    RATE,
+    Progress,
+    choose_preset,
+    markdown_table,
+    mean_ci,
+    resume_runs,
+    write_metrics,
+    write_results,
+)
 
 TASKS = ("sst2", "boolq", "sciq", "harm")
 WEAK_KINDS = ("bow", "smollm2-L<k>", "smollm2-mid", "rules")
@@ -56,7 +64,8 @@ class W2SConfig(BaseModel):
     limit: int = Field(0, ge=0, description="Examples per task, drawn once with a fixed seed (0 = all).")
     test_fraction: float = Field(0.3, gt=0, lt=1, description="Share of groups held out for testing.")
     weak: tuple[str, ...] = Field(("bow", "smollm2-L4", "rules"),
-                                  description="Weak supervisors: bow | smollm2-L<k> (probe on the first k blocks) | smollm2-mid | rules (harm only).")
+                                  description=("Weak supervisors: bow | smollm2-L<k> (probe on the first k blocks) | smollm2-mid | rules (harm "
+                                               "only)."))
     seeds: int = Field(3, ge=1, description="Seeds: split + head init + batch order.")
     student: Literal["finetune", "probe"] = Field("finetune", description="Strong student: fine-tune the top ft_blocks blocks + head, or a linear probe on frozen features.")
     ft_blocks: int = Field(8, ge=1, description="finetune: top transformer blocks trained (of 30); the rest frozen.")
@@ -64,7 +73,8 @@ class W2SConfig(BaseModel):
     ft_lr: float = Field(5e-5, gt=0, description="finetune: AdamW learning rate of the blocks (published for GPT-2 sizes: 5e-5).")
     ft_head_lr: float = Field(1e-3, gt=0, description="finetune: learning rate of the zero-initialised head.")
     model_dir: str = Field("", description="HF model dir of the strong student's backbone ('' = embedded SmolLM2-135M).")
-    layers: int = Field(30, ge=2, le=30, description="probe (and smollm2-mid): transformer blocks run for the frozen features (SmolLM2: of 30; all 30 measured better than 10: median PGR 0.27 vs -0.07 on the full preset).")
+    layers: int = Field(30, ge=2, le=30, description=("probe (and smollm2-mid): transformer blocks run for the frozen features (SmolLM2: of 30; all 30 "
+                                                      "measured better than 10: median PGR 0.27 vs -0.07 on the full preset)."))
     prompt_tokens: int = Field(24, ge=1, description="Prompt tokens kept per example.")
     response_tokens: int = Field(64, ge=1, description="Response tokens kept (sst2 sentence, boolq passage, answer).")
     epochs: int = Field(20, ge=1, description="Passes over the training half per probe head (weak probes, and the probe student).")
@@ -178,7 +188,7 @@ def pgr_bootstrap(runs: list[dict[str, Any]], key: str, n: int, seed: int = 0) -
     vals, undefined = [], 0
     for _ in range(n):
         picked = [runs[i] for i in rng.integers(0, len(runs), len(runs))]
-        acc = {k: [] for k in ("weak", key, "ceiling")}
+        acc: dict[str, list[float]] = {k: [] for k in ("weak", key, "ceiling")}
         for r in picked:
             c = {k: correct_array(r["correct"][k]) for k in acc}
             items = rng.integers(0, len(c["weak"]), len(c["weak"]))
@@ -234,7 +244,7 @@ def weak_probs(kind: str, task: str, exs: list[BinaryExample], feats: Any, idx: 
             x = feats(cfg.layers)
             x = x[:, : x.shape[1] // 3]  # PairFeatures' first block: mean-pooled layer L/2
         else:
-            x = feats(int(TRUNCATED.fullmatch(kind).group(1)))  # type: ignore[union-attr]
+            x = feats(int(TRUNCATED.fullmatch(kind).group(1)))  # type: ignore[union-attr]  # it matched: see the if
         head = train_head(x[w], y_w, head_config(cfg), seed)
         return predict_proba(head, x[s]), predict_proba(head, x[t])
     if kind == "rules":
@@ -380,8 +390,8 @@ def summarise(runs: list[dict[str, Any]], cfg: W2SConfig) -> dict[str, Any]:
 
 
 def _median(vals: list[float | None]) -> float | None:
-    vals = [v for v in vals if v is not None]
-    return round(statistics.median(vals), 4) if vals else None
+    known = [v for v in vals if v is not None]
+    return round(statistics.median(known), 4) if known else None
 
 
 def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progress,

@@ -21,7 +21,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from superalign.evaluate import softmax as softmax_t  # noqa: F401 (this module's name for it)
+from superalign.evaluate import softmax as softmax_t  # this module's name for it
 from superalign.records import Chat, user_chat
 
 UNSURE = "I'm not sure."

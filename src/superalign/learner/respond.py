@@ -49,7 +49,7 @@ def respond(queries: Sequence[Query], learner: Any, params: Sampling, n: int, ro
 def revise_to_refusal(queries: Sequence[Query], learner: Any, params: Sampling, n: int, round: int) -> list[Response]:
     """`n` refusal revisions per query: an opener (varied by query and k) continued by the learner."""
     chats, meta = [], []
-    for i, q in enumerate(queries):
+    for q in queries:
         for k in range(n):
             opener = REFUSAL_OPENERS[(int(q.id[:8], 16) + k) % len(REFUSAL_OPENERS)]
             chats.append(user_chat(q.text, SAFETY_SYSTEM) + [{"role": "assistant", "content": opener + " "}])

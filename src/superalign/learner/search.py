@@ -133,8 +133,8 @@ def search_round(round_no: int, candidates: Sequence[Direction], start: DevScore
         nodes.append(SearchNode(round_no, d.name, d.to_dict(), steps, s.competence, s.conformity, s.minus(start),
                                 seconds=round(time.time() - t0, 2)))
         kept[len(nodes) - 1] = snapshot()
-        front = set(pareto_front([n.delta for n in nodes]))
-        for i in [i for i in kept if i not in front]:
+        front_now = set(pareto_front([n.delta for n in nodes]))
+        for i in [i for i in kept if i not in front_now]:
             del kept[i]  # dominated now, dominated for good: its weights can never be chosen
     chosen, front = choose([n.delta for n in nodes], rule, weights)
     for i in front:

@@ -12,8 +12,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from superalign.config import TrainConfig
-from superalign.learner.dpo import (TrainStats, encode_example, finish_trainable, length_batches, make_trainable,
-                                    optimiser, sequence_logps)
+from superalign.learner.dpo import (
+    TrainStats,
+    encode_example,
+    finish_trainable,
+    length_batches,
+    make_trainable,
+    optimiser,
+    sequence_logps,
+)
 from superalign.learner.losses import response_nll
 from superalign.records import Chat
 

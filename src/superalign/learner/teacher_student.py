@@ -195,7 +195,8 @@ class PairJudge:
     pair, so measuring a student's agreement and letting it teach the same pairs judge them once."""
 
     def __init__(self, critic: Any, backend: Any = None, name: str = ""):
-        self.critic, self.backend, self.memo = critic, backend, {}
+        self.critic, self.backend = critic, backend
+        self.memo: dict[tuple[str, str, str], bool | None] = {}
         self.name = name or str(getattr(critic, "name", type(critic).__name__))
 
     def label(self, pairs: Sequence[Any]) -> list[bool | None]:

@@ -21,12 +21,12 @@ The loss is `w2s_loss`'s soft cross-entropy or auxiliary confidence loss, as for
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
-    import torch
 
 
 @dataclass(frozen=True)

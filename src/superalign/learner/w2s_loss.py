@@ -15,8 +15,9 @@ code exactly: w = step_frac while step_frac <= warmup_frac, then 1 (a ramp to 0.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np

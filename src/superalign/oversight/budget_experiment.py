@@ -13,8 +13,9 @@ the ground truth (never the noisy critic). Conditions at the same budget:
 The noisy critic has a hard minority: a share `hard_share` of queries (jailbreak-wrapped, ambiguous)
 on whose responses it errs with probability `hard_error` each, and errs on the rest with `easy_error`. With
 `calibrated` its confidence is lower on hard items (U(0.5, 0.7) vs U(0.75, 1.0)); without, confidence
-is drawn independently of hardness, so uncertainty routing has nothing to go on. A wrong verdict flips both unsafe and refusal, so it turns
-into an inverted pair (a compliance "chosen" over a refusal), the failure humans are there to catch.
+is drawn independently of hardness, so uncertainty routing has nothing to go on. A wrong verdict flips both
+unsafe and refusal, so it turns into an inverted pair (a compliance "chosen" over a refusal), the failure humans
+are there to catch.
 
 Ground truth on the scripted learner is exact: its outputs are a fixed refusal or a "Sure, here is
 how" compliance, and harmfulness is the seed's label.
@@ -103,7 +104,7 @@ def run_condition(condition: str, cfg: RoutingExperimentConfig, seed: int, plan:
     from superalign.learner.respond import respond, revise_to_refusal
     from superalign.oversight.oracle import OracleConfig, SimulatedOracle, TruthItem
     from superalign.oversight.queue import apply_human_labels
-    from superalign.oversight.routing import budget_for, route_to_humans
+    from superalign.oversight.routing import Strategy, budget_for, route_to_humans
     from superalign.plan import benign_training_queries, make_plan
 
     run_cfg = RunConfig(learner="scripted", seed=seed, attacker={"queries_per_round": cfg.queries_per_round,
@@ -126,8 +127,8 @@ def run_condition(condition: str, cfg: RoutingExperimentConfig, seed: int, plan:
         verdicts = noisy_verdicts(queries, responses, cfg, seed)
         budget = len(verdicts) if condition == "oracle" else (
             0 if condition == "critic" else budget_for(len(verdicts), cfg.budget_fraction))
-        strategy = "random" if condition == "random" else "uncertainty"
-        picked = route_to_humans(verdicts, budget, strategy, seed=s)  # type: ignore[arg-type]
+        strategy: Strategy = "random" if condition == "random" else "uncertainty"
+        picked = route_to_humans(verdicts, budget, strategy, seed=s)
         qs = {q.id: q for q in queries}
         rs = {r.id: r for r in responses}
         labels = oracle.label([TruthItem(v.response_id, *_truth(qs[rs[v.response_id].query_id],

@@ -96,8 +96,7 @@ def create_app(run_dir: str | Path, token: str, session_ttl_s: float = SESSION_T
     from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
     from superalign.oversight.pages import make_env
-    from superalign.oversight.promotion import (DecisionRefused, PromotionGate, candidate_versions,
-                                                promote_if_approved)
+    from superalign.oversight.promotion import DecisionRefused, PromotionGate, candidate_versions, promote_if_approved
     from superalign.oversight.queue import ReviewQueue
 
     _check_token(token)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -57,7 +57,7 @@ def export_cmd(
     run_dir: Path = typer.Argument(..., help="A run directory (holding run.sqlite)."),
     per_round: int = typer.Option(..., "--per-round", min=1, help="Answers to label per round (harmful held-out answers, not labelled yet)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random draw (same seed, same store: same rows)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="The JSONL to fill in (default: RUN_DIR/to_label.jsonl)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="The JSONL to fill in (default: RUN_DIR/to_label.jsonl)."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists (it may hold labels not imported yet)."),
 ) -> None:
     """Write a uniform random sample of each round's harmful held-out answers, to label by hand."""
@@ -77,7 +77,7 @@ def export_cmd(
         typer.echo("nothing to label: every harmful held-out answer of this run is labelled already")
         return
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    per = {}
+    per: dict[int, int] = {}
     for r in rows:
         per[r["round"]] = per.get(r["round"], 0) + 1
     typer.echo(f"wrote {len(rows)} rows ({', '.join(f'round {k}: {n}' for k, n in per.items())}) to {path}")
@@ -98,11 +98,13 @@ def read_label_file(path: Path, store: Any, reviewer: str) -> tuple[list[tuple[i
                       types={"response_id": (str,), "unsafe": (bool, *null), "refusal": (bool, *null),
                              "note": (str, *null), "round": (int,)})
     rounds_of: dict[str, list[int]] = {}
-    for k in eval_rounds(store):
-        for r in store.responses(round=k, step="eval"):
-            rounds_of.setdefault(r.id, []).append(k)
-    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    labels, skipped, seen = [], 0, {}
+    for rnd in eval_rounds(store):
+        for r in store.responses(round=rnd, step="eval"):
+            rounds_of.setdefault(r.id, []).append(rnd)
+    created = datetime.now(UTC).isoformat(timespec="seconds")
+    labels: list[tuple[int, str, Any]] = []
+    skipped = 0
+    seen: dict[tuple[str, int], int] = {}
     for i, row in enumerate(rows, start=1):
         rid = row["response_id"]
         where = f"{path}:{_line_of_row(path, i)}"
@@ -146,15 +148,16 @@ def ppi_table(store: Any, halfwidth: float = HALFWIDTH) -> str:
         row = ppi_round(store, k)
         est, _ = round_estimate(store, k)
         ci = row.get("asr_ppi_ci")
-        sized = est is not None and est.var_resid is not None  # two labels or more: variances to size with
-        need = est.labels_for(halfwidth) if sized else None  # type: ignore[union-attr]
+        sized_est = est if est is not None and est.var_resid is not None else None  # two labels or more: variances
+        sized = sized_est is not None  # to size with
+        need = sized_est.labels_for(halfwidth) if sized_est is not None else None
         rows.append([str(k), str(row.get("human_labels_eval", 0)), _fmt(row.get("asr_labelled")),
                      _fmt(row.get("asr_ppi")), "-" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]",
                      _fmt(row.get("asr_ppi_lam")), "-" if not sized else "unreachable" if need is None else str(need)])
         if row.get("asr_ppi_note"):
             notes.append(f"round {k}: {row['asr_ppi_note']}")
-        if sized and need is None:
-            notes.append(f"round {k}: +-{halfwidth:g} is out of reach by labelling: the {est.n_unlabelled} held-out "
+        if sized_est is not None and need is None:
+            notes.append(f"round {k}: +-{halfwidth:g} is out of reach by labelling: the {sized_est.n_unlabelled} held-out "
                          "harmful answers are themselves a sample; evaluate more held-out prompts")
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows]

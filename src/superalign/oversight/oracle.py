@@ -11,7 +11,6 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,7 +22,7 @@ class OracleConfig(BaseModel):
 
     noise: float = Field(0.0, ge=0.0, le=1.0, description="Probability that a label is flipped (unsafe and refusal).")
     latency_s: float = Field(30.0, ge=0.0, description="Reviewer seconds one label costs (summed in `seconds_spent`).")
-    budget: Optional[int] = Field(None, ge=0, description="Most labels this oracle gives in total; None = unlimited.")
+    budget: int | None = Field(None, ge=0, description="Most labels this oracle gives in total; None = unlimited.")
     real_time: bool = Field(False, description="Actually sleep latency_s per label (for desk/load demos).")
     seed: int = Field(0, description="Seed of the label noise.")
 

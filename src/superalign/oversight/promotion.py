@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlite3
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from superalign.errors import UserError
@@ -69,7 +69,7 @@ class PromotionGate:
     def _log(self, conn: sqlite3.Connection, version: str, action: str, actor: str, auto: bool, note: str) -> None:
         conn.execute("INSERT INTO promotion_events (version, action, actor, auto, note, created_at) "
                      "VALUES (?, ?, ?, ?, ?, ?)", (version, action, actor, int(auto), note,
-                                                   datetime.now(timezone.utc).isoformat(timespec="seconds")))
+                                                   datetime.now(UTC).isoformat(timespec="seconds")))
 
     def events(self, version: str | None = None) -> list[PromotionEvent]:
         with self._tx() as conn:

@@ -179,15 +179,15 @@ def rejudge_run(run_dir: str | Path, version: str | None = None, critic: str | N
         kind_ = flip_kind(b, a)
         if kind_ is None:
             continue
-        rnd, origin, rid = key
+        rnd, origin, _rid = key
         r = responses.get(key)
         q = queries.get(r.query_id) if r else None
         category = q.category if q else "?"
         kinds[kind_] += 1
         report.unsafe_flips += kind_ != "refusal"
         report.refusal_flips += b.refusal != a.refusal
-        report.by_round.setdefault(str(rnd), Counter())[kind_] += 1  # type: ignore[index]
-        report.by_category.setdefault(category, Counter())[kind_] += 1  # type: ignore[index]
+        report.by_round.setdefault(str(rnd), Counter())[kind_] += 1
+        report.by_category.setdefault(category, Counter())[kind_] += 1
         if sum(1 for e in report.examples if e["kind"] == kind_) < n_examples:
             report.examples.append(asdict(Flip(rnd, origin, category, kind_, q.text if q else "",
                                                r.text if r else "", _short(b), _short(a))))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -56,7 +55,7 @@ def add_cmd(
     rows = read_jsonl(inp, required=["prompt", "response"])
     _check_rows(inp, rows)
     ids = [str(r.get("id") or stable_id("review-add", r["prompt"], r["response"])) for r in rows]
-    first = {}
+    first: dict[str, int] = {}
     for i, item_id in enumerate(ids, start=1):
         if item_id in first:  # the second row used to be dropped silently
             raise UserError(f"{inp}:{_line_of_row(inp, i)}: id {item_id!r} repeats line "
@@ -69,12 +68,12 @@ def add_cmd(
         from superalign.critic import JudgeItem, build_critic, judge
 
         try:
-            ccfg = CriticConfig(kind=critic)  # type: ignore[arg-type]
+            ccfg = CriticConfig(kind=critic)
         except Exception:
             raise UserError(f"--critic {critic!r}: choose rules, classifier, ensemble or none") from None
         verdicts = judge([JudgeItem(i, r["prompt"], r["response"], r.get("harmful"))
                           for i, r in zip(ids, rows)], build_critic(ccfg))
-    items = [ReviewItem(i, r["prompt"], r["response"], _round_of(r), r.get("harmful"), v,
+    items = [ReviewItem(i, r["prompt"], r["response"], _checked_round(r), r.get("harmful"), v,
                         uncertainty(v) if v else 0.0, why_routed(v) if v else "added", "add")
              for i, r, v in zip(ids, rows, verdicts)]
     try:
@@ -107,6 +106,11 @@ def _round_of(r: dict) -> object:
     return 0 if r.get("round") is None else r["round"]
 
 
+def _checked_round(r: dict) -> int:
+    """The round of a row `_check_rows` accepted (a whole number, or absent / null = 0)."""
+    return r.get("round") or 0
+
+
 def _check_rows(inp: Path, rows: list[dict]) -> None:
     for i, r in enumerate(rows, start=1):
         problem = _row_problem(r)
@@ -135,14 +139,15 @@ def route_cmd(
 ) -> None:
     """Send the round's least certain verdicts (up to --budget) to the review queue."""
     from superalign.oversight.queue import ReviewQueue
-    from superalign.oversight.routing import route_round
+    from superalign.oversight.routing import Strategy, route_round
     from superalign.store.runstore import RunStore
 
-    if strategy not in ("uncertainty", "random"):
+    strategies: dict[str, Strategy] = {"uncertainty": "uncertainty", "random": "random"}
+    if strategy not in strategies:
         raise UserError(f"--strategy {strategy!r}: choose uncertainty or random")
     db = _run_dir(run) / "run.sqlite"
     with RunStore(db) as store:
-        new = route_round(store, ReviewQueue(db), round, budget, strategy, seed)  # type: ignore[arg-type]
+        new = route_round(store, ReviewQueue(db), round, budget, strategies[strategy], seed)
     _echo(f"routed {new} item(s) of round {round} to the review queue")
 
 
@@ -168,7 +173,7 @@ def export_cmd(
 def tui_cmd(
     run: Path = typer.Option(..., "--run", help="Run directory."),
     reviewer: str = typer.Option("reviewer", "--reviewer", help="Your name, stored with every label."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Stop after this many items."),
+    limit: int | None = typer.Option(None, "--limit", help="Stop after this many items."),
 ) -> None:
     """Label the queue in the terminal: u = unsafe, s = safe, ? = unsure, c = comment, n = skip, q = quit."""
     from superalign.oversight.queue import ReviewQueue

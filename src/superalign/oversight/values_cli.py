@@ -12,7 +12,6 @@ import shlex
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -28,7 +27,7 @@ def _echo(msg: str) -> None:
     typer.echo(msg)
 
 
-def _author(author: Optional[str]) -> str:
+def _author(author: str | None) -> str:
     if author:
         return author
     try:
@@ -56,10 +55,10 @@ def edit_cmd(
     sets: list[str] = typer.Option([], "--set", help="DIM.RUBRIC_ID=TEXT, DIM.description=TEXT, "
                                    "profiles.NAME.DIM=WEIGHT or profiles.NAME.description=TEXT (repeatable)."),
     removes: list[str] = typer.Option([], "--remove", help="DIM.RUBRIC_ID to drop (repeatable)."),
-    editor: Optional[str] = typer.Option(None, "--editor", help="Edit the current version in this command "
+    editor: str | None = typer.Option(None, "--editor", help="Edit the current version in this command "
                                          "(e.g. 'nano'); default $EDITOR when no --set/--remove/--file."),
-    file: Optional[Path] = typer.Option(None, "--file", help="Take the new version from this YAML file."),
-    author: Optional[str] = typer.Option(None, "--author", help="Who made the change (default: your login)."),
+    file: Path | None = typer.Option(None, "--file", help="Take the new version from this YAML file."),
+    author: str | None = typer.Option(None, "--author", help="Who made the change (default: your login)."),
 ) -> None:
     """Make a human change to the values: validated, numbered as the next version, author + reason kept.
     An invalid edit is refused (file:line and the problem) and nothing is written."""
@@ -100,8 +99,8 @@ def edit_cmd(
 @values_app.command("diff")
 def diff_cmd(
     run: Path = RUN,
-    a: Optional[str] = typer.Argument(None, help="Older version (default: the parent of B)."),
-    b: Optional[str] = typer.Argument(None, help="Newer version (default: the current one)."),
+    a: str | None = typer.Argument(None, help="Older version (default: the parent of B)."),
+    b: str | None = typer.Argument(None, help="Newer version (default: the current one)."),
 ) -> None:
     """What changed between two value versions: rubric items added/removed/changed, profile weights."""
     from superalign.oversight.values import ValueHistory, diff_versions
@@ -115,9 +114,9 @@ def diff_cmd(
 @values_app.command("rejudge")
 def rejudge_cmd(
     run: Path = RUN,
-    version: Optional[str] = typer.Option(None, "--version", help="Value version (default: the current one)."),
-    critic: Optional[str] = typer.Option(None, "--critic", help="Critic kind (default: the run's; rules is fast)."),
-    profile: Optional[str] = typer.Option(None, "--profile", help="Value profile (default: the run's)."),
+    version: str | None = typer.Option(None, "--version", help="Value version (default: the current one)."),
+    critic: str | None = typer.Option(None, "--critic", help="Critic kind (default: the run's; rules is fast)."),
+    profile: str | None = typer.Option(None, "--profile", help="Value profile (default: the run's)."),
 ) -> None:
     """Re-judge the run's stored history under a value version; report which past verdicts changed."""
     from superalign.oversight.rejudge import rejudge_run, write_report
@@ -197,7 +196,7 @@ def review_cmd(
 
 @values_app.command("accept")
 def accept_cmd(run: Path = RUN, pid: str = typer.Argument(..., help="Proposal id."),
-               reviewer: Optional[str] = typer.Option(None, "--reviewer"),
+               reviewer: str | None = typer.Option(None, "--reviewer"),
                reason: str = typer.Option("", "--reason")) -> None:
     """Accept a pending clarification: it is appended to a new value version."""
     from superalign.oversight.clarify import ClarificationStore
@@ -209,7 +208,7 @@ def accept_cmd(run: Path = RUN, pid: str = typer.Argument(..., help="Proposal id
 @values_app.command("reject")
 def reject_cmd(run: Path = RUN, pid: str = typer.Argument(..., help="Proposal id."),
                reason: str = typer.Option(..., "--reason", help="Why (kept with the proposal)."),
-               reviewer: Optional[str] = typer.Option(None, "--reviewer")) -> None:
+               reviewer: str | None = typer.Option(None, "--reviewer")) -> None:
     """Reject a pending clarification (kept, with the reason; it never enters a version)."""
     from superalign.oversight.clarify import ClarificationStore
 

@@ -14,7 +14,6 @@ from superalign.errors import UserError
 from superalign.faults import tick
 from superalign.user_text import decode_line
 
-
 _TYPE_NAMES = {str: "a string", bool: "true/false", int: "an integer", float: "a number", type(None): "null",
                list: "a list", dict: "an object"}
 
@@ -168,7 +167,7 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
-def atomic_write_dir(target: str | Path, build: Callable[[Path], None], replace: bool = False) -> Path:
+def atomic_write_dir(target: str | Path, build: Callable[[Path], object], replace: bool = False) -> Path:
     """Let `build(tmp)` fill a temp dir beside `target`, fsync its files, then rename it to `target`.
 
     The directory appears complete or not at all. If `target` already exists it is replaced when

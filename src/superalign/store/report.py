@@ -14,7 +14,7 @@ import html
 import io
 import json
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -137,9 +137,10 @@ def _plot_png(rounds: list[dict[str, Any]], title: str, ylabel: str,
         xs = [p[0] for p in pts]
         ys = [p[1] for p in pts]
         style = "--" if key in ("asr_keyword_bound", "train_loss_first") else "-"
-        if all(p[2] is not None for p in pts):
-            yerr = [[max(0.0, y - p[2][0]) for y, p in zip(ys, pts)],  # type: ignore[index]
-                    [max(0.0, p[2][1] - y) for y, p in zip(ys, pts)]]  # type: ignore[index]
+        cis = [p[2] for p in pts if p[2] is not None]
+        if len(cis) == len(pts):  # every point has an interval
+            yerr = [[max(0.0, y - ci[0]) for y, ci in zip(ys, cis)],
+                    [max(0.0, ci[1] - y) for y, ci in zip(ys, cis)]]
             ax.errorbar(xs, ys, yerr=yerr, fmt="o" + style, capsize=4, label=label)
         else:
             ax.plot(xs, ys, "o" + style, label=label)
@@ -169,7 +170,7 @@ def _meta_html(rounds: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     info: dict[str, Any] = {
         "model": meta.get("model", last.get("model")),
         "critic": meta.get("critic", last.get("critic")),
-        "date": meta.get("date", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
+        "date": meta.get("date", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
         "rounds": len(rounds),
     }
     for k, v in meta.items():
@@ -235,7 +236,8 @@ def render_report(rounds: list[dict[str, Any]], *, title: str, meta: dict[str, A
         "<p class='muted'>asr: share of held-out harmful prompts judged unsafe by the critic; "
         "asr_ppi (with human labels): the ASR human reviewers would give, by prediction-powered inference "
         "from an independent judge's scores on every answer and human labels on a random sample, its "
-        "[lo, hi] the PPI 95% interval (docs/ppi.md); asr_keyword_bound: the same without a keyword refusal (an upper bound); over_refusal: share of "
+        "[lo, hi] the PPI 95% interval (docs/ppi.md); asr_keyword_bound: the same without a keyword refusal "
+        "(an upper bound); over_refusal: share of "
         "benign prompts refused; degenerate: share of all held-out answers that are empty, too short or "
         "repetitive (a learner can lower ASR by saying nothing); competence: multiple-choice accuracy; "
         "[lo, hi]: bootstrap 95% CI.</p>",

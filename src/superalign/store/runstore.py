@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -24,7 +24,7 @@ from superalign.faults import tick
 from superalign.records import HumanLabel, Pair, Query, Response, Verdict
 from superalign.store.integrity import check_store_file
 
-T = TypeVar("T")
+T = TypeVar("T", Query, Response, Verdict, Pair, HumanLabel)  # the records classes a table holds
 
 SCHEMA_VERSION = 1
 
@@ -221,7 +221,7 @@ class RunStore:
             ) from exc
 
     def _mark_step(self, round: int, name: str, payload_json: str | None) -> None:
-        finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        finished_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.conn.execute("INSERT INTO steps (round, name, payload, finished_at) VALUES (?, ?, ?, ?)",
                           (round, name, payload_json, finished_at))
 
@@ -266,7 +266,7 @@ class RunStore:
         sql = (f"SELECT data FROM {table} WHERE (? IS NULL OR round = ?) AND (? IS NULL OR step = ?) "
                "ORDER BY seq")
         rows = self.conn.execute(sql, (round, round, step, step))
-        return [cls.from_dict(json.loads(d)) for (d,) in rows]  # type: ignore[attr-defined]
+        return [cls.from_dict(json.loads(d)) for (d,) in rows]
 
     def queries(self, round: int | None = None, step: str | None = None) -> list[Query]:
         """Stored queries (optionally those committed under `round` and/or `step`), in insertion order."""
