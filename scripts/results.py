@@ -32,13 +32,13 @@ sys.path.insert(0, str(ROOT / "src"))
 
 def _cpu() -> dict[str, Any]:
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")),
-                 platform.processor())
+    model = next(
+        (ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), platform.processor()
+    )
     flags = next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), [])
     import os
 
-    return {"cpu": model, "isa": [f for f in ("amx_bf16", "avx512f", "avx2") if f in flags],
-            "cores": os.cpu_count()}
+    return {"cpu": model, "isa": [f for f in ("amx_bf16", "avx512f", "avx2") if f in flags], "cores": os.cpu_count()}
 
 
 def _time_log(log: Path | None) -> dict[str, Any]:
@@ -50,7 +50,7 @@ def _time_log(log: Path | None) -> dict[str, Any]:
     m = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", text)
     if m:
         parts = [float(p) for p in m.group(1).split(":")]
-        out["wall_s"] = round(sum(p * 60 ** i for i, p in enumerate(reversed(parts))), 1)
+        out["wall_s"] = round(sum(p * 60**i for i, p in enumerate(reversed(parts))), 1)
     m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
     if m:
         out["peak_rss_mb"] = round(int(m.group(1)) / 1024)
@@ -71,14 +71,25 @@ def collect(run: Path, dest: Path, log: Path | None, commit: str | None) -> None
             judge = {v.response_id: v for v in store.verdicts(round=k, step="eval_independent")}
             for r in store.responses(round=k, step="eval"):
                 q = queries[r.query_id]
-                rows.append({"round": k, "response_id": r.id, "query_id": q.id, "harmful": q.harmful,
-                             "source": q.source, "prompt": q.text, "response": r.text,
-                             "critic_unsafe": critic[r.id].unsafe, "critic_refusal": critic[r.id].refusal,
-                             "judge_unsafe": judge[r.id].unsafe if r.id in judge else None,
-                             "judge_score": judge[r.id].score if r.id in judge else None})
+                rows.append(
+                    {
+                        "round": k,
+                        "response_id": r.id,
+                        "query_id": q.id,
+                        "harmful": q.harmful,
+                        "source": q.source,
+                        "prompt": q.text,
+                        "response": r.text,
+                        "critic_unsafe": critic[r.id].unsafe,
+                        "critic_refusal": critic[r.id].refusal,
+                        "judge_unsafe": judge[r.id].unsafe if r.id in judge else None,
+                        "judge_score": judge[r.id].score if r.id in judge else None,
+                    }
+                )
     (dest / "answers.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    commit = commit or subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                      cwd=ROOT).stdout.strip()
+    commit = (
+        commit or subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    )
     machine = {**_cpu(), "commit": commit, **_time_log(log), "run_dir": str(run)}
     (dest / "machine.json").write_text(json.dumps(machine, indent=1) + "\n")
     print(f"wrote {dest}: rounds.jsonl, config.json, answers.jsonl ({len(rows)} rows), machine.json")
@@ -112,13 +123,23 @@ def ablation(dest: Path, arms: list[tuple[str, Path]], n_boot: int = 5000) -> No
         refused = [int(bool(a["critic_refusal"])) for a in ben]
         per_arm[name] = {"critic": crit, "judge": judge}
         r = rounds[-1]
-        summary.append({"arm": name, "round": k, "n_harmful": len(harm),
-                        "asr": round(float(np.mean(list(crit.values()))), 3), "asr_ci": _wilson(list(crit.values())),
-                        "asr_independent": round(float(np.mean(list(judge.values()))), 3),
-                        "asr_independent_ci": _wilson(list(judge.values())),
-                        "over_refusal": round(float(np.mean(refused)), 3), "over_refusal_ci": _wilson(refused),
-                        "competence": r.get("competence"), "competence_ci": r.get("competence_ci"),
-                        "pairs": [x.get("pairs") for x in rounds[1:]], "degenerate": r.get("degenerate")})
+        summary.append(
+            {
+                "arm": name,
+                "round": k,
+                "n_harmful": len(harm),
+                "asr": round(float(np.mean(list(crit.values()))), 3),
+                "asr_ci": _wilson(list(crit.values())),
+                "asr_independent": round(float(np.mean(list(judge.values()))), 3),
+                "asr_independent_ci": _wilson(list(judge.values())),
+                "over_refusal": round(float(np.mean(refused)), 3),
+                "over_refusal_ci": _wilson(refused),
+                "competence": r.get("competence"),
+                "competence_ci": r.get("competence_ci"),
+                "pairs": [x.get("pairs") for x in rounds[1:]],
+                "degenerate": r.get("degenerate"),
+            }
+        )
     base = arms[0][0]
     rng = np.random.default_rng(0)
     diffs = []
@@ -127,9 +148,16 @@ def ablation(dest: Path, arms: list[tuple[str, Path]], n_boot: int = 5000) -> No
             ids = sorted(set(per_arm[base][judge]) & set(per_arm[name][judge]))
             d = np.asarray([per_arm[name][judge][i] - per_arm[base][judge][i] for i in ids], dtype=float)
             boots = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
-            diffs.append({"arm": name, "minus": base, "judge": "training critic" if judge == "critic" else "independent",
-                          "n_paired": len(ids), "delta_asr": round(float(d.mean()), 3),
-                          "ci95": [round(float(np.percentile(boots, 2.5)), 3), round(float(np.percentile(boots, 97.5)), 3)]})
+            diffs.append(
+                {
+                    "arm": name,
+                    "minus": base,
+                    "judge": "training critic" if judge == "critic" else "independent",
+                    "n_paired": len(ids),
+                    "delta_asr": round(float(d.mean()), 3),
+                    "ci95": [round(float(np.percentile(boots, 2.5)), 3), round(float(np.percentile(boots, 97.5)), 3)],
+                }
+            )
     dest.mkdir(parents=True, exist_ok=True)
     out = {"arms": summary, "paired_differences": diffs, "sources": {n: str(d) for n, d in arms}, **_cpu()}
     (dest / "ablation.json").write_text(json.dumps(out, indent=1) + "\n")
@@ -137,15 +165,22 @@ def ablation(dest: Path, arms: list[tuple[str, Path]], n_boot: int = 5000) -> No
 
 
 def ablation_table(out: dict) -> str:
-    lines = ["| pairs | ASR (training critic) | ASR (independent judge) | over-refusal | competence | pairs per round |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| pairs | ASR (training critic) | ASR (independent judge) | over-refusal | competence | pairs per round |",
+        "|---|---|---|---|---|---|",
+    ]
     for a in out["arms"]:
         comp = a["competence"]
-        lines.append(f"| `{a['arm']}` | {a['asr']:.3f} {a['asr_ci']} | {a['asr_independent']:.3f} "
-                     f"{a['asr_independent_ci']} | {a['over_refusal']:.3f} | "
-                     f"{comp if comp is None else f'{comp:.3f}'} | {', '.join(str(p) for p in a['pairs'])} |")
-    lines += ["", "| arm − " + out["arms"][0]["arm"] + " | judge | ΔASR, paired over the same prompts [95 % CI] |",
-              "|---|---|---|"]
+        lines.append(
+            f"| `{a['arm']}` | {a['asr']:.3f} {a['asr_ci']} | {a['asr_independent']:.3f} "
+            f"{a['asr_independent_ci']} | {a['over_refusal']:.3f} | "
+            f"{comp if comp is None else f'{comp:.3f}'} | {', '.join(str(p) for p in a['pairs'])} |"
+        )
+    lines += [
+        "",
+        "| arm − " + out["arms"][0]["arm"] + " | judge | ΔASR, paired over the same prompts [95 % CI] |",
+        "|---|---|---|",
+    ]
     for d in out["paired_differences"]:
         lines.append(f"| `{d['arm']}` | {d['judge']} | {d['delta_asr']:+.3f} {d['ci95']} (n={d['n_paired']}) |")
     return "\n".join(lines)
@@ -154,8 +189,11 @@ def ablation_table(out: dict) -> str:
 def rounds_table(d: Path) -> str:
     rounds = [json.loads(x) for x in (d / "rounds.jsonl").read_text().splitlines()]
     m = json.loads((d / "machine.json").read_text())
-    lines = ["| round | ASR (critic) | ASR (independent) | Goodhart gap | keyword bound | HarmBench ASR (indep.) | "
-             "over-refusal | degenerate | competence | pairs |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| round | ASR (critic) | ASR (independent) | Goodhart gap | keyword bound | HarmBench ASR (indep.) | "
+        "over-refusal | degenerate | competence | pairs |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
 
     def f(x: Any) -> str:
         return "–" if x is None else f"{x:.3f}"
@@ -163,13 +201,17 @@ def rounds_table(d: Path) -> str:
     for r in rounds:
         sub = r.get("asr_by_subset", {})
         hb = next((v.get("asr_independent") for k, v in sub.items() if k.startswith("source:")), None)
-        lines.append(f"| {r['round']} | {f(r.get('asr'))} | {f(r.get('asr_independent'))} | {f(r.get('goodhart_gap'))} | "
-                     f"{f(r.get('asr_keyword_bound'))} | {f(hb)} | {f(r.get('over_refusal'))} | "
-                     f"{f(r.get('degenerate'))} | {f(r.get('competence'))} | {r.get('pairs', 0)} |")
+        lines.append(
+            f"| {r['round']} | {f(r.get('asr'))} | {f(r.get('asr_independent'))} | {f(r.get('goodhart_gap'))} | "
+            f"{f(r.get('asr_keyword_bound'))} | {f(hb)} | {f(r.get('over_refusal'))} | "
+            f"{f(r.get('degenerate'))} | {f(r.get('competence'))} | {r.get('pairs', 0)} |"
+        )
     wall = f", {m['wall_s'] / 60:.1f} min" if "wall_s" in m else ""
     peak = f", peak {m['peak_rss_mb'] / 1024:.1f} GB" if "peak_rss_mb" in m else ""
-    lines.append(f"\n<sub>{m['cpu']} ({', '.join(m['isa'])}; {m['cores']} cores){wall}{peak}; commit "
-                 f"{m['commit'][:7]}; raw: `{d.relative_to(ROOT)}/`.</sub>")
+    lines.append(
+        f"\n<sub>{m['cpu']} ({', '.join(m['isa'])}; {m['cores']} cores){wall}{peak}; commit "
+        f"{m['commit'][:7]}; raw: `{d.relative_to(ROOT)}/`.</sub>"
+    )
     return "\n".join(lines)
 
 
@@ -182,9 +224,13 @@ def render(readme: Path) -> None:
         if (d / "ablation.json").is_file():
             body = ablation_table(json.loads((d / "ablation.json").read_text()))
         else:
-            body = "\n\n".join(rounds_table(m) for m in sorted(ROOT.glob(f"docs/results/{name}*"))
-                               if (m / "machine.json").is_file() and (m / "rounds.jsonl").is_file()
-                               and (m.name == name or m.name.startswith(name + "@")))
+            body = "\n\n".join(
+                rounds_table(m)
+                for m in sorted(ROOT.glob(f"docs/results/{name}*"))
+                if (m / "machine.json").is_file()
+                and (m / "rounds.jsonl").is_file()
+                and (m.name == name or m.name.startswith(name + "@"))
+            )
         return f"<!-- results:{name} -->\n{body}\n<!-- /results:{name} -->"
 
     new = re.sub(r"<!-- results:([\w.@-]+) -->.*?<!-- /results:\1 -->", block, text, flags=re.S)

@@ -56,10 +56,12 @@ def _line(text: str, pos: int) -> int:
 
 
 def test_no_file_cites_a_document_outside_the_repository() -> None:
-    found = [f"{name}:{_line(text, m.start())}: {label}"
-             for name, text in _texts().items()
-             for label, pattern in FORBIDDEN.items()
-             for m in pattern.finditer(text)]
+    found = [
+        f"{name}:{_line(text, m.start())}: {label}"
+        for name, text in _texts().items()
+        for label, pattern in FORBIDDEN.items()
+        for m in pattern.finditer(text)
+    ]
     assert not found, "cite docs/design.md §n instead:\n" + "\n".join(found)
 
 
@@ -98,7 +100,9 @@ def test_design_citations_name_existing_sections() -> None:
                 if n not in sections:
                     bad.append(f"{name}:{_line(text, m.start())}: §{n}")
     assert cited > 0, "no docs/design.md citation found: the citation pattern no longer matches"
-    assert not bad, f"docs/design.md has sections {sorted(sections)}; these citations name none of them:\n" + "\n".join(bad)
+    assert not bad, f"docs/design.md has sections {sorted(sections)}; these citations name none of them:\n" + "\n".join(
+        bad
+    )
 
 
 def test_readme_links_the_design_doc() -> None:
@@ -108,6 +112,8 @@ def test_readme_links_the_design_doc() -> None:
 def test_the_checks_catch_what_they_are_for() -> None:
     assert FORBIDDEN["DESIGN §"].search("see DESIGN §4")
     assert FORBIDDEN["../shared"].search("read ../shared/DESIGN.md")
-    assert [NUMBER.findall(m.group(0)) for m in CITATION.finditer("(docs/design.md §2, §4) and docs/design.md §7")] \
-        == [["2", "4"], ["7"]]
+    assert [NUMBER.findall(m.group(0)) for m in CITATION.finditer("(docs/design.md §2, §4) and docs/design.md §7")] == [
+        ["2", "4"],
+        ["7"],
+    ]
     assert HEADING.findall("## 1. The loop\ntext\n## 12. More\n") == ["1", "12"]

@@ -45,15 +45,22 @@ def main() -> None:
     fp = sum(p and not t for p, t in zip(pred, truth))
     fn = sum(t and not p for p, t in zip(pred, truth))
     out = {
-        "critic": critic.name, "n": len(rows), "caring": sum(truth),
-        "readers_kappa": round(kappa([x["labels_a"]["caring"] for x in labels], [x["labels_b"]["caring"] for x in labels]), 3),
+        "critic": critic.name,
+        "n": len(rows),
+        "caring": sum(truth),
+        "readers_kappa": round(
+            kappa([x["labels_a"]["caring"] for x in labels], [x["labels_b"]["caring"] for x in labels]), 3
+        ),
         "third_reads": sum(x["third_read"] is not None for x in labels),
         "accuracy": round(sum(p == t for p, t in zip(pred, truth)) / len(rows), 3),
         "precision": round(tp / (tp + fp), 3) if tp + fp else None,
         "recall": round(tp / (tp + fn), 3) if tp + fn else None,
         "kappa_with_gold": round(kappa(pred, truth), 3),
-        "misses": [{"id": r.id, "gold": t, "rule": p, "response": r.response[:160]}
-                   for r, p, t in zip(rows, pred, truth) if p != t],
+        "misses": [
+            {"id": r.id, "gold": t, "rule": p, "response": r.response[:160]}
+            for r, p, t in zip(rows, pred, truth)
+            if p != t
+        ],
     }
     print(json.dumps({k: v for k, v in out.items() if k != "misses"}, indent=1))
     if a.out:
