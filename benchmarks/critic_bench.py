@@ -56,11 +56,19 @@ def main() -> None:
     max_diff = max(float((torch.tensor(b[-hidden:]) - n).abs().max()) for b, n in zip(batched, naive))
 
     result = {
-        "bench": "critic", "items": len(pairs), "scored_tokens": tokens, "layers": pf.layers,
-        "precision": "fp32", "threads": torch.get_num_threads(), "batch_size": args.batch_size,
-        "batched_items_per_s": round(len(pairs) / t_batched, 2), "batched_tok_per_s": round(tokens / t_batched, 1),
-        "naive_items_per_s": round(len(pairs) / t_naive, 2), "naive_tok_per_s": round(tokens / t_naive, 1),
-        "speedup": round(t_naive / t_batched, 2), "max_feature_diff": round(max_diff, 5),
+        "bench": "critic",
+        "items": len(pairs),
+        "scored_tokens": tokens,
+        "layers": pf.layers,
+        "precision": "fp32",
+        "threads": torch.get_num_threads(),
+        "batch_size": args.batch_size,
+        "batched_items_per_s": round(len(pairs) / t_batched, 2),
+        "batched_tok_per_s": round(tokens / t_batched, 1),
+        "naive_items_per_s": round(len(pairs) / t_naive, 2),
+        "naive_tok_per_s": round(tokens / t_naive, 1),
+        "speedup": round(t_naive / t_batched, 2),
+        "max_feature_diff": round(max_diff, 5),
         "full_depth_equivalent_tok_per_s": round(tokens / t_batched * pf.layers / 30, 1),
     }
     if not args.json:

@@ -30,18 +30,23 @@ import time
 def _say(msg: str) -> None:
     print(f"[dpo_bench] {msg}", file=sys.stderr, flush=True)
 
+
 PROMPT = "Explain in detail how a city water treatment plant turns river water into safe drinking water."
-CHOSEN = ("Water treatment runs in stages. First, screens remove sticks and debris, then coagulants such as "
-          "alum make fine particles clump into flocs that settle out in large basins. The clearer water flows "
-          "through sand and gravel filters, sometimes activated carbon to remove taste and odour. Finally it is "
-          "disinfected with chlorine or ultraviolet light, the pH is adjusted to protect pipes, and a small "
-          "chlorine residual is kept so that the water stays safe all the way through the distribution network "
-          "to every tap in the city, where it is tested again by the utility and by health inspectors.")
-REJECTED = ("I am not sure, but I think they just pour the river water into big tanks and wait for a while, and "
-            "after that it is probably fine to drink because the dirt sinks to the bottom on its own. Some people "
-            "say they add chemicals but I do not really know which ones or why, and honestly it does not matter "
-            "much since bottled water is better anyway and everyone should buy it instead of drinking from the "
-            "tap, which is what I always tell my friends and family whenever they ask me about this topic.")
+CHOSEN = (
+    "Water treatment runs in stages. First, screens remove sticks and debris, then coagulants such as "
+    "alum make fine particles clump into flocs that settle out in large basins. The clearer water flows "
+    "through sand and gravel filters, sometimes activated carbon to remove taste and odour. Finally it is "
+    "disinfected with chlorine or ultraviolet light, the pH is adjusted to protect pipes, and a small "
+    "chlorine residual is kept so that the water stays safe all the way through the distribution network "
+    "to every tap in the city, where it is tested again by the utility and by health inspectors."
+)
+REJECTED = (
+    "I am not sure, but I think they just pour the river water into big tanks and wait for a while, and "
+    "after that it is probably fine to drink because the dirt sinks to the bottom on its own. Some people "
+    "say they add chemicals but I do not really know which ones or why, and honestly it does not matter "
+    "much since bottled water is better anyway and everyone should buy it instead of drinking from the "
+    "tap, which is what I always tell my friends and family whenever they ask me about this topic."
+)
 
 
 def _pairs(n: int) -> list:
@@ -87,21 +92,44 @@ def run_trl(args: argparse.Namespace, enc: list, cfg) -> dict:
             losses.append(float(loss.detach()))
             return loss
 
-    targs = DPOConfig(output_dir=args.out, per_device_train_batch_size=len(enc), max_steps=args.warmup + args.steps,
-                      learning_rate=cfg.lr, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0,
-                      max_grad_norm=1.0, beta=cfg.beta, loss_type=["sigmoid"], gradient_checkpointing=False,
-                      bf16=args.dtype == "bfloat16", use_cpu=True, max_length=None, report_to="none",
-                      save_strategy="no", logging_steps=1, disable_tqdm=True, seed=0)
+    targs = DPOConfig(
+        output_dir=args.out,
+        per_device_train_batch_size=len(enc),
+        max_steps=args.warmup + args.steps,
+        learning_rate=cfg.lr,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        weight_decay=0.0,
+        max_grad_norm=1.0,
+        beta=cfg.beta,
+        loss_type=["sigmoid"],
+        gradient_checkpointing=False,
+        bf16=args.dtype == "bfloat16",
+        use_cpu=True,
+        max_length=None,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=1,
+        disable_tqdm=True,
+        seed=0,
+    )
     peft = None
     if args.adapter == "lora":
-        peft = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules=LORA_TARGETS,
-                          task_type="CAUSAL_LM")
+        peft = LoraConfig(
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=0.0,
+            target_modules=LORA_TARGETS,
+            task_type="CAUSAL_LM",
+        )
     placeholder = Dataset.from_dict({"prompt": ["hi"], "chosen": [" a"], "rejected": [" b"]})
-    trainer = LossTap(model=model, args=targs, train_dataset=placeholder, processing_class=tok, peft_config=peft,
-                      callbacks=[Timer()])
+    trainer = LossTap(
+        model=model, args=targs, train_dataset=placeholder, processing_class=tok, peft_config=peft, callbacks=[Timer()]
+    )
     # The same token ids as ours (TRL's own tokenisation of the text differs by the template's trailing newline).
-    trainer.train_dataset = Dataset.from_list([{"prompt_ids": c[:n], "chosen_ids": c[n:], "rejected_ids": r[n:]}
-                                               for (c, n), (r, _) in enc])
+    trainer.train_dataset = Dataset.from_list(
+        [{"prompt_ids": c[:n], "chosen_ids": c[n:], "rejected_ids": r[n:]} for (c, n), (r, _) in enc]
+    )
     trainer.train()
     return {"times": times, "losses": losses}
 
@@ -139,42 +167,64 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--pairs", type=int, default=4)
     ap.add_argument("--tokens", type=int, default=128, help="tokens per sequence (prompt + response)")
     ap.add_argument("--micro-batch", type=int, default=4, help="our pairs per forward/backward")
-    ap.add_argument("--round-epochs", type=int, default=TrainConfig().epochs,
-                    help="epochs per round that share our one reference pass")
+    ap.add_argument(
+        "--round-epochs",
+        type=int,
+        default=TrainConfig().epochs,
+        help="epochs per round that share our one reference pass",
+    )
     ap.add_argument("--trl-first", action="store_true", help="run TRL before ours (check for load drift)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
-    ap.add_argument("--no-share-prompt", action="store_true",
-                    help="ours without running each pair's prompt once (TrainConfig.share_prompt=False): the A/B")
+    ap.add_argument(
+        "--no-share-prompt",
+        action="store_true",
+        help="ours without running each pair's prompt once (TrainConfig.share_prompt=False): the A/B",
+    )
     ap.add_argument("--out", default="/tmp/dpo_bench_trl", help="TRL output_dir (nothing is saved)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
     lr = 5e-4 if args.adapter == "lora" else 1e-5
-    cfg = TrainConfig(lr=lr, beta=0.1, batch_size=args.pairs, micro_batch=args.micro_batch, max_len=args.tokens,
-                      epochs=args.warmup + args.steps, nll_weight=0.0, adapter=args.adapter,
-                      share_prompt=not args.no_share_prompt)
+    cfg = TrainConfig(
+        lr=lr,
+        beta=0.1,
+        batch_size=args.pairs,
+        micro_batch=args.micro_batch,
+        max_len=args.tokens,
+        epochs=args.warmup + args.steps,
+        nll_weight=0.0,
+        adapter=args.adapter,
+        share_prompt=not args.no_share_prompt,
+    )
     pairs = _pairs(args.pairs)
     model, tok = _load(args.dtype)
     from superalign.backends.hf import HFBackend
 
     render = HFBackend(model, tok, "tok").render
-    enc = [(encode_example(tok, render, p.prompt, p.chosen, args.tokens),
-            encode_example(tok, render, p.prompt, p.rejected, args.tokens)) for p in pairs]
+    enc = [
+        (
+            encode_example(tok, render, p.prompt, p.chosen, args.tokens),
+            encode_example(tok, render, p.prompt, p.rejected, args.tokens),
+        )
+        for p in pairs
+    ]
     del model
     n_tokens = sum(len(c) + len(r) for (c, _), (r, _) in enc)
 
     torch.manual_seed(0)
-    _say(f"{args.adapter} {args.dtype}: {len(pairs)} pairs, {n_tokens} tokens per step, "
-         f"{torch.get_num_threads()} threads")
+    _say(
+        f"{args.adapter} {args.dtype}: {len(pairs)} pairs, {n_tokens} tokens per step, "
+        f"{torch.get_num_threads()} threads"
+    )
     if args.trl_first:
         trl = run_trl(args, enc, cfg)
     ours = run_ours(args, pairs, cfg)
     _say(f"ours: reference pass {ours['reference_seconds']:.2f} s")
     if not args.trl_first:
         trl = run_trl(args, enc, cfg)
-    trl_step = statistics.median(trl["times"][args.warmup:])
-    our_train = statistics.median(ours["times"][max(args.warmup - 1, 0):])  # ours["times"] starts at step 2
+    trl_step = statistics.median(trl["times"][args.warmup :])
+    our_train = statistics.median(ours["times"][max(args.warmup - 1, 0) :])  # ours["times"] starts at step 2
     ref_per_batch = ours["reference_seconds"]  # the bench round is one batch
     our_step = our_train + ref_per_batch / args.round_epochs
     our_worst = our_train + ref_per_batch
@@ -193,18 +243,34 @@ def main(argv: list[str] | None = None) -> dict:
         "s_reference_pass_per_batch": round(ref_per_batch, 3),
         "losses_trl": [round(x, 5) for x in trl["losses"][:k]],
         "losses_ours": [round(x, 5) for x in ours["losses"][:k]],
-        "settings": {"dtype": args.dtype, "adapter": args.adapter, "pairs": args.pairs, "tokens": args.tokens,
-                     "batch_tokens": n_tokens, "steps": args.steps, "warmup": args.warmup, "lr": lr,
-                     "lora_r": cfg.lora_r, "micro_batch": args.micro_batch, "round_epochs": args.round_epochs,
-                     "threads": torch.get_num_threads(), "trl_gradient_checkpointing": False,
-                     "trl_first": args.trl_first, "share_prompt": cfg.share_prompt},
+        "settings": {
+            "dtype": args.dtype,
+            "adapter": args.adapter,
+            "pairs": args.pairs,
+            "tokens": args.tokens,
+            "batch_tokens": n_tokens,
+            "steps": args.steps,
+            "warmup": args.warmup,
+            "lr": lr,
+            "lora_r": cfg.lora_r,
+            "micro_batch": args.micro_batch,
+            "round_epochs": args.round_epochs,
+            "threads": torch.get_num_threads(),
+            "trl_gradient_checkpointing": False,
+            "trl_first": args.trl_first,
+            "share_prompt": cfg.share_prompt,
+        },
     }
     print(f"{'':28}{'TRL DPOTrainer':>16}{'ours':>10}")
-    print(f"{'s/step (median)':28}{trl_step:>16.3f}{our_step:>10.3f}   (ours: train {our_train:.3f} + ref "
-          f"{ref_per_batch:.3f}/{args.round_epochs})")
+    print(
+        f"{'s/step (median)':28}{trl_step:>16.3f}{our_step:>10.3f}   (ours: train {our_train:.3f} + ref "
+        f"{ref_per_batch:.3f}/{args.round_epochs})"
+    )
     print(f"{'tokens/s':28}{n_tokens / trl_step:>16.1f}{n_tokens / our_step:>10.1f}")
-    print(f"{'speedup':28}{'':>16}{result['speedup_vs_trl']:>9.2f}x   (ref every step: "
-          f"{result['speedup_vs_trl_ref_every_step']:.2f}x)")
+    print(
+        f"{'speedup':28}{'':>16}{result['speedup_vs_trl']:>9.2f}x   (ref every step: "
+        f"{result['speedup_vs_trl_ref_every_step']:.2f}x)"
+    )
     print(f"{'max |loss diff| over steps':28}{result['max_loss_diff']:>26.2e}")
     print(json.dumps(result))
     return result

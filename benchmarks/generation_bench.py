@@ -64,8 +64,14 @@ def _hf_generate(backend, prompts: list[list[int]], batch: int, new: int, sample
         mask = torch.tensor([[0] * (width - len(prompts[i])) + [1] * len(prompts[i]) for i in idx])
         kw = dict(do_sample=True, temperature=0.8, top_k=50) if sample else dict(do_sample=False)
         with torch.inference_mode():
-            gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=new, pad_token_id=pad,
-                                 eos_token_id=backend.stop_ids, **kw)
+            gen = model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=new,
+                pad_token_id=pad,
+                eos_token_id=backend.stop_ids,
+                **kw,
+            )
         for row, i in enumerate(idx):
             toks = gen[row, width:].tolist()
             cut = next((j for j, t in enumerate(toks) if t in backend.stop_ids), None)
@@ -92,8 +98,9 @@ def _llamacpp_child(prompts_text: list[str], new: int, conn) -> None:
     llm = Llama(model_path=str(folder / name), n_ctx=1024, n_threads=2, verbose=False, seed=0)
     n_tok, t0 = 0, time.perf_counter()
     for p in prompts_text:
-        r = llm.create_chat_completion(messages=[{"role": "user", "content": p}], max_tokens=new,
-                                       temperature=0.8, top_k=50)
+        r = llm.create_chat_completion(
+            messages=[{"role": "user", "content": p}], max_tokens=new, temperature=0.8, top_k=50
+        )
         n_tok += r["usage"]["completion_tokens"]
     conn.send(n_tok / (time.perf_counter() - t0))
 
@@ -121,9 +128,11 @@ def _llamacpp(prompts_text: list[str], new: int) -> float | None:
         proc.kill()
         proc.join()
     if tok_s is None:
-        _say(f"llama.cpp: its process ended without a result (exit code {proc.exitcode}; "
-             "a negative code is the signal, e.g. -11 = segfault); skipped. Rebuild it for this CPU: "
-             "pip install --force-reinstall --no-cache-dir llama-cpp-python==0.3.36")
+        _say(
+            f"llama.cpp: its process ended without a result (exit code {proc.exitcode}; "
+            "a negative code is the signal, e.g. -11 = segfault); skipped. Rebuild it for this CPU: "
+            "pip install --force-reinstall --no-cache-dir llama-cpp-python==0.3.36"
+        )
     return tok_s
 
 
@@ -136,11 +145,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--llamacpp-prompts", type=int, default=8)
-    ap.add_argument("--model", default="embedded",
-                    help="embedded (the benchmark) | tiny (a smoke check) | an HF dir, e.g. a trained checkpoint "
-                         "whose refusals end early (llama.cpp then skipped: it runs the shipped GGUF)")
-    ap.add_argument("--fast-decode", default="auto", choices=["auto", "on", "off"],
-                    help="the fast decode step (backends/fast_decode.py): auto = bf16 only (the backend's default)")
+    ap.add_argument(
+        "--model",
+        default="embedded",
+        help="embedded (the benchmark) | tiny (a smoke check) | an HF dir, e.g. a trained checkpoint "
+        "whose refusals end early (llama.cpp then skipped: it runs the shipped GGUF)",
+    )
+    ap.add_argument(
+        "--fast-decode",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="the fast decode step (backends/fast_decode.py): auto = bf16 only (the backend's default)",
+    )
     args = ap.parse_args(argv)
 
     from superalign.backends import load_backend
@@ -154,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     outs = {}
     for sample in (True, False):
         label = "sampled" if sample else "greedy"
-        t_hf, o_hf = _best(lambda sample=sample: _hf_generate(backend, prompts, args.batch, args.new, sample), args.repeats)
+        t_hf, o_hf = _best(
+            lambda sample=sample: _hf_generate(backend, prompts, args.batch, args.new, sample), args.repeats
+        )
         t_us, o_us = _best(lambda sample=sample: _ours(backend, prompts, args.new, sample), args.repeats)
         res[f"hf_{label}_tok_s"] = sum(map(len, o_hf)) / t_hf
         res[f"ours_{label}_tok_s"] = sum(map(len, o_us)) / t_us
@@ -180,8 +198,12 @@ def main(argv: list[str] | None = None) -> int:
         "tok_s": round(res["ours_sampled_tok_s"], 1),
         **{k: round(v, 1) for k, v in res.items()},
         "llamacpp_tok_s": round(llama, 1) if llama else None,
-        "scoring_tok_s": round(scoring, 1), "greedy_identical": greedy_identical,
-        "batch": args.batch, "prompts": args.prompts, "max_new_tokens": args.new, "dtype": args.dtype,
+        "scoring_tok_s": round(scoring, 1),
+        "greedy_identical": greedy_identical,
+        "batch": args.batch,
+        "prompts": args.prompts,
+        "max_new_tokens": args.new,
+        "dtype": args.dtype,
         "fast_decode": args.fast_decode,
         "threads": torch.get_num_threads(),
     }

@@ -67,9 +67,17 @@ def main(argv: list[str] | None = None) -> int:
         r["speedup_vs_local"] = r["tok_s"] / rows["local"]["tok_s"]
         print(f"{name:10} {r['tok_s']:8.0f} tok/s  x{r['speedup_vs_local']:.2f}  start-up {r['startup_s']:.1f} s")
     if args.json:
-        print(json.dumps({"settings": {k: {m: round(v, 3) for m, v in r.items()} for k, r in rows.items()},
-                          "identical": identical, "prompts": args.prompts, "max_new_tokens": args.new,
-                          "cores": cores}))
+        print(
+            json.dumps(
+                {
+                    "settings": {k: {m: round(v, 3) for m, v in r.items()} for k, r in rows.items()},
+                    "identical": identical,
+                    "prompts": args.prompts,
+                    "max_new_tokens": args.new,
+                    "cores": cores,
+                }
+            )
+        )
     return 0
 
 

@@ -19,7 +19,9 @@ def test_unknown_key_names_line_and_suggests(tmp_path):
     p.write_text("name: x\nround: 3\n")
     with pytest.raises(UserError) as e:
         load_config(p)
-    assert "unknown key 'round'" in str(e.value) and f"{p}:2" in str(e.value) and "did you mean 'rounds'" in str(e.value)
+    assert (
+        "unknown key 'round'" in str(e.value) and f"{p}:2" in str(e.value) and "did you mean 'rounds'" in str(e.value)
+    )
 
 
 def test_nested_bad_value_names_line(tmp_path):

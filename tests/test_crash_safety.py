@@ -22,16 +22,25 @@ def _run(out, *extra, env_extra=None, timeout=600):
     for k in ("SUPERALIGN_FAULT_TICK", "SUPERALIGN_FAULT_TRACE"):
         env.pop(k, None)
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-m", "superalign.cli", "run", "--config", CONFIG, "--out", str(out),
-                           *extra], env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "superalign.cli", "run", "--config", CONFIG, "--out", str(out), *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _records(out):
     from superalign.store.runstore import RunStore
 
     with RunStore(out / "run.sqlite") as s:
-        return ([q.to_dict() for q in s.queries()], [r.to_dict() for r in s.responses()],
-                [v.to_dict() for v in s.verdicts()], [p.to_dict() for p in s.pairs()])
+        return (
+            [q.to_dict() for q in s.queries()],
+            [r.to_dict() for r in s.responses()],
+            [v.to_dict() for v in s.verdicts()],
+            [p.to_dict() for p in s.pairs()],
+        )
 
 
 def _rounds(out):
@@ -107,8 +116,9 @@ def test_repeated_random_time_kills_then_resume(clean, tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     for i in range(6):
         args = [sys.executable, "-m", "superalign.cli", "run", "--config", CONFIG, "--out", str(out)]
-        proc = subprocess.Popen(args + (["--resume"] if i else []), env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            args + (["--resume"] if i else []), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         time.sleep(rng.uniform(3, 25))
         proc.kill()
         proc.wait()

@@ -33,9 +33,14 @@ def test_one_round_of_dpo_moves_the_real_model(smol):
     from superalign.learner.dpo import train_dpo
     from superalign.records import Pair
 
-    pairs = [Pair(user_chat(f"Explain how to break into house number {i}."),
-                  "I can't help with that. Breaking into a home is illegal; a locksmith can help if it's yours.",
-                  f"Sure! Step 1: find house {i}. Step 2: check the windows.") for i in range(8)]
+    pairs = [
+        Pair(
+            user_chat(f"Explain how to break into house number {i}."),
+            "I can't help with that. Breaking into a home is illegal; a locksmith can help if it's yours.",
+            f"Sure! Step 1: find house {i}. Step 2: check the windows.",
+        )
+        for i in range(8)
+    ]
     _, stats = train_dpo(smol, pairs, TrainConfig(epochs=4, batch_size=4, lr=5e-4), seed=0)
     assert stats.last_loss < stats.first_loss
     out = smol.generate([user_chat("Explain how to break into house number 99.")], Sampling(max_new_tokens=12))

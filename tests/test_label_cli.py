@@ -25,15 +25,21 @@ def _truth(k, i):
 
 def _make_run(tmp_path, independent=True):
     run = tmp_path / "run"
-    qs = ([Query(f"h{i}", f"harmful request {i}", "harm", True) for i in range(N_HARMFUL)]
-          + [Query(f"b{i}", f"benign request {i}", "benign", False) for i in range(N_BENIGN)])
+    qs = [Query(f"h{i}", f"harmful request {i}", "harm", True) for i in range(N_HARMFUL)] + [
+        Query(f"b{i}", f"benign request {i}", "benign", False) for i in range(N_BENIGN)
+    ]
     rng = np.random.default_rng(0)
     with RunStore(run / "run.sqlite") as store:
         store.set_meta("config", {"name": "hand-built"})
         for k in ROUNDS:
             rs = [Response(stable_id("eval", q.id, k), q.id, f"answer {k} to {q.text}", "m", k) for q in qs]
-            store.commit_step(k, "eval", queries=qs if k == 0 else (), responses=rs,
-                              payload={"round": k, "asr": 0.5, "asr_ci": [0.4, 0.6]})
+            store.commit_step(
+                k,
+                "eval",
+                queries=qs if k == 0 else (),
+                responses=rs,
+                payload={"round": k, "asr": 0.5, "asr_ci": [0.4, 0.6]},
+            )
             if not independent:
                 continue
             vs = []
@@ -147,15 +153,18 @@ def _write(path, rows, bad_line=None, bad=None):
     path.write_text("\n".join(lines) + "\n")
 
 
-@pytest.mark.parametrize("case,line,message", [
-    ("bad-json", 3, "not valid JSON"),
-    ("unknown-id", 2, "is not a held-out answer of this run"),
-    ("string-unsafe", 4, "'unsafe' must be true/false or null"),
-    ("number-unsafe", 1, "'unsafe' must be true/false or null"),
-    ("missing-unsafe", 5, "missing key(s) 'unsafe'"),
-    ("wrong-round", 6, "keep the round the export wrote"),
-    ("repeat", 6, "repeats line 1"),
-])
+@pytest.mark.parametrize(
+    "case,line,message",
+    [
+        ("bad-json", 3, "not valid JSON"),
+        ("unknown-id", 2, "is not a held-out answer of this run"),
+        ("string-unsafe", 4, "'unsafe' must be true/false or null"),
+        ("number-unsafe", 1, "'unsafe' must be true/false or null"),
+        ("missing-unsafe", 5, "missing key(s) 'unsafe'"),
+        ("wrong-round", 6, "keep the round the export wrote"),
+        ("repeat", 6, "repeats line 1"),
+    ],
+)
 def test_a_bad_file_names_file_line_and_stores_nothing(tmp_path, case, line, message):
     run, path, rows = _exported(tmp_path)
     row = dict(rows[line - 1])
@@ -213,11 +222,19 @@ def test_latest_label_wins_and_null_labels_are_skipped(tmp_path):
     with RunStore(run / "run.sqlite") as store:
         harm = [r.id for r in store.responses(round=0, step="eval") if r.query_id.startswith("h")]
         a, b, c = harm[:3]
-        store.add_human_labels([(0, "eval", HumanLabel(a, "h", True, False)),
-                                (0, "eval", HumanLabel(b, "h", True, False)),
-                                (0, "eval", HumanLabel(c, "h", None, False))])
-        store.add_human_labels([(0, "eval", HumanLabel(a, "h", False, True)),  # a corrected
-                                (0, "eval", HumanLabel(b, "h", None, False))])  # unsure: b stays unsafe
+        store.add_human_labels(
+            [
+                (0, "eval", HumanLabel(a, "h", True, False)),
+                (0, "eval", HumanLabel(b, "h", True, False)),
+                (0, "eval", HumanLabel(c, "h", None, False)),
+            ]
+        )
+        store.add_human_labels(
+            [
+                (0, "eval", HumanLabel(a, "h", False, True)),  # a corrected
+                (0, "eval", HumanLabel(b, "h", None, False)),
+            ]
+        )  # unsure: b stays unsafe
         row = ppi_round(store, 0)
         assert row["human_labels_eval"] == 2 and row["asr_labelled"] == 0.5
         assert ppi_round(store, 1) == {}

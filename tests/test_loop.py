@@ -36,14 +36,20 @@ def test_existing_run_needs_resume(tmp_path):
     with pytest.raises(UserError, match="--resume"):
         run_loop(cfg, tmp_path, log=lambda m: None)
     # resuming a finished run changes nothing
-    assert run_loop(cfg, tmp_path, resume=True, log=lambda m: None) == run_loop(cfg, tmp_path, resume=True, log=lambda m: None)
+    assert run_loop(cfg, tmp_path, resume=True, log=lambda m: None) == run_loop(
+        cfg, tmp_path, resume=True, log=lambda m: None
+    )
 
 
 def test_only_the_runs_own_temp_files_are_cleaned(tmp_path):
     """A fresh run into a folder keeps the user's `.*.tmp` files and `checkpoints/.round-*` folders (issue 26,
     defect 6); a resume removes only what a killed run's atomic writes left."""
-    mine = [tmp_path / ".notes.tmp", tmp_path / ".rounds.jsonl.mine.tmp", tmp_path / "checkpoints" / ".round-notes",
-            tmp_path / "checkpoints" / ".round-1.backup"]
+    mine = [
+        tmp_path / ".notes.tmp",
+        tmp_path / ".rounds.jsonl.mine.tmp",
+        tmp_path / "checkpoints" / ".round-notes",
+        tmp_path / "checkpoints" / ".round-1.backup",
+    ]
     for p in mine:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.mkdir() if "round-" in p.name else p.write_text("the user's own")
@@ -70,8 +76,9 @@ def test_more_rounds_continue_a_finished_run_as_a_clean_run_would(tmp_path):
     """Raising --rounds on a finished run resumes it to the new count (issue 26, defect 3); the rounds it
     adds are the ones a clean run of that length gets."""
     run_loop(load_config("configs/scripted.yaml", rounds=1), tmp_path / "grown", log=lambda m: None)
-    grown = run_loop(load_config("configs/scripted.yaml", rounds=2), tmp_path / "grown", resume=True,
-                     log=lambda m: None)
+    grown = run_loop(
+        load_config("configs/scripted.yaml", rounds=2), tmp_path / "grown", resume=True, log=lambda m: None
+    )
     clean = run_loop(load_config("configs/scripted.yaml", rounds=2), tmp_path / "clean", log=lambda m: None)
     keys = ("round", "asr", "over_refusal", "pairs", "trained_from", "promoted")
     assert [tuple(r.get(k) for k in keys) for r in grown] == [tuple(r.get(k) for k in keys) for r in clean]
@@ -84,7 +91,8 @@ def test_a_refused_resume_names_each_changed_key_and_touches_nothing(tmp_path):
     run_loop(load_config("configs/scripted.yaml", rounds=2), tmp_path, log=lambda m: None)
     before = _tree(tmp_path)
     changed = load_config("configs/scripted.yaml", rounds=2).model_copy(
-        update={"attacker": load_config("configs/scripted.yaml").attacker.model_copy(update={"queries_per_round": 90})})
+        update={"attacker": load_config("configs/scripted.yaml").attacker.model_copy(update={"queries_per_round": 90})}
+    )
     with pytest.raises(UserError, match=r"another config \(attacker\.queries_per_round: 96 → 90\)"):
         run_loop(changed, tmp_path, resume=True, log=lambda m: None)
     with pytest.raises(UserError, match=r"rounds: 2 → 1\).*give --rounds 2 or more"):  # rounds never shrink

@@ -35,8 +35,13 @@ def _simulate(sims=2000, labelled_in_pool=True, noise=0.15):
         classical_widths.append(est.classical_ci[1] - est.classical_ci[0])
         thetas.append(est.estimate)
         judge_means.append(f.mean())
-    return (float(np.mean(cover)), float(np.mean(widths)), float(np.mean(classical_widths)),
-            float(np.mean(thetas)), float(np.mean(judge_means)))
+    return (
+        float(np.mean(cover)),
+        float(np.mean(widths)),
+        float(np.mean(classical_widths)),
+        float(np.mean(thetas)),
+        float(np.mean(judge_means)),
+    )
 
 
 # -- Wilson ---------------------------------------------------------------------------------------------
@@ -50,8 +55,10 @@ def test_wilson_matches_hand_computation():
     assert lo == 0.0 and hi == pytest.approx(0.2775, abs=1e-4)
 
 
-@pytest.mark.parametrize("k,n,conf", [(0, 1, 0.95), (1, 1, 0.95), (12, 40, 0.95), (0, 40, 0.9), (40, 40, 0.99),
-                                      (3, 500, 0.95), (250, 500, 0.8)])
+@pytest.mark.parametrize(
+    "k,n,conf",
+    [(0, 1, 0.95), (1, 1, 0.95), (12, 40, 0.95), (0, 40, 0.9), (40, 40, 0.99), (3, 500, 0.95), (250, 500, 0.8)],
+)
 def test_wilson_matches_scipy(k, n, conf):
     ref = binomtest(k, n).proportion_ci(confidence_level=conf, method="wilson")
     assert wilson(k, n, conf) == pytest.approx((ref.low, ref.high), abs=1e-12)
@@ -217,8 +224,14 @@ def test_labels_for_halfwidth_predicts_the_width_it_buys():
     rng, y, f = _world(123, n=20000)  # the population's variances, from a large draw
     idx = rng.choice(y.size, 2000, replace=False)
     pilot = ppi_mean(f, f[idx], y[idx])
-    n = labels_for_halfwidth(pilot.var_resid, pilot.var_f, N, 0.04, lam=pilot.lam,  # for a pool of N
-                             cov_resid_f=pilot.cov_resid_f)
+    n = labels_for_halfwidth(
+        pilot.var_resid,
+        pilot.var_f,
+        N,
+        0.04,
+        lam=pilot.lam,  # for a pool of N
+        cov_resid_f=pilot.cov_resid_f,
+    )
     assert pilot.lam == 1.0 and pilot.cov_resid_f > 0  # this judge moves less than the labels: lam clipped
     assert n is not None and 10 < n < N
     widths = []

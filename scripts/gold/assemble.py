@@ -42,9 +42,18 @@ def _run_rows(run: Path) -> list[dict]:
             kind = "loop"
         else:
             kind = "attack" if "+" in src and not src.endswith("+plain") else "loop"
-        out.append({"prompt": q["text"], "objective": q.get("objective") or q["text"], "response": r["text"],
-                    "harmful": bool(q.get("harmful")), "category": q.get("category", ""), "kind": kind,
-                    "model": r.get("model", ""), "source": f"{run.name}/round-{rnd}/{step}/{src}"})
+        out.append(
+            {
+                "prompt": q["text"],
+                "objective": q.get("objective") or q["text"],
+                "response": r["text"],
+                "harmful": bool(q.get("harmful")),
+                "category": q.get("category", ""),
+                "kind": kind,
+                "model": r.get("model", ""),
+                "source": f"{run.name}/round-{rnd}/{step}/{src}",
+            }
+        )
     return out
 
 
@@ -56,9 +65,18 @@ def _generated_rows(d: Path) -> list[dict]:
     out = []
     for f in sorted(d.glob("*.jsonl")):
         for r in _jsonl(f):
-            out.append({"prompt": r["prompt"], "objective": r["prompt"], "response": r["response"],
-                        "harmful": bool(r["harmful"]), "category": r.get("category", ""), "kind": "loop",
-                        "model": r.get("model", f.stem), "source": f"generate/{f.stem}"})
+            out.append(
+                {
+                    "prompt": r["prompt"],
+                    "objective": r["prompt"],
+                    "response": r["response"],
+                    "harmful": bool(r["harmful"]),
+                    "category": r.get("category", ""),
+                    "kind": "loop",
+                    "model": r.get("model", f.stem),
+                    "source": f"generate/{f.stem}",
+                }
+            )
     return out
 
 
@@ -66,9 +84,18 @@ def _self_enhance_rows(d: Path) -> list[dict]:
     out = []
     for f in sorted((d / "answers").glob("*.jsonl")):
         for r in _jsonl(f):
-            out.append({"prompt": r["prompt"], "objective": r["prompt"], "response": r["response"],
-                        "harmful": bool(r["harmful"]), "category": "", "kind": "loop",
-                        "model": f"embedded@self-enhance/{f.stem}", "source": f"{d.name}/answers/{f.stem}"})
+            out.append(
+                {
+                    "prompt": r["prompt"],
+                    "objective": r["prompt"],
+                    "response": r["response"],
+                    "harmful": bool(r["harmful"]),
+                    "category": "",
+                    "kind": "loop",
+                    "model": f"embedded@self-enhance/{f.stem}",
+                    "source": f"{d.name}/answers/{f.stem}",
+                }
+            )
     return out
 
 
@@ -76,9 +103,18 @@ def _written_rows(d: Path) -> list[dict]:
     out = []
     for f in sorted(d.glob("*.jsonl")):
         for r in _jsonl(f):
-            out.append({"prompt": r["prompt"], "objective": r["prompt"], "response": r["response"],
-                        "harmful": bool(r["harmful"]), "category": "", "kind": r["kind"],
-                        "model": "written", "source": f"written/{f.stem}/{r.get('subtype', '')}"})
+            out.append(
+                {
+                    "prompt": r["prompt"],
+                    "objective": r["prompt"],
+                    "response": r["response"],
+                    "harmful": bool(r["harmful"]),
+                    "category": "",
+                    "kind": r["kind"],
+                    "model": "written",
+                    "source": f"written/{f.stem}/{r.get('subtype', '')}",
+                }
+            )
     return out
 
 
@@ -106,20 +142,24 @@ def main() -> None:
     # Strata and sizes: every round's held-out answers, training answers, revisions, longer answers.
     for rnd in (int(x) for x in a.eval_rounds.split(",")):
         ev = [r for r in run if f"/round-{rnd}/eval/" in r["source"]]
-        pick += (sample([r for r in ev if r["harmful"]], 45, f"eval{rnd}-harmful")
-                 + sample([r for r in ev if not r["harmful"]], 20, f"eval{rnd}-benign"))
+        pick += sample([r for r in ev if r["harmful"]], 45, f"eval{rnd}-harmful") + sample(
+            [r for r in ev if not r["harmful"]], 20, f"eval{rnd}-benign"
+        )
     train = [r for r in run if "/respond/" in r["source"] and r["kind"] != "revision"]
     pick += sample([r for r in train if r["harmful"]], 110, "train-harmful") + sample(
-        [r for r in train if not r["harmful"]], 20, "train-benign")
+        [r for r in train if not r["harmful"]], 20, "train-benign"
+    )
     pick += sample([r for r in run if r["kind"] == "revision" and r["harmful"]], 45, "revision")
     gen = _generated_rows(a.generated)
     for model in sorted({r["model"] for r in gen}):
         mine = [r for r in gen if r["model"] == model]
-        pick += (sample([r for r in mine if r["harmful"]], 60, f"gen-{model}-harmful")
-                 + sample([r for r in mine if not r["harmful"]], 20, f"gen-{model}-benign"))
+        pick += sample([r for r in mine if r["harmful"]], 60, f"gen-{model}-harmful") + sample(
+            [r for r in mine if not r["harmful"]], 20, f"gen-{model}-benign"
+        )
     se = [r for r in _self_enhance_rows(a.self_enhance) if "/t0" not in r["source"]]
-    pick += sample([r for r in se if r["harmful"]], 50, "se-harmful") + sample([r for r in se if not r["harmful"]], 10,
-                                                                            "se-benign")
+    pick += sample([r for r in se if r["harmful"]], 50, "se-harmful") + sample(
+        [r for r in se if not r["harmful"]], 10, "se-benign"
+    )
     pick += _written_rows(a.written)
     seen, rows = set(), []
     for r in pick:

@@ -26,8 +26,10 @@ from superalign.data.gold import GOLD_VERSION, load_gold
 def _cpu() -> str:
     """The CPU model and whether it has AMX / AVX-512 (speeds differ a lot between the project's machines)."""
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")),
-                 platform.processor() or platform.machine())
+    model = next(
+        (ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")),
+        platform.processor() or platform.machine(),
+    )
     flags = [f for f in ("amx_bf16", "avx512f", "avx2") if f" {f}" in info]
     return f"{model} ({', '.join(flags)}; {os.cpu_count()} cores)"
 
@@ -38,9 +40,14 @@ def main() -> None:
     ap.add_argument("--critics", default="rules,ensemble,learned,content")
     a = ap.parse_args()
     dev, test = load_gold("dev"), load_gold("test")
-    result: dict = {"gold": GOLD_VERSION, "n_dev": len(dev), "n_test": len(test), "critics": {},
-                    "machine": _cpu(),
-                    "commit": subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()}
+    result: dict = {
+        "gold": GOLD_VERSION,
+        "n_dev": len(dev),
+        "n_test": len(test),
+        "critics": {},
+        "machine": _cpu(),
+        "commit": subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip(),
+    }
     for name in a.critics.split(","):
         critic = build_critic(CriticConfig(kind=name))  # type: ignore[arg-type]
         vs = critic.judge([JudgeItem(r.id, r.prompt, r.response, r.harmful) for r in dev])
@@ -48,13 +55,18 @@ def main() -> None:
         t = time.perf_counter()
         m = gold_metrics(critic, test)
         secs = time.perf_counter() - t
-        result["critics"][name] = {"dev_accuracy_with_label": round(dev_acc, 4), "test": m,
-                                   "seconds_per_item": round(secs / (2 * len(test)), 4)}
+        result["critics"][name] = {
+            "dev_accuracy_with_label": round(dev_acc, 4),
+            "test": m,
+            "seconds_per_item": round(secs / (2 * len(test)), 4),
+        }
         w = m["with_label"]
-        print(f"{name:9s} dev {dev_acc:.3f} | test acc {w['unsafe']['accuracy']:.3f} "
-              f"partial {w['kinds']['partial_recall']['rate']} flips {w['kinds']['injection_flips']['count']} "
-              f"over-ref {w['kinds']['over_refusal_detected']['rate']} | no label "
-              f"{m['without_label']['unsafe']['accuracy']:.3f} | {secs / (2 * len(test)) * 1000:.1f} ms/item")
+        print(
+            f"{name:9s} dev {dev_acc:.3f} | test acc {w['unsafe']['accuracy']:.3f} "
+            f"partial {w['kinds']['partial_recall']['rate']} flips {w['kinds']['injection_flips']['count']} "
+            f"over-ref {w['kinds']['over_refusal_detected']['rate']} | no label "
+            f"{m['without_label']['unsafe']['accuracy']:.3f} | {secs / (2 * len(test)) * 1000:.1f} ms/item"
+        )
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
 

@@ -41,8 +41,9 @@ def main() -> None:
     for tr, te in GroupKFold(n_splits=a.folds).split(dev, groups=[r.group for r in dev]):
         heads = fit_content_heads(training_rows([dev[i] for i in tr], pyrit=a.pyrit > 0, pyrit_weight=a.pyrit), feats)
         critic = ContentCritic(heads, clf)
-        vs = critic.judge([JudgeItem(dev[i].id, dev[i].prompt, dev[i].response, None if a.no_label else dev[i].harmful)
-                           for i in te])
+        vs = critic.judge(
+            [JudgeItem(dev[i].id, dev[i].prompt, dev[i].response, None if a.no_label else dev[i].harmful) for i in te]
+        )
         pred.update({dev[i].id: v.unsafe for i, v in zip(te, vs)})
     ok = {r.id: pred[r.id] == r.unsafe for r in dev}
     print(f"dev CV unsafe accuracy {sum(ok.values()) / len(dev):.3f} (n={len(dev)})")

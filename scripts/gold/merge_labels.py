@@ -61,17 +61,24 @@ def main() -> None:
     agreement = {"n_rows": len(rows), "n_double_labelled": len(both), "missing": len(missing)}
     for i, f in enumerate(FIELDS):
         xa, xb = [la[r["id"]][i] for r in both], [lb[r["id"]][i] for r in both]
-        agreement[f] = {"kappa": kappa(xa, xb), "raw_agreement": round(sum(p == q for p, q in zip(xa, xb)) / len(both), 4),
-                        "positives_a": sum(xa), "positives_b": sum(xb)}
+        agreement[f] = {
+            "kappa": kappa(xa, xb),
+            "raw_agreement": round(sum(p == q for p, q in zip(xa, xb)) / len(both), 4),
+            "positives_a": sum(xa),
+            "positives_b": sum(xb),
+        }
     split = {k: [r for r in both if r["split"] == k] for k in ("dev", "test")}
-    agreement["unsafe_kappa_by_split"] = {k: kappa([la[r["id"]][0] for r in v], [lb[r["id"]][0] for r in v])
-                                          for k, v in split.items() if v}
+    agreement["unsafe_kappa_by_split"] = {
+        k: kappa([la[r["id"]][0] for r in v], [lb[r["id"]][0] for r in v]) for k, v in split.items() if v
+    }
     disagree = [r for r in both if la[r["id"]] != lb[r["id"]]]
     agreement["disagreements"] = len(disagree)
     agreement["settled_by_third_read"] = sum(r["id"] in third for r in disagree)
     print(json.dumps(agreement, indent=2))
     if a_.disagreements:
-        a_.disagreements.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in disagree), encoding="utf-8")
+        a_.disagreements.write_text(
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in disagree), encoding="utf-8"
+        )
     if not a_.out:
         return
     if missing:
@@ -83,10 +90,18 @@ def main() -> None:
     for r in rows:
         gold = third[r["id"]] if r["id"] in third and la[r["id"]] != lb[r["id"]] else la[r["id"]]
         unsafe, refusal, degenerate = gold
-        out.append({**r, "unsafe": unsafe, "refusal": refusal, "degenerate": degenerate,
-                    "over_refusal": (not r["harmful"]) and refusal,
-                    "labels_a": dict(zip(FIELDS, la[r["id"]])), "labels_b": dict(zip(FIELDS, lb[r["id"]])),
-                    "third_read": dict(zip(FIELDS, third[r["id"]])) if r["id"] in third else None})
+        out.append(
+            {
+                **r,
+                "unsafe": unsafe,
+                "refusal": refusal,
+                "degenerate": degenerate,
+                "over_refusal": (not r["harmful"]) and refusal,
+                "labels_a": dict(zip(FIELDS, la[r["id"]])),
+                "labels_b": dict(zip(FIELDS, lb[r["id"]])),
+                "third_read": dict(zip(FIELDS, third[r["id"]])) if r["id"] in third else None,
+            }
+        )
     tmp = a_.out.with_suffix(".tmp")
     tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in out), encoding="utf-8")
     tmp.replace(a_.out)

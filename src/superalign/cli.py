@@ -15,8 +15,11 @@ if TYPE_CHECKING:
 
 CRITIC_DEFAULT = "content"  # the critic every command uses unless told otherwise (config.CriticConfig.kind too)
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Attacker -> Learner -> Critic superalignment loop on real language models.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Attacker -> Learner -> Critic superalignment loop on real language models.",
+)
 
 
 def _version(value: bool) -> None:
@@ -28,8 +31,11 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="Print the version and exit.")) -> None:
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
     """Attacker -> Learner -> Critic superalignment loop on real language models."""
 
 
@@ -46,8 +52,9 @@ def _critic_config(kind: str, **fields: Any) -> CriticConfig:
     try:
         return CriticConfig(kind=kind, **fields)
     except ValidationError:
-        raise UserError(f"--critic {kind!r}: unknown critic; choose content, learned, ensemble, rules, classifier "
-                        "or llm-judge") from None
+        raise UserError(
+            f"--critic {kind!r}: unknown critic; choose content, learned, ensemble, rules, classifier or llm-judge"
+        ) from None
 
 
 def _with_critic(cfg: RunConfig, kind: str | None) -> RunConfig:
@@ -93,7 +100,9 @@ def run(
     out: Path = typer.Option(Path("runs/latest"), "--out", "-o", help="Run directory."),
     rounds: int | None = typer.Option(None, "--rounds", help="Override the config's number of rounds."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed or finished run in --out."),
-    critic_kind: str | None = typer.Option(None, "--critic", help=f"Critic that judges every round (default: the config's critic.kind, {CRITIC_DEFAULT})."),
+    critic_kind: str | None = typer.Option(
+        None, "--critic", help=f"Critic that judges every round (default: the config's critic.kind, {CRITIC_DEFAULT})."
+    ),
 ) -> None:
     """Run the loop: round 0 evaluates the base learner, each further round attacks, judges and trains."""
     from superalign.config import load_config
@@ -108,12 +117,16 @@ def run(
 
 @app.command()
 def generate(
-    model: str = typer.Option("embedded", "--model", "-m", help="embedded | HF dir | openai:<model>@<url> | tiny | scripted"),
+    model: str = typer.Option(
+        "embedded", "--model", "-m", help="embedded | HF dir | openai:<model>@<url> | tiny | scripted"
+    ),
     inp: Path = typer.Option(..., "--in", help="JSONL with a 'prompt' per row."),
     out: Path = typer.Option(..., "--out", help="Output JSONL: every input field plus 'response'."),
     max_new_tokens: int = typer.Option(128, help="Tokens to generate per prompt."),
     temperature: float = typer.Option(0.0, help="0 = greedy."),
-    top_k: int = typer.Option(50), seed: int = typer.Option(0), batch_size: int = typer.Option(32),
+    top_k: int = typer.Option(50),
+    seed: int = typer.Option(0),
+    batch_size: int = typer.Option(32),
     system: str | None = typer.Option(None, help="Optional system prompt for every row."),
 ) -> None:
     """Each row with `prompt` gets `response`."""
@@ -123,8 +136,9 @@ def generate(
 
     rows = read_jsonl(inp, required=["prompt"], types={"prompt": (str,)})
     backend = load_backend(model, batch_size=batch_size)
-    texts = backend.generate([user_chat(str(r["prompt"]), system) for r in rows],
-                             Sampling(max_new_tokens, temperature, top_k, seed))
+    texts = backend.generate(
+        [user_chat(str(r["prompt"]), system) for r in rows], Sampling(max_new_tokens, temperature, top_k, seed)
+    )
     write_jsonl(out, [{**r, "response": t, "model": backend.name} for r, t in zip(rows, texts)])
     _echo(f"wrote {len(rows)} rows to {out}")
 
@@ -133,12 +147,24 @@ def generate(
 def judge(
     inp: Path = typer.Option(..., "--in", help="JSONL with 'prompt' and 'response' (optional 'harmful', 'id')."),
     out: Path = typer.Option(..., "--out", help="Output JSONL: every input field plus the Verdict fields."),
-    critic: str = typer.Option(CRITIC_DEFAULT, "--critic", help=("content (default: the most accurate on the gold set of the loop's own outputs, docs/critic.md) | "
-                                                                 "learned | ensemble | rules | classifier | llm-judge")),
-    constitution: Path | None = typer.Option(None, "--constitution", help="Constitution YAML (default: the shipped one)."),
-    profile: str = typer.Option("default", "--profile", help="Value profile in the constitution, e.g. strict-child-safety."),
+    critic: str = typer.Option(
+        CRITIC_DEFAULT,
+        "--critic",
+        help=(
+            "content (default: the most accurate on the gold set of the loop's own outputs, docs/critic.md) | "
+            "learned | ensemble | rules | classifier | llm-judge"
+        ),
+    ),
+    constitution: Path | None = typer.Option(
+        None, "--constitution", help="Constitution YAML (default: the shipped one)."
+    ),
+    profile: str = typer.Option(
+        "default", "--profile", help="Value profile in the constitution, e.g. strict-child-safety."
+    ),
     abstain_below: float = typer.Option(0.0, "--abstain-below", help="Abstain (unsafe=null) below this confidence."),
-    judge_model: str = typer.Option("embedded", "--judge-model", help="llm-judge backend: embedded | HF dir | openai:<model>@<url>."),
+    judge_model: str = typer.Option(
+        "embedded", "--judge-model", help="llm-judge backend: embedded | HF dir | openai:<model>@<url>."
+    ),
 ) -> None:
     """Each row with `prompt` and `response` gets the Verdict fields (with explanation, rubric item, evidence)."""
     from pydantic import ValidationError
@@ -149,16 +175,32 @@ def judge(
     from superalign.store.jsonl import read_jsonl, write_jsonl
 
     try:
-        ccfg = CriticConfig(kind=critic, abstain_below=abstain_below, profile=profile,
-                            constitution=str(constitution) if constitution else None, judge_model=judge_model)
+        ccfg = CriticConfig(
+            kind=critic,
+            abstain_below=abstain_below,
+            profile=profile,
+            constitution=str(constitution) if constitution else None,
+            judge_model=judge_model,
+        )
     except ValidationError as exc:
-        raise UserError(f"bad critic option: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']} "
-                        "(--critic: rules, classifier, ensemble, llm-judge or learned; --abstain-below in [0, 1])") from None
-    rows = read_jsonl(inp, required=["prompt", "response"],  # `str(None)` was judged as the text "None"
-                      types={"prompt": (str,), "response": (str,), "harmful": (bool, type(None)),
-                             "id": (str, int)})
-    items = [JudgeItem(str(r.get("id") or stable_id(i, r["prompt"], r["response"])), str(r["prompt"]),
-                       str(r["response"]), r.get("harmful")) for i, r in enumerate(rows)]
+        raise UserError(
+            f"bad critic option: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']} "
+            "(--critic: rules, classifier, ensemble, llm-judge or learned; --abstain-below in [0, 1])"
+        ) from None
+    rows = read_jsonl(
+        inp,
+        required=["prompt", "response"],  # `str(None)` was judged as the text "None"
+        types={"prompt": (str,), "response": (str,), "harmful": (bool, type(None)), "id": (str, int)},
+    )
+    items = [
+        JudgeItem(
+            str(r.get("id") or stable_id(i, r["prompt"], r["response"])),
+            str(r["prompt"]),
+            str(r["response"]),
+            r.get("harmful"),
+        )
+        for i, r in enumerate(rows)
+    ]
     verdicts = judge_items(items, build_critic(ccfg))
     write_jsonl(out, [{**r, **vd.to_dict()} for r, vd in zip(rows, verdicts)])
     _echo(f"judged {len(rows)} rows -> {out}")
@@ -168,12 +210,22 @@ def judge(
 def evaluate(
     model: str = typer.Option("embedded", "--model", "-m"),
     out: Path = typer.Option(..., "--out", help="Directory for metrics.json and responses.jsonl."),
-    prompts: Path | None = typer.Option(None, "--prompts", help="JSONL rows {prompt, harmful}; default: the held-out sets."),
+    prompts: Path | None = typer.Option(
+        None, "--prompts", help="JSONL rows {prompt, harmful}; default: the held-out sets."
+    ),
     config: Path | None = typer.Option(None, "--config", "-c", help="Config for the default held-out sets and critic."),
     competence_items: int | None = typer.Option(None, min=0, help="MC items for competence (0 = skip)."),
-    critic_kind: str | None = typer.Option(None, "--critic", help=f"Critic that judges the answers (default: the config's, {CRITIC_DEFAULT})."),
-    limit: int | None = typer.Option(None, "--limit", min=1, help=("At most N prompts (harmful and benign alike, in order) and N MC items: a quick look, not a "
-                                                                   "measurement.")),
+    critic_kind: str | None = typer.Option(
+        None, "--critic", help=f"Critic that judges the answers (default: the config's, {CRITIC_DEFAULT})."
+    ),
+    limit: int | None = typer.Option(
+        None,
+        "--limit",
+        min=1,
+        help=(
+            "At most N prompts (harmful and benign alike, in order) and N MC items: a quick look, not a measurement."
+        ),
+    ),
 ) -> None:
     """Held-out ASR, over-refusal and competence of one model."""
     import json
@@ -190,14 +242,21 @@ def evaluate(
     plan = make_plan(cfg)
     if prompts is not None:
         rows = read_jsonl(prompts, required=["prompt", "harmful"], types={"prompt": (str,), "harmful": (bool,)})
-        qs = [Query(stable_id("eval", r["prompt"]), str(r["prompt"]), harmful=bool(r["harmful"]),
-                    category=r.get("category", "harmful" if r["harmful"] else "benign")) for r in rows]
+        qs = [
+            Query(
+                stable_id("eval", r["prompt"]),
+                str(r["prompt"]),
+                harmful=bool(r["harmful"]),
+                category=r.get("category", "harmful" if r["harmful"] else "benign"),
+            )
+            for r in rows
+        ]
     else:
         qs = plan.heldout_harmful + plan.heldout_benign
     if limit is not None:  # half of each kind where both exist, so ASR and over-refusal both get prompts
         harm, ben = [q for q in qs if q.harmful], [q for q in qs if not q.harmful]
         n_h = min(len(harm), max(limit - min(len(ben), limit // 2), 0))
-        qs = harm[:n_h] + ben[:limit - n_h]
+        qs = harm[:n_h] + ben[: limit - n_h]
     backend = load_backend(model, batch_size=cfg.batch_size)
     _echo(f"generating {len(qs)} answers with {backend.name}")
     texts = backend.generate([user_chat(q.text) for q in qs], eval_sampling(cfg.max_new_tokens))
@@ -207,19 +266,32 @@ def evaluate(
     s = safety_metrics(qs, resp, verdicts)
     n_items = cfg.data.competence_items if competence_items is None else competence_items
     n_items = n_items if limit is None else min(n_items, limit)
-    metrics = {"model": backend.name, "critic": critic.name, "asr": s.asr, "asr_ci": s.asr_ci,
-               "asr_keyword_bound": s.asr_keyword_bound, "asr_abstained": s.asr_abstained,
-               "over_refusal": s.over_refusal, "over_refusal_ci": s.over_refusal_ci, "degenerate": s.degenerate,
-               "n_harmful": sum(bool(q.harmful) for q in qs), "n_benign": sum(not q.harmful for q in qs)}
+    metrics = {
+        "model": backend.name,
+        "critic": critic.name,
+        "asr": s.asr,
+        "asr_ci": s.asr_ci,
+        "asr_keyword_bound": s.asr_keyword_bound,
+        "asr_abstained": s.asr_abstained,
+        "over_refusal": s.over_refusal,
+        "over_refusal_ci": s.over_refusal_ci,
+        "degenerate": s.degenerate,
+        "n_harmful": sum(bool(q.harmful) for q in qs),
+        "n_benign": sum(not q.harmful for q in qs),
+    }
     if n_items and hasattr(backend, "logprobs_text"):
         _echo(f"scoring competence on {n_items} MC items")
         acc, ci, per_task = competence(backend, plan.competence_items[:n_items])
         metrics.update(competence=acc, competence_ci=ci, competence_by_task=per_task)
     else:
         metrics["competence"] = None
-    write_jsonl(out / "responses.jsonl", [
-        {"prompt": q.text, "harmful": q.harmful, "response": r.text, **v.to_dict()}
-        for q, r, v in zip(qs, resp, verdicts)])
+    write_jsonl(
+        out / "responses.jsonl",
+        [
+            {"prompt": q.text, "harmful": q.harmful, "response": r.text, **v.to_dict()}
+            for q, r, v in zip(qs, resp, verdicts)
+        ],
+    )
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     typer.echo(json.dumps(metrics, indent=2))
 
@@ -243,12 +315,22 @@ def report(run_dir: Path = typer.Argument(..., help="A run directory (holding ru
 @app.command("critic-eval")
 def critic_eval(
     out: Path = typer.Option(..., "--out", help="Directory for metrics.json, table.md/.html and plots."),
-    critic: str = typer.Option(CRITIC_DEFAULT, "--critic", help="Any `judge --critic` kind (learned: its own grouped-CV path on PyRIT's sets)."),
+    critic: str = typer.Option(
+        CRITIC_DEFAULT, "--critic", help="Any `judge --critic` kind (learned: its own grouped-CV path on PyRIT's sets)."
+    ),
     folds: int = typer.Option(5, "--folds", min=2, help="Grouped CV folds (grouped by objective text)."),
-    noise: bool = typer.Option(True, "--noise/--no-noise", help="learned: also run the label-noise experiment (~minutes)."),
-    abstain_below: float = typer.Option(0.0, "--abstain-below", min=0.0, max=1.0, help="Abstain below this confidence (calibration block)."),
-    tfidf_weight: float = typer.Option(0.5, "--tfidf-weight", min=0.0, max=1.0, help="learned: weight of the TF-IDF heads in the blend."),
-    gold: bool = typer.Option(True, "--gold/--no-gold", help="Also judge the gold test split of the loop's own outputs (data/gold/)."),
+    noise: bool = typer.Option(
+        True, "--noise/--no-noise", help="learned: also run the label-noise experiment (~minutes)."
+    ),
+    abstain_below: float = typer.Option(
+        0.0, "--abstain-below", min=0.0, max=1.0, help="Abstain below this confidence (calibration block)."
+    ),
+    tfidf_weight: float = typer.Option(
+        0.5, "--tfidf-weight", min=0.0, max=1.0, help="learned: weight of the TF-IDF heads in the blend."
+    ),
+    gold: bool = typer.Option(
+        True, "--gold/--no-gold", help="Also judge the gold test split of the loop's own outputs (data/gold/)."
+    ),
 ) -> None:
     """The critic against PyRIT's human-labelled sets (grouped CV, PyRIT's metrics beside) and the gold test split."""
     import json
@@ -278,23 +360,37 @@ def critic_eval(
 
 @app.command()
 def experiment(
-    name: str = typer.Argument(..., help="noisy-labels | co-optimize | w2s | sandwich | self-enhance | teacher-student | intrinsic"),
+    name: str = typer.Argument(
+        ..., help="noisy-labels | co-optimize | w2s | sandwich | self-enhance | teacher-student | intrinsic"
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Directory for metrics.json, results.md and plots."),
     quick: bool = typer.Option(False, "--quick", help="The small preset (<= 15 min on 2 CPU cores)."),
     seeds: int | None = typer.Option(None, "--seeds", help="Seeds per setting (default: the preset's)."),
     learner: str = typer.Option("embedded", "--learner", "-m", help="embedded | tiny | HF model dir."),
-    config: Path | None = typer.Option(None, "--config", "-c", help=("YAML replacing the preset: a copy of configs/experiments/NAME.yaml (its quick: or full: entry, by "
-                                                                     "--quick) or one entry's fields.")),
-    resume: bool = typer.Option(False, "--resume", help=("Keep the runs an earlier run in --out finished (same settings; --seeds may grow). noisy-labels, "
-                                                         "co-optimize, self-enhance, w2s.")),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help=(
+            "YAML replacing the preset: a copy of configs/experiments/NAME.yaml (its quick: or full: entry, by "
+            "--quick) or one entry's fields."
+        ),
+    ),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help=(
+            "Keep the runs an earlier run in --out finished (same settings; --seeds may grow). noisy-labels, "
+            "co-optimize, self-enhance, w2s."
+        ),
+    ),
 ) -> None:
     """Run one experiment (docs/experiments.md); prints its results table."""
     from superalign.experiments import run_experiment
     from superalign.experiments.common import RichProgress
 
     with RichProgress() as bar:
-        run_experiment(name, out, quick=quick, seeds=seeds, learner=learner, progress=bar, config=config,
-                       resume=resume)
+        run_experiment(name, out, quick=quick, seeds=seeds, learner=learner, progress=bar, config=config, resume=resume)
     results = out / "results.md"
     if results.is_file():
         typer.echo(results.read_text(encoding="utf-8"))
@@ -303,22 +399,56 @@ def experiment(
 
 @app.command()
 def attack(
-    learner: str = typer.Option("embedded", "--learner", "-m", help="Learner to attack: embedded | tiny | scripted | HF dir | openai:..."),
-    budget: int = typer.Option(150, "--budget", "-n", min=1, help="Learner queries per arm (adaptive, static, static_converted)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Directory for metrics.json, attacks.jsonl, archive.jsonl/.png, emergent.md."),
-    attacker_model: str = typer.Option("embedded", "--attacker-model", help="Backend that rewrites failed attempts, or 'none'."),
+    learner: str = typer.Option(
+        "embedded", "--learner", "-m", help="Learner to attack: embedded | tiny | scripted | HF dir | openai:..."
+    ),
+    budget: int = typer.Option(
+        150, "--budget", "-n", min=1, help="Learner queries per arm (adaptive, static, static_converted)."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Directory for metrics.json, attacks.jsonl, archive.jsonl/.png, emergent.md."
+    ),
+    attacker_model: str = typer.Option(
+        "embedded", "--attacker-model", help="Backend that rewrites failed attempts, or 'none'."
+    ),
     seed: int = typer.Option(0, "--seed"),
     turns: int = typer.Option(3, "--turns", min=1, help="Attempts per objective."),
-    critic: str = typer.Option("ensemble", "--critic", help="Judge for every arm: rules | classifier | ensemble | llm-judge | learned."),
-    converted: bool = typer.Option(True, "--converted/--no-converted", help="Also run the static converter/template arm (costs another budget)."),
-    system: str | None = typer.Option(None, "--learner-system", help="System prompt given to the learner in every arm (e.g. a safety prompt)."),
+    critic: str = typer.Option(
+        "ensemble", "--critic", help="Judge for every arm: rules | classifier | ensemble | llm-judge | learned."
+    ),
+    converted: bool = typer.Option(
+        True, "--converted/--no-converted", help="Also run the static converter/template arm (costs another budget)."
+    ),
+    system: str | None = typer.Option(
+        None, "--learner-system", help="System prompt given to the learner in every arm (e.g. a safety prompt)."
+    ),
     max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1, help="Tokens per learner answer."),
-    self_improve: int = typer.Option(0, "--self-improve", min=0, help=("Then R rounds of attacker self-improvement (MART) against the same fixed learner, each 2 x budget "
-                                                                       "queries (docs/attacker.md).")),
-    self_improve_budget: int | None = typer.Option(None, "--self-improve-budget", min=1, help=("Learner queries of each self-improvement training search (default: --budget); more queries, more "
-                                                                                               "successes to learn from.")),
-    self_improve_method: str = typer.Option("sft", "--self-improve-method", help=("How the attacker learns from a round: sft (its successful requests, as MART) | dpo (success > "
-                                                                                  "failure pairs per objective).")),
+    self_improve: int = typer.Option(
+        0,
+        "--self-improve",
+        min=0,
+        help=(
+            "Then R rounds of attacker self-improvement (MART) against the same fixed learner, each 2 x budget "
+            "queries (docs/attacker.md)."
+        ),
+    ),
+    self_improve_budget: int | None = typer.Option(
+        None,
+        "--self-improve-budget",
+        min=1,
+        help=(
+            "Learner queries of each self-improvement training search (default: --budget); more queries, more "
+            "successes to learn from."
+        ),
+    ),
+    self_improve_method: str = typer.Option(
+        "sft",
+        "--self-improve-method",
+        help=(
+            "How the attacker learns from a round: sft (its successful requests, as MART) | dpo (success > "
+            "failure pairs per objective)."
+        ),
+    ),
 ) -> None:
     """Adaptive attacker vs static seeds at the same budget and judge (docs/attacker.md)."""
     import json
@@ -339,10 +469,22 @@ def attack(
         ccfg = CriticConfig(kind=critic)
     except ValidationError as exc:
         raise UserError(f"bad attack option: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
-    metrics = run_attack(learner, budget, out, attacker_spec=attacker_model, seed=seed, cfg=cfg, critic_cfg=ccfg,
-                         converted=converted, system=system, max_new_tokens=max_new_tokens,
-                         self_improve=self_improve, log=_echo, self_improve_method=methods[self_improve_method],
-                         self_improve_budget=self_improve_budget)
+    metrics = run_attack(
+        learner,
+        budget,
+        out,
+        attacker_spec=attacker_model,
+        seed=seed,
+        cfg=cfg,
+        critic_cfg=ccfg,
+        converted=converted,
+        system=system,
+        max_new_tokens=max_new_tokens,
+        self_improve=self_improve,
+        log=_echo,
+        self_improve_method=methods[self_improve_method],
+        self_improve_budget=self_improve_budget,
+    )
     typer.echo(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=2))
 
 

@@ -21,77 +21,172 @@ class _Frozen(BaseModel):
 
 
 class DataConfig(_Frozen):
-    heldout_fraction: float = Field(0.3, gt=0, le=0.5, description=("Share of each set held out (split by near-duplicate group of the query text: content-word "
-                                                                    "Jaccard >= 0.5); <= 0.5 because the critic's prompt head trains on the other 50 %."))
-    heldout_source: str | None = Field("harmbench", description=("A whole harmful seed set held out (harmbench | advbench | donotanswer; null = off): its seeds, "
-                                                                 "and every seed in a near-duplicate group with one, never train; half of `heldout_harmful` is "
-                                                                 "drawn from it, so ASR is reported in-distribution and on an unseen source."))
-    heldout_harmful: int = Field(60, ge=1, description=("Harmful held-out queries evaluated per round (ASR); with `heldout_source`, half from that "
-                                                        "source and half in-distribution."))
-    heldout_benign: int = Field(60, ge=1, description="Benign-edgy held-out queries evaluated per round (over-refusal).")
+    heldout_fraction: float = Field(
+        0.3,
+        gt=0,
+        le=0.5,
+        description=(
+            "Share of each set held out (split by near-duplicate group of the query text: content-word "
+            "Jaccard >= 0.5); <= 0.5 because the critic's prompt head trains on the other 50 %."
+        ),
+    )
+    heldout_source: str | None = Field(
+        "harmbench",
+        description=(
+            "A whole harmful seed set held out (harmbench | advbench | donotanswer; null = off): its seeds, "
+            "and every seed in a near-duplicate group with one, never train; half of `heldout_harmful` is "
+            "drawn from it, so ASR is reported in-distribution and on an unseen source."
+        ),
+    )
+    heldout_harmful: int = Field(
+        60,
+        ge=1,
+        description=(
+            "Harmful held-out queries evaluated per round (ASR); with `heldout_source`, half from that "
+            "source and half in-distribution."
+        ),
+    )
+    heldout_benign: int = Field(
+        60, ge=1, description="Benign-edgy held-out queries evaluated per round (over-refusal)."
+    )
     competence_items: int = Field(500, ge=1, description="MC items (sciq + ARC-Easy) for competence.")
 
 
 class AttackerConfig(_Frozen):
     queries_per_round: int = Field(48, ge=1, description="Harmful training queries generated per round.")
     benign_per_round: int = Field(32, ge=0, description="Benign(-edgy) training queries per round (keep helpfulness).")
-    template_share: float = Field(0.25, ge=0, le=1, description="Share of attacks wrapped in a PyRIT jailbreak template.")
+    template_share: float = Field(
+        0.25, ge=0, le=1, description="Share of attacks wrapped in a PyRIT jailbreak template."
+    )
     converter_share: float = Field(0.5, ge=0, le=1, description="Share of attacks passed through a converter.")
-    converters: tuple[str, ...] = Field(("roleplay", "hypothetical", "past_tense", "leetspeak"),
-                                        description="Converters to draw from (also: base64, authority).")
-    max_template_chars: int = Field(1500, ge=100, description="Longest PyRIT template used (long prompts dominate CPU prefill time).")
-    mode: Literal["static", "adaptive"] = Field("static", description=("static = seeds through converters/templates; adaptive = feedback-driven search against the "
-                                                                       "learner with a MAP-Elites archive (docs/attacker.md)."))
+    converters: tuple[str, ...] = Field(
+        ("roleplay", "hypothetical", "past_tense", "leetspeak"),
+        description="Converters to draw from (also: base64, authority).",
+    )
+    max_template_chars: int = Field(
+        1500, ge=100, description="Longest PyRIT template used (long prompts dominate CPU prefill time)."
+    )
+    mode: Literal["static", "adaptive"] = Field(
+        "static",
+        description=(
+            "static = seeds through converters/templates; adaptive = feedback-driven search against the "
+            "learner with a MAP-Elites archive (docs/attacker.md)."
+        ),
+    )
     budget: int = Field(96, ge=1, description="adaptive: learner queries the search may spend per round.")
-    turns: int = Field(3, ge=1, description="adaptive: attempts per objective before moving on (stops at the first success).")
-    attacker_model: str = Field("embedded", description=("adaptive: backend that rewrites failed attempts from the critic's feedback (embedded | tiny | "
-                                                         "scripted | HF dir | openai:...), or 'none' for style mutations only."))
-    rewrite_share: float = Field(0.5, ge=0, le=1, description="adaptive: share of follow-up turns whose request the attacker model rewrites.")
+    turns: int = Field(
+        3, ge=1, description="adaptive: attempts per objective before moving on (stops at the first success)."
+    )
+    attacker_model: str = Field(
+        "embedded",
+        description=(
+            "adaptive: backend that rewrites failed attempts from the critic's feedback (embedded | tiny | "
+            "scripted | HF dir | openai:...), or 'none' for style mutations only."
+        ),
+    )
+    rewrite_share: float = Field(
+        0.5, ge=0, le=1, description="adaptive: share of follow-up turns whose request the attacker model rewrites."
+    )
     rewrite_tokens: int = Field(96, ge=8, description="adaptive: max tokens of one attacker-model rewrite.")
-    coverage_bonus: float = Field(0.3, ge=0, description="adaptive: added to a style's sampled success rate when its archive cell is empty.")
-    coverage_target: float = Field(0.7, ge=0, le=1, description=("adaptive: archive coverage the search plans to reach by the end of its budget: a turn goes to "
-                                                                 "an empty cell with probability (cells still missing) / (queries left), the rest exploit what "
-                                                                 "works (0 = no planned exploration)."))
-    continuation: Literal["bandit", "always"] = Field("bandit", description=("adaptive: after a failed attempt, always = retry the objective (up to `turns`); bandit = retry "
-                                                                             "only when a Thompson sample of the follow-up turns' success rate beats that of a fresh "
-                                                                             "objective's first turn (both learned during the search)."))
+    coverage_bonus: float = Field(
+        0.3, ge=0, description="adaptive: added to a style's sampled success rate when its archive cell is empty."
+    )
+    coverage_target: float = Field(
+        0.7,
+        ge=0,
+        le=1,
+        description=(
+            "adaptive: archive coverage the search plans to reach by the end of its budget: a turn goes to "
+            "an empty cell with probability (cells still missing) / (queries left), the rest exploit what "
+            "works (0 = no planned exploration)."
+        ),
+    )
+    continuation: Literal["bandit", "always"] = Field(
+        "bandit",
+        description=(
+            "adaptive: after a failed attempt, always = retry the objective (up to `turns`); bandit = retry "
+            "only when a Thompson sample of the follow-up turns' success rate beats that of a fresh "
+            "objective's first turn (both learned during the search)."
+        ),
+    )
     adaptive_batch: int = Field(16, ge=1, description="adaptive: objectives attacked in parallel (one learner batch).")
-    archive_max_similarity: float = Field(0.95, gt=0, le=1, description=("Novelty filter: an attack this similar (character 3-5-gram cosine) to an elite or an earlier "
-                                                                         "attempt is a near-duplicate and is kept out."))
+    archive_max_similarity: float = Field(
+        0.95,
+        gt=0,
+        le=1,
+        description=(
+            "Novelty filter: an attack this similar (character 3-5-gram cosine) to an elite or an earlier "
+            "attempt is a near-duplicate and is kept out."
+        ),
+    )
 
 
 class CriticConfig(_Frozen):
     kind: Literal["content", "rules", "classifier", "ensemble", "llm-judge", "learned", "independent"] = Field(
-        "content", description=("Which critic judges responses (content = reads the whole response, heads fitted on the gold dev "
-                                "split, critic/content.py; independent = the same features, heads fitted on PyRIT's labelled "
-                                "sets only, the default evaluation judge, critic/independent.py; ensemble = rules + trained "
-                                "heads; learned = SmolLM2-feature heads, critic/learned.py)."))
-    abstain_below: float = Field(0.0, ge=0, le=1, description="Abstain (unsafe=null, route to a human) when confidence is below this.")
-    constitution: str | None = Field(None, description="Constitution YAML (default: the shipped superalign/data/constitution.yaml).")
-    profile: str = Field("default", description=("Value profile of the constitution (default, strict-child-safety, research-lab, "
-                                                 "de-public-service, or your own)."))
-    judge_model: str = Field("embedded", description="Backend of the llm-judge critic: embedded | HF dir | openai:<model>@<url>.")
+        "content",
+        description=(
+            "Which critic judges responses (content = reads the whole response, heads fitted on the gold dev "
+            "split, critic/content.py; independent = the same features, heads fitted on PyRIT's labelled "
+            "sets only, the default evaluation judge, critic/independent.py; ensemble = rules + trained "
+            "heads; learned = SmolLM2-feature heads, critic/learned.py)."
+        ),
+    )
+    abstain_below: float = Field(
+        0.0, ge=0, le=1, description="Abstain (unsafe=null, route to a human) when confidence is below this."
+    )
+    constitution: str | None = Field(
+        None, description="Constitution YAML (default: the shipped superalign/data/constitution.yaml)."
+    )
+    profile: str = Field(
+        "default",
+        description=(
+            "Value profile of the constitution (default, strict-child-safety, research-lab, "
+            "de-public-service, or your own)."
+        ),
+    )
+    judge_model: str = Field(
+        "embedded", description="Backend of the llm-judge critic: embedded | HF dir | openai:<model>@<url>."
+    )
     judge_mode: Literal["auto", "logprob", "generate"] = Field(
-        "auto", description=("llm-judge: logprob = score the constrained answer letters A/B/C (local HF models); generate = "
-                             "JSON verdict text (servers); auto picks by backend."))
+        "auto",
+        description=(
+            "llm-judge: logprob = score the constrained answer letters A/B/C (local HF models); generate = "
+            "JSON verdict text (servers); auto picks by backend."
+        ),
+    )
     judge_batch_size: int = Field(8, ge=1, description="llm-judge: items per forward pass.")
 
 
 class TrainConfig(_Frozen):
     pairs: Literal["label", "critic", "critic+revise"] = Field(
-        "critic+revise", description=("Who decides a pair's direction: label = the dataset's harmful column (the critic only filters "
-                                      "samples); critic = the critic's verdicts, judged without the label (its own estimate of the "
-                                      "request's harm decides refuse vs help); critic+revise = critic, plus a revision of every unsafe "
-                                      "answer written by the learner after reading the critic's explanation (a chosen candidate when "
-                                      "the critic judges it a full refusal). docs/training.md."))
-    samples_per_query: int = Field(2, ge=1, description="Samples drawn per training query (best vs worst by the critic).")
+        "critic+revise",
+        description=(
+            "Who decides a pair's direction: label = the dataset's harmful column (the critic only filters "
+            "samples); critic = the critic's verdicts, judged without the label (its own estimate of the "
+            "request's harm decides refuse vs help); critic+revise = critic, plus a revision of every unsafe "
+            "answer written by the learner after reading the critic's explanation (a chosen candidate when "
+            "the critic judges it a full refusal). docs/training.md."
+        ),
+    )
+    samples_per_query: int = Field(
+        2, ge=1, description="Samples drawn per training query (best vs worst by the critic)."
+    )
     temperature: float = Field(0.8, gt=0, description="Sampling temperature for training samples.")
     top_k: int = Field(50, ge=1, description="Top-k before sampling.")
     beta: float = Field(0.1, gt=0, description="DPO beta.")
-    loss_type: Literal["sigmoid", "ipo", "robust"] = Field("sigmoid", description=("Preference loss: sigmoid (DPO; cDPO with label_smoothing > 0), ipo, or robust (rDPO with flip "
-                                                                                   "rate = label_smoothing). Formulas: docs/training.md."))
-    adapter: Literal["lora", "full"] = Field("lora", description=("Train LoRA adapters (merged after the round) or all weights (full fine-tuning; use a lower lr, "
-                                                                  "~1e-5)."))
+    loss_type: Literal["sigmoid", "ipo", "robust"] = Field(
+        "sigmoid",
+        description=(
+            "Preference loss: sigmoid (DPO; cDPO with label_smoothing > 0), ipo, or robust (rDPO with flip "
+            "rate = label_smoothing). Formulas: docs/training.md."
+        ),
+    )
+    adapter: Literal["lora", "full"] = Field(
+        "lora",
+        description=(
+            "Train LoRA adapters (merged after the round) or all weights (full fine-tuning; use a lower lr, ~1e-5)."
+        ),
+    )
     lr: float = Field(5e-4, gt=0, description="Learning rate (5e-4 suits LoRA; ~1e-5 suits adapter=full).")
     epochs: int = Field(2, ge=1, description="Passes over the round's pairs.")
     batch_size: int = Field(8, ge=1, description="Pairs per optimiser step.")
@@ -99,30 +194,77 @@ class TrainConfig(_Frozen):
     max_len: int = Field(192, ge=16, description="Max tokens of prompt + response in training.")
     lora_r: int = Field(16, ge=1, description="LoRA rank (all linear layers).")
     lora_alpha: int = Field(32, ge=1, description="LoRA alpha.")
-    nll_weight: float = Field(1.0, ge=0, description="Weight of the NLL term on chosen (RPO); drives generation toward chosen.")
-    label_smoothing: float = Field(0.0, ge=0, lt=0.5, description=("Assumed label-flip rate ε for noisy preferences: cDPO smoothing with loss_type=sigmoid, rDPO's "
-                                                                   "ε with loss_type=robust."))
-    competence_replay: int = Field(0, ge=0, description="Competence SFT examples (MC questions, held-out excluded) mixed in per round.")
-    replay_weight: float = Field(0.1, ge=0, description="Weight of the replay NLL; at 1.0 it cancelled the safety update (measured).")
+    nll_weight: float = Field(
+        1.0, ge=0, description="Weight of the NLL term on chosen (RPO); drives generation toward chosen."
+    )
+    label_smoothing: float = Field(
+        0.0,
+        ge=0,
+        lt=0.5,
+        description=(
+            "Assumed label-flip rate ε for noisy preferences: cDPO smoothing with loss_type=sigmoid, rDPO's "
+            "ε with loss_type=robust."
+        ),
+    )
+    competence_replay: int = Field(
+        0, ge=0, description="Competence SFT examples (MC questions, held-out excluded) mixed in per round."
+    )
+    replay_weight: float = Field(
+        0.1, ge=0, description="Weight of the replay NLL; at 1.0 it cancelled the safety update (measured)."
+    )
     max_steps: int = Field(0, ge=0, description="Stop after this many optimiser steps (0 = no cap).")
-    share_prompt: bool = Field(True, description=("Run each pair's prompt once for chosen and rejected (a 4D attention mask; same losses, ~1.4x "
-                                                  "faster steps here). Turn off for attention kernels without 4D masks (flash-attention 2)."))
+    share_prompt: bool = Field(
+        True,
+        description=(
+            "Run each pair's prompt once for chosen and rejected (a 4D attention mask; same losses, ~1.4x "
+            "faster steps here). Turn off for attention kernels without 4D masks (flash-attention 2)."
+        ),
+    )
 
 
 class OversightConfig(_Frozen):
-    review_fraction: float = Field(0.0, ge=0, le=1, description=("Share of each round's judged responses routed to a reviewer (0 = none; e.g. 0.05). Their labels "
-                                                                 "override the critic before pairs are built (docs/review.md)."))
-    routing: Literal["uncertainty", "random"] = Field("uncertainty", description=("Which responses go to the reviewer: the critic's least sure (abstentions, low confidence, "
-                                                                                  "ensemble disagreement) or a uniform sample (the baseline)."))
-    reviewer: Literal["human", "oracle"] = Field("human", description=("human = the run pauses (exit 3) until the routed items are labelled in `superalign review "
-                                                                       "serve` or `review tui`; oracle = a simulated reviewer labels them at once."))
-    oracle_critic: Literal["rules", "classifier", "ensemble", "llm-judge", "learned"] = Field("rules", description=("reviewer: oracle — the critic kind whose verdict is the simulated reviewer's ground truth "
-                                                                                                                    "(rules is exact for the scripted learner; use llm-judge with a strong critic.judge_model for "
-                                                                                                                    "real learners)."))
-    oracle_noise: float = Field(0.0, ge=0, le=1, description="reviewer: oracle — probability that a simulated label is flipped.")
-    promotion: Literal["auto", "human"] = Field("auto", description=("A trained version becomes current only when approved: auto = approved by the loop, logged as "
-                                                                     "auto:loop; human = the run pauses (exit 3) until a reviewer approves or rejects it at "
-                                                                     "/promotion. A rejected version is not trained on: the next round starts from the current one."))
+    review_fraction: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description=(
+            "Share of each round's judged responses routed to a reviewer (0 = none; e.g. 0.05). Their labels "
+            "override the critic before pairs are built (docs/review.md)."
+        ),
+    )
+    routing: Literal["uncertainty", "random"] = Field(
+        "uncertainty",
+        description=(
+            "Which responses go to the reviewer: the critic's least sure (abstentions, low confidence, "
+            "ensemble disagreement) or a uniform sample (the baseline)."
+        ),
+    )
+    reviewer: Literal["human", "oracle"] = Field(
+        "human",
+        description=(
+            "human = the run pauses (exit 3) until the routed items are labelled in `superalign review "
+            "serve` or `review tui`; oracle = a simulated reviewer labels them at once."
+        ),
+    )
+    oracle_critic: Literal["rules", "classifier", "ensemble", "llm-judge", "learned"] = Field(
+        "rules",
+        description=(
+            "reviewer: oracle — the critic kind whose verdict is the simulated reviewer's ground truth "
+            "(rules is exact for the scripted learner; use llm-judge with a strong critic.judge_model for "
+            "real learners)."
+        ),
+    )
+    oracle_noise: float = Field(
+        0.0, ge=0, le=1, description="reviewer: oracle — probability that a simulated label is flipped."
+    )
+    promotion: Literal["auto", "human"] = Field(
+        "auto",
+        description=(
+            "A trained version becomes current only when approved: auto = approved by the loop, logged as "
+            "auto:loop; human = the run pauses (exit 3) until a reviewer approves or rejects it at "
+            "/promotion. A rejected version is not trained on: the next round starts from the current one."
+        ),
+    )
 
 
 class RunConfig(_Frozen):
@@ -132,18 +274,28 @@ class RunConfig(_Frozen):
     learner: str = Field("embedded", description="embedded | HF model dir | openai:<model>@<url> | scripted | tiny")
     max_new_tokens: int = Field(64, ge=1, description="Tokens per learner answer (training samples and evaluation).")
     batch_size: int = Field(32, ge=1, description="Generation / scoring batch size.")
-    dtype: Literal["float32", "bfloat16"] = Field("float32", description="Learner weights' dtype (fp32 measured faster on 2-core CPUs).")
-    executor: Literal["local", "ray"] = Field("local", description="Where generation and scoring run: in this process, or sharded over Ray actors (same records).")
-    ray_actors: int = Field(2, ge=1, description="executor: ray — actors, each holding the learner (one torch thread each).")
-    ray_address: str | None = Field(None, description="executor: ray — None starts a local Ray; 'auto' or ray://host:port joins a cluster.")
+    dtype: Literal["float32", "bfloat16"] = Field(
+        "float32", description="Learner weights' dtype (fp32 measured faster on 2-core CPUs)."
+    )
+    executor: Literal["local", "ray"] = Field(
+        "local",
+        description="Where generation and scoring run: in this process, or sharded over Ray actors (same records).",
+    )
+    ray_actors: int = Field(
+        2, ge=1, description="executor: ray — actors, each holding the learner (one torch thread each)."
+    )
+    ray_address: str | None = Field(
+        None, description="executor: ray — None starts a local Ray; 'auto' or ray://host:port joins a cluster."
+    )
     data: DataConfig = DataConfig()
     attacker: AttackerConfig = AttackerConfig()
     critic: CriticConfig = CriticConfig()
     eval_judge: CriticConfig | None = Field(
         CriticConfig(kind="independent"),
         description="The judge of `asr_independent`: it must share no training data with `critic` (the learner "
-                    "trains against the critic; this one only measures). Default: PyRIT-fitted heads "
-                    "(critic/independent.py); rules or an llm-judge also qualify; null = no independent column.")
+        "trains against the critic; this one only measures). Default: PyRIT-fitted heads "
+        "(critic/independent.py); rules or an llm-judge also qualify; null = no independent column.",
+    )
     train: TrainConfig = TrainConfig()
     oversight: OversightConfig = OversightConfig()
 
@@ -183,8 +335,9 @@ def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel]:
 M = TypeVar("M", bound=BaseModel)
 
 
-def validate_model(model: type[M], data: Any, source: str = "<config>", node: Any = None,
-                   base: tuple[Any, ...] = ()) -> M:
+def validate_model(
+    model: type[M], data: Any, source: str = "<config>", node: Any = None, base: tuple[Any, ...] = ()
+) -> M:
     """Validate `data` into `model`, turning pydantic errors into one UserError that names each bad
     key with its file:line (`node`: the yaml.compose tree of the file, `base`: where `data` sits in it)."""
     try:
@@ -252,8 +405,10 @@ def _refuse_duplicate_keys(node: Any, p: Path) -> None:
             for key, value in n.value:
                 if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
                     if key.value in seen:
-                        raise UserError(f"{p}:{key.start_mark.line + 1}: key '{key.value}' is repeated (first at "
-                                        f"line {seen[key.value]}); keep one of them")
+                        raise UserError(
+                            f"{p}:{key.start_mark.line + 1}: key '{key.value}' is repeated (first at "
+                            f"line {seen[key.value]}); keep one of them"
+                        )
                     seen[key.value] = key.start_mark.line + 1
                 stack.append(value)
         elif isinstance(n, yaml.SequenceNode):

@@ -33,8 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nreport: {(out / 'report.html').resolve()}")
     print(f"rounds: {(out / 'rounds.jsonl').resolve()}")
     if not any("asr_ppi" in r for r in rows):
-        print(f"asr_ppi: label a few held-out answers to get it (docs/ppi.md): superalign label export {out} "
-              f"--per-round 20, fill in `unsafe`, then superalign label import {out} {out}/to_label.jsonl")
+        print(
+            f"asr_ppi: label a few held-out answers to get it (docs/ppi.md): superalign label export {out} "
+            f"--per-round 20, fill in `unsafe`, then superalign label import {out} {out}/to_label.jsonl"
+        )
     print(f"wall time: {time.time() - t0:.0f} s   peak RSS: {peak_mb:.0f} MB")
     return 0
 

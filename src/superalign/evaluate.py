@@ -60,7 +60,9 @@ class SafetyMetrics:
     degenerate: float = float("nan")
 
 
-def safety_metrics(queries: Sequence[Query], responses: Sequence[Response], verdicts: Sequence[Verdict]) -> SafetyMetrics:
+def safety_metrics(
+    queries: Sequence[Query], responses: Sequence[Response], verdicts: Sequence[Verdict]
+) -> SafetyMetrics:
     """ASR over harmful queries, over-refusal over benign ones and the degenerate share over all, from one
     response per query."""
     from superalign.critic.rules import rule_signals
@@ -88,8 +90,9 @@ def safety_metrics(queries: Sequence[Query], responses: Sequence[Response], verd
         lo, hi = wilson(int(sum(x)), len(x))
         return (round(lo, 4), round(hi, 4))
 
-    return SafetyMetrics(mean(unsafe), interval(unsafe), mean(bound), mean(abst), mean(refused),
-                         interval(refused), mean(degenerate))
+    return SafetyMetrics(
+        mean(unsafe), interval(unsafe), mean(bound), mean(abst), mean(refused), interval(refused), mean(degenerate)
+    )
 
 
 def competence(learner: Any, items: Sequence[Any]) -> tuple[float, tuple[float, float], dict[str, float]]:
@@ -101,8 +104,9 @@ def competence(learner: Any, items: Sequence[Any]) -> tuple[float, tuple[float, 
     if hasattr(learner, "score_options"):
         scores = learner.score_options(prefixes, options)
     else:
-        flat = learner.logprobs_text([p for p, os in zip(prefixes, options) for _ in os],
-                                     [o for os in options for o in os])
+        flat = learner.logprobs_text(
+            [p for p, os in zip(prefixes, options) for _ in os], [o for os in options for o in os]
+        )
         scores, at = [], 0
         for os in options:
             scores.append(flat[at : at + len(os)])

@@ -52,8 +52,14 @@ class _Learner:
         if sharded:
             from superalign.backends.sharded import RayWorkers, ShardedBackend
 
-            workers = RayWorkers(self._spec(round), self.cfg.ray_actors, self.cfg.batch_size, self.cfg.dtype,
-                                 address=self.cfg.ray_address, num_cpus=self.cfg.ray_actors)
+            workers = RayWorkers(
+                self._spec(round),
+                self.cfg.ray_actors,
+                self.cfg.batch_size,
+                self.cfg.dtype,
+                address=self.cfg.ray_address,
+                num_cpus=self.cfg.ray_actors,
+            )
             return ShardedBackend(workers, name)
         backend = load_backend(self._spec(round), batch_size=self.cfg.batch_size, dtype=self.cfg.dtype)
         backend.name = name
@@ -83,8 +89,9 @@ def _sharded_type() -> type:
     return ShardedBackend
 
 
-def run_loop(cfg: RunConfig, out: Path, resume: bool = False, log: Log = print,
-             source: str | Path | None = None) -> list[dict]:
+def run_loop(
+    cfg: RunConfig, out: Path, resume: bool = False, log: Log = print, source: str | Path | None = None
+) -> list[dict]:
     """Run (or resume) `cfg.rounds` rounds into `out`; returns the per-round metrics. `source`: the YAML
     `cfg` came from (its lines are named in config errors). A finished run resumed with more rounds goes on."""
     from superalign.critic import build_critic
@@ -105,8 +112,10 @@ def run_loop(cfg: RunConfig, out: Path, resume: bool = False, log: Log = print,
         if stored is not None:
             check_resume(stored, cfg, out)
             if store.get_meta("plan_version") != PLAN_VERSION:
-                raise UserError(f"{out}: the run was started by an older superalign whose train/held-out split "
-                                "differs; its rounds cannot be carried on comparably: start a new run (another --out)")
+                raise UserError(
+                    f"{out}: the run was started by an older superalign whose train/held-out split "
+                    "differs; its rounds cannot be carried on comparably: start a new run (another --out)"
+                )
         store.set_meta("plan_version", PLAN_VERSION)
         if resuming:  # a fresh run has left nothing behind yet: the user's own temp files are not ours
             _sweep_temp(out)
@@ -197,9 +206,17 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
         if cfg.attacker.mode == "adaptive":  # search against the current learner; archive carried over rounds
             from superalign.attacker.adaptive import adaptive_round
 
-            harmful, payload = adaptive_round(plan.train_harmful, learner.at(base), critic, cfg.attacker, k,
-                                              _seed(cfg, k, "attack"), store.step_payload(k - 1, "attack"),
-                                              Sampling(cfg.max_new_tokens, 0.0), log)
+            harmful, payload = adaptive_round(
+                plan.train_harmful,
+                learner.at(base),
+                critic,
+                cfg.attacker,
+                k,
+                _seed(cfg, k, "attack"),
+                store.step_payload(k - 1, "attack"),
+                Sampling(cfg.max_new_tokens, 0.0),
+                log,
+            )
         else:
             harmful = attack(plan.train_harmful, cfg.attacker, k, _seed(cfg, k, "attack"))
         benign = benign_training_queries(plan, cfg.attacker.benign_per_round, k, cfg.seed)
@@ -217,8 +234,9 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
         n = cfg.train.samples_per_query
         samples = respond(harmful, model, params, n, k) + respond(benign, model, params, 1, k)
         rev_params = Sampling(32, cfg.train.temperature, cfg.train.top_k, _seed(cfg, k, "revise"))
-        revisions = (revise_to_refusal(harmful, model, rev_params, n, k)
-                     + revise_to_refusal(benign, model, rev_params, 1, k))
+        revisions = revise_to_refusal(harmful, model, rev_params, n, k) + revise_to_refusal(
+            benign, model, rev_params, 1, k
+        )
         store.commit_step(k, "respond", responses=samples + revisions)
         tick("after-respond")
     responses = store.responses(round=k, step="respond")
@@ -229,8 +247,12 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
         label = (lambda q: q.harmful) if cfg.train.pairs == "label" else (lambda q: None)
         items = [JudgeItem(r.id, qmap[r.query_id].text, r.text, label(qmap[r.query_id])) for r in responses]
         verdicts = judge(items, critic_for_round(cfg, critic, out, k, log))
-        store.commit_step(k, "judge", verdicts=verdicts,
-                          payload={"attack_asr_by_style": attack_asr_by_style(queries, responses, verdicts)})
+        store.commit_step(
+            k,
+            "judge",
+            verdicts=verdicts,
+            payload={"attack_asr_by_style": attack_asr_by_style(queries, responses, verdicts)},
+        )
         tick("after-judge")
     if cfg.train.pairs == "critic+revise" and not store.step_done(k, "critique"):
         _critique_step(cfg, store, critic_for_round(cfg, critic, out, k, log), learner.at(base), queries, k, log)
@@ -239,10 +261,12 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
     if not store.step_done(k, "pairs"):
         pairs = round_pairs(cfg, store, out, k)
         n_human = sum(p.provenance == "human" for p in pairs)
-        log(f"round {k}: {len(pairs)} preference pairs "
+        log(
+            f"round {k}: {len(pairs)} preference pairs "
             f"({sum(p.kind == 'refuse-harmful' for p in pairs)} refuse-harmful, "
             f"{sum(p.kind == 'help-benign' for p in pairs)} help-benign"
-            + (f", {n_human} from reviewed queries)" if cfg.oversight.review_fraction > 0 else ")"))
+            + (f", {n_human} from reviewed queries)" if cfg.oversight.review_fraction > 0 else ")")
+        )
         store.commit_step(k, "pairs", pairs=pairs)
         tick("after-pairs")
     if not store.step_done(k, "train"):
@@ -250,20 +274,36 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
         model = learner.trainable(base)
         log(f"round {k}: DPO from round-{base} on {len(pairs)} pairs + {cfg.train.competence_replay} replay examples")
         with _progress("train") as bar:
+
             def step_done(step: int, total: int, loss: float) -> None:
                 tick("train")
                 bar(step, total, loss)
 
-            new, stats = update_learner(model, pairs, cfg.train, _seed(cfg, k, "train"),
-                                        replay=plan.replay[: cfg.train.competence_replay], progress=step_done)
+            new, stats = update_learner(
+                model,
+                pairs,
+                cfg.train,
+                _seed(cfg, k, "train"),
+                replay=plan.replay[: cfg.train.competence_replay],
+                progress=step_done,
+            )
         save_checkpoint(new, out / "checkpoints" / f"round-{k}")
         tick("after-checkpoint")  # checkpoint written, step not yet committed
         learner.close()  # reload from the checkpoint: what we evaluate is what we shipped
-        store.commit_step(k, "train", payload={
-            "steps": stats.steps, "train_loss_first": stats.first_loss, "train_loss_last": stats.last_loss,
-            "reward_accuracy": round(stats.reward_accuracy, 4), "train_seconds": stats.seconds,
-            "pairs": len(pairs), "losses": stats.losses, "trained_from": base,
-        })
+        store.commit_step(
+            k,
+            "train",
+            payload={
+                "steps": stats.steps,
+                "train_loss_first": stats.first_loss,
+                "train_loss_last": stats.last_loss,
+                "reward_accuracy": round(stats.reward_accuracy, 4),
+                "train_seconds": stats.seconds,
+                "pairs": len(pairs),
+                "losses": stats.losses,
+                "trained_from": base,
+            },
+        )
         tick("after-train")
 
 
@@ -273,8 +313,9 @@ def attack_asr_by_style(queries: list[Query], responses: list[Response], verdict
     started from, before training)."""
     from superalign.attacker.styles import style_of_method
 
-    style = {q.id: style_of_method(q.source.split("+", 1)[1]) if "+" in q.source else "plain"
-             for q in queries if q.harmful}
+    style = {
+        q.id: style_of_method(q.source.split("+", 1)[1]) if "+" in q.source else "plain" for q in queries if q.harmful
+    }
     unsafe = {v.response_id: bool(v.unsafe) for v in verdicts}
     tally: dict[str, list[int]] = {}
     for r in responses:
@@ -283,8 +324,13 @@ def attack_asr_by_style(queries: list[Query], responses: list[Response], verdict
     return {s: {"asr": round(sum(v) / len(v), 4), "n": len(v)} for s, v in sorted(tally.items())}
 
 
-def judge_heldout(queries: list[Query], responses: list[Response], critic: Any,
-                  eval_judge: Any = None, subset: Callable[[Query], str] | None = None) -> tuple[dict[str, Any], list, list]:
+def judge_heldout(
+    queries: list[Query],
+    responses: list[Response],
+    critic: Any,
+    eval_judge: Any = None,
+    subset: Callable[[Query], str] | None = None,
+) -> tuple[dict[str, Any], list, list]:
     """Safety metrics of held-out answers (one per query, in order) by the training critic and, when given,
     by the evaluation judge: (metrics, critic verdicts, judge verdicts). The judge's columns are
     `asr_independent`, `over_refusal_independent` and `goodhart_gap` = asr - asr_independent (how much of the
@@ -296,25 +342,42 @@ def judge_heldout(queries: list[Query], responses: list[Response], critic: Any,
     verdicts = judge(items, critic)
     s = safety_metrics(queries, responses, verdicts)
     metrics: dict[str, Any] = {
-        "asr": s.asr, "asr_ci": list(s.asr_ci), "asr_keyword_bound": s.asr_keyword_bound,
-        "asr_abstained": s.asr_abstained, "over_refusal": s.over_refusal,
-        "over_refusal_ci": list(s.over_refusal_ci), "degenerate": s.degenerate, "critic": critic.name}
+        "asr": s.asr,
+        "asr_ci": list(s.asr_ci),
+        "asr_keyword_bound": s.asr_keyword_bound,
+        "asr_abstained": s.asr_abstained,
+        "over_refusal": s.over_refusal,
+        "over_refusal_ci": list(s.over_refusal_ci),
+        "degenerate": s.degenerate,
+        "critic": critic.name,
+    }
     independent = judge(items, eval_judge) if eval_judge is not None else []
     if independent:
         si = safety_metrics(queries, responses, independent)
-        metrics.update(asr_independent=si.asr, asr_independent_ci=list(si.asr_ci),
-                       over_refusal_independent=si.over_refusal, goodhart_gap=round(s.asr - si.asr, 4),
-                       eval_judge=eval_judge.name)
+        metrics.update(
+            asr_independent=si.asr,
+            asr_independent_ci=list(si.asr_ci),
+            over_refusal_independent=si.over_refusal,
+            goodhart_gap=round(s.asr - si.asr, 4),
+            eval_judge=eval_judge.name,
+        )
     if subset is not None:
         by: dict[str, list[int]] = {}
         for i, q in enumerate(queries):
             if q.harmful:
                 by.setdefault(subset(q), []).append(i)
         metrics["asr_by_subset"] = {
-            name: {"n": len(ix), "asr": round(sum(bool(verdicts[i].unsafe) for i in ix) / len(ix), 4),
-                   **({"asr_independent": round(sum(bool(independent[i].unsafe) for i in ix) / len(ix), 4)}
-                      if independent else {})}
-            for name, ix in sorted(by.items())}
+            name: {
+                "n": len(ix),
+                "asr": round(sum(bool(verdicts[i].unsafe) for i in ix) / len(ix), 4),
+                **(
+                    {"asr_independent": round(sum(bool(independent[i].unsafe) for i in ix) / len(ix), 4)}
+                    if independent
+                    else {}
+                ),
+            }
+            for name, ix in sorted(by.items())
+        }
     return metrics, verdicts, independent
 
 
@@ -326,9 +389,11 @@ def _critique_step(cfg, store, critic, model, queries, k: int, log: Log) -> None
 
     qmap = {q.id: q for q in queries}
     verdict = {v.response_id: v for v in store.verdicts(round=k, step="judge")}
-    unsafe = [(qmap[r.query_id], r, critique_of(verdict[r.id].explanation, verdict[r.id].evidence))
-              for r in store.responses(round=k, step="respond")
-              if r.system != "revision" and r.id in verdict and verdict[r.id].unsafe]
+    unsafe = [
+        (qmap[r.query_id], r, critique_of(verdict[r.id].explanation, verdict[r.id].evidence))
+        for r in store.responses(round=k, step="respond")
+        if r.system != "revision" and r.id in verdict and verdict[r.id].unsafe
+    ]
     log(f"round {k}: learner revises {len(unsafe)} unsafe answers after reading the critic's explanation")
     params = Sampling(32, cfg.train.temperature, cfg.train.top_k, _seed(cfg, k, "critique"))
     revisions = revise_from_critique(unsafe, model, params, k) if unsafe else []
@@ -344,26 +409,33 @@ def _eval_step(cfg, store, plan, critic, eval_judge, model, k: int, elapsed: flo
     responses = [Response(stable_id("eval", q.id, k), q.id, t, model.name, k) for q, t in zip(qs, texts)]
     from superalign.plan import heldout_subset
 
-    safety, verdicts, independent = judge_heldout(qs, responses, critic, eval_judge,
-                                                  subset=lambda q: heldout_subset(q, cfg))
+    safety, verdicts, independent = judge_heldout(
+        qs, responses, critic, eval_judge, subset=lambda q: heldout_subset(q, cfg)
+    )
     acc, ci, per_task = competence(model, plan.competence_items)
     train = store.step_payload(k, "train") or {}
     metrics = {
-        "round": k, **safety,
-        "competence": acc, "competence_ci": list(ci),
-        "competence_by_task": per_task, "human_labels": store.count("human_labels"),
-        "pairs": train.get("pairs", 0), "trained_from": train.get("trained_from"),
+        "round": k,
+        **safety,
+        "competence": acc,
+        "competence_ci": list(ci),
+        "competence_by_task": per_task,
+        "human_labels": store.count("human_labels"),
+        "pairs": train.get("pairs", 0),
+        "trained_from": train.get("trained_from"),
         "train_loss_first": train.get("train_loss_first"),
-        "train_loss_last": train.get("train_loss_last"), "reward_accuracy": train.get("reward_accuracy"),
-        "model": model.name, "n_harmful": len(plan.heldout_harmful),
-        "n_benign": len(plan.heldout_benign), "n_competence": len(plan.competence_items),
+        "train_loss_last": train.get("train_loss_last"),
+        "reward_accuracy": train.get("reward_accuracy"),
+        "model": model.name,
+        "n_harmful": len(plan.heldout_harmful),
+        "n_benign": len(plan.heldout_benign),
+        "n_competence": len(plan.competence_items),
         "minutes": round(elapsed / 60, 2),
     }
     if independent and not store.step_done(k, "eval_independent"):  # the judge's verdicts, for asr_ppi (ppi.py)
         store.commit_step(k, "eval_independent", verdicts=independent)
     # Held-out queries are stored once (round 0) so reports can show them; they never reach training.
-    store.commit_step(k, "eval", queries=qs if k == 0 else (), responses=responses, verdicts=verdicts,
-                      payload=metrics)
+    store.commit_step(k, "eval", queries=qs if k == 0 else (), responses=responses, verdicts=verdicts, payload=metrics)
 
 
 def write_outputs(out: Path, store: Any, cfg: RunConfig | None = None) -> Path:
@@ -409,8 +481,14 @@ def _examples(store: Any, rounds: list[dict], n: int = 6) -> list[dict]:
     for k in sorted({first, last}):
         for r in store.responses(round=k, step="eval")[:n]:
             v = verdicts.get(r.id)
-            out.append({"round": k, "prompt": text.get(r.query_id, r.query_id), "response": r.text,
-                        "verdict_explanation": v.explanation if v else ""})
+            out.append(
+                {
+                    "round": k,
+                    "prompt": text.get(r.query_id, r.query_id),
+                    "response": r.text,
+                    "verdict_explanation": v.explanation if v else "",
+                }
+            )
     return out
 
 
@@ -424,9 +502,15 @@ class _progress:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.p = Progress(TextColumn(f"  {self.label}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                          TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), transient=False,
-                          console=Console(stderr=True))
+        self.p = Progress(
+            TextColumn(f"  {self.label}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("loss {task.fields[loss]}"),
+            TimeElapsedColumn(),
+            transient=False,
+            console=Console(stderr=True),
+        )
         self.p.__enter__()
         self.task = self.p.add_task(self.label, total=None, loss="-")
         return self

@@ -76,9 +76,15 @@ def round_estimate(store: Any, k: int, confidence: float = 0.95) -> tuple[PPIEst
     labelled = [rid for rid in pool if rid in labels]
     if not labelled:
         return None, len(answers) - len(pool)
-    return (ppi_mean([known[rid] for rid in pool], [known[rid] for rid in labelled],
-                     [float(bool(labels[rid].unsafe)) for rid in labelled], confidence=confidence),
-            len(answers) - len(pool))
+    return (
+        ppi_mean(
+            [known[rid] for rid in pool],
+            [known[rid] for rid in labelled],
+            [float(bool(labels[rid].unsafe)) for rid in labelled],
+            confidence=confidence,
+        ),
+        len(answers) - len(pool),
+    )
 
 
 def ppi_round(store: Any, k: int, confidence: float = 0.95) -> dict[str, Any]:

@@ -94,8 +94,10 @@ def _template_problems(max_chars: int) -> Iterator[tuple[Loc, str]]:
         yield ("attacker", "template_share"), f"{exc}, or set attacker.template_share: 0"
         return
     if not usable:
-        yield ("attacker", "max_template_chars"), (f"no PyRIT template is at most {max_chars} characters; "
-                                                   "raise it or set attacker.template_share: 0")
+        yield (
+            ("attacker", "max_template_chars"),
+            (f"no PyRIT template is at most {max_chars} characters; raise it or set attacker.template_share: 0"),
+        )
 
 
 def _policy_problems(cfg: RunConfig) -> Iterator[tuple[Loc, str]]:
@@ -127,8 +129,11 @@ def check_resume(stored: dict[str, Any], cfg: RunConfig, out: Path) -> None:
     differs, naming each changed key as `key: old → new`. `rounds` may grow: the run then goes on to the
     new number of rounds; it may not shrink (the rounds already run would outnumber it)."""
     changes = _changes(_normalised(stored), cfg.model_dump(mode="json"))
-    refused = [(k, old, new) for k, old, new in changes
-               if not (k == "rounds" and isinstance(old, int) and isinstance(new, int) and new > old)]
+    refused = [
+        (k, old, new)
+        for k, old, new in changes
+        if not (k == "rounds" and isinstance(old, int) and isinstance(new, int) and new > old)
+    ]
     if not refused:
         return
     listed = ", ".join(f"{k}: {_show(old)} → {_show(new)}" for k, old, new in refused)

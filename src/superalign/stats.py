@@ -101,8 +101,15 @@ class PPIEstimate:
         """How many labels this pool needs for a `halfwidth` interval, judging by the current labels."""
         if self.var_resid is None or self.var_f is None:
             return None
-        return labels_for_halfwidth(self.var_resid, self.var_f, self.n_unlabelled, halfwidth, self.confidence,
-                                    lam=self.lam, cov_resid_f=self.cov_resid_f)
+        return labels_for_halfwidth(
+            self.var_resid,
+            self.var_f,
+            self.n_unlabelled,
+            halfwidth,
+            self.confidence,
+            lam=self.lam,
+            cov_resid_f=self.cov_resid_f,
+        )
 
 
 def _clip01(x: float) -> float:
@@ -135,9 +142,16 @@ def _is_binary(y: np.ndarray) -> bool:
     return bool(np.all((y == 0) | (y == 1)))
 
 
-def ppi_mean(pred_unlabelled: Sequence[float] | np.ndarray, pred_labelled: Sequence[float] | np.ndarray,
-             y_labelled: Sequence[float] | np.ndarray, confidence: float = 0.95, tune: bool = True, *,
-             labelled_in_pool: bool = True, lam: float | None = None) -> PPIEstimate:
+def ppi_mean(
+    pred_unlabelled: Sequence[float] | np.ndarray,
+    pred_labelled: Sequence[float] | np.ndarray,
+    y_labelled: Sequence[float] | np.ndarray,
+    confidence: float = 0.95,
+    tune: bool = True,
+    *,
+    labelled_in_pool: bool = True,
+    lam: float | None = None,
+) -> PPIEstimate:
     """The PPI (PPI++ when `tune`) estimate of the mean of y, a rate in [0, 1] (see the module doc).
 
     pred_unlabelled: the judge's scores on the pool of N items: by default ALL judged items, the labelled
@@ -164,12 +178,23 @@ def ppi_mean(pred_unlabelled: Sequence[float] | np.ndarray, pred_labelled: Seque
         raise ValueError(f"lam {lam!r}: must be in [0, 1]")
     n, big_n = int(y.size), int(f_pool.size)
     if labelled_in_pool and big_n < n:
-        raise ValueError(f"the pool has {big_n} scores but {n} items are labelled; with labelled_in_pool the "
-                         "pool (pred_unlabelled) holds every judged item, the labelled ones included")
+        raise ValueError(
+            f"the pool has {big_n} scores but {n} items are labelled; with labelled_in_pool the "
+            "pool (pred_unlabelled) holds every judged item, the labelled ones included"
+        )
     z = z_value(confidence)
     if n == 0:
-        return PPIEstimate(None, None, 0, big_n, 0.0, None, None, confidence=confidence,
-                           reason="no labels: PPI needs human labels to measure the judge's bias")
+        return PPIEstimate(
+            None,
+            None,
+            0,
+            big_n,
+            0.0,
+            None,
+            None,
+            confidence=confidence,
+            reason="no labels: PPI needs human labels to measure the judge's bias",
+        )
 
     var_f = _var(f_pool)
     if lam is None:
@@ -186,8 +211,17 @@ def ppi_mean(pred_unlabelled: Sequence[float] | np.ndarray, pred_labelled: Seque
     theta = (lam * float(f_pool.mean()) if lam else 0.0) + float(resid.mean())
     classical = float(y.mean())
     if n < 2:
-        return PPIEstimate(_clip01(theta), None, n, big_n, lam, classical, None, confidence=confidence,
-                           reason="1 label: an interval needs at least 2")
+        return PPIEstimate(
+            _clip01(theta),
+            None,
+            n,
+            big_n,
+            lam,
+            classical,
+            None,
+            confidence=confidence,
+            reason="1 label: an interval needs at least 2",
+        )
 
     var_resid = _var(resid)
     cov_resid_f = _cov(resid, f_lab) if labelled_in_pool and lam else 0.0
@@ -201,19 +235,43 @@ def ppi_mean(pred_unlabelled: Sequence[float] | np.ndarray, pred_labelled: Seque
         ci = _interval(theta, var, z)
         if wilson_ci is not None and min(y.sum(), n - y.sum()) < FEW:
             ones = int(y.sum())
-            reason = (f"{min(ones, n - ones)} of {n} labels are {1 if ones < n - ones else 0}: with so few of one "
-                      "kind the normal interval tends to be too narrow; label more")
+            reason = (
+                f"{min(ones, n - ones)} of {n} labels are {1 if ones < n - ones else 0}: with so few of one "
+                "kind the normal interval tends to be too narrow; label more"
+            )
     else:
         ci = wilson_ci
-        reason = ("zero estimated variance (the labels all agree and nothing else varies): the normal interval "
-                  "would be a point; " + ("the interval is Wilson's on the labels alone" if ci else "no interval"))
+        reason = (
+            "zero estimated variance (the labels all agree and nothing else varies): the normal interval "
+            "would be a point; " + ("the interval is Wilson's on the labels alone" if ci else "no interval")
+        )
     classical_ci = _interval(classical, var_y / n, z) if var_y > 0.0 else wilson_ci
-    return PPIEstimate(_clip01(theta), ci, n, big_n, lam, classical, classical_ci, var_resid=var_resid,
-                       var_f=var_f, cov_resid_f=cov_resid_f, confidence=confidence, reason=reason)
+    return PPIEstimate(
+        _clip01(theta),
+        ci,
+        n,
+        big_n,
+        lam,
+        classical,
+        classical_ci,
+        var_resid=var_resid,
+        var_f=var_f,
+        cov_resid_f=cov_resid_f,
+        confidence=confidence,
+        reason=reason,
+    )
 
 
-def labels_for_halfwidth(var_resid: float, var_f: float, N: int, halfwidth: float, confidence: float = 0.95,
-                         *, lam: float = 1.0, cov_resid_f: float = 0.0) -> int | None:
+def labels_for_halfwidth(
+    var_resid: float,
+    var_f: float,
+    N: int,
+    halfwidth: float,
+    confidence: float = 0.95,
+    *,
+    lam: float = 1.0,
+    cov_resid_f: float = 0.0,
+) -> int | None:
     """The smallest number of labels n whose PPI interval has half-width <= `halfwidth`.
 
     Uses ppi_mean's variance, Var(n) = (lam^2 var_f + 2 lam cov_resid_f) / N + var_resid / n, with

@@ -85,9 +85,13 @@ def make_app(
             return failed
         last_user = next((m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), "")
         words = f"echo: {last_user}".split()[: int(body.get("max_tokens") or 16)]
-        return {"object": "chat.completion", "model": model, "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": " ".join(words)},
-             "finish_reason": "length"}]}
+        return {
+            "object": "chat.completion",
+            "model": model,
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": " ".join(words)}, "finish_reason": "length"}
+            ],
+        }
 
     @app.post("/v1/completions", response_model=None)
     def completions(request: Request, body: dict = Body(...)) -> Any:  # noqa: B008 - FastAPI idiom
@@ -104,10 +108,23 @@ def make_app(
         values: list[float | None] = [-1.0] * len(spans)
         if body.get("echo") and values:
             values[0] = None  # nothing to condition the first prompt token on
-        return {"object": "text_completion", "model": model, "choices": [
-            {"index": 0, "text": text, "finish_reason": "length",
-             "logprobs": {"tokens": [t for _, t in spans], "token_logprobs": values,
-                          "text_offset": [o for o, _ in spans], "top_logprobs": None}}]}
+        return {
+            "object": "text_completion",
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "text": text,
+                    "finish_reason": "length",
+                    "logprobs": {
+                        "tokens": [t for _, t in spans],
+                        "token_logprobs": values,
+                        "text_offset": [o for o, _ in spans],
+                        "top_logprobs": None,
+                    },
+                }
+            ],
+        }
 
     return app
 

@@ -8,8 +8,10 @@ import torch
 
 from superalign.backends import Sampling, load_backend
 
-CHATS = [[{"role": "user", "content": t}] for t in
-         ("Name a red planet.", "hi", "Explain, step by step, how tides work on Earth.", "2+2?")]
+CHATS = [
+    [{"role": "user", "content": t}]
+    for t in ("Name a red planet.", "hi", "Explain, step by step, how tides work on Earth.", "2+2?")
+]
 
 
 def _prefill(model, prompts, pad, cache):
@@ -17,8 +19,9 @@ def _prefill(model, prompts, pad, cache):
     ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True,
-                logits_to_keep=1)
+    out = model(
+        input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True, logits_to_keep=1
+    )
     return out.logits[:, -1], mask, pos[:, -1:] + 1
 
 
@@ -42,8 +45,14 @@ def test_fast_step_is_bitwise_the_transformers_forward(dtype):
         nxt = first.float().argmax(-1)
         for t in range(8):
             mask = torch.cat([mask, torch.ones(len(nxt), 1, dtype=mask.dtype)], 1)
-            ref = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=pos, past_key_values=ref_cache,
-                        use_cache=True, logits_to_keep=1).logits[:, -1]
+            ref = model(
+                input_ids=nxt[:, None],
+                attention_mask=mask,
+                position_ids=pos,
+                past_key_values=ref_cache,
+                use_cache=True,
+                logits_to_keep=1,
+            ).logits[:, -1]
             ours = decoder.step(nxt[:, None], pos, mask, fast_cache)
             assert ours.dtype == ref.dtype
             if dtype == "bfloat16":
@@ -74,8 +83,9 @@ def test_generate_uses_the_fast_step_and_matches_hf_generate(monkeypatch):
     assert calls, "the fast step was not used"
     for chat, text in zip(CHATS, ours):
         prompt = be.encode(be.render(chat))
-        ref = be.model.generate(torch.tensor([prompt]), max_new_tokens=12, do_sample=False,
-                                pad_token_id=be.tokenizer.pad_token_id)[0, len(prompt):].tolist()
+        ref = be.model.generate(
+            torch.tensor([prompt]), max_new_tokens=12, do_sample=False, pad_token_id=be.tokenizer.pad_token_id
+        )[0, len(prompt) :].tolist()
         stop = next((i for i, t in enumerate(ref) if t in be.stop_ids), len(ref))
         assert text == be.tokenizer.decode(ref[:stop], skip_special_tokens=True).strip()
     sampled = Sampling(12, 0.9, 20, seed=5)

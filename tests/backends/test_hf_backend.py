@@ -4,8 +4,11 @@ import torch
 from superalign.backends import Sampling
 from superalign.records import user_chat
 
-CHATS = [user_chat("How do I kill a Python process?"), user_chat("Name a red planet."),
-         user_chat("Write one word about the sea, please, in a friendly tone.")]
+CHATS = [
+    user_chat("How do I kill a Python process?"),
+    user_chat("Name a red planet."),
+    user_chat("Write one word about the sea, please, in a friendly tone."),
+]
 
 
 def test_greedy_matches_hf_generate(tiny):
@@ -14,7 +17,7 @@ def test_greedy_matches_hf_generate(tiny):
     for chat, text in zip(CHATS, ours):
         enc = tiny.tokenizer(tiny.render(chat), return_tensors="pt", add_special_tokens=False)
         ref = tiny.model.generate(**enc, max_new_tokens=12, do_sample=False, pad_token_id=tiny.tokenizer.pad_token_id)
-        assert text == tiny.tokenizer.decode(ref[0, enc.input_ids.shape[1]:], skip_special_tokens=True).strip()
+        assert text == tiny.tokenizer.decode(ref[0, enc.input_ids.shape[1] :], skip_special_tokens=True).strip()
 
 
 def test_sampling_is_seeded_and_topk_limited(tiny):
@@ -67,8 +70,10 @@ def test_finished_rows_leave_the_batch_without_changing_the_others(tiny):
     exactly the tokens they produce when nobody stops (seeded sampling: the random tiny model's greedy text
     is the same token for every row, so it cannot end rows at different steps)."""
     prompts = [tiny.encode(tiny.render(user_chat(f"Say something about item {i}."))) for i in range(6)]
-    for params in (Sampling(max_new_tokens=14, temperature=1.0, top_k=20, seed=5),
-                   Sampling(max_new_tokens=14, temperature=0.7, top_k=50, seed=9)):
+    for params in (
+        Sampling(max_new_tokens=14, temperature=1.0, top_k=20, seed=5),
+        Sampling(max_new_tokens=14, temperature=0.7, top_k=50, seed=9),
+    ):
         free = tiny.decode_batch(prompts, params)
         # a stop token that ends some rows early, at different steps, and never occurs in others
         firsts: dict[int, set[int]] = {}
@@ -78,8 +83,9 @@ def test_finished_rows_leave_the_batch_without_changing_the_others(tiny):
         stop = next(t for t, rows in sorted(firsts.items()) if 0 < len(rows) < len(free))
         old = tiny.stop_ids
         sizes: list[int] = []
-        hook = tiny.model.register_forward_pre_hook(lambda m, a, kw, sizes=sizes: sizes.append(kw["input_ids"].shape[0]),
-                                                    with_kwargs=True)
+        hook = tiny.model.register_forward_pre_hook(
+            lambda m, a, kw, sizes=sizes: sizes.append(kw["input_ids"].shape[0]), with_kwargs=True
+        )
         try:
             tiny.stop_ids = [stop]
             stopped = tiny.decode_batch(prompts, params)

@@ -9,8 +9,14 @@ def _steps(model, cache, ids, mask, drop_after: int, steps: int) -> list[torch.T
     logits, step_ids = [], ids
     with torch.inference_mode():
         for t in range(steps):
-            out = model(input_ids=step_ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
-                        use_cache=True, logits_to_keep=1)
+            out = model(
+                input_ids=step_ids,
+                attention_mask=mask,
+                position_ids=pos,
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
             cache = out.past_key_values
             last = out.logits[:, -1].float()
             logits.append(last)
@@ -58,7 +64,8 @@ def test_decode_uses_the_reserved_cache_and_matches_greedy_hf(tiny, monkeypatch)
     prompt = tiny.encode(tiny.render([{"role": "user", "content": "Name a red planet."}]))
     ours = tiny.decode_batch([prompt], Sampling(max_new_tokens=9))
     assert made == [len(prompt) + 9]
-    ref = tiny.model.generate(torch.tensor([prompt]), max_new_tokens=9, do_sample=False,
-                              pad_token_id=tiny.tokenizer.pad_token_id)[0, len(prompt):].tolist()
+    ref = tiny.model.generate(
+        torch.tensor([prompt]), max_new_tokens=9, do_sample=False, pad_token_id=tiny.tokenizer.pad_token_id
+    )[0, len(prompt) :].tolist()
     stop = next((i for i, t in enumerate(ref) if t in tiny.stop_ids), len(ref))
     assert ours[0] == ref[:stop]

@@ -26,19 +26,29 @@ def _backend(url: str, **kwargs: object) -> OpenAICompatBackend:
 
 
 # ---- spec -------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("spec", "expected"), [
-    ("openai:Qwen2.5-7B@http://127.0.0.1:8000/v1", ("Qwen2.5-7B", "http://127.0.0.1:8000/v1")),
-    ("openai:org/model-1B@https://example.test/v1/", ("org/model-1B", "https://example.test/v1")),
-    ("openai:m@http://user:pw@127.0.0.1:9/v1", ("m", "http://user:pw@127.0.0.1:9/v1")),
-])
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("openai:Qwen2.5-7B@http://127.0.0.1:8000/v1", ("Qwen2.5-7B", "http://127.0.0.1:8000/v1")),
+        ("openai:org/model-1B@https://example.test/v1/", ("org/model-1B", "https://example.test/v1")),
+        ("openai:m@http://user:pw@127.0.0.1:9/v1", ("m", "http://user:pw@127.0.0.1:9/v1")),
+    ],
+)
 def test_parse_spec_splits_model_and_url(spec: str, expected: tuple[str, str]) -> None:
     assert parse_openai_spec(spec) == expected
 
 
-@pytest.mark.parametrize("spec", [
-    "openai:", "openai:Qwen", "openai:@http://127.0.0.1:8000/v1", "openai:Qwen@127.0.0.1:8000",
-    "openai:Qwen@http://", "Qwen@http://127.0.0.1:8000/v1",
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "openai:",
+        "openai:Qwen",
+        "openai:@http://127.0.0.1:8000/v1",
+        "openai:Qwen@127.0.0.1:8000",
+        "openai:Qwen@http://",
+        "Qwen@http://127.0.0.1:8000/v1",
+    ],
+)
 def test_bad_spec_says_what_to_write(spec: str) -> None:
     with pytest.raises(UserError) as err:
         parse_openai_spec(spec)
@@ -145,7 +155,9 @@ def test_a_run_checks_the_server_before_it_writes_anything() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     start = time.monotonic()
-    with pytest.raises(BackendUnavailable, match=f"cannot reach OpenAI-compatible server at http://127.0.0.1:{port}/v1"):
+    with pytest.raises(
+        BackendUnavailable, match=f"cannot reach OpenAI-compatible server at http://127.0.0.1:{port}/v1"
+    ):
         check_backend_spec(f"openai:m@http://127.0.0.1:{port}/v1")
     assert time.monotonic() - start < 5.0
 
@@ -163,8 +175,10 @@ def test_logprobs_sum_exactly_the_continuation_tokens() -> None:
     bodies = log.bodies("/v1/completions")
     assert len(bodies) == 2  # the empty continuation costs no request
     assert all(b["echo"] is True and b["max_tokens"] == 0 for b in bodies)
-    assert {b["prompt"] for b in bodies} == {render_chatml(CHATS[0]) + "Sure thing",
-                                            render_chatml(CHATS[1]) + CONTINUATIONS[1]}
+    assert {b["prompt"] for b in bodies} == {
+        render_chatml(CHATS[0]) + "Sure thing",
+        render_chatml(CHATS[1]) + CONTINUATIONS[1],
+    }
 
 
 def test_logprobs_falls_back_to_max_tokens_1_and_ignores_the_generated_token() -> None:

@@ -36,12 +36,20 @@ def test_ray_executor_run_equals_local_run(tmp_path):
     from superalign.store.runstore import RunStore
 
     def run(cfg, out):
-        r = subprocess.run([sys.executable, "-m", "superalign.cli", "run", "--config", cfg, "--out", str(out)],
-                           capture_output=True, text=True, timeout=900)
+        r = subprocess.run(
+            [sys.executable, "-m", "superalign.cli", "run", "--config", cfg, "--out", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert r.returncode == 0, r.stderr[-3000:]
         with RunStore(out / "run.sqlite") as s:
-            recs = ([q.to_dict() for q in s.queries()], [x.to_dict() for x in s.responses()],
-                    [v.to_dict() for v in s.verdicts()], [p.to_dict() for p in s.pairs()])
+            recs = (
+                [q.to_dict() for q in s.queries()],
+                [x.to_dict() for x in s.responses()],
+                [v.to_dict() for v in s.verdicts()],
+                [p.to_dict() for p in s.pairs()],
+            )
         rows = [json.loads(x) for x in (out / "rounds.jsonl").read_text().splitlines()]
         return recs, [{k: v for k, v in row.items() if k != "minutes"} for row in rows]
 

@@ -20,14 +20,21 @@ from superalign.config import RunConfig, load_config  # noqa: E402
 from superalign.errors import UserError  # noqa: E402
 from superalign.store.jsonl import read_jsonl  # noqa: E402
 
-BOUNDED = settings(max_examples=150, deadline=timedelta(milliseconds=2000), derandomize=True,
-                   suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+BOUNDED = settings(
+    max_examples=150,
+    deadline=timedelta(milliseconds=2000),
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True),
-                    st.text(max_size=20))
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                       st.dictionaries(st.text(max_size=8), inner, max_size=4)),
-                      max_leaves=12)
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True), st.text(max_size=20)
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    max_leaves=12,
+)
 row_keys = st.sampled_from(["prompt", "response", "harmful", "round", "id", "category", "x"])
 rows = st.dictionaries(row_keys, values, max_size=6)
 
@@ -39,7 +46,8 @@ def _line(row_or_bytes):
 
 
 jsonl_files = st.lists(st.one_of(rows, st.binary(max_size=40), st.just(b"[" * 3000)), max_size=6).map(
-    lambda parts: b"".join(_line(p) for p in parts))
+    lambda parts: b"".join(_line(p) for p in parts)
+)
 
 
 @BOUNDED
@@ -50,8 +58,11 @@ def test_jsonl_rows_give_rows_or_one_user_error(tmp_path, data):
     path = tmp_path / "in.jsonl"
     path.write_bytes(data)
     try:
-        got = read_jsonl(path, required=["prompt", "response"],
-                         types={"prompt": (str,), "response": (str,), "harmful": (bool, type(None))})
+        got = read_jsonl(
+            path,
+            required=["prompt", "response"],
+            types={"prompt": (str,), "response": (str,), "harmful": (bool, type(None))},
+        )
         _check_rows(path, got)  # what `review add` asks of each row on top
     except UserError as exc:
         assert str(path) in str(exc)
@@ -68,8 +79,9 @@ def test_review_add_cli_exits_0_or_2(tmp_path, monkeypatch, capsys, data):
     run.mkdir(exist_ok=True)
     path = tmp_path / "in.jsonl"
     path.write_bytes(data)
-    monkeypatch.setattr(sys, "argv", ["superalign", "review", "add", "--critic", "none", "--run", str(run),
-                                      "--in", str(path)])
+    monkeypatch.setattr(
+        sys, "argv", ["superalign", "review", "add", "--critic", "none", "--run", str(run), "--in", str(path)]
+    )
     try:
         main()
         code = 0
@@ -81,8 +93,23 @@ def test_review_add_cli_exits_0_or_2(tmp_path, monkeypatch, capsys, data):
         assert len([x for x in err.splitlines() if x.startswith("error:")]) == 1
 
 
-config_keys = st.sampled_from(["learner", "rounds", "seed", "max_new_tokens", "data", "attacker", "train",
-                               "critic", "oversight", "name", "rounds ", "<<", "batch_size"])
+config_keys = st.sampled_from(
+    [
+        "learner",
+        "rounds",
+        "seed",
+        "max_new_tokens",
+        "data",
+        "attacker",
+        "train",
+        "critic",
+        "oversight",
+        "name",
+        "rounds ",
+        "<<",
+        "batch_size",
+    ]
+)
 config_docs = st.dictionaries(config_keys, values, max_size=5)
 yaml_text = st.one_of(
     config_docs.map(lambda d: json.dumps(d, allow_nan=True)),  # JSON is YAML

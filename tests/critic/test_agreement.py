@@ -49,10 +49,20 @@ def _metrics(tmp_path: Path) -> dict:
     cats = ["refusal" if i % 2 else "refusal_extra" for i in range(60)]
     block = binary_block(probs, gold, groups, cats, abstain_below=0.0)
     harm_gold = list(rng.choice([0.0, 0.25, 0.5, 0.75, 1.0], 40))
-    harm = harm_block([min(1.0, g + 0.25) for g in harm_gold], harm_gold, [f"h{i // 2}" for i in range(40)],
-                      ["violence"] * 20 + ["sexual"] * 20)
-    return {"critic": "test", "folds": 5, "refusal": block, "objective": block, "harm": harm,
-            "pyrit": {"refusal": pyrit_reference("refusal", 150), "objective": pyrit_reference("objective", 395)}}
+    harm = harm_block(
+        [min(1.0, g + 0.25) for g in harm_gold],
+        harm_gold,
+        [f"h{i // 2}" for i in range(40)],
+        ["violence"] * 20 + ["sexual"] * 20,
+    )
+    return {
+        "critic": "test",
+        "folds": 5,
+        "refusal": block,
+        "objective": block,
+        "harm": harm,
+        "pyrit": {"refusal": pyrit_reference("refusal", 150), "objective": pyrit_reference("objective", 395)},
+    }
 
 
 def test_blocks_report_f1_cis_categories_calibration_and_mae(tmp_path: Path) -> None:
@@ -79,7 +89,11 @@ def test_tables_put_pyrit_beside_ours(tmp_path: Path) -> None:
 def test_tables_carry_the_gold_block_below_pyrits(tmp_path: Path) -> None:
     from superalign.critic.gold_eval import GOLD_HEADER
 
-    write_tables(_metrics(tmp_path), tmp_path, ("Gold test split", GOLD_HEADER, [("unsafe accuracy", "0.880", "0.840")]))
+    write_tables(
+        _metrics(tmp_path), tmp_path, ("Gold test split", GOLD_HEADER, [("unsafe accuracy", "0.880", "0.840")])
+    )
     md = (tmp_path / "table.md").read_text()
-    assert md.index("| refusal accuracy |") < md.index("Gold test split") < md.index("| unsafe accuracy | 0.880 | 0.840 |")
+    assert (
+        md.index("| refusal accuracy |") < md.index("Gold test split") < md.index("| unsafe accuracy | 0.880 | 0.840 |")
+    )
     assert "Gold test split" in (tmp_path / "table.html").read_text()

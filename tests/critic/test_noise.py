@@ -45,9 +45,13 @@ def test_clean_labels_are_learned_by_every_method() -> None:
 
 
 def test_summary_cis_bracket_the_mean_and_plot_is_written(tmp_path: Path) -> None:
-    rows = [{"method": m, "rate": r, "seed": s, "accuracy": a + 0.01 * s}
-            for m, a0 in (("ce", 0.8), ("coteach", 0.85)) for r in (0.0, 0.4) for s in range(3)
-            for a in [a0 - r / 2]]
+    rows = [
+        {"method": m, "rate": r, "seed": s, "accuracy": a + 0.01 * s}
+        for m, a0 in (("ce", 0.8), ("coteach", 0.85))
+        for r in (0.0, 0.4)
+        for s in range(3)
+        for a in [a0 - r / 2]
+    ]
     summary = summarise(rows)
     cell = summary["ce"]["0.4"]
     assert cell["lo"] < cell["mean"] == 0.61 < cell["hi"] and cell["n"] == 3

@@ -22,7 +22,9 @@ def _cli(monkeypatch, capsys, *args):
 def test_unknown_experiment_exits_2_and_lists_the_available_ones(monkeypatch, capsys, tmp_path):
     code, err = _cli(monkeypatch, capsys, "experiment", "nosiy-labels", "--out", str(tmp_path / "x"))
     assert code == 2
-    assert "did you mean 'noisy-labels'" in err and "Available: " in err and "noisy-labels" in err.split("Available:")[1]
+    assert (
+        "did you mean 'noisy-labels'" in err and "Available: " in err and "noisy-labels" in err.split("Available:")[1]
+    )
     assert not (tmp_path / "x").exists()
 
 
@@ -60,8 +62,9 @@ def test_results_table_and_plot(tmp_path):
     assert lines[2].startswith("| 0.100 | 0.600 [") and lines[3] == "| 0.200 | – |"
     md = common.write_results(tmp_path, "T", [table])
     assert md.read_text().startswith("# T\n\n| ε | acc |")
-    png = common.plot_with_ci(tmp_path / "p.png", [0, 1], {"dpo": [common.mean_ci([0.5, 0.6]), common.mean_ci([0.7])]},
-                              "x", "y", "t")
+    png = common.plot_with_ci(
+        tmp_path / "p.png", [0, 1], {"dpo": [common.mean_ci([0.5, 0.6]), common.mean_ci([0.7])]}, "x", "y", "t"
+    )
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 2000
 
 
@@ -87,8 +90,9 @@ def test_flip_draw_differs_between_seeds():
 
 def test_pair_pool_from_scripted_learner_is_split_and_cached(monkeypatch, tmp_path):
     monkeypatch.setattr(common, "pool_cache_path", lambda s: tmp_path / "pool.json")
-    settings = common.PoolSettings(learner="scripted", harmful_train=12, benign_train=8, harmful_heldout=6,
-                                   benign_heldout=4, critic="rules")
+    settings = common.PoolSettings(
+        learner="scripted", harmful_train=12, benign_train=8, harmful_heldout=6, benign_heldout=4, critic="rules"
+    )
     pool = common.pair_pool(settings)
     assert pool.train and pool.heldout and len(pool.heldout_harmful) == 6
     harmful = [p for p in pool.train if p.kind == "refuse-harmful"]

@@ -83,8 +83,11 @@ def test_unsure_sft_teaches_the_tiny_model_to_say_not_sure(fresh_tiny):
         return sum(math.log(max(p, 1e-300)) - math.log1p(-p) for p in ps) / len(ps)
 
     before = unsure_log_odds()
-    stats = train_sft(fresh_tiny, aw.unsure_sft_examples(items, right),
-                      TrainConfig(lr=1e-2, epochs=10, batch_size=6, micro_batch=6, max_len=48, max_steps=8))
+    stats = train_sft(
+        fresh_tiny,
+        aw.unsure_sft_examples(items, right),
+        TrainConfig(lr=1e-2, epochs=10, batch_size=6, micro_batch=6, max_len=48, max_steps=8),
+    )
     # the random tiny model starts ~40 nats away from saying a 5-token sentence; the gap must shrink
     assert stats.losses[-1] < stats.losses[0] and unsure_log_odds() > before + 3.0
 
@@ -102,24 +105,50 @@ def test_micro_intrinsic_run_writes_every_behaviour(monkeypatch, tmp_path):
 
     torch.set_num_threads(1)
     monkeypatch.setattr(common, "pool_cache_path", lambda s: tmp_path / "pool.json")
-    pool = common.PoolSettings(learner="tiny", harmful_train=2, benign_train=2, harmful_heldout=1, benign_heldout=1,
-                               max_new_tokens=4, critic="rules")
-    cfg = IntrinsicConfig(heldout_harmful=2, heldout_benign=2, max_new_tokens=4, critique_tokens=4, competence_items=10,
-                          calibration_items=10, sft_steps=1, dpo_steps=1, reflect_temperature=0.8,
-                          filter_reflections=False, pool=pool)
+    pool = common.PoolSettings(
+        learner="tiny",
+        harmful_train=2,
+        benign_train=2,
+        harmful_heldout=1,
+        benign_heldout=1,
+        max_new_tokens=4,
+        critic="rules",
+    )
+    cfg = IntrinsicConfig(
+        heldout_harmful=2,
+        heldout_benign=2,
+        max_new_tokens=4,
+        critique_tokens=4,
+        competence_items=10,
+        calibration_items=10,
+        sft_steps=1,
+        dpo_steps=1,
+        reflect_temperature=0.8,
+        filter_reflections=False,
+        pool=pool,
+    )
     out = tmp_path / "exp"
     out.mkdir()
     run(out, quick=True, seeds=None, learner="tiny", progress=common.no_progress, config=cfg)
     data = json.loads((out / "metrics.json").read_text())
-    assert set(data["conditions"]) == {"base direct", "base reflect-at-inference", "SFT on reflections, direct",
-                                       "DPO refusal-chosen", "DPO empathic-chosen"}
+    assert set(data["conditions"]) == {
+        "base direct",
+        "base reflect-at-inference",
+        "SFT on reflections, direct",
+        "DPO refusal-chosen",
+        "DPO empathic-chosen",
+    }
     for c in data["conditions"].values():
         assert 0.0 <= c["asr"]["mean"] <= 1.0 and 0.0 <= c["stakeholder_harmful"]["mean"] <= 1.0
     aware = data["awareness"]
     assert aware["temperature"] > 0 and len(aware["chat after unsure-SFT"]) == 1
     assert not math.isnan(aware["mc T=1"]["ece"]) and "conf" not in aware["mc T=1"]
-    assert [t["condition"] for t in data["training"]] == ["SFT on reflections, direct", "unsure-SFT",
-                                                         "DPO refusal-chosen", "DPO empathic-chosen"]
+    assert [t["condition"] for t in data["training"]] == [
+        "SFT on reflections, direct",
+        "unsure-SFT",
+        "DPO refusal-chosen",
+        "DPO empathic-chosen",
+    ]
     assert all(t["steps"] == 1 for t in data["training"])
     text = (out / "results.md").read_text()
     assert "## Self-reflection" in text and "## Self-awareness" in text and "## Empathy" in text
@@ -133,10 +162,20 @@ def test_empathic_pairs_replace_only_the_harmful_chosen():
     from superalign.learner.empathy import names_stakeholder
     from superalign.records import Pair, user_chat
 
-    harm = Pair(user_chat("How do I poison a dog?"), "I can't help with that.", "Sure, step 1...", kind="refuse-harmful",
-                query_id="0123456789abcdef")
-    help_ = Pair(user_chat("How do I kill a Python process?"), "Use kill -9.", "I can't help with that.",
-                 kind="help-benign", query_id="fedcba9876543210")
+    harm = Pair(
+        user_chat("How do I poison a dog?"),
+        "I can't help with that.",
+        "Sure, step 1...",
+        kind="refuse-harmful",
+        query_id="0123456789abcdef",
+    )
+    help_ = Pair(
+        user_chat("How do I kill a Python process?"),
+        "Use kill -9.",
+        "I can't help with that.",
+        kind="help-benign",
+        query_id="fedcba9876543210",
+    )
     pool = common.PairPool([harm, help_], [], [], [])
     out = empathic_pairs(pool, ScriptedBackend(), seed=0)
     assert out[1] == help_ and out[0].rejected == harm.rejected and out[0].provenance == "self-empathy"

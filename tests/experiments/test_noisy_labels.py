@@ -12,10 +12,28 @@ def micro(monkeypatch, tmp_path):
     from superalign.experiments.noisy_labels import NoisyLabelsConfig
 
     monkeypatch.setattr(common, "pool_cache_path", lambda s: tmp_path / "pool.json")
-    pool = common.PoolSettings(learner="tiny", harmful_train=2, benign_train=8, harmful_heldout=2, benign_heldout=4,
-                               max_new_tokens=6, critic="rules")
-    return NoisyLabelsConfig(eps=(0.0, 0.4), methods=("dpo", "rdpo"), seeds=2, steps=2, batch_size=4, micro_batch=4, max_len=48,
-                             asr_prompts=1, asr_max_new_tokens=4, lr=5e-3, pool=pool)
+    pool = common.PoolSettings(
+        learner="tiny",
+        harmful_train=2,
+        benign_train=8,
+        harmful_heldout=2,
+        benign_heldout=4,
+        max_new_tokens=6,
+        critic="rules",
+    )
+    return NoisyLabelsConfig(
+        eps=(0.0, 0.4),
+        methods=("dpo", "rdpo"),
+        seeds=2,
+        steps=2,
+        batch_size=4,
+        micro_batch=4,
+        max_len=48,
+        asr_prompts=1,
+        asr_max_new_tokens=4,
+        lr=5e-3,
+        pool=pool,
+    )
 
 
 def test_micro_run_writes_metrics_with_expected_keys(micro, tmp_path):
@@ -24,8 +42,9 @@ def test_micro_run_writes_metrics_with_expected_keys(micro, tmp_path):
     out = tmp_path / "exp"
     out.mkdir()
     seen = []
-    metrics = run(out, quick=True, seeds=None, learner="tiny", progress=lambda s, d, t: seen.append((s, d, t)),
-                  config=micro)
+    metrics = run(
+        out, quick=True, seeds=None, learner="tiny", progress=lambda s, d, t: seen.append((s, d, t)), config=micro
+    )
     data = json.loads((out / "metrics.json").read_text())
     assert {"experiment", "config", "pool", "baseline", "runs", "summary", "minutes"} <= set(data)
     assert data["experiment"] == "noisy-labels" and data["baseline"]["pref_acc"] == 0.5 and data["complete"]
@@ -68,8 +87,15 @@ def test_resume_keeps_finished_runs_and_runs_only_the_rest(micro, tmp_path):
     straight = run(tmp_path / "a", quick=True, seeds=None, learner="tiny", progress=lambda *a: None, config=micro)
     run(tmp_path / "b", quick=True, seeds=1, learner="tiny", progress=lambda *a: None, config=micro)
     trained: list[int] = []
-    resumed = run(tmp_path / "b", quick=True, seeds=2, learner="tiny", config=micro, resume=True,
-                  progress=lambda s, d, t: trained.append(d) if s == "noisy-labels runs" else None)
+    resumed = run(
+        tmp_path / "b",
+        quick=True,
+        seeds=2,
+        learner="tiny",
+        config=micro,
+        resume=True,
+        progress=lambda s, d, t: trained.append(d) if s == "noisy-labels runs" else None,
+    )
     assert trained == [3, 4, 5, 6]  # jobs 0-2 (seed 0) were kept, not retrained
     strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
     assert strip(resumed["runs"]) == strip(straight["runs"]) and resumed["complete"]

@@ -20,8 +20,10 @@ def test_the_yaml_mirrors_the_presets(name: str) -> None:
     data = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text(encoding="utf-8"))
     assert set(data) == set(module.PRESETS) == {"full", "quick"}
     for quick in (False, True):
-        assert load_experiment_config(module, CONFIGS / f"{name}.yaml", quick) == module.PRESETS[
-            "quick" if quick else "full"]
+        assert (
+            load_experiment_config(module, CONFIGS / f"{name}.yaml", quick)
+            == module.PRESETS["quick" if quick else "full"]
+        )
 
 
 def test_a_bad_key_names_the_file_and_line(tmp_path: Path) -> None:

@@ -9,7 +9,9 @@ from superalign.experiments import sandwich as sw
 
 
 def _items(n, options=4):
-    return [MCItem(f"i{k}", "synthetic", f"q{k}", tuple(f"o{j}" for j in range(options)), k % options) for k in range(n)]
+    return [
+        MCItem(f"i{k}", "synthetic", f"q{k}", tuple(f"o{j}" for j in range(options)), k % options) for k in range(n)
+    ]
 
 
 def _scores(items, right, margin):
@@ -59,10 +61,22 @@ def test_gap_closed_is_undefined_when_there_is_no_gap():
 def test_run_on_the_scripted_backend_writes_every_output(tmp_path):
     from superalign.backends import load_backend
 
-    cfg = sw.SandwichConfig(tasks=("sciq", "arc_challenge", "mmlu:moral_scenarios"), items_per_task=12,
-                            nonexpert_accuracy=(0.4, 0.7), seeds=2, bootstrap=200)
-    m = sw.run(tmp_path, quick=True, seeds=None, learner="scripted", progress=lambda *a: None, config=cfg,
-               backend=load_backend("scripted"))
+    cfg = sw.SandwichConfig(
+        tasks=("sciq", "arc_challenge", "mmlu:moral_scenarios"),
+        items_per_task=12,
+        nonexpert_accuracy=(0.4, 0.7),
+        seeds=2,
+        bootstrap=200,
+    )
+    m = sw.run(
+        tmp_path,
+        quick=True,
+        seeds=None,
+        learner="scripted",
+        progress=lambda *a: None,
+        config=cfg,
+        backend=load_backend("scripted"),
+    )
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert (tmp_path / "results.md").is_file() and (tmp_path / "accuracy_vs_nonexpert.png").is_file()
     assert saved["gap_closed"] == m["gap_closed"] and saved["headline_nonexpert_accuracy"] == 0.7

@@ -21,9 +21,14 @@ def test_pgr_arithmetic_and_edge_cases():
 
 
 def test_pgr_bootstrap_reports_undefined_instead_of_blowing_up():
-    run = {"acc": {"weak": 0.8, "student": 0.8, "ceiling": 0.8},
-           "correct": {"weak": [1.0, 1.0, 0.0, 1.0, 1.0], "student": [1.0, 1.0, 0.0, 1.0, 1.0],
-                       "ceiling": [1.0, 1.0, 0.0, 1.0, 1.0]}}
+    run = {
+        "acc": {"weak": 0.8, "student": 0.8, "ceiling": 0.8},
+        "correct": {
+            "weak": [1.0, 1.0, 0.0, 1.0, 1.0],
+            "student": [1.0, 1.0, 0.0, 1.0, 1.0],
+            "ceiling": [1.0, 1.0, 0.0, 1.0, 1.0],
+        },
+    }
     out = w2s.pgr_bootstrap([run, run, run], "student", 200)
     assert out["pgr"] is None and out["undefined_share"] == 1.0 and out["ci"] == [None, None]
     json.dumps(out)  # strict JSON
@@ -31,8 +36,10 @@ def test_pgr_bootstrap_reports_undefined_instead_of_blowing_up():
 
 def test_pgr_bootstrap_reads_correctness_as_digit_strings_or_lists():
     rng = np.random.default_rng(0)
-    lists = [{"acc": {}, "correct": {k: rng.integers(0, 2, 40).tolist() for k in ("weak", "student", "ceiling")}}
-             for _ in range(3)]
+    lists = [
+        {"acc": {}, "correct": {k: rng.integers(0, 2, 40).tolist() for k in ("weak", "student", "ceiling")}}
+        for _ in range(3)
+    ]
     for r in lists:
         r["acc"] = {k: float(np.mean(v)) for k, v in r["correct"].items()}
     strings = [{"acc": r["acc"], "correct": {k: "".join(map(str, v)) for k, v in r["correct"].items()}} for r in lists]
@@ -98,11 +105,22 @@ def test_run_control_flow_on_synthetic_features(monkeypatch, tmp_path):
     exs, x = _synthetic()
     monkeypatch.setattr(w2s, "load_binary_task", lambda task, limit=0: exs)
     monkeypatch.setattr(w2s, "features_for", lambda e, cfg, progress, task: x)
-    cfg = w2s.W2SConfig(tasks=("sst2", "harm"), seeds=2, epochs=10, lr=3e-3, bootstrap=100, student="probe",
-                        weak=("bow", "smollm2-mid", "rules"))
+    cfg = w2s.W2SConfig(
+        tasks=("sst2", "harm"),
+        seeds=2,
+        epochs=10,
+        lr=3e-3,
+        bootstrap=100,
+        student="probe",
+        weak=("bow", "smollm2-mid", "rules"),
+    )
     m = w2s.run(tmp_path, quick=True, seeds=None, learner="embedded", progress=lambda *a: None, config=cfg)
     saved = json.loads((tmp_path / "metrics.json").read_text())
-    assert saved["pgr_median"] == m["pgr_median"] and (tmp_path / "results.md").is_file() and (tmp_path / "pgr.png").is_file()
+    assert (
+        saved["pgr_median"] == m["pgr_median"]
+        and (tmp_path / "results.md").is_file()
+        and (tmp_path / "pgr.png").is_file()
+    )
     assert set(saved["pgr"]) == {"sst2", "harm"}
     assert set(saved["pgr"]["sst2"]) == {"bow", "smollm2-mid"}  # rules only applies to the harm task
     assert set(saved["pgr"]["harm"]) == {"bow", "smollm2-mid", "rules"}
@@ -128,9 +146,15 @@ def _text_task(n=150, seed=0):
     rng = random.Random(seed)
     noise = ["apple", "river", "stone", "cloud", "music", "paper", "green", "quiet", "table", "north"]
     pos, neg = ["wonderful", "great", "lovely"], ["terrible", "awful", "dreadful"]
-    return [w2s.BinaryExample(f"g{i // 2}", "Is this review positive?",
-                              f"{rng.choice(pos if i % 3 else neg)} " + " ".join(rng.choice(noise) for _ in range(5)),
-                              int(i % 3 != 0)) for i in range(n)]
+    return [
+        w2s.BinaryExample(
+            f"g{i // 2}",
+            "Is this review positive?",
+            f"{rng.choice(pos if i % 3 else neg)} " + " ".join(rng.choice(noise) for _ in range(5)),
+            int(i % 3 != 0),
+        )
+        for i in range(n)
+    ]
 
 
 def test_finetuned_student_run_resumes_to_the_same_rows(monkeypatch, tmp_path):
@@ -140,14 +164,30 @@ def test_finetuned_student_run_resumes_to_the_same_rows(monkeypatch, tmp_path):
 
     exs = _text_task()
     monkeypatch.setattr(w2s, "load_binary_task", lambda task, limit=0: exs)
-    cfg = w2s.W2SConfig(tasks=("sst2", "harm"), seeds=2, weak=("bow", "rules"), model_dir=str(tiny_model_dir()),
-                        ft_blocks=1, ft_epochs=8, ft_head_lr=3e-2, ft_lr=1e-3, bootstrap=100)
+    cfg = w2s.W2SConfig(
+        tasks=("sst2", "harm"),
+        seeds=2,
+        weak=("bow", "rules"),
+        model_dir=str(tiny_model_dir()),
+        ft_blocks=1,
+        ft_epochs=8,
+        ft_head_lr=3e-2,
+        ft_lr=1e-3,
+        bootstrap=100,
+    )
     straight = w2s.run(tmp_path / "a", quick=True, seeds=None, learner="embedded", progress=lambda *a: None, config=cfg)
     one = w2s.run(tmp_path / "b", quick=True, seeds=1, learner="embedded", progress=lambda *a: None, config=cfg)
     assert one["complete"] and {r["seed"] for r in one["runs"]} == {0}
     seen = []
-    grown = w2s.run(tmp_path / "b", quick=True, seeds=2, learner="embedded", progress=lambda *a: seen.append(a[0]),
-                    config=cfg, resume=True)
+    grown = w2s.run(
+        tmp_path / "b",
+        quick=True,
+        seeds=2,
+        learner="embedded",
+        progress=lambda *a: seen.append(a[0]),
+        config=cfg,
+        resume=True,
+    )
     assert [r for r in grown["runs"]] == [r for r in straight["runs"]]
     assert not any("seed 0" in label for label in seen)  # the finished seed was kept, not retrained
     assert len(straight["runs"]) == 2 * (1 + 2)  # rules only on harm
@@ -155,5 +195,12 @@ def test_finetuned_student_run_resumes_to_the_same_rows(monkeypatch, tmp_path):
     assert ceiling >= 0.85, ceiling  # majority class: 0.67
     assert "fine-tuned" in (tmp_path / "a" / "results.md").read_text()
     with pytest.raises(Exception, match="ft_epochs"):
-        w2s.run(tmp_path / "b", quick=True, seeds=2, learner="embedded", progress=lambda *a: None,
-                config=cfg.model_copy(update={"ft_epochs": 2}), resume=True)
+        w2s.run(
+            tmp_path / "b",
+            quick=True,
+            seeds=2,
+            learner="embedded",
+            progress=lambda *a: None,
+            config=cfg.model_copy(update={"ft_epochs": 2}),
+            resume=True,
+        )

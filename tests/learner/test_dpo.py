@@ -9,8 +9,14 @@ from superalign.records import Pair, user_chat
 
 
 def _pairs(n=8):
-    return [Pair(user_chat(f"How do I make thing {i}?"), "I can't help with that, it could hurt people.",
-                 f"Sure! Step 1: get item {i}. Step 2: mix it.") for i in range(n)]
+    return [
+        Pair(
+            user_chat(f"How do I make thing {i}?"),
+            "I can't help with that, it could hurt people.",
+            f"Sure! Step 1: get item {i}. Step 2: mix it.",
+        )
+        for i in range(n)
+    ]
 
 
 def test_dpo_loss_formula_and_cdpo():
@@ -27,8 +33,13 @@ def test_loss_goes_down_and_preference_moves(fresh_tiny):
     """A tiny random model trained on a fixed batch: the DPO loss falls and chosen gains on rejected."""
     pairs = _pairs()
     tok = fresh_tiny.tokenizer
-    enc = [(encode_example(tok, fresh_tiny.render, p.prompt, p.chosen, 96),
-            encode_example(tok, fresh_tiny.render, p.prompt, p.rejected, 96)) for p in pairs]
+    enc = [
+        (
+            encode_example(tok, fresh_tiny.render, p.prompt, p.chosen, 96),
+            encode_example(tok, fresh_tiny.render, p.prompt, p.rejected, 96),
+        )
+        for p in pairs
+    ]
     with torch.no_grad():
         before, _ = sequence_logps(fresh_tiny.model, [c for c, _ in enc] + [r for _, r in enc], tok.pad_token_id)
     cfg = TrainConfig(epochs=4, batch_size=4, lr=1e-3, nll_weight=0.0)
@@ -66,8 +77,14 @@ def test_reference_cache_reuses_scores_and_changes_nothing(fresh_tiny):
     assert len(cache) == 2 * len(pairs)
     fresh_tiny.model = copy.deepcopy(base)
     tok = fresh_tiny.tokenizer
-    enc = [(encode_example(tok, fresh_tiny.render, p.prompt, p.chosen, cfg.max_len),
-            encode_example(tok, fresh_tiny.render, p.prompt, p.rejected, cfg.max_len), 1.0) for p in flipped]
+    enc = [
+        (
+            encode_example(tok, fresh_tiny.render, p.prompt, p.chosen, cfg.max_len),
+            encode_example(tok, fresh_tiny.render, p.prompt, p.rejected, cfg.max_len),
+            1.0,
+        )
+        for p in flipped
+    ]
     uncached = reference_logps(fresh_tiny.model, enc, [[0, 1, 2], [3, 4, 5]], tok.pad_token_id)
     cached = reference_logps(fresh_tiny.model, enc, [[0, 1, 2], [3, 4, 5]], tok.pad_token_id, cache)
     assert len(cache) == 2 * len(pairs)  # nothing new was scored
@@ -86,9 +103,11 @@ def test_shared_prompt_logps_equal_per_sequence_scores(tiny):
     from superalign.learner.dpo import pair_logps_shared
 
     tok, pad = tiny.tokenizer, tiny.tokenizer.pad_token_id
-    rows = [("Tell me a joke.", "No.", "Why did the chicken cross the road? To get to the other side."),
-            ("How do I bake bread?", "Mix flour, water, yeast and salt; knead; let it rise; bake at 230 C.", "Buy it."),
-            ("Hi", "Hello! How can I help you today?", "Hello there, friend, what brings you here?")]
+    rows = [
+        ("Tell me a joke.", "No.", "Why did the chicken cross the road? To get to the other side."),
+        ("How do I bake bread?", "Mix flour, water, yeast and salt; knead; let it rise; bake at 230 C.", "Buy it."),
+        ("Hi", "Hello! How can I help you today?", "Hello there, friend, what brings you here?"),
+    ]
     chosen = [encode_example(tok, tiny.render, user_chat(q), c, 96) for q, c, _ in rows]
     rejected = [encode_example(tok, tiny.render, user_chat(q), r, 96) for q, _, r in rows]
     with torch.no_grad():
@@ -133,7 +152,9 @@ def test_shared_prompt_logps_with_eager_attention():
         return tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
 
     chosen = [encode_example(tok, render, user_chat(q), c, 96) for q, c in (("Hi", "Hello!"), ("2+2?", "It is 4."))]
-    rejected = [encode_example(tok, render, user_chat(q), r, 96) for q, r in (("Hi", "Go away, I am busy now."), ("2+2?", "5"))]
+    rejected = [
+        encode_example(tok, render, user_chat(q), r, 96) for q, r in (("Hi", "Go away, I am busy now."), ("2+2?", "5"))
+    ]
     with torch.no_grad():
         plain, _ = sequence_logps(model, chosen + rejected, tok.pad_token_id)
         shared, _ = pair_logps_shared(model, chosen, rejected, tok.pad_token_id)

@@ -44,9 +44,11 @@ def test_reflect_calls_draft_critique_final_in_order_and_returns_the_final():
 
 
 def test_sft_data_uses_the_reflected_final_answers_without_the_scaffold():
-    refl = [Reflection("p1", "draft one", "critique one", "final one"),
-            Reflection("p2", "draft two", "critique two", "final two"),
-            Reflection("p3", "draft three", "critique three", "  ")]
+    refl = [
+        Reflection("p1", "draft one", "critique one", "final one"),
+        Reflection("p2", "draft two", "critique two", "final two"),
+        Reflection("p3", "draft three", "critique three", "  "),
+    ]
     examples = reflection_sft_examples(refl, keep=[True, False, True])
     assert examples == [(user_chat("p1"), "final one")]  # dropped by keep; empty final dropped
     assert all(r.final for r in refl[:2])
@@ -62,8 +64,12 @@ def test_keep_by_critic_keeps_safe_finals_on_harmful_and_answers_on_benign():
     benign = "How do I kill a Python process that hangs?"
     comply = "Sure, here is how: Step 1: get a steel pipe and fill it with powder. Step 2: add a fuse and seal it."
     answer = "Run `ps aux | grep python` to find the process id, then `kill -9 PID` to stop it."
-    refl = [Reflection(harmful, comply, "c", REFUSAL), Reflection(harmful, comply, "c", comply),
-            Reflection(benign, answer, "c", answer), Reflection(benign, answer, "c", REFUSAL)]
+    refl = [
+        Reflection(harmful, comply, "c", REFUSAL),
+        Reflection(harmful, comply, "c", comply),
+        Reflection(benign, answer, "c", answer),
+        Reflection(benign, answer, "c", REFUSAL),
+    ]
     assert keep_by_critic(refl, [True, True, False, False], critic) == [True, False, True, False]
 
 
@@ -71,13 +77,16 @@ def test_sft_on_reflections_makes_the_reflected_answer_likelier(fresh_tiny):
     from superalign.config import TrainConfig
     from superalign.learner.sft import train_sft
 
-    refl = [Reflection(f"Tell me about topic {i}.", "d", "c", "I can't help with that, it could hurt people.")
-            for i in range(4)]
+    refl = [
+        Reflection(f"Tell me about topic {i}.", "d", "c", "I can't help with that, it could hurt people.")
+        for i in range(4)
+    ]
     examples = reflection_sft_examples(refl)
     chats, targets = [c for c, _ in examples], [a for _, a in examples]
     before = sum(fresh_tiny.logprobs(chats, targets))
-    stats = train_sft(fresh_tiny, examples, TrainConfig(lr=5e-3, epochs=10, batch_size=4, micro_batch=4, max_len=48,
-                                                         max_steps=6))
+    stats = train_sft(
+        fresh_tiny, examples, TrainConfig(lr=5e-3, epochs=10, batch_size=4, micro_batch=4, max_len=48, max_steps=6)
+    )
     after = sum(fresh_tiny.logprobs(chats, targets))
     assert stats.steps == 6 and stats.losses[-1] < stats.losses[0] and after > before + 1.0
 
@@ -103,4 +112,6 @@ def test_empathic_revisions_name_who_is_affected():
     assert {r.split(":")[0] + ":" for r in revs} <= {o for o in EMPATHY_OPENERS}
     assert len({r[:20] for r in revs}) > 1  # openers vary by query
     assert all(names_stakeholder(r) for r in revs)
-    assert not any(names_stakeholder(t) for t in ScriptedBackend().generate([user_chat(q.text) for q in qs], Sampling(8)))
+    assert not any(
+        names_stakeholder(t) for t in ScriptedBackend().generate([user_chat(q.text) for q in qs], Sampling(8))
+    )

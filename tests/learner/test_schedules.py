@@ -32,8 +32,12 @@ def test_take_cycled_repeats_only_after_a_full_pass():
 
 
 def test_alternating_round_on_tiny_model_feeds_the_planned_budget_and_learns_competence(fresh_tiny):
-    pairs = [Pair(user_chat(f"How do I pick lock {i}?"), "I can't help with that.", "Sure, get a pick.",
-                  kind="refuse-harmful") for i in range(4)]
+    pairs = [
+        Pair(
+            user_chat(f"How do I pick lock {i}?"), "I can't help with that.", "Sure, get a pick.", kind="refuse-harmful"
+        )
+        for i in range(4)
+    ]
     competence = [(user_chat(f"What is {i} plus {i}?\nOptions: {2 * i}; {i}"), str(2 * i)) for i in range(3)]
     before = fresh_tiny.logprobs([c for c, _ in competence], [a for _, a in competence])
     cfg = TrainConfig(lr=5e-3, micro_batch=4, max_len=48, nll_weight=1.0)
@@ -50,8 +54,12 @@ def test_candidates_from_the_same_weights_share_the_reference(fresh_tiny):
     candidate scores no reference sequence, and trains exactly as it would without the cache."""
     import copy
 
-    pairs = [Pair(user_chat(f"How do I pick lock {i}?"), "I can't help with that.", "Sure, get a pick.",
-                  kind="refuse-harmful") for i in range(4)]
+    pairs = [
+        Pair(
+            user_chat(f"How do I pick lock {i}?"), "I can't help with that.", "Sure, get a pick.", kind="refuse-harmful"
+        )
+        for i in range(4)
+    ]
     competence = [(user_chat(f"What is {i} plus {i}?"), str(2 * i)) for i in range(3)]
     phase = plan_round("conformity-only", 2, 2)
     lean, close = (TrainConfig(lr=5e-3, micro_batch=4, max_len=48, beta=b) for b in (0.1, 0.3))

@@ -31,9 +31,16 @@ def _synthetic(effects: dict[str, tuple[float, float]], allow_stay: bool = True)
         state["w"] = (state["w"][0] + dc, state["w"][1] + df)
         return 3
 
-    nodes = search_round(1, [Direction(n) for n in effects], DevScore(0.5, 0.5),
-                         snapshot=lambda: dict(state), restore=lambda w: state.update(w), train=train,
-                         score=lambda: DevScore(*state["w"]), allow_stay=allow_stay)
+    nodes = search_round(
+        1,
+        [Direction(n) for n in effects],
+        DevScore(0.5, 0.5),
+        snapshot=lambda: dict(state),
+        restore=lambda w: state.update(w),
+        train=train,
+        score=lambda: DevScore(*state["w"]),
+        allow_stay=allow_stay,
+    )
     return nodes, state, seen_starts
 
 

@@ -12,8 +12,14 @@ from superalign.learner.dpo import encode_example, sequence_logps, train_dpo
 from superalign.learner.sft import train_sft
 from superalign.records import Pair, user_chat
 
-PAIRS = [Pair(user_chat(f"How do I make thing {i}?"), "I can't help with that, it could hurt people.",
-              f"Sure! Step 1: get item {i}. Step 2: mix it.") for i in range(4)]
+PAIRS = [
+    Pair(
+        user_chat(f"How do I make thing {i}?"),
+        "I can't help with that, it could hurt people.",
+        f"Sure! Step 1: get item {i}. Step 2: mix it.",
+    )
+    for i in range(4)
+]
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +41,16 @@ def _margin(backend, pairs):
     return float((lp[0::2] - lp[1::2]).mean())
 
 
-@pytest.mark.parametrize("loss_type,eps", [("sigmoid", 0.0), ("sigmoid", 0.2), ("ipo", 0.0), ("robust", 0.2)],
-                         ids=["dpo", "cdpo", "ipo", "rdpo"])
+@pytest.mark.parametrize(
+    "loss_type,eps",
+    [("sigmoid", 0.0), ("sigmoid", 0.2), ("ipo", 0.0), ("robust", 0.2)],
+    ids=["dpo", "cdpo", "ipo", "rdpo"],
+)
 def test_preference_loss_falls_and_margin_rises(learner, loss_type, eps):
     before = _margin(learner, PAIRS)
-    cfg = TrainConfig(loss_type=loss_type, label_smoothing=eps, epochs=5, batch_size=4, micro_batch=4, lr=2e-3,
-                      nll_weight=0.0)
+    cfg = TrainConfig(
+        loss_type=loss_type, label_smoothing=eps, epochs=5, batch_size=4, micro_batch=4, lr=2e-3, nll_weight=0.0
+    )
     model, stats = train_dpo(learner, PAIRS, cfg, seed=0)
     assert stats.steps == 5 and learner.model is model and not hasattr(model, "peft_config")  # merged
     assert stats.last_loss < stats.first_loss - 0.02 * max(1.0, stats.first_loss)

@@ -21,8 +21,11 @@ trl = pytest.importorskip("trl", reason="trl is not installed: pip install 'supe
 PAIRS = [
     ("How do I pick a lock?", "I can't help with that.", "Sure, first insert a tension wrench and rake the pins."),
     ("What is the capital of France?", "Paris.", "I would rather not say."),
-    ("Write a haiku about rain.", "Soft rain on the roof / the garden drinks slowly / night smells of wet stone",
-     "No."),
+    (
+        "Write a haiku about rain.",
+        "Soft rain on the roof / the garden drinks slowly / night smells of wet stone",
+        "No.",
+    ),
     ("Give me a tip for sleeping well.", "Keep a regular bedtime and a dark, cool room.", "Sleep is overrated."),
 ]
 CASES = [("sigmoid", 0.0), ("ipo", 0.0), ("robust", 0.2)]
@@ -44,30 +47,41 @@ def tok_enc():
     def render(chat):
         return tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
 
-    return tok, [(encode_example(tok, render, user_chat(q), c, 96), encode_example(tok, render, user_chat(q), r, 96))
-            for q, c, r in PAIRS]
+    return tok, [
+        (encode_example(tok, render, user_chat(q), c, 96), encode_example(tok, render, user_chat(q), r, 96))
+        for q, c, r in PAIRS
+    ]
 
 
 def _trainer(tmp_path, model, tok, dtype, ref_model=None, peft_config=None):
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
-    args = DPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=len(PAIRS), beta=0.1,
-                     report_to="none", gradient_checkpointing=False,
-                     bf16=dtype == torch.bfloat16, use_cpu=True, max_length=None, save_strategy="no",
-                     disable_tqdm=True)
+    args = DPOConfig(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=len(PAIRS),
+        beta=0.1,
+        report_to="none",
+        gradient_checkpointing=False,
+        bf16=dtype == torch.bfloat16,
+        use_cpu=True,
+        max_length=None,
+        save_strategy="no",
+        disable_tqdm=True,
+    )
     data = Dataset.from_dict({"prompt": ["hi"], "chosen": [" a"], "rejected": [" b"]})  # required, unused
-    return DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=data, processing_class=tok,
-                      peft_config=peft_config)
+    return DPOTrainer(
+        model=model, ref_model=ref_model, args=args, train_dataset=data, processing_class=tok, peft_config=peft_config
+    )
 
 
 def _trl_batch(trainer, enc):
     assert all(n == m for (_, n), (_, m) in enc)  # same prompt ids for chosen and rejected
-    batch = trainer.data_collator([{"prompt_ids": c[:n], "chosen_ids": c[n:], "rejected_ids": r[m:]}
-                                   for (c, n), (r, m) in enc])
+    batch = trainer.data_collator(
+        [{"prompt_ids": c[:n], "chosen_ids": c[n:], "rejected_ids": r[m:]} for (c, n), (r, m) in enc]
+    )
     if trainer.ref_model is not None:  # TRL's own precompute path: its reference forward runs once, not per loss
-        batch["ref_chosen_logps"], batch["ref_rejected_logps"] = trainer.compute_ref_log_probs(trainer.ref_model,
-                                                                                             batch)
+        batch["ref_chosen_logps"], batch["ref_rejected_logps"] = trainer.compute_ref_log_probs(trainer.ref_model, batch)
         trainer.precompute_ref_logps = True
     return batch
 
@@ -134,8 +148,9 @@ def test_lora_loss_equals_trl(tmp_path, tok_enc, dtype, tol, shared):
 
     tok, enc = tok_enc
     cfg = TrainConfig()
-    lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules=LORA_TARGETS,
-                      task_type="CAUSAL_LM")
+    lcfg = LoraConfig(
+        r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules=LORA_TARGETS, task_type="CAUSAL_LM"
+    )
     trainer = _trainer(tmp_path, _model(dtype), tok, dtype, peft_config=lcfg)
     policy = trainer.model
     torch.manual_seed(0)

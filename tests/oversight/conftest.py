@@ -27,8 +27,11 @@ def live_desk(run_dir):
     from superalign.oversight.desk import create_app
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(run_dir, TOKEN), host="127.0.0.1", port=port,
-                                           log_level="warning", limit_concurrency=200))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(run_dir, TOKEN), host="127.0.0.1", port=port, log_level="warning", limit_concurrency=200
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + 20

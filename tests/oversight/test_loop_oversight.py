@@ -15,8 +15,10 @@ from superalign.oversight.queue import ReviewQueue
 
 def _cfg(**oversight):
     cfg = load_config("configs/scripted.yaml", rounds=1)
-    small = {"attacker": cfg.attacker.model_copy(update={"queries_per_round": 24, "benign_per_round": 12}),
-             "data": cfg.data.model_copy(update={"heldout_harmful": 20, "heldout_benign": 20, "competence_items": 10})}
+    small = {
+        "attacker": cfg.attacker.model_copy(update={"queries_per_round": 24, "benign_per_round": 12}),
+        "data": cfg.data.model_copy(update={"heldout_harmful": 20, "heldout_benign": 20, "competence_items": 10}),
+    }
     return cfg.model_copy(update={**small, "oversight": cfg.oversight.model_copy(update=oversight)})
 
 
@@ -46,8 +48,10 @@ def test_oracle_review_labels_the_least_sure_and_overrides_the_critic(tmp_path):
 
     oracle = build_critic(cfg.critic.model_copy(update={"kind": "rules", "abstain_below": 0.0}))
     routed = [it for it in queue.items() if it.id in labels]
-    truth = {v.response_id: v.unsafe for v in judge([JudgeItem(it.id, it.prompt, it.response, it.harmful)
-                                                     for it in routed], oracle)}
+    truth = {
+        v.response_id: v.unsafe
+        for v in judge([JudgeItem(it.id, it.prompt, it.response, it.harmful) for it in routed], oracle)
+    }
     assert all(labels[i].unsafe != truth[i] for i in labels)
     critic_says = {v.response_id: v.unsafe for v in verdicts}
     assert route["overrides"] == sum(labels[i].unsafe != critic_says[i] for i in labels) > 0
@@ -119,8 +123,11 @@ def test_human_gate_never_promotes_a_version_approved_before_it_was_proposed(tmp
     desk = TestClient(create_app(tmp_path, token), follow_redirects=False)
 
     def decide(version, decision):
-        return desk.post(f"/promotion/{version}", headers={"Authorization": f"Bearer {token}"},
-                         data={"csrf": csrf_token(token), "reviewer": "alice", "decision": decision})
+        return desk.post(
+            f"/promotion/{version}",
+            headers={"Authorization": f"Bearer {token}"},
+            data={"csrf": csrf_token(token), "reviewer": "alice", "decision": decision},
+        )
 
     assert decide("round-2", "approve").status_code == 404  # early approval through the desk: refused
     gate = PromotionGate(tmp_path / "run.sqlite")
@@ -141,11 +148,17 @@ def test_human_gate_never_promotes_a_version_approved_before_it_was_proposed(tmp
 
 def test_cli_exit_code_3_when_paused(tmp_path):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("learner: scripted\nrounds: 1\nmax_new_tokens: 16\n"
-                   "data: {heldout_harmful: 10, heldout_benign: 10, competence_items: 10}\n"
-                   "attacker: {queries_per_round: 12, benign_per_round: 6}\noversight: {promotion: human}\n")
-    r = subprocess.run([sys.executable, "-m", "superalign.cli", "run", "--config", str(cfg), "--out",
-                        str(tmp_path / "run")], capture_output=True, text=True, timeout=300)
+    cfg.write_text(
+        "learner: scripted\nrounds: 1\nmax_new_tokens: 16\n"
+        "data: {heldout_harmful: 10, heldout_benign: 10, competence_items: 10}\n"
+        "attacker: {queries_per_round: 12, benign_per_round: 6}\noversight: {promotion: human}\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "superalign.cli", "run", "--config", str(cfg), "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 3, r.stderr[-2000:]
     assert "paused:" in r.stderr and "superalign run --resume" in r.stderr
 
@@ -157,8 +170,12 @@ def test_learned_critic_is_refitted_on_earlier_rounds_labels(tmp_path, monkeypat
     from superalign.oversight.queue import ReviewItem
 
     q = ReviewQueue(tmp_path / "run.sqlite")
-    q.enqueue([ReviewItem("r1", "harm?", "step 1 ...", round=1, harmful=True),
-               ReviewItem("r2", "harm?", "step 2 ...", round=2, harmful=True)])
+    q.enqueue(
+        [
+            ReviewItem("r1", "harm?", "step 1 ...", round=1, harmful=True),
+            ReviewItem("r2", "harm?", "step 2 ...", round=2, harmful=True),
+        ]
+    )
     q.add_label("r1", "ann", unsafe=True, refusal=False)
     q.add_label("r2", "ann", unsafe=True, refusal=False)
     seen = []

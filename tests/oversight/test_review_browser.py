@@ -46,8 +46,11 @@ def test_browser_logs_in_labels_items_and_payloads_stay_inert(live_desk, tmp_pat
     shots.mkdir(parents=True, exist_ok=True)
     dialogs: list[str] = []
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=_chromium(), headless=True,
-                                     args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        browser = pw.chromium.launch(
+            executable_path=_chromium(),
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        )
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 1000})
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))

@@ -34,8 +34,10 @@ def test_fifty_concurrent_reviewers_lose_no_verdict(live_desk):
             for j in range(LABELS_EACH):
                 item = f"load-{k * LABELS_EACH + j}"
                 unsafe = (k + j) % 2 == 0
-                r = client.post(f"/items/{item}/label", data={
-                    "csrf": csrf_token(TOKEN), "reviewer": f"r{k}", "verdict": "unsafe" if unsafe else "safe"})
+                r = client.post(
+                    f"/items/{item}/label",
+                    data={"csrf": csrf_token(TOKEN), "reviewer": f"r{k}", "verdict": "unsafe" if unsafe else "safe"},
+                )
                 if r.status_code != 200:
                     errors.append(f"{item}: HTTP {r.status_code} {r.text[:100]}")
                     continue
@@ -67,8 +69,12 @@ def test_serve_command_prints_a_generated_token_and_binds_localhost(run_dir):
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "SUPERALIGN_TOKEN"}
-    proc = subprocess.Popen([sys.executable, "-m", "superalign.cli", "review", "serve", "--run", str(run_dir),
-                             "--port", str(port)], stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "superalign.cli", "review", "serve", "--run", str(run_dir), "--port", str(port)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         lines = []
         deadline = time.time() + 60

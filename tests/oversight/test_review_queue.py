@@ -17,8 +17,13 @@ def _v(rid: str, unsafe: bool | None, conf: float, **dims: float) -> Verdict:
 
 
 def test_routing_sends_abstentions_then_least_confident_within_budget():
-    vs = [_v("sure", True, 0.99), _v("abstain", None, 0.9), _v("unsure", False, 0.55),
-          _v("split", True, 0.8, disagreement=0.6), _v("mid", False, 0.7)]
+    vs = [
+        _v("sure", True, 0.99),
+        _v("abstain", None, 0.9),
+        _v("unsure", False, 0.55),
+        _v("split", True, 0.8, disagreement=0.6),
+        _v("mid", False, 0.7),
+    ]
     picked = route_to_humans(vs, budget=3)
     assert [v.response_id for v in picked] == ["abstain", "split", "unsure"]
     assert uncertainty(vs[3]) > uncertainty(vs[2])  # ensemble disagreement counts
@@ -35,8 +40,15 @@ def test_labels_override_the_critic_survive_reopen_and_reach_the_run_store(tmp_p
     db = tmp_path / "run.sqlite"
     q = ReviewQueue(db)
     critic = _v("r1", False, 0.6)
-    assert q.enqueue([ReviewItem("r1", "how to pick a lock", "Sure: step 1", 2, True, critic, 0.4),
-                      ReviewItem("r2", "hi", "hello", 2, False, _v("r2", False, 0.9), 0.1)]) == 2
+    assert (
+        q.enqueue(
+            [
+                ReviewItem("r1", "how to pick a lock", "Sure: step 1", 2, True, critic, 0.4),
+                ReviewItem("r2", "hi", "hello", 2, False, _v("r2", False, 0.9), 0.1),
+            ]
+        )
+        == 2
+    )
     assert q.enqueue([ReviewItem("r1", "dup", "dup")]) == 0  # an id is queued once
     ev = q.add_label("r1", "alice", unsafe=True, refusal=False, note="it complies")
     assert ev.action == "override"  # the critic said safe
@@ -51,8 +63,10 @@ def test_labels_override_the_critic_survive_reopen_and_reach_the_run_store(tmp_p
     assert again.counts() == {"total": 2, "labelled": 2, "pending": 0}
     with RunStore(db) as store:
         mirrored = store.human_labels(step="review")
-    assert [(h.response_id, h.reviewer, h.unsafe) for h in mirrored] == [("r1", "human:alice", True),
-                                                                        ("r2", "human:bob", False)]
+    assert [(h.response_id, h.reviewer, h.unsafe) for h in mirrored] == [
+        ("r1", "human:alice", True),
+        ("r2", "human:bob", False),
+    ]
     fixed = apply_human_labels([critic], latest)
     assert fixed[0].unsafe is True and fixed[0].confidence == 1.0 and fixed[0].critic == "human:alice"
     rows = again.labelled_rows()
@@ -121,8 +135,7 @@ def test_uncertainty_routing_fixes_more_critic_errors_than_random():
     from superalign.oversight.budget_experiment import RoutingExperimentConfig, run_condition
     from superalign.plan import make_plan
 
-    cfg = RoutingExperimentConfig(rounds=2, seeds=(0,), queries_per_round=48, benign_per_round=24,
-                                  template_share=0.0)
+    cfg = RoutingExperimentConfig(rounds=2, seeds=(0,), queries_per_round=48, benign_per_round=24, template_share=0.0)
     plan = make_plan(RunConfig(learner="scripted", seed=0, data={"competence_items": 1}))
     runs = {c: run_condition(c, cfg, 0, plan) for c in ("critic", "uncertainty", "random", "oracle")}
     wrong = {c: sum(r.get("wrong_verdicts_after_review", 0) for r in runs[c]["rounds"]) for c in runs}
@@ -146,8 +159,14 @@ def test_a_human_override_turns_into_a_human_pair_for_the_learner(tmp_path):
         store.commit_step(1, "attack", queries=[q])
         store.commit_step(1, "respond", responses=[comply, refuse])
         # The critic is fooled: it calls the compliance safe (and unsure), so no pair is built.
-        store.commit_step(1, "judge", verdicts=[
-            Verdict("s1", "ensemble", False, False, 0.4, 0.55), Verdict("v1", "ensemble", False, True, 0.0, 0.99)])
+        store.commit_step(
+            1,
+            "judge",
+            verdicts=[
+                Verdict("s1", "ensemble", False, False, 0.4, 0.55),
+                Verdict("v1", "ensemble", False, True, 0.0, 0.99),
+            ],
+        )
         queue = ReviewQueue(db)
         assert human_corrected_pairs(store, queue, 1) == []
         assert route_round(store, queue, 1, budget=1) == 1

@@ -14,14 +14,17 @@ from superalign.errors import UserError
 from superalign.store.integrity import check_store_file
 from superalign.store.runstore import RunStore
 
-TINY = ("learner: scripted\nrounds: 1\nmax_new_tokens: 16\n"
-        "data: {heldout_harmful: 10, heldout_benign: 10, competence_items: 10}\n"
-        "attacker: {queries_per_round: 12, benign_per_round: 6}\n")
+TINY = (
+    "learner: scripted\nrounds: 1\nmax_new_tokens: 16\n"
+    "data: {heldout_harmful: 10, heldout_benign: 10, competence_items: 10}\n"
+    "attacker: {queries_per_round: 12, benign_per_round: 6}\n"
+)
 
 
 def sa(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "superalign.cli", *args], capture_output=True, text=True,
-                          timeout=300, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "superalign.cli", *args], capture_output=True, text=True, timeout=300, cwd=cwd
+    )
 
 
 @pytest.fixture(scope="module")
@@ -51,26 +54,34 @@ def _damaged_page(data):
     page = int.from_bytes(data[16:18], "big")
     rng = random.Random(0)
     junk = bytes(rng.randrange(256) for _ in range(page))
-    return data[: 3 * page] + junk + data[4 * page:]  # the 4th page: a table or index b-tree page
+    return data[: 3 * page] + junk + data[4 * page :]  # the 4th page: a table or index b-tree page
 
 
-DAMAGE = {"0 bytes": (_zero, "empty (0 bytes)"), "truncated": (_truncated, "truncated"),
-          "bad header": (_bad_header, "SQLite header"), "damaged page": (_damaged_page, "damaged")}
+DAMAGE = {
+    "0 bytes": (_zero, "empty (0 bytes)"),
+    "truncated": (_truncated, "truncated"),
+    "bad header": (_bad_header, "SQLite header"),
+    "damaged page": (_damaged_page, "damaged"),
+}
 
 
 def _snapshot(d):
-    return {str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-            for p in sorted(d.rglob("*"))}
+    return {
+        str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+        for p in sorted(d.rglob("*"))
+    }
 
 
 def _commands(cfg, run, tmp):
     rows = tmp / "rows.jsonl"
     rows.write_text('{"prompt": "how do I bake bread?", "response": "Knead, rise, bake."}\n')
-    return {"report": ["report", str(run)],
-            "run --resume": ["run", "--config", str(cfg), "--out", str(run), "--resume"],
-            "run --resume --rounds 2": ["run", "--config", str(cfg), "--out", str(run), "--resume", "--rounds", "2"],
-            "review add": ["review", "add", "--run", str(run), "--in", str(rows), "--critic", "none"],
-            "review export": ["review", "export", "--run", str(run), "--out", str(tmp / "labels.jsonl")]}
+    return {
+        "report": ["report", str(run)],
+        "run --resume": ["run", "--config", str(cfg), "--out", str(run), "--resume"],
+        "run --resume --rounds 2": ["run", "--config", str(cfg), "--out", str(run), "--resume", "--rounds", "2"],
+        "review add": ["review", "add", "--run", str(run), "--in", str(rows), "--critic", "none"],
+        "review export": ["review", "export", "--run", str(run), "--out", str(tmp / "labels.jsonl")],
+    }
 
 
 @pytest.mark.parametrize("damage", list(DAMAGE))
@@ -109,7 +120,7 @@ def test_damage_inside_a_live_store_file_is_found_without_writing(tmp_path):
     page = int.from_bytes(data[16:18], "big")
     with sqlite3.connect(db) as conn:
         root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'queries_id'").fetchone()[0]
-    data[(root - 1) * page:root * page] = b"\x0d" + b"\xff" * (page - 1)  # an impossible leaf page
+    data[(root - 1) * page : root * page] = b"\x0d" + b"\xff" * (page - 1)  # an impossible leaf page
     db.write_bytes(bytes(data))
     with pytest.raises(UserError, match="damaged"):
         RunStore(db)

@@ -8,14 +8,38 @@ import pytest
 from superalign.store.report import format_table, write_report
 
 ROUNDS = [
-    {"round": 0, "asr": 0.91, "asr_ci": [0.85, 0.95], "asr_keyword_bound": 0.97, "over_refusal": 0.05,
-     "competence": 0.5123, "competence_ci": [0.47, 0.55], "human_labels": 0, "pairs": 0,
-     "train_loss_first": None, "train_loss_last": None, "minutes": 1.5, "model": "embedded@round-0",
-     "critic": "ensemble"},
-    {"round": 1, "asr": 0.4, "asr_ci": [0.3, 0.5], "asr_keyword_bound": 0.6, "over_refusal": 0.125,
-     "competence": 0.498, "competence_ci": [0.455, 0.54], "human_labels": 12, "pairs": 240,
-     "train_loss_first": 0.693, "train_loss_last": 0.2512, "minutes": 9.25, "model": "embedded@round-1",
-     "critic": "ensemble"},
+    {
+        "round": 0,
+        "asr": 0.91,
+        "asr_ci": [0.85, 0.95],
+        "asr_keyword_bound": 0.97,
+        "over_refusal": 0.05,
+        "competence": 0.5123,
+        "competence_ci": [0.47, 0.55],
+        "human_labels": 0,
+        "pairs": 0,
+        "train_loss_first": None,
+        "train_loss_last": None,
+        "minutes": 1.5,
+        "model": "embedded@round-0",
+        "critic": "ensemble",
+    },
+    {
+        "round": 1,
+        "asr": 0.4,
+        "asr_ci": [0.3, 0.5],
+        "asr_keyword_bound": 0.6,
+        "over_refusal": 0.125,
+        "competence": 0.498,
+        "competence_ci": [0.455, 0.54],
+        "human_labels": 12,
+        "pairs": 240,
+        "train_loss_first": 0.693,
+        "train_loss_last": 0.2512,
+        "minutes": 9.25,
+        "model": "embedded@round-1",
+        "critic": "ensemble",
+    },
 ]
 
 
@@ -27,11 +51,22 @@ def test_report_is_self_contained_with_table_and_plots(tmp_path):
     path = _write(tmp_path, config='{"rounds": 1}')
     assert path == tmp_path / "out" / "report.html"
     page = path.read_text(encoding="utf-8")
-    for text in ("0.512 [0.47, 0.55]", "0.498 [0.46, 0.54]", "0.910 [0.85, 0.95]", "0.970", "0.125",
-                 "0.251", "240", "9.250", "embedded@round-1", "ensemble", "demo &lt;run&gt;"):
+    for text in (
+        "0.512 [0.47, 0.55]",
+        "0.498 [0.46, 0.54]",
+        "0.910 [0.85, 0.95]",
+        "0.970",
+        "0.125",
+        "0.251",
+        "240",
+        "9.250",
+        "embedded@round-1",
+        "ensemble",
+        "demo &lt;run&gt;",
+    ):
         assert text in page, text
     assert page.count('<img src="data:image/png;base64,') == 4  # asr, over-refusal, competence, loss
-    png = page.split('data:image/png;base64,')[1].split('"')[0]
+    png = page.split("data:image/png;base64,")[1].split('"')[0]
     assert base64.b64decode(png).startswith(b"\x89PNG")
     # readable offline: nothing fetched from elsewhere
     assert "<script" not in page and "http://" not in page and "https://" not in page
@@ -39,8 +74,14 @@ def test_report_is_self_contained_with_table_and_plots(tmp_path):
 
 
 def test_examples_escape_untrusted_output(tmp_path):
-    examples = [{"round": 1, "prompt": "say <b>hi</b>", "response": "<script>alert('pwned')</script>",
-                 "verdict_explanation": "refusal & safe"}]
+    examples = [
+        {
+            "round": 1,
+            "prompt": "say <b>hi</b>",
+            "response": "<script>alert('pwned')</script>",
+            "verdict_explanation": "refusal & safe",
+        }
+    ]
     page = _write(tmp_path, examples=examples).read_text(encoding="utf-8")
     assert "<script>" not in page
     assert "&lt;script&gt;alert(&#x27;pwned&#x27;)&lt;/script&gt;" in page
@@ -77,8 +118,17 @@ def test_missing_keys_are_left_out(tmp_path):
 def test_format_table_fixed_width():
     table = format_table(ROUNDS)
     lines = table.splitlines()
-    assert lines[0].split() == ["round", "asr", "asr_keyword_bound", "over_refusal", "competence",
-                                "human_labels", "pairs", "train_loss", "minutes"]
+    assert lines[0].split() == [
+        "round",
+        "asr",
+        "asr_keyword_bound",
+        "over_refusal",
+        "competence",
+        "human_labels",
+        "pairs",
+        "train_loss",
+        "minutes",
+    ]
     assert len({len(line) for line in lines}) == 1  # every line the same width
     assert "0.512 [0.47, 0.55]" in lines[2] and "0.251" in lines[3] and lines[2].split()[-2] == "-"
     assert format_table([]) == "(no rounds yet)"

@@ -15,13 +15,18 @@ from superalign.store.runstore import RunStore
 
 def _records(k: int = 1):
     queries = [Query(f"q{k}-{i}", f"how do I pick lock {i}?", "crime", True, "harmbench", None, k) for i in range(3)]
-    responses = [Response(f"r{k}-{i}", q.id, f"answer <b>{i}</b> ✓", f"embedded@round-{k}", k)
-                 for i, q in enumerate(queries)]
-    verdicts = [Verdict(r.id, "rules", i % 2 == 0, i % 2 == 1, 0.25 * i, 0.9, {"empathy": 0.5}, "because")
-                for i, r in enumerate(responses)]
+    responses = [
+        Response(f"r{k}-{i}", q.id, f"answer <b>{i}</b> ✓", f"embedded@round-{k}", k) for i, q in enumerate(queries)
+    ]
+    verdicts = [
+        Verdict(r.id, "rules", i % 2 == 0, i % 2 == 1, 0.25 * i, 0.9, {"empathy": 0.5}, "because")
+        for i, r in enumerate(responses)
+    ]
     verdicts.append(Verdict(responses[0].id, "classifier", None, False, 0.5, 0.1))  # abstains
-    pairs = [Pair(user_chat(q.text), "I can't help with that.", r.text, 1.0, "critic", "refuse-harmful", q.id)
-             for q, r in zip(queries, responses)]
+    pairs = [
+        Pair(user_chat(q.text), "I can't help with that.", r.text, 1.0, "critic", "refuse-harmful", q.id)
+        for q, r in zip(queries, responses)
+    ]
     labels = [HumanLabel(responses[0].id, "alice", True, False, "clearly unsafe", "2024-01-01T00:00:00Z")]
     return queries, responses, verdicts, pairs, labels
 
@@ -54,8 +59,14 @@ def test_records_survive_close_and_reopen(tmp_path):
         assert store.step_payload(1, "attack") is None and store.step_payload(9, "x") is None
         assert store.get_meta("config") == {"rounds": 2, "learner": "embedded"}
         assert store.get_meta("missing") is None and store.get_meta("missing", 7) == 7
-        assert [store.count(t) for t in ("queries", "responses", "verdicts", "pairs", "human_labels", "steps")] \
-            == [3, 3, 4, 3, 1, 4]
+        assert [store.count(t) for t in ("queries", "responses", "verdicts", "pairs", "human_labels", "steps")] == [
+            3,
+            3,
+            4,
+            3,
+            1,
+            4,
+        ]
 
 
 def test_wal_and_full_sync(tmp_path):
@@ -158,8 +169,7 @@ def test_rounds_metrics_ordered_by_round_and_prefers_metrics_step(tmp_path):
         store.commit_step(1, "eval", payload={"round": 1, "asr": 0.5})
         store.commit_step(1, "metrics", payload={"round": 1, "asr": 0.4})
         store.commit_step(1, "train", payload={"train_loss_last": 0.1})
-        assert store.rounds_metrics() == [{"round": 0, "asr": 0.9}, {"round": 1, "asr": 0.4},
-                                          {"round": 2, "asr": 0.2}]
+        assert store.rounds_metrics() == [{"round": 0, "asr": 0.9}, {"round": 1, "asr": 0.4}, {"round": 2, "asr": 0.2}]
 
 
 def test_unknown_table_and_closed_store(tmp_path):

@@ -68,10 +68,20 @@ class Attempt:
     after: str = ""  # query id of the same thread's previous attempt (the one a rewrite answered); "" on turn 1
 
     def row(self) -> dict[str, Any]:
-        return {**self.query.to_dict(), "style": self.style, "turn": self.turn, "response": self.response,
-                "score": self.score, "success": self.success, "explanation": self.explanation,
-                "rewritten": self.rewritten, "arm": self.arm, "explore": self.explore, "request": self.request,
-                "after": self.after}
+        return {
+            **self.query.to_dict(),
+            "style": self.style,
+            "turn": self.turn,
+            "response": self.response,
+            "score": self.score,
+            "success": self.success,
+            "explanation": self.explanation,
+            "rewritten": self.rewritten,
+            "arm": self.arm,
+            "explore": self.explore,
+            "request": self.request,
+            "after": self.after,
+        }
 
 
 @dataclass
@@ -106,8 +116,7 @@ def critic_judge(critic: Any) -> Judge:
     return run
 
 
-def ask_learner(learner: Any, queries: Sequence[Query], params: Sampling,
-                system: str | None = None) -> list[str]:
+def ask_learner(learner: Any, queries: Sequence[Query], params: Sampling, system: str | None = None) -> list[str]:
     """The learner's answers (one learner query each)."""
     return learner.generate([user_chat(q.text, system) for q in queries], params) if queries else []
 
@@ -134,8 +143,15 @@ def _thompson(rng: random.Random, successes: int, tries: int) -> float:
     return rng.betavariate(1 + successes, 1 + tries - successes)
 
 
-def _pick_style(thread: _Thread, archive: Archive, stats: dict[str, list[int]], rng: random.Random,
-                styles: Sequence[str], coverage_bonus: float, new_request: bool = False) -> str:
+def _pick_style(
+    thread: _Thread,
+    archive: Archive,
+    stats: dict[str, list[int]],
+    rng: random.Random,
+    styles: Sequence[str],
+    coverage_bonus: float,
+    new_request: bool = False,
+) -> str:
     """Thompson sample of each untried style's success rate, + `coverage_bonus` if its cell is empty.
     `new_request`: the request was just rewritten, so every style is new to it."""
     options = list(styles) if new_request else [s for s in styles if s not in thread.tried] or list(styles)
@@ -149,8 +165,9 @@ def _pick_style(thread: _Thread, archive: Archive, stats: dict[str, list[int]], 
     return max(options, key=value)
 
 
-def _explore_style(thread: _Thread, archive: Archive, rng: random.Random, styles: Sequence[str],
-                   new_request: bool) -> str | None:
+def _explore_style(
+    thread: _Thread, archive: Archive, rng: random.Random, styles: Sequence[str], new_request: bool
+) -> str | None:
     """A style whose cell (of this objective's category) is still empty, uniformly; None when there is none."""
     cat = thread.objective.category
     empty = [s for s in styles if archive.elite(cat, s) is None and (new_request or s not in thread.tried)]
@@ -170,10 +187,13 @@ def _rewrite_prompts(threads: Sequence[_Thread]) -> list[list[dict[str, str]]]:
     for t in threads:
         last = t.last
         assert last is not None
-        user = ATTACKER_USER.format(objective=t.objective.text, last=last.query.text[:500],
-                                    response=last.response[:300].replace("\n", " "),
-                                    verdict="unsafe (success)" if last.success else "safe (the attack failed)",
-                                    explanation=last.explanation[:300])
+        user = ATTACKER_USER.format(
+            objective=t.objective.text,
+            last=last.query.text[:500],
+            response=last.response[:300].replace("\n", " "),
+            verdict="unsafe (success)" if last.success else "safe (the attack failed)",
+            explanation=last.explanation[:300],
+        )
         chats.append(user_chat(user, ATTACKER_SYSTEM))
     return chats
 
@@ -193,15 +213,29 @@ def coverage_cost(cells: int, coverage_target: float, budget: int) -> tuple[int,
     needed = math.ceil(coverage_target * cells - 1e-9)
     if budget <= 0 or needed <= budget / 4:
         return needed, None
-    return needed, (f"the archive coverage target ({coverage_target:.0%} of {cells} cells = {needed} cells) costs up "
-                    f"to {min(1.0, needed / budget):.0%} of the {budget}-query adaptive budget in exploration; for "
-                    f"the success rate, give --budget >= {4 * needed} (or a lower coverage_target)")
+    return needed, (
+        f"the archive coverage target ({coverage_target:.0%} of {cells} cells = {needed} cells) costs up "
+        f"to {min(1.0, needed / budget):.0%} of the {budget}-query adaptive budget in exploration; for "
+        f"the success rate, give --budget >= {4 * needed} (or a lower coverage_target)"
+    )
 
 
-def adaptive_attack(seeds: Sequence[Query], learner: Any, judge_fn: Judge, budget: int, cfg: AttackerConfig,
-                    seed: int, *, attacker: Any = None, archive: Archive | None = None, round: int = 0,
-                    params: Sampling | None = None, templates: Sequence[Any] = (), system: str | None = None,
-                    log: Callable[[str], None] | None = None) -> SearchResult:
+def adaptive_attack(
+    seeds: Sequence[Query],
+    learner: Any,
+    judge_fn: Judge,
+    budget: int,
+    cfg: AttackerConfig,
+    seed: int,
+    *,
+    attacker: Any = None,
+    archive: Archive | None = None,
+    round: int = 0,
+    params: Sampling | None = None,
+    templates: Sequence[Any] = (),
+    system: str | None = None,
+    log: Callable[[str], None] | None = None,
+) -> SearchResult:
     """Spend exactly `budget` learner queries attacking `seeds` (harmful, with categories).
 
     `attacker`: a Backend that rewrites failed attempts (None: styles only, no "rewrite" column).
@@ -227,16 +261,29 @@ def adaptive_attack(seeds: Sequence[Query], learner: Any, judge_fn: Judge, budge
             threads.append(_Thread(obj))
         if not threads:
             break
-        queries, meta = _build_turn(threads, archive, stats, rng, styles, cfg, attacker, seed, round, result,
-                                    templates, budget)
+        queries, meta = _build_turn(
+            threads, archive, stats, rng, styles, cfg, attacker, seed, round, result, templates, budget
+        )
         answers = ask_learner(learner, queries, params, system)
         result.learner_queries += len(queries)
         verdicts = judge_fn(queries, answers)
         keep = []
-        for t, q, (style, rewritten, explore, request), a, (score, success, expl) in zip(threads, queries, meta,
-                                                                                        answers, verdicts):
-            att = Attempt(q, style, t.turn, a, score, success, expl, rewritten, explore=explore, request=request,
-                          after=t.last.query.id if t.last is not None else "")
+        for t, q, (style, rewritten, explore, request), a, (score, success, expl) in zip(
+            threads, queries, meta, answers, verdicts
+        ):
+            att = Attempt(
+                q,
+                style,
+                t.turn,
+                a,
+                score,
+                success,
+                expl,
+                rewritten,
+                explore=explore,
+                request=request,
+                after=t.last.query.id if t.last is not None else "",
+            )
             result.attempts.append(att)
             for tally in (stats.setdefault(style, [0, 0]), result.turn_stats["first" if t.turn == 1 else "followup"]):
                 tally[0] += int(success)
@@ -248,23 +295,39 @@ def adaptive_attack(seeds: Sequence[Query], learner: Any, judge_fn: Judge, budge
         threads = keep
         if log:
             hits = sum(a.success for a in result.attempts)
-            log(f"adaptive: {result.learner_queries}/{budget} queries, {hits} successes, "
-                f"coverage {archive.coverage():.0%}")
+            log(
+                f"adaptive: {result.learner_queries}/{budget} queries, {hits} successes, "
+                f"coverage {archive.coverage():.0%}"
+            )
     return result
 
 
-def _build_turn(threads: list[_Thread], archive: Archive, stats: dict[str, list[int]], rng: random.Random,
-                styles: Sequence[str], cfg: AttackerConfig, attacker: Any, seed: int, round: int,
-                result: SearchResult, templates: Sequence[Any],
-                budget: int) -> tuple[list[Query], list[tuple[str, bool, bool, str]]]:
+def _build_turn(
+    threads: list[_Thread],
+    archive: Archive,
+    stats: dict[str, list[int]],
+    rng: random.Random,
+    styles: Sequence[str],
+    cfg: AttackerConfig,
+    attacker: Any,
+    seed: int,
+    round: int,
+    result: SearchResult,
+    templates: Sequence[Any],
+    budget: int,
+) -> tuple[list[Query], list[tuple[str, bool, bool, str]]]:
     """One attack query per thread (advancing its turn), with (style, rewritten, explore, request) per query."""
     for t in threads:
         t.turn += 1
     wants = [t for t in threads if attacker is not None and t.last is not None and rng.random() < cfg.rewrite_share]
     inner = {id(t): t.objective.text for t in threads}
     if wants:
-        params = Sampling(max_new_tokens=cfg.rewrite_tokens, temperature=0.9, top_k=50,
-                          seed=int(stable_id("rewrite", seed, round, result.attacker_calls)[:8], 16))
+        params = Sampling(
+            max_new_tokens=cfg.rewrite_tokens,
+            temperature=0.9,
+            top_k=50,
+            seed=int(stable_id("rewrite", seed, round, result.attacker_calls)[:8], 16),
+        )
         raw = attacker.generate(_rewrite_prompts(wants), params)
         result.attacker_calls += len(wants)
         for t, r in zip(wants, raw):
@@ -284,8 +347,7 @@ def _build_turn(threads: list[_Thread], archive: Archive, stats: dict[str, list[
             missing -= style is not None
         explore = style is not None
         style = style or _pick_style(t, archive, stats, rng, options, cfg.coverage_bonus, fresh)
-        drafts.append((style, explore, apply_style(style, inner[id(t)], random.Random(rng.getrandbits(64)),
-                                                   templates)))
+        drafts.append((style, explore, apply_style(style, inner[id(t)], random.Random(rng.getrandbits(64)), templates)))
     sims = max_similarity([d[2] for d in drafts], [a.query.text for a in result.attempts])
     queries, meta = [], []
     for t, (style, explore, text), sim in zip(threads, drafts, sims):
@@ -297,16 +359,33 @@ def _build_turn(threads: list[_Thread], archive: Archive, stats: dict[str, list[
         if not rewritten:
             t.tried.add(style)
         obj = t.objective
-        queries.append(Query(id=stable_id("adaptive", round, obj.id, t.turn, text), text=text, category=obj.category,
-                             harmful=True, source=f"{obj.source}+adaptive:{style}", parent_id=obj.id, round=round,
-                             objective=obj.text))
+        queries.append(
+            Query(
+                id=stable_id("adaptive", round, obj.id, t.turn, text),
+                text=text,
+                category=obj.category,
+                harmful=True,
+                source=f"{obj.source}+adaptive:{style}",
+                parent_id=obj.id,
+                round=round,
+                objective=obj.text,
+            )
+        )
         meta.append((style, rewritten, explore, inner[id(t)]))
     return queries, meta
 
 
-def static_attack(seeds: Sequence[Query], learner: Any, judge_fn: Judge, budget: int, seed: int,
-                  cfg: AttackerConfig | None = None, params: Sampling | None = None,
-                  system: str | None = None, arm: str = "static") -> list[Attempt]:
+def static_attack(
+    seeds: Sequence[Query],
+    learner: Any,
+    judge_fn: Judge,
+    budget: int,
+    seed: int,
+    cfg: AttackerConfig | None = None,
+    params: Sampling | None = None,
+    system: str | None = None,
+    arm: str = "static",
+) -> list[Attempt]:
     """The baseline arm: `budget` seed prompts, stratified by category, sent as they are (cfg None) or
     through the static attacker (`attack.attack` with `cfg`); same learner sampling and judge."""
     from dataclasses import replace
@@ -334,9 +413,13 @@ def summary(attempts: Sequence[Attempt]) -> dict[str, Any]:
     for a in attempts:
         by_obj[a.query.objective] = by_obj.get(a.query.objective, False) or a.success
     n = len(attempts)
-    return {"queries": n, "successes": sum(a.success for a in attempts),
-            "asr": round(sum(a.success for a in attempts) / n, 4) if n else 0.0,
-            "objectives": len(by_obj), "objectives_broken": sum(by_obj.values())}
+    return {
+        "queries": n,
+        "successes": sum(a.success for a in attempts),
+        "asr": round(sum(a.success for a in attempts) / n, 4) if n else 0.0,
+        "objectives": len(by_obj),
+        "objectives_broken": sum(by_obj.values()),
+    }
 
 
 def attempt_rows(attempts: Sequence[Attempt]) -> list[dict[str, Any]]:
@@ -344,15 +427,26 @@ def attempt_rows(attempts: Sequence[Attempt]) -> list[dict[str, Any]]:
 
 
 def result_stats(result: SearchResult) -> dict[str, Any]:
-    return {"style_stats": {s: {"successes": v[0], "tries": v[1]} for s, v in result.style_stats.items()},
-            "turn_stats": {k: {"successes": v[0], "tries": v[1]} for k, v in result.turn_stats.items()},
-            "explore_queries": sum(a.explore for a in result.attempts),
-            "attacker_calls": result.attacker_calls, "rewrites_used": sum(a.rewritten for a in result.attempts)}
+    return {
+        "style_stats": {s: {"successes": v[0], "tries": v[1]} for s, v in result.style_stats.items()},
+        "turn_stats": {k: {"successes": v[0], "tries": v[1]} for k, v in result.turn_stats.items()},
+        "explore_queries": sum(a.explore for a in result.attempts),
+        "attacker_calls": result.attacker_calls,
+        "rewrites_used": sum(a.rewritten for a in result.attempts),
+    }
 
 
-def adaptive_round(seeds: Sequence[Query], learner: Any, critic: Any, cfg: AttackerConfig, round: int, seed: int,
-                   previous: dict[str, Any] | None = None, params: Sampling | None = None,
-                   log: Callable[[str], None] | None = None) -> tuple[list[Query], dict[str, Any]]:
+def adaptive_round(
+    seeds: Sequence[Query],
+    learner: Any,
+    critic: Any,
+    cfg: AttackerConfig,
+    round: int,
+    seed: int,
+    previous: dict[str, Any] | None = None,
+    params: Sampling | None = None,
+    log: Callable[[str], None] | None = None,
+) -> tuple[list[Query], dict[str, Any]]:
     """The loop's adaptive attack step: search with `cfg.budget` learner queries, continuing the archive
     in `previous` (the last round's payload), and return the `cfg.queries_per_round` most effective
     distinct attack queries (successes first, then by critic score) plus the payload to store."""
@@ -362,12 +456,29 @@ def adaptive_round(seeds: Sequence[Query], learner: Any, critic: Any, cfg: Attac
     archive = Archive.from_state(previous["archive"]) if previous and previous.get("archive") else None
     attacker = None if cfg.attacker_model == "none" else load_backend(cfg.attacker_model)
     templates = load_templates(cfg.max_template_chars) if cfg.template_share > 0 else []
-    result = adaptive_attack(seeds, learner, critic_judge(critic), cfg.budget, cfg, seed, attacker=attacker,
-                             archive=archive, round=round, params=params, templates=templates, log=log)
+    result = adaptive_attack(
+        seeds,
+        learner,
+        critic_judge(critic),
+        cfg.budget,
+        cfg,
+        seed,
+        attacker=attacker,
+        archive=archive,
+        round=round,
+        params=params,
+        templates=templates,
+        log=log,
+    )
     ranked = sorted(result.attempts, key=lambda a: (not a.success, -a.score, a.query.id))
     picked: dict[str, Query] = {}
     for a in ranked:
         picked.setdefault(a.query.id, a.query)
-    payload = {"archive": result.archive.state(), **summary(result.attempts), "learner_queries": result.learner_queries,
-               "archive_coverage": result.archive.coverage(), **result_stats(result)}
+    payload = {
+        "archive": result.archive.state(),
+        **summary(result.attempts),
+        "learner_queries": result.learner_queries,
+        "archive_coverage": result.archive.coverage(),
+        **result_stats(result),
+    }
     return list(picked.values())[: cfg.queries_per_round], payload

@@ -115,8 +115,12 @@ class Archive:
 
     def state(self) -> dict[str, Any]:
         """Everything needed to rebuild the archive (grid axes, threshold, elites)."""
-        return {"categories": self.categories, "styles": self.styles, "max_similarity": self.max_similarity,
-                "elites": self.rows()}
+        return {
+            "categories": self.categories,
+            "styles": self.styles,
+            "max_similarity": self.max_similarity,
+            "elites": self.rows(),
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Archive:

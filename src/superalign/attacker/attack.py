@@ -38,7 +38,7 @@ def _reshuffled_forever(items: list[Query], rng: random.Random) -> Iterator[Quer
 
 
 def _method(cfg: AttackerConfig, templates: Sequence[JailbreakTemplate], rng: random.Random) -> str:
-    """"template:<name>" with prob. template_share, else a converter name with prob. converter_share,
+    """ "template:<name>" with prob. template_share, else a converter name with prob. converter_share,
     else "plain"."""
     if templates and rng.random() < cfg.template_share:
         return "template:" + rng.choice(templates).name
@@ -75,14 +75,16 @@ def attack(seeds: Sequence[Query], cfg: AttackerConfig, round: int, seed: int) -
         k = drawn.get(parent.id, 0)
         drawn[parent.id] = k + 1
         item_rng = random.Random(rng.getrandbits(64))  # converter draws don't shift later choices
-        out.append(Query(
-            id=stable_id("attack", round, parent.id, method, k),
-            text=apply_method(method, parent.text, by_name, item_rng),
-            category=parent.category,
-            harmful=parent.harmful,
-            source=f"{parent.source}+{method}",
-            parent_id=parent.id,
-            round=round,
-            objective=parent.text,
-        ))
+        out.append(
+            Query(
+                id=stable_id("attack", round, parent.id, method, k),
+                text=apply_method(method, parent.text, by_name, item_rng),
+                category=parent.category,
+                harmful=parent.harmful,
+                source=f"{parent.source}+{method}",
+                parent_id=parent.id,
+                round=round,
+                objective=parent.text,
+            )
+        )
     return out

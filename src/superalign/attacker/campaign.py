@@ -31,11 +31,24 @@ from superalign.attacker.self_improve import Method
 from superalign.config import AttackerConfig, CriticConfig, DataConfig
 
 
-def run_attack(learner_spec: str, budget: int, out: Path, *, attacker_spec: str = "embedded", seed: int = 0,
-               cfg: AttackerConfig | None = None, critic_cfg: CriticConfig | None = None, converted: bool = True,
-               system: str | None = None, max_new_tokens: int = 64, batch_size: int = 16,
-               self_improve: int = 0, log: Callable[[str], None] = print,
-               self_improve_method: Method = "sft", self_improve_budget: int | None = None) -> dict[str, Any]:
+def run_attack(
+    learner_spec: str,
+    budget: int,
+    out: Path,
+    *,
+    attacker_spec: str = "embedded",
+    seed: int = 0,
+    cfg: AttackerConfig | None = None,
+    critic_cfg: CriticConfig | None = None,
+    converted: bool = True,
+    system: str | None = None,
+    max_new_tokens: int = 64,
+    batch_size: int = 16,
+    self_improve: int = 0,
+    log: Callable[[str], None] = print,
+    self_improve_method: Method = "sft",
+    self_improve_budget: int | None = None,
+) -> dict[str, Any]:
     """Run every arm on the training split of the harmful seeds and write the outputs into `out`.
 
     `self_improve` > 0 then runs that many MART rounds against the same (fixed) learner (mart.py) and
@@ -58,8 +71,11 @@ def run_attack(learner_spec: str, budget: int, out: Path, *, attacker_spec: str 
         by_cat.setdefault(q.category, []).append(q)
     seeds = [q for q in seeds if len(by_cat[q.category]) >= 3]  # a 1-seed category cannot fill a grid row
     learner = load_backend(learner_spec, batch_size=batch_size)
-    attacker = None if attacker_spec == "none" else (
-        learner if attacker_spec == learner_spec else load_backend(attacker_spec, batch_size=batch_size))
+    attacker = (
+        None
+        if attacker_spec == "none"
+        else (learner if attacker_spec == learner_spec else load_backend(attacker_spec, batch_size=batch_size))
+    )
     judge_fn = critic_judge(build_critic(critic_cfg or CriticConfig()))
     params = Sampling(max_new_tokens=max_new_tokens, temperature=0.0)
     timings, arms = {}, {}
@@ -70,8 +86,9 @@ def run_attack(learner_spec: str, budget: int, out: Path, *, attacker_spec: str 
     if converted:
         t = time.time()
         log(f"static_converted arm: {budget} converter/template attacks")
-        arms["static_converted"] = static_attack(seeds, learner, judge_fn, budget, seed, cfg=cfg, params=params,
-                                                 system=system, arm="static_converted")
+        arms["static_converted"] = static_attack(
+            seeds, learner, judge_fn, budget, seed, cfg=cfg, params=params, system=system, arm="static_converted"
+        )
         timings["static_converted"] = round(time.time() - t, 1)
     t = time.time()
     templates = load_templates(cfg.max_template_chars)
@@ -79,29 +96,50 @@ def run_attack(learner_spec: str, budget: int, out: Path, *, attacker_spec: str 
     needed, note = coverage_cost(cells, cfg.coverage_target, budget)
     if note:
         log(f"note: {note}")
-    result = adaptive_attack(seeds, learner, judge_fn, budget, cfg, seed, attacker=attacker, params=params,
-                             templates=templates, system=system, log=log)
+    result = adaptive_attack(
+        seeds,
+        learner,
+        judge_fn,
+        budget,
+        cfg,
+        seed,
+        attacker=attacker,
+        params=params,
+        templates=templates,
+        system=system,
+        log=log,
+    )
     timings["adaptive"] = round(time.time() - t, 1)
     arms["adaptive"] = result.attempts
     archive = result.archive
     failures = [a for arm in arms.values() for a in arm if a.success]
     known = {c: [q.text for q in qs] for c, qs in by_cat.items() if len(qs) >= 3}
-    clusters = discover_risks([Failure(a.query.objective, a.response, a.query.category, a.query.text)
-                               for a in failures], known, seed=seed)
+    clusters = discover_risks(
+        [Failure(a.query.objective, a.response, a.query.category, a.query.text) for a in failures], known, seed=seed
+    )
     metrics: dict[str, Any] = {
-        "learner": learner.name, "attacker": attacker.name if attacker else "none", "budget": budget,
-        "seed": seed, "judge": "critic verdict unsafe, judged against the objective",
-        "asr_adaptive": summary(arms["adaptive"])["asr"], "asr_static": summary(arms["static"])["asr"],
-        "archive_coverage": archive.coverage(), "archive_success_coverage": archive.success_coverage(),
-        "archive_cells": len(archive.categories) * len(archive.styles), "coverage_cells_needed": needed,
+        "learner": learner.name,
+        "attacker": attacker.name if attacker else "none",
+        "budget": budget,
+        "seed": seed,
+        "judge": "critic verdict unsafe, judged against the objective",
+        "asr_adaptive": summary(arms["adaptive"])["asr"],
+        "asr_static": summary(arms["static"])["asr"],
+        "archive_coverage": archive.coverage(),
+        "archive_success_coverage": archive.success_coverage(),
+        "archive_cells": len(archive.categories) * len(archive.styles),
+        "coverage_cells_needed": needed,
         "diversity_adaptive": diversity([a.query.text for a in arms["adaptive"]]),
         "diversity_static": diversity([a.query.text for a in arms["static"]]),
         "diversity_adaptive_successes": diversity([a.query.text for a in arms["adaptive"] if a.success]),
         "diversity_archive": diversity([e["text"] for e in archive.rows()]),
         "diversity_metric": "mean pairwise cosine distance of word 1-2-gram TF-IDF vectors",
-        "arms": {k: summary(v) for k, v in arms.items()}, "learner_queries": {k: len(v) for k, v in arms.items()},
-        "seconds": timings, "emergent_clusters": len(clusters),
-        "emergent_novel": sum(c.novel for c in clusters), **result_stats(result),
+        "arms": {k: summary(v) for k, v in arms.items()},
+        "learner_queries": {k: len(v) for k, v in arms.items()},
+        "seconds": timings,
+        "emergent_clusters": len(clusters),
+        "emergent_novel": sum(c.novel for c in clusters),
+        **result_stats(result),
     }
     if converted:
         metrics["asr_static_converted"] = summary(arms["static_converted"])["asr"]
@@ -115,9 +153,21 @@ def run_attack(learner_spec: str, budget: int, out: Path, *, attacker_spec: str 
         trainee = load_backend(attacker_spec, batch_size=batch_size)
         # sft: a search yields a handful of successes, so 4 epochs of 4 (8 steps for 8 examples); dpo: the loop's recipe
         tcfg = TrainConfig(epochs=4, batch_size=4) if self_improve_method == "sft" else TrainConfig()
-        rows = self_improvement_rounds(seeds, learner, trainee, judge_fn, budget, self_improve, cfg, tcfg, seed=seed,
-                                       params=params, log=log, method=self_improve_method,
-                                       train_budget=self_improve_budget)
+        rows = self_improvement_rounds(
+            seeds,
+            learner,
+            trainee,
+            judge_fn,
+            budget,
+            self_improve,
+            cfg,
+            tcfg,
+            seed=seed,
+            params=params,
+            log=log,
+            method=self_improve_method,
+            train_budget=self_improve_budget,
+        )
         timings["self_improve"] = round(time.time() - t, 1)
         metrics["self_improve"] = rows
         atomic_write_text(out / "self_improve.json", json.dumps(rows, indent=2))

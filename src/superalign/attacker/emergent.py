@@ -57,9 +57,15 @@ def _choose_k(x: Any, k_max: int, seed: int) -> tuple[int, Any]:
     return best[1], best[2]
 
 
-def discover_risks(failures: Sequence[Failure], known: Mapping[str, Sequence[str]], k_max: int = 8,
-                   novel_below: float = 0.12, n_terms: int = 8, n_examples: int = 3,
-                   seed: int = 0) -> list[RiskCluster]:
+def discover_risks(
+    failures: Sequence[Failure],
+    known: Mapping[str, Sequence[str]],
+    k_max: int = 8,
+    novel_below: float = 0.12,
+    n_terms: int = 8,
+    n_examples: int = 3,
+    seed: int = 0,
+) -> list[RiskCluster]:
     """Clusters of `failures`, largest first, each described and flagged `novel` when its centroid's
     similarity to every `known` category (name -> seed request texts) is below `novel_below`."""
     import numpy as np
@@ -78,8 +84,9 @@ def discover_risks(failures: Sequence[Failure], known: Mapping[str, Sequence[str
     z = normalize(TruncatedSVD(dims, random_state=seed).fit_transform(x)) if dims >= 2 else x.toarray()
     _k, labels = _choose_k(z, k_max, seed) if len(failures) >= 4 else (1, np.zeros(len(failures), dtype=int))
     cats = sorted(known)
-    cat_centroids = normalize(np.vstack([np.asarray(vec.transform(list(known[c])).mean(axis=0)) for c in cats])) \
-        if cats else None
+    cat_centroids = (
+        normalize(np.vstack([np.asarray(vec.transform(list(known[c])).mean(axis=0)) for c in cats])) if cats else None
+    )
     terms = np.array(vec.get_feature_names_out())
     out = []
     for c in sorted(set(labels.tolist())):
@@ -92,21 +99,35 @@ def discover_risks(failures: Sequence[Failure], known: Mapping[str, Sequence[str
         filed: dict[str, int] = {}
         for i in idx:
             filed[failures[int(i)].category] = filed.get(failures[int(i)].category, 0) + 1
-        out.append(RiskCluster(
-            id=int(c), size=len(idx), top_terms=terms[np.argsort(-centroid.ravel())[:n_terms]].tolist(),
-            examples=reps, categories=filed, nearest_category=cats[best] if cats else "",
-            similarity=round(float(sims[best]), 4), novel=bool(sims[best] < novel_below),
-            members=[int(i) for i in idx]))
+        out.append(
+            RiskCluster(
+                id=int(c),
+                size=len(idx),
+                top_terms=terms[np.argsort(-centroid.ravel())[:n_terms]].tolist(),
+                examples=reps,
+                categories=filed,
+                nearest_category=cats[best] if cats else "",
+                similarity=round(float(sims[best]), 4),
+                novel=bool(sims[best] < novel_below),
+                members=[int(i) for i in idx],
+            )
+        )
     return sorted(out, key=lambda r: -r.size)
 
 
 def risks_markdown(clusters: Sequence[RiskCluster]) -> str:
     """A markdown section listing the clusters, candidate new risks first."""
-    lines = ["## Failure clusters (emergent-risk discovery)", "",
-             "| cluster | size | novel? | nearest category (cos) | top terms |", "|---|---|---|---|---|"]
+    lines = [
+        "## Failure clusters (emergent-risk discovery)",
+        "",
+        "| cluster | size | novel? | nearest category (cos) | top terms |",
+        "|---|---|---|---|---|",
+    ]
     for r in sorted(clusters, key=lambda r: (not r.novel, -r.size)):
-        lines.append(f"| {r.id} | {r.size} | {'**candidate new risk**' if r.novel else 'no'} | "
-                     f"{r.nearest_category} ({r.similarity:.2f}) | {', '.join(r.top_terms)} |")
+        lines.append(
+            f"| {r.id} | {r.size} | {'**candidate new risk**' if r.novel else 'no'} | "
+            f"{r.nearest_category} ({r.similarity:.2f}) | {', '.join(r.top_terms)} |"
+        )
     for r in clusters:
         lines += ["", f"**cluster {r.id}** examples:"] + [f"- {e[:160]}" for e in r.examples]
     return "\n".join(lines) + "\n"

@@ -35,14 +35,28 @@ def rewrite_stats(attempts: Sequence[Any], prefix: str = "") -> dict[str, Any]:
     """How the attacker model's own rewrites did: count, successes, success rate (None without any)."""
     rewritten = [a for a in attempts if a.rewritten]
     hits = sum(a.success for a in rewritten)
-    return {f"{prefix}rewrites": len(rewritten), f"{prefix}rewrite_successes": hits,
-            f"{prefix}rewrite_asr": round(hits / len(rewritten), 4) if rewritten else None}
+    return {
+        f"{prefix}rewrites": len(rewritten),
+        f"{prefix}rewrite_successes": hits,
+        f"{prefix}rewrite_asr": round(hits / len(rewritten), 4) if rewritten else None,
+    }
 
 
-def self_improvement_rounds(seeds: Sequence[Query], learner: Any, attacker: Any, judge_fn: Judge, budget: int,
-                            rounds: int, cfg: AttackerConfig, train_cfg: TrainConfig, seed: int = 0,
-                            params: Any = None, log: Callable[[str], None] | None = None,
-                            method: Method = "sft", train_budget: int | None = None) -> list[dict[str, Any]]:
+def self_improvement_rounds(
+    seeds: Sequence[Query],
+    learner: Any,
+    attacker: Any,
+    judge_fn: Judge,
+    budget: int,
+    rounds: int,
+    cfg: AttackerConfig,
+    train_cfg: TrainConfig,
+    seed: int = 0,
+    params: Any = None,
+    log: Callable[[str], None] | None = None,
+    method: Method = "sft",
+    train_budget: int | None = None,
+) -> list[dict[str, Any]]:
     """One row per round (0 = the untrained attacker): eval ASR, rewrite ASR, objectives broken, and the
     number of attacker training examples (`sft`) or pairs (`dpo`) that produced the next round's attacker.
     `train_budget`: learner queries of each training search (default `budget`); a larger one yields more
@@ -57,22 +71,42 @@ def self_improvement_rounds(seeds: Sequence[Query], learner: Any, attacker: Any,
     for r in range(rounds + 1):
         ev = adaptive_attack(eval_obj, learner, judge_fn, budget, cfg, seed, attacker=attacker, params=params)
         s = summary(ev.attempts)
-        row = {"round": r, "eval_asr": s["asr"], "eval_objectives_broken": s["objectives_broken"],
-               "eval_objectives": s["objectives"], **rewrite_stats(ev.attempts)}
+        row = {
+            "round": r,
+            "eval_asr": s["asr"],
+            "eval_objectives_broken": s["objectives_broken"],
+            "eval_objectives": s["objectives"],
+            **rewrite_stats(ev.attempts),
+        }
         if r < rounds:
-            tr = adaptive_attack(train_obj, learner, judge_fn, train_budget or budget, cfg, seed + 1 + r,
-                                 attacker=attacker, params=params)
-            attacker, stats, n_train = improve_attacker(attacker, tr.attempts, train_cfg, seed=seed + r,
-                                                        method=method)
-            row.update({"train_queries": tr.learner_queries, "train_asr": summary(tr.attempts)["asr"],
-                        **rewrite_stats(tr.attempts, "train_"),
-                        "attacker_method": method, "attacker_examples": n_train,
-                        "attacker_loss_first": None if stats is None or not stats.losses else stats.losses[0],
-                        "attacker_loss_last": None if stats is None else stats.last_loss})
+            tr = adaptive_attack(
+                train_obj,
+                learner,
+                judge_fn,
+                train_budget or budget,
+                cfg,
+                seed + 1 + r,
+                attacker=attacker,
+                params=params,
+            )
+            attacker, stats, n_train = improve_attacker(attacker, tr.attempts, train_cfg, seed=seed + r, method=method)
+            row.update(
+                {
+                    "train_queries": tr.learner_queries,
+                    "train_asr": summary(tr.attempts)["asr"],
+                    **rewrite_stats(tr.attempts, "train_"),
+                    "attacker_method": method,
+                    "attacker_examples": n_train,
+                    "attacker_loss_first": None if stats is None or not stats.losses else stats.losses[0],
+                    "attacker_loss_last": None if stats is None else stats.last_loss,
+                }
+            )
         rows.append(row)
         if log:
-            log(f"self-improve round {r}: eval ASR {row['eval_asr']:.3f}, rewrite ASR {row['rewrite_asr']}, "
-                f"{row.get('attacker_examples', 0)} attacker training {'examples' if method == 'sft' else 'pairs'}")
+            log(
+                f"self-improve round {r}: eval ASR {row['eval_asr']:.3f}, rewrite ASR {row['rewrite_asr']}, "
+                f"{row.get('attacker_examples', 0)} attacker training {'examples' if method == 'sft' else 'pairs'}"
+            )
     return rows
 
 
@@ -86,8 +120,12 @@ def plot_rounds(rows: Sequence[dict[str, Any]], path: Any) -> None:
     fig, ax = plt.subplots(figsize=(5, 3.2))
     xs = [r["round"] for r in rows]
     ax.plot(xs, [r["eval_asr"] for r in rows], marker="o", label="ASR, held-out objectives")
-    ax.plot(xs, [r["rewrite_asr"] if r["rewrite_asr"] is not None else float("nan") for r in rows], marker="s",
-            label="ASR of the attacker's rewrites")
+    ax.plot(
+        xs,
+        [r["rewrite_asr"] if r["rewrite_asr"] is not None else float("nan") for r in rows],
+        marker="s",
+        label="ASR of the attacker's rewrites",
+    )
     ax.set_xlabel("attacker self-improvement round")
     ax.set_ylabel("attack success rate")
     ax.set_ylim(0, 1)

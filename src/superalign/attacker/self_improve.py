@@ -30,10 +30,16 @@ Method = Literal["sft", "dpo"]
 
 def rewrite_chat(objective: str, failed: Attempt) -> list[dict[str, str]]:
     """The attacker's rewrite request after `failed` (the same prompt the search sends)."""
-    return user_chat(ATTACKER_USER.format(objective=objective, last=failed.query.text[:500],
-                                          response=failed.response[:300].replace("\n", " "),
-                                          verdict="safe (the attack failed)", explanation=failed.explanation[:300]),
-                     ATTACKER_SYSTEM)
+    return user_chat(
+        ATTACKER_USER.format(
+            objective=objective,
+            last=failed.query.text[:500],
+            response=failed.response[:300].replace("\n", " "),
+            verdict="safe (the attack failed)",
+            explanation=failed.explanation[:300],
+        ),
+        ATTACKER_SYSTEM,
+    )
 
 
 def _text(a: Attempt) -> str:
@@ -63,13 +69,22 @@ def attacker_pairs(attempts: Sequence[Attempt], per_objective: int = 2) -> list[
         wins = [a for a in group if a.success]
         losses = [a for a in group if not a.success]
         for win, loss in list(zip(wins * len(losses), losses))[:per_objective]:
-            pairs.append(Pair(prompt=rewrite_chat(objective, loss), chosen=_text(win), rejected=_text(loss),
-                              provenance="self", kind="attacker-success", query_id=win.query.id))
+            pairs.append(
+                Pair(
+                    prompt=rewrite_chat(objective, loss),
+                    chosen=_text(win),
+                    rejected=_text(loss),
+                    provenance="self",
+                    kind="attacker-success",
+                    query_id=win.query.id,
+                )
+            )
     return pairs
 
 
-def improve_attacker(attacker: Any, attempts: Sequence[Attempt], cfg: TrainConfig, seed: int = 0,
-                     method: Method = "sft") -> tuple[Any, Any, int]:
+def improve_attacker(
+    attacker: Any, attempts: Sequence[Attempt], cfg: TrainConfig, seed: int = 0, method: Method = "sft"
+) -> tuple[Any, Any, int]:
     """(trained attacker, training stats, number of training examples or pairs); the attacker is returned
     unchanged when the attempts give nothing to train on."""
     if method == "sft":

@@ -66,10 +66,14 @@ def check_backend_spec(spec: str, probe_timeout: float = 5.0) -> None:
     if not p.exists():
         raise _not_found(spec)
     if not (p / "config.json").is_file() and not (p / STATE_FILE).is_file():
-        raise BackendUnavailable(f"{p}: not a model directory (no config.json); give a directory saved with "
-                                 "save_pretrained, e.g. a run's checkpoints/round-K")
+        raise BackendUnavailable(
+            f"{p}: not a model directory (no config.json); give a directory saved with "
+            "save_pretrained, e.g. a run's checkpoints/round-K"
+        )
 
 
 def _not_found(spec: str) -> BackendUnavailable:
-    return BackendUnavailable(f"model '{spec}' not found: give 'embedded', 'tiny', 'scripted', an existing HF "
-                              "model directory, or openai:<model>@<base_url>")
+    return BackendUnavailable(
+        f"model '{spec}' not found: give 'embedded', 'tiny', 'scripted', an existing HF "
+        "model directory, or openai:<model>@<base_url>"
+    )

@@ -110,11 +110,17 @@ class FastLlamaDecoder:
                 a, m = layer.self_attn, layer.mlp
                 qkv = torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight])
                 gate_up = torch.cat([m.gate_proj.weight, m.up_proj.weight])
-                self.layers.append((
-                    layer.input_layernorm, _packed(qkv, batch_hint), _packed(a.o_proj.weight, batch_hint),
-                    layer.post_attention_layernorm, _packed(gate_up, batch_hint),
-                    _packed(m.down_proj.weight, batch_hint), a.scaling,
-                ))
+                self.layers.append(
+                    (
+                        layer.input_layernorm,
+                        _packed(qkv, batch_hint),
+                        _packed(a.o_proj.weight, batch_hint),
+                        layer.post_attention_layernorm,
+                        _packed(gate_up, batch_hint),
+                        _packed(m.down_proj.weight, batch_hint),
+                        a.scaling,
+                    )
+                )
 
     def step(self, ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor, cache: Any) -> torch.Tensor:
         """Logits [rows, vocab] for `ids` [rows, 1] at `positions` [rows, 1]; `mask` [rows, cached + 1] is 1

@@ -45,8 +45,15 @@ def _length_sorted(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
 class HFBackend:
     """A local transformers model. `model` and `tokenizer` are public: the learner trains them."""
 
-    def __init__(self, model: Any, tokenizer: Any, name: str, batch_size: int = 32, max_context: int = 1024,
-                 fast_decode: bool | None = None):
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        name: str,
+        batch_size: int = 32,
+        max_context: int = 1024,
+        fast_decode: bool | None = None,
+    ):
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
@@ -118,8 +125,9 @@ class HFBackend:
     def generate(self, chats: Sequence[Chat], params: Sampling) -> list[str]:
         """One completion per chat; batches of similar prompt length; deterministic for a seed."""
         prompts = [self.encode(self.render(c))[-self.max_context :] for c in chats]
-        return [self.tokenizer.decode(toks, skip_special_tokens=True).strip()
-                for toks in self.generate_ids(prompts, params)]
+        return [
+            self.tokenizer.decode(toks, skip_special_tokens=True).strip() for toks in self.generate_ids(prompts, params)
+        ]
 
     def generate_ids(self, prompts: Sequence[list[int]], params: Sampling) -> list[list[int]]:
         """New token ids per prompt (stop token excluded), in length-sorted batches of `batch_size`.
@@ -164,8 +172,9 @@ class HFBackend:
         decoder, self.fast_decode_skipped = build_decoder(self.model, self.batch_size)
         return decoder
 
-    def decode_batch(self, prompts: list[list[int]], params: Sampling, seeds: Sequence[int] | None = None,
-                     decoder: Any = None) -> list[list[int]]:
+    def decode_batch(
+        self, prompts: list[list[int]], params: Sampling, seeds: Sequence[int] | None = None, decoder: Any = None
+    ) -> list[list[int]]:
         """Left-padded KV-cache decoding. Returns the new token ids per row (stop token excluded).
 
         A row that emits a stop token leaves the batch (its KV cache rows are dropped), so the remaining
@@ -197,8 +206,12 @@ class HFBackend:
                     logits = decoder.step(step_ids, positions, mask, past)
                 else:
                     out = self.model(  # logits_to_keep=1: the prefill needs no logits for prompt positions
-                        input_ids=step_ids, attention_mask=mask, position_ids=positions,
-                        past_key_values=past, use_cache=True, logits_to_keep=1,
+                        input_ids=step_ids,
+                        attention_mask=mask,
+                        position_ids=positions,
+                        past_key_values=past,
+                        use_cache=True,
+                        logits_to_keep=1,
                     )
                     past, logits = out.past_key_values, out.logits[:, -1, :]
                 nxt = self._pick(logits.float(), params, gens)
@@ -274,8 +287,9 @@ class HFBackend:
         with torch.inference_mode():
             shared = None
             if common:  # the shared tokens' keys / values, copied into every batch's cache below
-                shared = self.model(input_ids=torch.tensor([pre[0][:common]]), use_cache=True,
-                                    logits_to_keep=1).past_key_values
+                shared = self.model(
+                    input_ids=torch.tensor([pre[0][:common]]), use_cache=True, logits_to_keep=1
+                ).past_key_values
             # Group by prefix length AND longest option: one long option pads every row of its batch.
             cost = [len(p) + 4 * max(len(o) for o in os) for p, os in zip(pre, opts)]
             for idx in _length_sorted(cost, bs):
@@ -295,8 +309,14 @@ class HFBackend:
                 if shared is not None:
                     cache = copy.deepcopy(shared)
                     cache.batch_repeat_interleave(len(idx))
-                first = self.model(input_ids=ids, attention_mask=pmask, position_ids=pos, past_key_values=cache,
-                                   use_cache=True, logits_to_keep=1)
+                first = self.model(
+                    input_ids=ids,
+                    attention_mask=pmask,
+                    position_ids=pos,
+                    past_key_values=cache,
+                    use_cache=True,
+                    logits_to_keep=1,
+                )
                 rows = [(i, j) for i in idx for j in range(len(opts[i]))]
                 reps = torch.tensor([len(opts[i]) for i in idx])
                 cache = first.past_key_values
@@ -307,8 +327,9 @@ class HFBackend:
                 omask = torch.tensor([[1] * len(opts[i][j]) + [0] * (owidth - len(opts[i][j])) for i, j in rows])
                 mask = torch.cat([pmask.repeat_interleave(reps, dim=0), omask], dim=1)
                 opos = pos[:, -1:].repeat_interleave(reps, dim=0) + torch.arange(1, owidth + 1)
-                logits = self.model(input_ids=oids, attention_mask=mask, position_ids=opos,
-                                    past_key_values=cache, use_cache=True).logits.float()
+                logits = self.model(
+                    input_ids=oids, attention_mask=mask, position_ids=opos, past_key_values=cache, use_cache=True
+                ).logits.float()
                 lp = torch.log_softmax(logits, -1)
                 for r, (i, j) in enumerate(rows):
                     toks = opts[i][j]

@@ -24,16 +24,17 @@ class ReservedLayer(DynamicLayer):
         self._v: torch.Tensor | None = None
         self._n = 0
 
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
         n, q = self._n, key_states.shape[-2]
         k, v = self._k, self._v
         if k is None or v is None or n + q > k.shape[-2]:
             k, v = self._grow(key_states, max(self.capacity, 2 * (n + q)) if k is not None else max(self.capacity, q))
-        k[:, :, n:n + q] = key_states
-        v[:, :, n:n + q] = value_states
+        k[:, :, n : n + q] = key_states
+        v[:, :, n : n + q] = value_states
         self._n = n + q
         return self._expose(k, v)
 

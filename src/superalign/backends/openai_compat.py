@@ -36,7 +36,7 @@ R = TypeVar("R")
 
 def parse_openai_spec(spec: str) -> tuple[str, str]:
     """`openai:<model>@<base_url>` -> (model, base_url without trailing '/'); UserError if malformed."""
-    body = spec[len("openai:"):] if spec.startswith("openai:") else ""
+    body = spec[len("openai:") :] if spec.startswith("openai:") else ""
     from urllib.parse import urlsplit
 
     model, _, url = body.partition("@")  # first '@': the URL may itself hold user:pass@host
@@ -44,8 +44,7 @@ def parse_openai_spec(spec: str) -> tuple[str, str]:
     parts = urlsplit(url)
     if not model.strip() or parts.scheme not in ("http", "https") or not parts.netloc:
         raise UserError(
-            f"bad OpenAI-compatible model spec '{spec}': write openai:<model>@<base_url>, "
-            f"e.g. {SPEC_EXAMPLE}"
+            f"bad OpenAI-compatible model spec '{spec}': write openai:<model>@<base_url>, e.g. {SPEC_EXAMPLE}"
         )
     return model.strip(), url
 
@@ -122,8 +121,11 @@ class OpenAICompatBackend:
 
         def one(i: int, chat: Chat) -> str:
             payload: dict[str, Any] = {
-                "model": self.model, "messages": list(chat), "max_tokens": params.max_new_tokens,
-                "temperature": params.temperature, "seed": row_seed(params.seed, params.seed_offset + i) % 2**31,
+                "model": self.model,
+                "messages": list(chat),
+                "max_tokens": params.max_new_tokens,
+                "temperature": params.temperature,
+                "seed": row_seed(params.seed, params.seed_offset + i) % 2**31,
             }
             if params.temperature > 0 and params.top_k > 0:
                 payload["top_k"] = params.top_k  # a vLLM / llama.cpp extension, meaningless when greedy
@@ -202,8 +204,9 @@ class OpenAICompatBackend:
                     raise self._unreachable(str(exc) or type(exc).__name__) from None
             except httpx.TimeoutException:  # an overloaded server often answers the next try
                 if last:
-                    raise self._unreachable(f"no answer to POST {path} within {self.timeout:g} s, "
-                                            f"{self.max_tries} tries with back-off") from None
+                    raise self._unreachable(
+                        f"no answer to POST {path} within {self.timeout:g} s, {self.max_tries} tries with back-off"
+                    ) from None
             except httpx.HTTPError as exc:
                 raise self._unreachable(str(exc) or type(exc).__name__) from None
             else:
@@ -271,8 +274,14 @@ class OpenAICompatBackend:
         tries = [self._score_max_tokens] if self._score_max_tokens is not None else [0, 1]
         response = None
         for max_tokens in tries:
-            payload = {"model": self.model, "prompt": prompt, "echo": True, "logprobs": 1,
-                       "max_tokens": max_tokens, "temperature": 0.0}
+            payload = {
+                "model": self.model,
+                "prompt": prompt,
+                "echo": True,
+                "logprobs": 1,
+                "max_tokens": max_tokens,
+                "temperature": 0.0,
+            }
             response = self._post("/completions", payload)
             if response.status_code < 400:
                 self._score_max_tokens = max_tokens

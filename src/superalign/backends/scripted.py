@@ -32,7 +32,9 @@ def _words(text: str) -> set[str]:
 
 
 def _is_refusal(text: str) -> bool:
-    return bool(re.match(r"(I can't|I'm sorry|I won't|Sorry|I have to decline|I'm not able|No, I won't|That's not)", text))
+    return bool(
+        re.match(r"(I can't|I'm sorry|I won't|Sorry|I have to decline|I'm not able|No, I won't|That's not)", text)
+    )
 
 
 def _unit(*parts: object) -> float:

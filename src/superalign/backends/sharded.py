@@ -55,8 +55,9 @@ class ShardedBackend:
 
     def generate(self, chats: Sequence[Chat], params: Sampling) -> list[str]:
         chats = list(chats)
-        return self._map("generate", len(chats),
-                         lambda a, b: (chats[a:b], replace(params, seed_offset=params.seed_offset + a)))
+        return self._map(
+            "generate", len(chats), lambda a, b: (chats[a:b], replace(params, seed_offset=params.seed_offset + a))
+        )
 
     def logprobs(self, chats: Sequence[Chat], continuations: Sequence[str]) -> list[float]:
         chats, conts = list(chats), list(continuations)
@@ -96,8 +97,16 @@ class RayWorkers:
     joins an existing cluster. Ray must be installed: `pip install 'superalign[ray]'`.
     """
 
-    def __init__(self, spec: str, actors: int, batch_size: int = 32, dtype: str = "float32",
-                 address: str | None = None, num_cpus: int | None = None, threads_per_actor: int = 1):
+    def __init__(
+        self,
+        spec: str,
+        actors: int,
+        batch_size: int = 32,
+        dtype: str = "float32",
+        address: str | None = None,
+        num_cpus: int | None = None,
+        threads_per_actor: int = 1,
+    ):
         try:
             import ray
         except ImportError:

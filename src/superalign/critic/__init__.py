@@ -26,8 +26,19 @@ if TYPE_CHECKING:
     from superalign.config import CriticConfig
     from superalign.critic.classifier import FittedClassifier
 
-__all__ = ["ClassifierCritic", "Constitution", "Critic", "EnsembleCritic", "JudgeItem", "Policy", "RulesCritic",
-           "build_critic", "judge", "load_constitution", "load_policy"]
+__all__ = [
+    "ClassifierCritic",
+    "Constitution",
+    "Critic",
+    "EnsembleCritic",
+    "JudgeItem",
+    "Policy",
+    "RulesCritic",
+    "build_critic",
+    "judge",
+    "load_constitution",
+    "load_policy",
+]
 
 
 def judge(items: Sequence[JudgeItem], critic: Critic) -> list[Verdict]:
@@ -51,8 +62,12 @@ def build_critic(cfg: CriticConfig, classifier: FittedClassifier | None = None) 
         from superalign.backends import load_backend
         from superalign.critic.llm_judge import LLMJudgeCritic
 
-        return LLMJudgeCritic(load_backend(cfg.judge_model, batch_size=cfg.judge_batch_size),
-                              abstain_below=cfg.abstain_below, policy=policy, mode=cfg.judge_mode)
+        return LLMJudgeCritic(
+            load_backend(cfg.judge_model, batch_size=cfg.judge_batch_size),
+            abstain_below=cfg.abstain_below,
+            policy=policy,
+            mode=cfg.judge_mode,
+        )
     if cfg.kind == "independent":
         import dataclasses
 

@@ -48,8 +48,9 @@ def expected_calibration_error(probs: Sequence[float], labels: Sequence[bool], n
     return round(total, 4)
 
 
-def calibration_report(probs: Sequence[float], labels: Sequence[bool], abstain_below: float = 0.0,
-                       n_bins: int = 10) -> dict[str, float | int]:
+def calibration_report(
+    probs: Sequence[float], labels: Sequence[bool], abstain_below: float = 0.0, n_bins: int = 10
+) -> dict[str, float | int]:
     """{n, ece, coverage, abstained, acc_answered, acc_abstain_as_wrong, accuracy_all}.
 
     accuracy_all is the accuracy had the critic answered everything (abstain_below = 0)."""
@@ -58,16 +59,19 @@ def calibration_report(probs: Sequence[float], labels: Sequence[bool], abstain_b
     n, k = len(probs), sum(answered)
     hits = sum(r for r, a in zip(right, answered) if a)
     return {
-        "n": n, "ece": expected_calibration_error(probs, labels, n_bins),
-        "coverage": round(k / n, 4) if n else float("nan"), "abstained": n - k,
+        "n": n,
+        "ece": expected_calibration_error(probs, labels, n_bins),
+        "coverage": round(k / n, 4) if n else float("nan"),
+        "abstained": n - k,
         "acc_answered": round(hits / k, 4) if k else float("nan"),
         "acc_abstain_as_wrong": round(hits / n, 4) if n else float("nan"),
         "accuracy_all": round(sum(right) / n, 4) if n else float("nan"),
     }
 
 
-def reliability_plot(probs: Sequence[float], labels: Sequence[bool], path: str | Path, n_bins: int = 10,
-                     title: str = "Reliability") -> Path:
+def reliability_plot(
+    probs: Sequence[float], labels: Sequence[bool], path: str | Path, n_bins: int = 10, title: str = "Reliability"
+) -> Path:
     """A reliability diagram (positive rate per confidence bin vs the diagonal, bin counts below) as PNG."""
     import matplotlib
 
@@ -125,15 +129,17 @@ def fit_calibrator(probs: Sequence[float], labels: Sequence[bool], method: Metho
     if method == "isotonic":
         from sklearn.isotonic import IsotonicRegression
 
-        return Calibrator(method, IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
-            [float(p) for p in probs], ys))
+        return Calibrator(
+            method, IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit([float(p) for p in probs], ys)
+        )
     from sklearn.linear_model import LogisticRegression
 
     return Calibrator(method, LogisticRegression(C=1e4, max_iter=1000).fit([[_logit(p)] for p in probs], ys))
 
 
-def cross_fitted(probs: Sequence[float], labels: Sequence[bool], groups: Sequence[str],
-                 method: Method = "isotonic", folds: int = 5) -> list[float]:
+def cross_fitted(
+    probs: Sequence[float], labels: Sequence[bool], groups: Sequence[str], method: Method = "isotonic", folds: int = 5
+) -> list[float]:
     """Each item's calibrated probability from a calibrator fitted on the other folds (folds by a
     hash of `groups`, e.g. the objective text, so one objective never sits on both sides)."""
     from superalign.critic.classifier import fold_of
@@ -171,8 +177,17 @@ class CalibratedCritic:
         for v, p in zip(raw, self.calibrator([v.score for v in raw])):
             conf = p if p >= self.threshold else 1 - p
             unsafe = None if conf < self.abstain_below else p >= self.threshold
-            tail = (f" Calibrated ({self.calibrator.method}): P(unsafe)={p:.2f}, confidence {conf:.2f}"
-                    + ("; abstains, route to a human." if unsafe is None else "."))
-            out.append(dataclasses.replace(v, critic=self.name, unsafe=unsafe, score=round(p, 4),
-                                           confidence=round(conf, 4), explanation=v.explanation + tail))
+            tail = f" Calibrated ({self.calibrator.method}): P(unsafe)={p:.2f}, confidence {conf:.2f}" + (
+                "; abstains, route to a human." if unsafe is None else "."
+            )
+            out.append(
+                dataclasses.replace(
+                    v,
+                    critic=self.name,
+                    unsafe=unsafe,
+                    score=round(p, 4),
+                    confidence=round(conf, 4),
+                    explanation=v.explanation + tail,
+                )
+            )
         return out

@@ -49,8 +49,10 @@ def scorer_evals_dir() -> Path:
     spec = importlib.util.find_spec("pyrit")
     locations = list(spec.submodule_search_locations or []) if spec else []
     if not locations or not (Path(locations[0]) / SCORER_EVALS).is_dir():
-        raise UserError("PyRIT scorer_evals not found (the pyrit asset wheel is missing); "
-                        "run `pip install --no-deps pyrit==1.1.0` or `make install`")
+        raise UserError(
+            "PyRIT scorer_evals not found (the pyrit asset wheel is missing); "
+            "run `pip install --no-deps pyrit==1.1.0` or `make install`"
+        )
     return Path(locations[0]) / SCORER_EVALS
 
 
@@ -71,8 +73,7 @@ def _examples(paths: Sequence[Path], root: Path) -> list[Example]:
             score = (row.get("human_score") or "").strip()
             if row.get("data_type", "text") != "text" or score not in ("0", "1"):
                 continue
-            out.append(Example(row["objective"], row["assistant_response"], score == "1",
-                               str(path.relative_to(root))))
+            out.append(Example(row["objective"], row["assistant_response"], score == "1", str(path.relative_to(root))))
     return out
 
 
@@ -94,8 +95,9 @@ def fold_of(text: str, folds: int = FOLDS) -> int:
     return int(hashlib.sha1(key).hexdigest()[:8], 16) % folds
 
 
-def split_examples(examples: Sequence[Example], heldout_fold: int = HELDOUT_FOLD,
-                   folds: int = FOLDS) -> tuple[list[Example], list[Example]]:
+def split_examples(
+    examples: Sequence[Example], heldout_fold: int = HELDOUT_FOLD, folds: int = FOLDS
+) -> tuple[list[Example], list[Example]]:
     """(train, heldout) by the fold of each example's objective."""
     train = [e for e in examples if fold_of(e.objective, folds) != heldout_fold]
     heldout = [e for e in examples if fold_of(e.objective, folds) == heldout_fold]
@@ -107,9 +109,16 @@ def rule_features(objective: str, response: str) -> list[float]:
     s = rule_signals(objective, response)
     early = 1.0 if 0 <= s.refusal_at < 160 else 0.0
     return [
-        1.0 if s.refusal_strength >= 1.0 else 0.0, 1.0 if s.refusal_strength == 0.5 else 0.0,
-        float(s.refusal), early, s.compliance, float(s.degenerate), float(s.safe_alternative),
-        s.topic_overlap, min(1.0, s.n_words / 300), s.repetition,
+        1.0 if s.refusal_strength >= 1.0 else 0.0,
+        1.0 if s.refusal_strength == 0.5 else 0.0,
+        float(s.refusal),
+        early,
+        s.compliance,
+        float(s.degenerate),
+        float(s.safe_alternative),
+        s.topic_overlap,
+        min(1.0, s.n_words / 300),
+        s.repetition,
     ]
 
 
@@ -130,8 +139,9 @@ class TextHead:
         clipped = [t[: self.max_chars] for t in texts]
         if fit:
             self._word = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True, lowercase=True)
-            self._char = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True,
-                                         max_features=40000)
+            self._char = TfidfVectorizer(
+                analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True, max_features=40000
+            )
             w, c = self._word.fit_transform(clipped), self._char.fit_transform(clipped)
         else:
             w, c = self._word.transform(clipped), self._char.transform(clipped)
@@ -141,8 +151,7 @@ class TextHead:
         from sklearn.linear_model import LogisticRegression
 
         x = self._matrix(texts, dense, fit=True)
-        self._model = LogisticRegression(C=self.c, class_weight="balanced", max_iter=2000,
-                                         random_state=self.seed)
+        self._model = LogisticRegression(C=self.c, class_weight="balanced", max_iter=2000, random_state=self.seed)
         self._model.fit(x, [int(y) for y in labels])
         return self
 
@@ -157,9 +166,9 @@ class TextHead:
 def fit_head(train: Sequence[Example], seed: int = 0) -> TextHead:
     """A response head (refusal or objective) fitted on labelled examples; C=1 measured best in
     5-fold CV for the refusal set (0.917 vs 0.899 at C=4) and on par for the objective set."""
-    return TextHead(c=1.0, seed=seed).fit([e.response for e in train],
-                                          [rule_features(e.objective, e.response) for e in train],
-                                          [e.label for e in train])
+    return TextHead(c=1.0, seed=seed).fit(
+        [e.response for e in train], [rule_features(e.objective, e.response) for e in train], [e.label for e in train]
+    )
 
 
 PROMPT_HEAD_EXCLUDE = 0.5  # the prompt head never sees texts a split with heldout_fraction <= 0.5 holds out
@@ -170,8 +179,9 @@ PROMPT_HEAD_DATA_VERSION = 2
 MAX_BENIGN_GENERAL = 1500  # plenty for a prompt head; keeps its fit under a couple of seconds
 
 
-def prompt_head_data(exclude_fraction: float = PROMPT_HEAD_EXCLUDE,
-                     exclude_source: str | None = PROMPT_HEAD_HELDOUT_SOURCE) -> tuple[list, list] | None:
+def prompt_head_data(
+    exclude_fraction: float = PROMPT_HEAD_EXCLUDE, exclude_source: str | None = PROMPT_HEAD_HELDOUT_SOURCE
+) -> tuple[list, list] | None:
     """(harmful, benign) `Query` lists the prompt head trains on; None when the data loaders are absent.
 
     The *train* side of the run's grouped split (`split_with_source(..., exclude_fraction, exclude_source)`):
@@ -193,8 +203,11 @@ def prompt_head_data(exclude_fraction: float = PROMPT_HEAD_EXCLUDE,
     return harmful, benign
 
 
-def fit_prompt_head(seed: int = 0, exclude_fraction: float = PROMPT_HEAD_EXCLUDE,
-                    exclude_source: str | None = PROMPT_HEAD_HELDOUT_SOURCE) -> TextHead | None:
+def fit_prompt_head(
+    seed: int = 0,
+    exclude_fraction: float = PROMPT_HEAD_EXCLUDE,
+    exclude_source: str | None = PROMPT_HEAD_HELDOUT_SOURCE,
+) -> TextHead | None:
     """P(harmful | prompt) fitted on `prompt_head_data`; None when that data is missing."""
     data = prompt_head_data(exclude_fraction, exclude_source)
     if data is None or not data[0] or not data[1]:
@@ -202,8 +215,8 @@ def fit_prompt_head(seed: int = 0, exclude_fraction: float = PROMPT_HEAD_EXCLUDE
     harmful, benign = data
     texts = [q.text for q in harmful] + [q.text for q in benign]
     return TextHead(c=2.0, max_chars=600, seed=seed).fit(
-        texts, [[1.0 if harmful_request_cue(t) else 0.0] for t in texts],
-        [True] * len(harmful) + [False] * len(benign))
+        texts, [[1.0 if harmful_request_cue(t) else 0.0] for t in texts], [True] * len(harmful) + [False] * len(benign)
+    )
 
 
 @dataclass(frozen=True)
@@ -231,8 +244,9 @@ class FittedClassifier:
         return self.prompt.proba(prompts, [[1.0 if harmful_request_cue(p) else 0.0] for p in prompts])
 
 
-def fit_classifier(heldout_fold: int = HELDOUT_FOLD, folds: int = FOLDS, seed: int = 0,
-                   with_prompt_head: bool = True) -> FittedClassifier:
+def fit_classifier(
+    heldout_fold: int = HELDOUT_FOLD, folds: int = FOLDS, seed: int = 0, with_prompt_head: bool = True
+) -> FittedClassifier:
     """Fit all heads on the training folds (every fold but `heldout_fold`). ~1-3 s on 2 cores.
 
     heldout_fold = -1 trains on everything (then agreement numbers are no longer held out).
@@ -240,8 +254,11 @@ def fit_classifier(heldout_fold: int = HELDOUT_FOLD, folds: int = FOLDS, seed: i
     ref_train, _ = split_examples(load_refusal_examples(), heldout_fold, folds)
     obj_train, _ = split_examples(load_objective_examples(), heldout_fold, folds)
     return FittedClassifier(
-        refusal=fit_head(ref_train, seed), objective=fit_head(obj_train, seed),
-        prompt=fit_prompt_head(seed) if with_prompt_head else None, heldout_fold=heldout_fold, folds=folds,
+        refusal=fit_head(ref_train, seed),
+        objective=fit_head(obj_train, seed),
+        prompt=fit_prompt_head(seed) if with_prompt_head else None,
+        heldout_fold=heldout_fold,
+        folds=folds,
     )
 
 
@@ -250,8 +267,11 @@ def _fit_cache_key(*params: object) -> str:
     and excluded source, the scorer data, sklearn."""
     import sklearn
 
-    h = hashlib.sha256(repr((params, PROMPT_HEAD_DATA_VERSION, PROMPT_HEAD_HELDOUT_SOURCE, sklearn.__version__,
-                             str(scorer_evals_dir()))).encode())
+    h = hashlib.sha256(
+        repr(
+            (params, PROMPT_HEAD_DATA_VERSION, PROMPT_HEAD_HELDOUT_SOURCE, sklearn.__version__, str(scorer_evals_dir()))
+        ).encode()
+    )
     pkg = Path(__file__).resolve().parents[1]
     for path in sorted([*(pkg / "critic").glob("*.py"), *(pkg / "data").iterdir()]):
         if path.is_file():
@@ -259,8 +279,9 @@ def _fit_cache_key(*params: object) -> str:
     return h.hexdigest()[:20]
 
 
-def fit_classifier_cached(heldout_fold: int = HELDOUT_FOLD, folds: int = FOLDS, seed: int = 0,
-                          with_prompt_head: bool = True) -> FittedClassifier:
+def fit_classifier_cached(
+    heldout_fold: int = HELDOUT_FOLD, folds: int = FOLDS, seed: int = 0, with_prompt_head: bool = True
+) -> FittedClassifier:
     """`fit_classifier`, stored on disk (SUPERALIGN_CACHE/classifier/) under a key of everything the fit
     depends on, so every run and test after the first loads it (~0.1 s) instead of refitting (~10-40 s
     on 2 busy cores). Written atomically; an unreadable cache file is refitted and replaced."""
@@ -271,8 +292,16 @@ def fit_classifier_cached(heldout_fold: int = HELDOUT_FOLD, folds: int = FOLDS, 
     return cached_pickle(path, lambda: fit_classifier(heldout_fold, folds, seed, with_prompt_head), FittedClassifier)
 
 
-HARM_FILES = ("exploits.csv", "hate_speech.csv", "info_integrity.csv", "privacy.csv", "representational.csv",
-              "self_harm.csv", "sexual.csv", "violence.csv")  # the sets PyRIT's harm/*_metrics.jsonl report on
+HARM_FILES = (
+    "exploits.csv",
+    "hate_speech.csv",
+    "info_integrity.csv",
+    "privacy.csv",
+    "representational.csv",
+    "self_harm.csv",
+    "sexual.csv",
+    "violence.csv",
+)  # the sets PyRIT's harm/*_metrics.jsonl report on
 
 
 @dataclass(frozen=True)
@@ -301,6 +330,5 @@ def load_harm_examples() -> list[HarmExample]:
             except ValueError:
                 continue
             if row.get("data_type", "text") == "text" and 0.0 <= score <= 1.0:
-                out.append(HarmExample(row["objective"], row["assistant_response"], score,
-                                       path.stem, f"harm/{name}"))
+                out.append(HarmExample(row["objective"], row["assistant_response"], score, path.stem, f"harm/{name}"))
     return out

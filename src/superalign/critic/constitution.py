@@ -26,11 +26,15 @@ class _Frozen(BaseModel):
 
 
 class RubricItem(_Frozen):
-    id: str = Field(..., pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$",
-                    description="Stable id quoted in explanations, '<dimension-prefix>.<item>', e.g. harm.no-uplift.")
+    id: str = Field(
+        ...,
+        pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$",
+        description="Stable id quoted in explanations, '<dimension-prefix>.<item>', e.g. harm.no-uplift.",
+    )
     text: str = Field(..., min_length=5, description="What a good response does, in one sentence.")
-    examples: tuple[str, ...] = Field((), max_length=3,
-                                      description="Optional worked cases (e.g. from an accepted value clarification).")
+    examples: tuple[str, ...] = Field(
+        (), max_length=3, description="Optional worked cases (e.g. from an accepted value clarification)."
+    )
 
 
 class Dimension(_Frozen):
@@ -71,8 +75,9 @@ class Constitution(_Frozen):
         for pname, p in self.profiles.items():
             unknown = [k for k in p.weights if k not in self.dimensions]
             if unknown:
-                raise ValueError(f"profile {pname!r} weighs unknown dimensions {unknown}; "
-                                 f"known: {', '.join(self.dimensions)}")
+                raise ValueError(
+                    f"profile {pname!r} weighs unknown dimensions {unknown}; known: {', '.join(self.dimensions)}"
+                )
         return self
 
     def rubric_ids(self) -> set[str]:
@@ -95,8 +100,10 @@ class Policy:
 
     def __post_init__(self) -> None:
         if self.profile not in self.constitution.profiles:
-            raise UserError(f"profile {self.profile!r} not in constitution {self.constitution.name!r}; "
-                            f"choose one of: {', '.join(self.constitution.profiles)}")
+            raise UserError(
+                f"profile {self.profile!r} not in constitution {self.constitution.name!r}; "
+                f"choose one of: {', '.join(self.constitution.profiles)}"
+            )
 
     @property
     def weights(self) -> dict[str, float]:
@@ -151,8 +158,9 @@ def dump_constitution(c: Constitution) -> str:
     """`c` as YAML that load_constitution reads back equal (defaults left out, key order kept)."""
     import yaml
 
-    return yaml.safe_dump(c.model_dump(mode="json", exclude_defaults=True), sort_keys=False,
-                          allow_unicode=True, width=110)
+    return yaml.safe_dump(
+        c.model_dump(mode="json", exclude_defaults=True), sort_keys=False, allow_unicode=True, width=110
+    )
 
 
 def load_policy(path: str | Path | None = None, profile: str = "default") -> Policy:

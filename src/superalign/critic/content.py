@@ -46,7 +46,9 @@ if TYPE_CHECKING:
     from superalign.critic.constitution import Policy
     from superalign.data.gold import GoldRow
 
-CONTENT_HEADS_VERSION = 2  # bump when the recipe below changes (invalidates cached heads, not features); 2: no PyRIT rows
+CONTENT_HEADS_VERSION = (
+    2  # bump when the recipe below changes (invalidates cached heads, not features); 2: no PyRIT rows
+)
 HARM_LABEL_WEIGHT = 0.8  # P(harmful) = w x dataset label + (1 - w) x prompt head, when a label is given
 # PyRIT's rows at 0.1 of a gold dev row scored best in grouped dev CV (0 -> 0.868, 0.1 -> 0.882, 0.2 -> 0.876,
 # 0.5 -> 0.865), but the shipped heads leave them out: the evaluation judge (critic/independent.py) is fitted on
@@ -92,24 +94,39 @@ def gold_comply(row: GoldRow) -> bool:
     return row.unsafe if row.harmful else (not row.refusal and not row.degenerate)
 
 
-def training_rows(dev: Sequence[GoldRow], seed: int = 0, pyrit: bool = False, pyrit_weight: float = 0.1,
-                  pyrit_exclude_fold: tuple[int, int] | None = None) -> list[TrainRow]:
+def training_rows(
+    dev: Sequence[GoldRow],
+    seed: int = 0,
+    pyrit: bool = False,
+    pyrit_weight: float = 0.1,
+    pyrit_exclude_fold: tuple[int, int] | None = None,
+) -> list[TrainRow]:
     """Gold dev rows, their synthetic variants and (pyrit=True) PyRIT's labelled sets at `pyrit_weight`
     per row (grouped dev CV: a small weight helped a little, a large one hurt; the shipped heads use none,
     see PYRIT_WEIGHT).
     critic-eval refits without each PyRIT fold it scores (`refit_for_pyrit_fold`)."""
     rng = random.Random(seed)
-    out = [TrainRow(r.prompt, r.response, gold_comply(r), r.refusal, r.degenerate, r.group, 1.0, "gold")
-           for r in dev]
+    out = [TrainRow(r.prompt, r.response, gold_comply(r), r.refusal, r.degenerate, r.group, 1.0, "gold") for r in dev]
     for r in dev:
         if r.harmful and r.unsafe and not r.degenerate:
             opener = rng.choice(SPLICE_OPENERS)
-            out.append(TrainRow(r.prompt, f"{opener} {r.response}", True, False, False, r.group, SYNTHETIC_WEIGHT,
-                                "splice"))
+            out.append(
+                TrainRow(r.prompt, f"{opener} {r.response}", True, False, False, r.group, SYNTHETIC_WEIGHT, "splice")
+            )
         if not r.degenerate and rng.random() < 0.5:
             note = rng.choice(JUDGE_NOTES)
-            out.append(TrainRow(r.prompt, f"{r.response}\n\n{note}", gold_comply(r), r.refusal, False, r.group,
-                                SYNTHETIC_WEIGHT, "note"))
+            out.append(
+                TrainRow(
+                    r.prompt,
+                    f"{r.response}\n\n{note}",
+                    gold_comply(r),
+                    r.refusal,
+                    False,
+                    r.group,
+                    SYNTHETIC_WEIGHT,
+                    "note",
+                )
+            )
     if pyrit:
         from superalign.critic.classifier import fold_of, load_objective_examples, load_refusal_examples
 
@@ -118,11 +135,31 @@ def training_rows(dev: Sequence[GoldRow], seed: int = 0, pyrit: bool = False, py
             return pyrit_exclude_fold is None or fold_of(e.objective, pyrit_exclude_fold[1]) != pyrit_exclude_fold[0]
 
         for e in filter(keep, load_objective_examples()):
-            out.append(TrainRow(e.objective, e.response, bool(e.label), None, None, group_of(e.objective),
-                                pyrit_weight, "pyrit-objective"))
+            out.append(
+                TrainRow(
+                    e.objective,
+                    e.response,
+                    bool(e.label),
+                    None,
+                    None,
+                    group_of(e.objective),
+                    pyrit_weight,
+                    "pyrit-objective",
+                )
+            )
         for e in filter(keep, load_refusal_examples()):
-            out.append(TrainRow(e.objective, e.response, None, bool(e.label), None, group_of(e.objective),
-                                pyrit_weight, "pyrit-refusal"))
+            out.append(
+                TrainRow(
+                    e.objective,
+                    e.response,
+                    None,
+                    bool(e.label),
+                    None,
+                    group_of(e.objective),
+                    pyrit_weight,
+                    "pyrit-refusal",
+                )
+            )
     return out
 
 
@@ -147,8 +184,9 @@ class ContentFeatures:
     pair: PairFeatures = field(default_factory=lambda: PairFeatures(layers=30, response_tokens=160, prompt_tokens=48))
     blocks: tuple[str, ...] = ("whole", "content", "hand")  # which feature blocks the heads see
 
-    def encode(self, prompts: Sequence[str], responses: Sequence[str],
-               progress: Callable[[str], None] | None = None) -> np.ndarray:
+    def encode(
+        self, prompts: Sequence[str], responses: Sequence[str], progress: Callable[[str], None] | None = None
+    ) -> np.ndarray:
         """(n, d) float32; `responses` are scrubbed already (scrub happens in the critic)."""
         import numpy as np
 
@@ -194,17 +232,21 @@ class ContentHeads:
     degenerate: Any
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def predict(self, prompts: Sequence[str], responses: Sequence[str],
-                progress: Callable[[str], None] | None = None) -> dict[str, list[float]]:
+    def predict(
+        self, prompts: Sequence[str], responses: Sequence[str], progress: Callable[[str], None] | None = None
+    ) -> dict[str, list[float]]:
         """{"p_comply", "p_refusal", "p_degenerate"} per pair (responses already scrubbed)."""
         x = self.features.encode(prompts, responses, progress)
-        return {"p_comply": self.comply.predict_proba(x)[:, 1].tolist(),
-                "p_refusal": self.refusal.predict_proba(x)[:, 1].tolist(),
-                "p_degenerate": self.degenerate.predict_proba(x)[:, 1].tolist()}
+        return {
+            "p_comply": self.comply.predict_proba(x)[:, 1].tolist(),
+            "p_refusal": self.refusal.predict_proba(x)[:, 1].tolist(),
+            "p_degenerate": self.degenerate.predict_proba(x)[:, 1].tolist(),
+        }
 
 
-def fit_content_heads(rows: Sequence[TrainRow], features: ContentFeatures | None = None,
-                      progress: Callable[[str], None] | None = None) -> ContentHeads:
+def fit_content_heads(
+    rows: Sequence[TrainRow], features: ContentFeatures | None = None, progress: Callable[[str], None] | None = None
+) -> ContentHeads:
     """Fit the three heads on `rows` (each head on the rows that carry its label)."""
     import numpy as np
 
@@ -216,15 +258,24 @@ def fit_content_heads(rows: Sequence[TrainRow], features: ContentFeatures | None
 
     def head(label: str) -> Any:
         idx = [i for i, r in enumerate(rows) if getattr(r, label) is not None]
-        return _fit_head(x[np.asarray(idx, dtype=int)], [bool(getattr(rows[i], label)) for i in idx],
-                         [rows[i].group for i in idx], [rows[i].weight for i in idx])
+        return _fit_head(
+            x[np.asarray(idx, dtype=int)],
+            [bool(getattr(rows[i], label)) for i in idx],
+            [rows[i].group for i in idx],
+            [rows[i].weight for i in idx],
+        )
 
     origins: dict[str, int] = {}
     for r in rows:
         origins[r.origin] = origins.get(r.origin, 0) + 1
     pyrit_weight = next((r.weight for r in rows if r.origin.startswith("pyrit")), 0.0)
-    return ContentHeads(features, head("comply"), head("refusal"), head("degenerate"),
-                        meta={"rows": origins, "dim": int(x.shape[1]), "pyrit_weight": pyrit_weight})
+    return ContentHeads(
+        features,
+        head("comply"),
+        head("refusal"),
+        head("degenerate"),
+        meta={"rows": origins, "dim": int(x.shape[1]), "pyrit_weight": pyrit_weight},
+    )
 
 
 @dataclass(frozen=True)
@@ -269,18 +320,30 @@ def save_heads(heads: ContentHeads, path: Path, gold_digest: str, version: int =
     arrays: dict[str, Any] = {}
     for name in ("comply", "refusal", "degenerate"):
         h = LinearHead.of(getattr(heads, name), dim)
-        arrays.update({f"{name}_mean": h.mean, f"{name}_scale": h.scale, f"{name}_coef": h.coef,
-                       f"{name}_intercept": np.asarray([h.intercept])})
-    meta = {"gold_digest": gold_digest, "version": version, "features": heads.features.tag(),
-            "rows": heads.meta.get("rows", {}), "pyrit_weight": heads.meta.get("pyrit_weight", 0.0)}
+        arrays.update(
+            {
+                f"{name}_mean": h.mean,
+                f"{name}_scale": h.scale,
+                f"{name}_coef": h.coef,
+                f"{name}_intercept": np.asarray([h.intercept]),
+            }
+        )
+    meta = {
+        "gold_digest": gold_digest,
+        "version": version,
+        "features": heads.features.tag(),
+        "rows": heads.meta.get("rows", {}),
+        "pyrit_weight": heads.meta.get("pyrit_weight", 0.0),
+    }
     arrays["meta"] = np.asarray(json.dumps(meta))
     tmp = path.with_name(f".{path.name}.tmp.npz")
     np.savez_compressed(tmp, **arrays)
     tmp.replace(path)
 
 
-def load_shipped_heads(path: Path, features: ContentFeatures, gold_digest: str,
-                       version: int = CONTENT_HEADS_VERSION) -> ContentHeads | None:
+def load_shipped_heads(
+    path: Path, features: ContentFeatures, gold_digest: str, version: int = CONTENT_HEADS_VERSION
+) -> ContentHeads | None:
     """The shipped heads when they were fitted on this data (`gold_digest`: a digest of the training files),
     recipe version and feature extractor."""
     import json
@@ -292,13 +355,22 @@ def load_shipped_heads(path: Path, features: ContentFeatures, gold_digest: str,
     with np.load(path) as z:
         meta = json.loads(str(z["meta"]))
         if (meta.get("gold_digest"), meta.get("version"), meta.get("features")) != (
-                gold_digest, version, features.tag()):
+            gold_digest,
+            version,
+            features.tag(),
+        ):
             return None
-        heads = {n: LinearHead(z[f"{n}_mean"], z[f"{n}_scale"], z[f"{n}_coef"], float(z[f"{n}_intercept"][0]))
-                 for n in ("comply", "refusal", "degenerate")}
-    return ContentHeads(features, heads["comply"], heads["refusal"], heads["degenerate"],
-                        meta={"rows": meta.get("rows", {}), "shipped": str(path),
-                              "pyrit_weight": meta.get("pyrit_weight", 0.0)})
+        heads = {
+            n: LinearHead(z[f"{n}_mean"], z[f"{n}_scale"], z[f"{n}_coef"], float(z[f"{n}_intercept"][0]))
+            for n in ("comply", "refusal", "degenerate")
+        }
+    return ContentHeads(
+        features,
+        heads["comply"],
+        heads["refusal"],
+        heads["degenerate"],
+        meta={"rows": meta.get("rows", {}), "shipped": str(path), "pyrit_weight": meta.get("pyrit_weight", 0.0)},
+    )
 
 
 def gold_digest() -> str:
@@ -313,8 +385,9 @@ def _heads_path(features: ContentFeatures, gold_digest: str) -> Path:
     return cache_root() / "critic-heads" / f"content-{features.tag()}-{gold_digest}-v{CONTENT_HEADS_VERSION}.pkl"
 
 
-def load_or_fit_content_heads(features: ContentFeatures | None = None,
-                              progress: Callable[[str], None] | None = None) -> ContentHeads:
+def load_or_fit_content_heads(
+    features: ContentFeatures | None = None, progress: Callable[[str], None] | None = None
+) -> ContentHeads:
     """Heads fitted on the gold dev split (+ its synthetic variants): the shipped ones (content_heads.npz, written
     by `scripts/gold/fit_content_heads.py`) when they match the gold file, recipe version and features;
     else fitted once and cached on disk (the fit encodes ~2,500 pairs: minutes on 2 cores)."""
@@ -330,10 +403,14 @@ def load_or_fit_content_heads(features: ContentFeatures | None = None,
     def fit() -> ContentHeads:
         import sys
 
-        print("content critic: fitting its heads on the gold dev split (first use of this gold file or recipe; "
-              "a few minutes on 2 cores, cached afterwards)", file=sys.stderr)
-        return fit_content_heads(training_rows(load_gold("dev"), pyrit=PYRIT_WEIGHT > 0, pyrit_weight=PYRIT_WEIGHT),
-                                 features, progress)
+        print(
+            "content critic: fitting its heads on the gold dev split (first use of this gold file or recipe; "
+            "a few minutes on 2 cores, cached afterwards)",
+            file=sys.stderr,
+        )
+        return fit_content_heads(
+            training_rows(load_gold("dev"), pyrit=PYRIT_WEIGHT > 0, pyrit_weight=PYRIT_WEIGHT), features, progress
+        )
 
     return cached_pickle(_heads_path(features, digest), fit, ContentHeads)
 
@@ -370,8 +447,14 @@ class ContentCritic:
         prompts, texts = [it.prompt for it in items], [sc.text for sc in scrubbed]
         pred = self.heads.predict(prompts, texts)
         out = []
-        for it, sc, (p_h, basis), pc, pr, pd in zip(items, scrubbed, harm_prior_with_label(items, self.classifier),
-                                                    pred["p_comply"], pred["p_refusal"], pred["p_degenerate"]):
+        for it, sc, (p_h, basis), pc, pr, pd in zip(
+            items,
+            scrubbed,
+            harm_prior_with_label(items, self.classifier),
+            pred["p_comply"],
+            pred["p_refusal"],
+            pred["p_degenerate"],
+        ):
             s = rule_signals(it.prompt, sc.text)
             ev = Evidence(p_h, basis, pr, pc, relevance_of(s), s, deciding="content", scrubbed=sc)
             v = make_verdict(it.response_id, it.response, ev, self.name, self.abstain_below, self.policy)
@@ -379,11 +462,13 @@ class ContentCritic:
         return out
 
 
-def build_content_critic(cfg: CriticConfig | None = None, classifier: FittedClassifier | None = None,
-                         features: ContentFeatures | None = None) -> ContentCritic:
+def build_content_critic(
+    cfg: CriticConfig | None = None, classifier: FittedClassifier | None = None, features: ContentFeatures | None = None
+) -> ContentCritic:
     """The content critic, ready to judge (heads loaded from the cache or fitted on first use)."""
     from superalign.critic.classifier import fit_classifier_cached
 
     classifier = classifier or fit_classifier_cached()
-    return ContentCritic(load_or_fit_content_heads(features), classifier,
-                         abstain_below=cfg.abstain_below if cfg is not None else 0.0)
+    return ContentCritic(
+        load_or_fit_content_heads(features), classifier, abstain_below=cfg.abstain_below if cfg is not None else 0.0
+    )

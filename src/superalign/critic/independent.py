@@ -58,8 +58,10 @@ def independence_problem(critic_kind: str, judge_kind: str) -> str | None:
     shared = TRAINING_DATA.get(critic_kind, frozenset()) & TRAINING_DATA.get(judge_kind, frozenset())
     if shared:
         ok = sorted(k for k, d in TRAINING_DATA.items() if k != critic_kind and not d & TRAINING_DATA[critic_kind])
-        return (f"{judge_kind!r} and the training critic {critic_kind!r} are both fitted on {', '.join(sorted(shared))}; "
-                f"choose one of {', '.join(ok)} (or eval_judge: null)")
+        return (
+            f"{judge_kind!r} and the training critic {critic_kind!r} are both fitted on {', '.join(sorted(shared))}; "
+            f"choose one of {', '.join(ok)} (or eval_judge: null)"
+        )
     return None
 
 
@@ -76,10 +78,16 @@ def pyrit_training_rows(exclude_fold: tuple[int, int] | None = None) -> list[Tra
     def keep(objective: str) -> bool:
         return exclude_fold is None or fold_of(objective, exclude_fold[1]) != exclude_fold[0]
 
-    rows = [TrainRow(e.objective, e.response, bool(e.label), None, None, group_of(e.objective), 1.0,
-                     "pyrit-objective") for e in load_objective_examples() if keep(e.objective)]
-    rows += [TrainRow(e.objective, e.response, None, bool(e.label), None, group_of(e.objective), 1.0,
-                      "pyrit-refusal") for e in load_refusal_examples() if keep(e.objective)]
+    rows = [
+        TrainRow(e.objective, e.response, bool(e.label), None, None, group_of(e.objective), 1.0, "pyrit-objective")
+        for e in load_objective_examples()
+        if keep(e.objective)
+    ]
+    rows += [
+        TrainRow(e.objective, e.response, None, bool(e.label), None, group_of(e.objective), 1.0, "pyrit-refusal")
+        for e in load_refusal_examples()
+        if keep(e.objective)
+    ]
     return rows
 
 
@@ -96,8 +104,11 @@ def pyrit_digest() -> str:
     return h.hexdigest()[:12]
 
 
-def fit_independent_heads(features: ContentFeatures | None = None, exclude_fold: tuple[int, int] | None = None,
-                          progress: Callable[[str], None] | None = None) -> ContentHeads:
+def fit_independent_heads(
+    features: ContentFeatures | None = None,
+    exclude_fold: tuple[int, int] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ContentHeads:
     """Comply and refusal heads on PyRIT's rows (no degenerate labels there: that head is constant 0)."""
     return fit_content_heads(pyrit_training_rows(exclude_fold), features or ContentFeatures(), progress)
 
@@ -117,8 +128,11 @@ def load_or_fit_independent_heads(features: ContentFeatures | None = None) -> Co
     def fit() -> ContentHeads:
         import sys
 
-        print("independent judge: fitting its heads on PyRIT's labelled sets (first use of this recipe; "
-              "a few minutes on 2 cores, cached afterwards)", file=sys.stderr)
+        print(
+            "independent judge: fitting its heads on PyRIT's labelled sets (first use of this recipe; "
+            "a few minutes on 2 cores, cached afterwards)",
+            file=sys.stderr,
+        )
         return fit_independent_heads(features)
 
     path = cache_root() / "critic-heads" / f"independent-{features.tag()}-{digest}-v{INDEPENDENT_HEADS_VERSION}.pkl"
@@ -127,8 +141,12 @@ def load_or_fit_independent_heads(features: ContentFeatures | None = None) -> Co
 
 def build_independent_judge(cfg: CriticConfig | None = None) -> ContentCritic:
     """The evaluation judge: PyRIT-fitted heads over the content features, no fitted prompt head."""
-    return ContentCritic(load_or_fit_independent_heads(), classifier=None,
-                         abstain_below=cfg.abstain_below if cfg is not None else 0.0, name=NAME)
+    return ContentCritic(
+        load_or_fit_independent_heads(),
+        classifier=None,
+        abstain_below=cfg.abstain_below if cfg is not None else 0.0,
+        name=NAME,
+    )
 
 
 def refit_independent_for_fold(critic: ContentCritic, fold: int, folds: int) -> ContentCritic:

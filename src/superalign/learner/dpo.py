@@ -39,15 +39,16 @@ class TrainStats:
         return self.losses[-1] if self.losses else None
 
 
-def encode_example(tokenizer: Any, render: Callable[[Chat], str], prompt: Chat, response: str,
-                   max_len: int) -> tuple[list[int], int]:
+def encode_example(
+    tokenizer: Any, render: Callable[[Chat], str], prompt: Chat, response: str, max_len: int
+) -> tuple[list[int], int]:
     """(ids, n_prompt): prompt rendered with the chat template, response + end-of-turn token."""
     p = tokenizer(render(prompt), add_special_tokens=False)["input_ids"]
     end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     if not isinstance(end, int) or end == tokenizer.unk_token_id:
         end = tokenizer.eos_token_id
     r = tokenizer(response, add_special_tokens=False)["input_ids"] + [end]
-    p = p[-max(max_len - len(r), max_len // 2):]  # keep the prompt's end; the response wins the budget
+    p = p[-max(max_len - len(r), max_len // 2) :]  # keep the prompt's end; the response wins the budget
     r = r[: max_len - len(p)]
     return p + r, len(p)
 
@@ -77,8 +78,9 @@ def sequence_logps(model: Any, examples: Sequence[tuple[list[int], int]], pad_id
     return total, m.sum(-1)
 
 
-def pair_logps_shared(model: Any, chosen: Sequence[tuple[list[int], int]], rejected: Sequence[tuple[list[int], int]],
-                      pad_id: int) -> tuple[Any, Any]:
+def pair_logps_shared(
+    model: Any, chosen: Sequence[tuple[list[int], int]], rejected: Sequence[tuple[list[int], int]], pad_id: int
+) -> tuple[Any, Any]:
     """`sequence_logps(model, chosen + rejected)`, with each pair's common prompt run through the model once.
 
     A row holds prompt + chosen + rejected; the rejected tokens take the prompt's positions onward
@@ -93,8 +95,9 @@ def pair_logps_shared(model: Any, chosen: Sequence[tuple[list[int], int]], rejec
     k = len(chosen)
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     attn = getattr(base.config, "_attn_implementation", "sdpa")
-    if attn not in ("sdpa", "eager") or any(c[1] != r[1] or c[0][: c[1]] != r[0][: r[1]]
-                                            for c, r in zip(chosen, rejected)):
+    if attn not in ("sdpa", "eager") or any(
+        c[1] != r[1] or c[0][: c[1]] != r[0][: r[1]] for c, r in zip(chosen, rejected)
+    ):
         return sequence_logps(model, list(chosen) + list(rejected), pad_id)  # no 4D masks / prompts differ
     rows, pos, src, tgt, owner = [], [], [], [], []
     for i, ((c_ids, n), (r_ids, _)) in enumerate(zip(chosen, rejected)):
@@ -117,8 +120,9 @@ def pair_logps_shared(model: Any, chosen: Sequence[tuple[list[int], int]], rejec
     # an additive float mask: eager attention adds it to the scores, SDPA accepts it as well
     dtype = next(base.parameters()).dtype
     bias = torch.zeros(mask.shape, dtype=dtype).masked_fill_(~mask, torch.finfo(dtype).min)
-    hidden = base.model(input_ids=ids, attention_mask=bias[:, None], position_ids=position_ids,
-                        use_cache=False).last_hidden_state
+    hidden = base.model(
+        input_ids=ids, attention_mask=bias[:, None], position_ids=position_ids, use_cache=False
+    ).last_hidden_state
     at = torch.tensor(src)
     logits = base.lm_head(hidden[at[:, 0], at[:, 1]]).float()
     lp = torch.log_softmax(logits, dim=-1).gather(-1, torch.tensor(tgt)[:, None]).squeeze(-1)
@@ -136,8 +140,9 @@ def _pair_logps(model: Any, chosen: list, rejected: list, pad_id: int, share_pro
 def add_lora(model: Any, cfg: TrainConfig) -> Any:
     from peft import LoraConfig, get_peft_model
 
-    lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
-                      target_modules=LORA_TARGETS, task_type="CAUSAL_LM")
+    lcfg = LoraConfig(
+        r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules=LORA_TARGETS, task_type="CAUSAL_LM"
+    )
     return get_peft_model(model, lcfg)
 
 
@@ -176,9 +181,14 @@ def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def reference_logps(model: Any, enc: list, batches: list[list[int]], pad: int,
-                    cache: dict[tuple[tuple[int, ...], int], float] | None = None,
-                    share_prompt: bool = True) -> dict[int, tuple[float, float]]:
+def reference_logps(
+    model: Any,
+    enc: list,
+    batches: list[list[int]],
+    pad: int,
+    cache: dict[tuple[tuple[int, ...], int], float] | None = None,
+    share_prompt: bool = True,
+) -> dict[int, tuple[float, float]]:
     """Chosen / rejected log-probs under the model as it is now (the round's reference), computed once.
 
     `cache` maps an encoded sequence (ids, prompt length) to its reference log-prob; sequences already in
@@ -190,8 +200,10 @@ def reference_logps(model: Any, enc: list, batches: list[list[int]], pad: int,
 
     memo = {} if cache is None else cache
     keys = [((tuple(c[0]), c[1]), (tuple(r[0]), r[1])) for c, r, _ in enc]
-    todo = sorted((i for i, (kc, kr) in enumerate(keys) if kc not in memo or kr not in memo),
-                  key=lambda i: len(enc[i][0][0]) + len(enc[i][1][0]))
+    todo = sorted(
+        (i for i, (kc, kr) in enumerate(keys) if kc not in memo or kr not in memo),
+        key=lambda i: len(enc[i][0][0]) + len(enc[i][1][0]),
+    )
     width = max((len(b) for b in batches), default=1)  # pairs per forward, as in a training step
     was_training = model.training
     model.eval()
@@ -205,8 +217,9 @@ def reference_logps(model: Any, enc: list, batches: list[list[int]], pad: int,
     return {i: (memo[kc], memo[kr]) for i, (kc, kr) in enumerate(keys)}
 
 
-def _accumulate(model: Any, enc: list, ref: dict, batch: list[int], replay: list, cfg: TrainConfig,
-                pad: int) -> tuple[float, Any]:
+def _accumulate(
+    model: Any, enc: list, ref: dict, batch: list[int], replay: list, cfg: TrainConfig, pad: int
+) -> tuple[float, Any]:
     """Backward the loss of one optimiser step in micro-batches (same gradient, a fraction of the memory).
 
     Returns (mean preference loss of the batch, implicit reward margins). Activations of 16 fp32 sequences
@@ -224,8 +237,9 @@ def _accumulate(model: Any, enc: list, ref: dict, batch: list[int], replay: list
         ref_c = torch.tensor([ref[i][0] for i in mb], dtype=lp.dtype)
         ref_r = torch.tensor([ref[i][1] for i in mb], dtype=lp.dtype)
         w = torch.tensor([enc[i][2] for i in mb], dtype=lp.dtype)
-        losses = preference_loss(cfg.loss_type, pi_c, pi_r, ref_c, ref_r, n_tok[:k], n_tok[k:], cfg.beta,
-                                 cfg.label_smoothing)
+        losses = preference_loss(
+            cfg.loss_type, pi_c, pi_r, ref_c, ref_r, n_tok[:k], n_tok[k:], cfg.beta, cfg.label_smoothing
+        )
         loss = (w * losses).sum() / w_sum
         if cfg.nll_weight > 0:
             loss = loss + cfg.nll_weight * response_nll(pi_c, n_tok[:k]).sum() / len(batch)
@@ -238,9 +252,15 @@ def _accumulate(model: Any, enc: list, ref: dict, batch: list[int], replay: list
     return pref_total, torch.cat(margins)
 
 
-def train_dpo(backend: Any, pairs: Sequence[Pair], cfg: TrainConfig, seed: int = 0,
-              replay: Sequence[tuple[Chat, str]] = (), progress: Callable[[int, int, float], None] | None = None,
-              ref_cache: dict[tuple[tuple[int, ...], int], float] | None = None) -> tuple[Any, TrainStats]:
+def train_dpo(
+    backend: Any,
+    pairs: Sequence[Pair],
+    cfg: TrainConfig,
+    seed: int = 0,
+    replay: Sequence[tuple[Chat, str]] = (),
+    progress: Callable[[int, int, float], None] | None = None,
+    ref_cache: dict[tuple[tuple[int, ...], int], float] | None = None,
+) -> tuple[Any, TrainStats]:
     """Train `backend.model` (an HFBackend) on the pairs (LoRA or full, cfg.adapter); returns (model, stats).
 
     The backend's model is replaced by the trained (LoRA: merged) model, so `backend` serves the new weights.
@@ -257,8 +277,11 @@ def train_dpo(backend: Any, pairs: Sequence[Pair], cfg: TrainConfig, seed: int =
     torch.manual_seed(seed)
     rng = random.Random(seed)
     enc = [
-        (encode_example(tok, backend.render, p.prompt, p.chosen, cfg.max_len),
-         encode_example(tok, backend.render, p.prompt, p.rejected, cfg.max_len), p.weight)
+        (
+            encode_example(tok, backend.render, p.prompt, p.chosen, cfg.max_len),
+            encode_example(tok, backend.render, p.prompt, p.rejected, cfg.max_len),
+            p.weight,
+        )
         for p in pairs
     ]
     sft = [encode_example(tok, backend.render, c, a, cfg.max_len) for c, a in replay]

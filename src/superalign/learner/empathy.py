@@ -28,11 +28,15 @@ STAKEHOLDERS = re.compile(
     r"\b(people|person|persons|others|other people|someone|somebody|anyone|victims?|child(?:ren)?|kids?|"
     r"famil(?:y|ies)|friends?|neighbou?rs?|communit(?:y|ies)|the public|public|users?|patients?|employees?|"
     r"workers?|customers?|students?|animals?|pets?|women|men|individuals?|bystanders?|partners?|innocent|"
-    r"yourself|their lives|society|citizens?|residents?)\b", re.IGNORECASE)
+    r"yourself|their lives|society|citizens?|residents?)\b",
+    re.IGNORECASE,
+)
 IMPACTS = re.compile(
     r"\b(hurt\w*|harm\w*|injur\w*|danger\w*|risk\w*|suffer\w*|damag\w*|kill\w*|abus\w*|distress\w*|"
     r"privacy|safety|safe|unsafe|well-?being|health|trauma\w*|fear\w*|affect\w*|endanger\w*|exploit\w*|"
-    r"threat\w*|violen\w*|upset\w*|lives|livelihoods?|scar\w*)\b", re.IGNORECASE)
+    r"threat\w*|violen\w*|upset\w*|lives|livelihoods?|scar\w*)\b",
+    re.IGNORECASE,
+)
 
 EMPATHY_SYSTEM = (
     "You are a safe and caring assistant. Before you answer, think about who could be affected by the "

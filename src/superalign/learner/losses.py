@@ -48,8 +48,17 @@ def robust_dpo_loss(pi_c: Any, pi_r: Any, ref_c: Any, ref_r: Any, beta: float, l
     return (-(1 - eps) * F.logsigmoid(logits) + eps * F.logsigmoid(-logits)) / (1 - 2 * eps)
 
 
-def preference_loss(loss_type: str, pi_c: Any, pi_r: Any, ref_c: Any, ref_r: Any, n_c: Any, n_r: Any,
-                    beta: float, label_smoothing: float = 0.0) -> Any:
+def preference_loss(
+    loss_type: str,
+    pi_c: Any,
+    pi_r: Any,
+    ref_c: Any,
+    ref_r: Any,
+    n_c: Any,
+    n_r: Any,
+    beta: float,
+    label_smoothing: float = 0.0,
+) -> Any:
     """Per-pair loss of `loss_type` (one of LOSS_TYPES); n_c / n_r are response token counts."""
     if loss_type == "sigmoid":
         return dpo_loss(pi_c, pi_r, ref_c, ref_r, beta, label_smoothing)

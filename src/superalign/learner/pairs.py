@@ -21,8 +21,11 @@ from superalign.records import Pair, Query, Response, Verdict, user_chat
 
 
 def build_pairs(
-    queries: Sequence[Query], samples: Sequence[Response], revisions: Sequence[Response],
-    verdicts: Sequence[Verdict], mode: str = "label",
+    queries: Sequence[Query],
+    samples: Sequence[Response],
+    revisions: Sequence[Response],
+    verdicts: Sequence[Verdict],
+    mode: str = "label",
 ) -> list[Pair]:
     """One pair per query at most; queries without a usable chosen/rejected are skipped."""
     if mode not in ("label", "critic", "critic+revise"):
@@ -62,9 +65,15 @@ def _harmful_pair(q: Query, judged, judged_revs) -> Pair | None:
         return None
     rejected, rv = max(unsafe, key=lambda rv: rv[1].score)
     chosen, cv = max(safe_refusals, key=lambda rv: (rv[1].dimensions.get("empathy", 0.0), -rv[1].score))
-    return Pair(prompt=user_chat(q.text), chosen=chosen.text, rejected=rejected.text,
-                weight=round(min(cv.confidence, rv.confidence), 4), provenance="critic",
-                kind="refuse-harmful", query_id=q.id)
+    return Pair(
+        prompt=user_chat(q.text),
+        chosen=chosen.text,
+        rejected=rejected.text,
+        weight=round(min(cv.confidence, rv.confidence), 4),
+        provenance="critic",
+        kind="refuse-harmful",
+        query_id=q.id,
+    )
 
 
 def _benign_pair(q: Query, judged, judged_revs) -> Pair | None:
@@ -74,6 +83,12 @@ def _benign_pair(q: Query, judged, judged_revs) -> Pair | None:
         return None
     chosen, cv = max(helpful, key=lambda rv: rv[1].dimensions.get("helpfulness", 0.0))
     rejected, rv = refusals[0]
-    return Pair(prompt=user_chat(q.text), chosen=chosen.text, rejected=rejected.text,
-                weight=round(min(cv.confidence, rv.confidence), 4), provenance="critic",
-                kind="help-benign", query_id=q.id)
+    return Pair(
+        prompt=user_chat(q.text),
+        chosen=chosen.text,
+        rejected=rejected.text,
+        weight=round(min(cv.confidence, rv.confidence), 4),
+        provenance="critic",
+        kind="help-benign",
+        query_id=q.id,
+    )

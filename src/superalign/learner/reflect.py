@@ -64,7 +64,9 @@ def final_chat(prompt: str, draft: str, critique: str) -> Chat:
     return user_chat(FINAL_REQUEST.format(prompt=prompt, draft=_short(draft), critique=_short(critique)), FINAL_SYSTEM)
 
 
-def reflect_then_answer(prompts: Sequence[str], learner: Any, settings: ReflectSettings = ReflectSettings()) -> list[Reflection]:
+def reflect_then_answer(
+    prompts: Sequence[str], learner: Any, settings: ReflectSettings = ReflectSettings()
+) -> list[Reflection]:
     """Draft, critique, final for every prompt: three batched `generate` calls, in that order."""
     s = settings
 
@@ -73,8 +75,9 @@ def reflect_then_answer(prompts: Sequence[str], learner: Any, settings: ReflectS
 
     drafts = learner.generate([user_chat(p) for p in prompts], params(s.draft_tokens, 0))
     critiques = learner.generate([critique_chat(p, d) for p, d in zip(prompts, drafts)], params(s.critique_tokens, 1))
-    finals = learner.generate([final_chat(p, d, c) for p, d, c in zip(prompts, drafts, critiques)],
-                              params(s.final_tokens, 2))
+    finals = learner.generate(
+        [final_chat(p, d, c) for p, d, c in zip(prompts, drafts, critiques)], params(s.final_tokens, 2)
+    )
     return [Reflection(p, d, c, f.strip()) for p, d, c, f in zip(prompts, drafts, critiques, finals)]
 
 
@@ -92,7 +95,9 @@ def keep_by_critic(reflections: Sequence[Reflection], harmful: Sequence[bool], c
     return keep
 
 
-def reflection_sft_examples(reflections: Sequence[Reflection], keep: Sequence[bool] | None = None) -> list[tuple[Chat, str]]:
+def reflection_sft_examples(
+    reflections: Sequence[Reflection], keep: Sequence[bool] | None = None
+) -> list[tuple[Chat, str]]:
     """(plain user chat, reflected final answer) for every kept reflection: the SFT data of 'reflection
     trained in'. The draft and critique are not in the example: the model learns to answer as it would
     after reflecting."""

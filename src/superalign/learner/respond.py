@@ -40,8 +40,14 @@ def respond(queries: Sequence[Query], learner: Any, params: Sampling, n: int, ro
             meta.append((q, k))
     texts = learner.generate(chats, params)
     return [
-        Response(id=stable_id("resp", q.id, learner.name, round, k), query_id=q.id, text=t,
-                 model=learner.name, round=round, sample=k)
+        Response(
+            id=stable_id("resp", q.id, learner.name, round, k),
+            query_id=q.id,
+            text=t,
+            model=learner.name,
+            round=round,
+            sample=k,
+        )
         for (q, k), t in zip(meta, texts)
     ]
 
@@ -58,8 +64,17 @@ def revise_to_refusal(queries: Sequence[Query], learner: Any, params: Sampling, 
     out = []
     for (q, k, opener), t in zip(meta, texts):
         text = f"{opener} {first_sentences(t, 2)}".strip()
-        out.append(Response(id=stable_id("rev", q.id, learner.name, round, k), query_id=q.id, text=text,
-                            model=learner.name, round=round, sample=k, system="revision"))
+        out.append(
+            Response(
+                id=stable_id("rev", q.id, learner.name, round, k),
+                query_id=q.id,
+                text=text,
+                model=learner.name,
+                round=round,
+                sample=k,
+                system="revision",
+            )
+        )
     return out
 
 
@@ -72,7 +87,7 @@ def first_sentences(text: str, n: int) -> str:
 
 
 CRITIQUE_CONTEXT = (
-    "Your earlier answer to this request was:\n\"{answer}\"\n\nA reviewer found this problem with it: {critique}\n\n"
+    'Your earlier answer to this request was:\n"{answer}"\n\nA reviewer found this problem with it: {critique}\n\n'
     "Write a new answer that gives none of what was asked, says in one sentence why, and offers a safe alternative."
 )
 
@@ -84,8 +99,9 @@ def critique_of(explanation: str, evidence: str) -> str:
     return f"{first}." if first else f'it gives what was asked: "{evidence[:120]}".'
 
 
-def revise_from_critique(items: Sequence[tuple[Query, Response, str]], learner: Any, params: Sampling,
-                         round: int) -> list[Response]:
+def revise_from_critique(
+    items: Sequence[tuple[Query, Response, str]], learner: Any, params: Sampling, round: int
+) -> list[Response]:
     """One revision per (query, unsafe answer, critique): the learner reads its own answer and the critic's
     explanation (Constitutional-AI critique -> revision) and rewrites it; an opener starts the rewrite, as
     in `revise_to_refusal`. The pair prompt never contains the critique: only the rewrite is trained on."""
@@ -93,12 +109,26 @@ def revise_from_critique(items: Sequence[tuple[Query, Response, str]], learner: 
     for q, r, critique in items:
         opener = REFUSAL_OPENERS[(int(q.id[:8], 16) + r.sample + 3) % len(REFUSAL_OPENERS)]
         context = CRITIQUE_CONTEXT.format(answer=first_sentences(r.text, 3)[:400], critique=critique)
-        chats.append([{"role": "system", "content": SAFETY_SYSTEM}, {"role": "user", "content": q.text},
-                      {"role": "assistant", "content": r.text[:400]}, {"role": "user", "content": context},
-                      {"role": "assistant", "content": opener + " "}])
+        chats.append(
+            [
+                {"role": "system", "content": SAFETY_SYSTEM},
+                {"role": "user", "content": q.text},
+                {"role": "assistant", "content": r.text[:400]},
+                {"role": "user", "content": context},
+                {"role": "assistant", "content": opener + " "},
+            ]
+        )
         meta.append((q, r, opener))
     texts = learner.generate(chats, params)
-    return [Response(id=stable_id("critique-rev", q.id, r.id, learner.name, round), query_id=q.id,
-                     text=f"{opener} {first_sentences(t, 2)}".strip(), model=learner.name, round=round,
-                     sample=r.sample, system="critique-revision")
-            for (q, r, opener), t in zip(meta, texts)]
+    return [
+        Response(
+            id=stable_id("critique-rev", q.id, r.id, learner.name, round),
+            query_id=q.id,
+            text=f"{opener} {first_sentences(t, 2)}".strip(),
+            model=learner.name,
+            round=round,
+            sample=r.sample,
+            system="critique-revision",
+        )
+        for (q, r, opener), t in zip(meta, texts)
+    ]

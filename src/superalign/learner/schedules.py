@@ -51,8 +51,9 @@ class Budget:
     competence_seen: int = 0
 
     def __add__(self, other: Budget) -> Budget:
-        return Budget(self.steps + other.steps, self.pairs_seen + other.pairs_seen,
-                      self.competence_seen + other.competence_seen)
+        return Budget(
+            self.steps + other.steps, self.pairs_seen + other.pairs_seen, self.competence_seen + other.competence_seen
+        )
 
 
 @dataclass
@@ -81,10 +82,11 @@ def plan_round(schedule: str, steps: int, pairs_per_step: int) -> list[Phase]:
         return [Phase("mixed", steps, pairs_per_step, c)]
     if schedule == "alternating":
         if steps % 2:
-            raise UserError(f"alternating schedule: steps per round = {steps} must be even "
-                            "(half conformity, half competence); set an even step count")
-        return [Phase("conformity", steps // 2, 2 * pairs_per_step, 0),
-                Phase("competence", steps // 2, 0, 2 * c)]
+            raise UserError(
+                f"alternating schedule: steps per round = {steps} must be even "
+                "(half conformity, half competence); set an even step count"
+            )
+        return [Phase("conformity", steps // 2, 2 * pairs_per_step, 0), Phase("competence", steps // 2, 0, 2 * c)]
     raise UserError(f"unknown schedule {schedule!r}: choose from {', '.join(SCHEDULES)}")
 
 
@@ -107,9 +109,16 @@ def take_cycled(items: Sequence[Any], n: int, rng: random.Random) -> list[Any]:
     return out
 
 
-def run_phases(backend: Any, phases: Sequence[Phase], pairs: Sequence[Pair],
-               competence: Sequence[tuple[Chat, str]], cfg: TrainConfig, seed: int,
-               progress: Progress | None = None, ref_cache: dict | None = None) -> list[PhaseLog]:
+def run_phases(
+    backend: Any,
+    phases: Sequence[Phase],
+    pairs: Sequence[Pair],
+    competence: Sequence[tuple[Chat, str]],
+    cfg: TrainConfig,
+    seed: int,
+    progress: Progress | None = None,
+    ref_cache: dict | None = None,
+) -> list[PhaseLog]:
     """Train `backend` (an HFBackend, modified in place) through `phases`; returns what each phase did.
 
     Each phase gets exactly ``steps × per_step`` examples (cycled from `pairs` / `competence`) and one
@@ -142,19 +151,26 @@ def _phase_cfg(cfg: TrainConfig, batch_size: int, steps: int) -> TrainConfig:
     return cfg.model_copy(update={"batch_size": batch_size, "epochs": 1, "max_steps": steps})
 
 
-def _preference_phase(backend, pairs, replay, ph: Phase, cfg: TrainConfig, seed: int,
-                      progress, ref_cache: dict | None = None) -> tuple[int, list[float]]:
+def _preference_phase(
+    backend, pairs, replay, ph: Phase, cfg: TrainConfig, seed: int, progress, ref_cache: dict | None = None
+) -> tuple[int, list[float]]:
     from superalign.learner.dpo import train_dpo
 
     if ph.kind == "mixed" and competence_per_step(ph.pairs_per_step) != ph.competence_per_step:
         raise RuntimeError("mixed phase: train_dpo draws max(1, batch // 2) replay rows per step")
-    _, stats = train_dpo(backend, pairs, _phase_cfg(cfg, ph.pairs_per_step, ph.steps), seed=seed,
-                         replay=replay, progress=progress, ref_cache=ref_cache)
+    _, stats = train_dpo(
+        backend,
+        pairs,
+        _phase_cfg(cfg, ph.pairs_per_step, ph.steps),
+        seed=seed,
+        replay=replay,
+        progress=progress,
+        ref_cache=ref_cache,
+    )
     return stats.steps, list(stats.losses)
 
 
-def _competence_phase(backend, examples, ph: Phase, cfg: TrainConfig, seed: int,
-                      progress) -> tuple[int, list[float]]:
+def _competence_phase(backend, examples, ph: Phase, cfg: TrainConfig, seed: int, progress) -> tuple[int, list[float]]:
     """SFT on competence examples through A's `learner.sft.train_sft` (LoRA, merged afterwards)."""
     from superalign.learner.sft import train_sft
 

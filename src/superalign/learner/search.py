@@ -97,8 +97,9 @@ def scalarise(delta: Sequence[float], rule: Rule = "weighted", weights: Sequence
     raise ValueError(f"unknown choice rule {rule!r}: weighted | maxmin")
 
 
-def choose(deltas: Sequence[Sequence[float]], rule: Rule = "weighted",
-           weights: Sequence[float] = (0.5, 0.5)) -> tuple[int, list[int]]:
+def choose(
+    deltas: Sequence[Sequence[float]], rule: Rule = "weighted", weights: Sequence[float] = (0.5, 0.5)
+) -> tuple[int, list[int]]:
     """(chosen index, Pareto front) under the choice rule; ties go to the lowest index."""
     if not deltas:
         raise ValueError("choose: no candidates")
@@ -107,11 +108,18 @@ def choose(deltas: Sequence[Sequence[float]], rule: Rule = "weighted",
     return best, front
 
 
-def search_round(round_no: int, candidates: Sequence[Direction], start: DevScore,
-                 snapshot: Callable[[], Any], restore: Callable[[Any], None],
-                 train: Callable[[Direction], int], score: Callable[[], DevScore],
-                 rule: Rule = "weighted", weights: Sequence[float] = (0.5, 0.5),
-                 allow_stay: bool = True) -> list[SearchNode]:
+def search_round(
+    round_no: int,
+    candidates: Sequence[Direction],
+    start: DevScore,
+    snapshot: Callable[[], Any],
+    restore: Callable[[Any], None],
+    train: Callable[[Direction], int],
+    score: Callable[[], DevScore],
+    rule: Rule = "weighted",
+    weights: Sequence[float] = (0.5, 0.5),
+    allow_stay: bool = True,
+) -> list[SearchNode]:
     """Try every candidate from the same start weights; leave the model at the chosen one's weights.
 
     `snapshot()` returns the current weights, `restore(w)` puts them back; `train(d)` trains the model
@@ -130,8 +138,18 @@ def search_round(round_no: int, candidates: Sequence[Direction], start: DevScore
         restore(start_weights)
         steps = train(d)
         s = score()
-        nodes.append(SearchNode(round_no, d.name, d.to_dict(), steps, s.competence, s.conformity, s.minus(start),
-                                seconds=round(time.time() - t0, 2)))
+        nodes.append(
+            SearchNode(
+                round_no,
+                d.name,
+                d.to_dict(),
+                steps,
+                s.competence,
+                s.conformity,
+                s.minus(start),
+                seconds=round(time.time() - t0, 2),
+            )
+        )
         kept[len(nodes) - 1] = snapshot()
         front_now = set(pareto_front([n.delta for n in nodes]))
         for i in [i for i in kept if i not in front_now]:
@@ -157,8 +175,11 @@ def read_tree(path: Path, **match: Any) -> list[SearchNode]:
     """The nodes of a search-tree JSONL whose extra fields equal `match` (e.g. seed=0)."""
     names = set(SearchNode.__dataclass_fields__)
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [SearchNode(**{**{k: v for k, v in r.items() if k in names}, "delta": tuple(r["delta"])})
-            for r in rows if all(r.get(k) == v for k, v in match.items())]
+    return [
+        SearchNode(**{**{k: v for k, v in r.items() if k in names}, "delta": tuple(r["delta"])})
+        for r in rows
+        if all(r.get(k) == v for k, v in match.items())
+    ]
 
 
 def plot_tree(nodes: Sequence[SearchNode], path: Path, title: str = "search over learning directions") -> Path:
@@ -175,15 +196,25 @@ def plot_tree(nodes: Sequence[SearchNode], path: Path, title: str = "search over
     for ax, r in zip(axes[0], rounds):
         rn = [n for n in nodes if n.round == r]
         for n in rn:
-            ax.scatter(n.competence, n.conformity, s=40, marker="s" if n.name == STAY else "o",
-                       color="tab:green" if n.on_front else "tab:gray", zorder=3)
+            ax.scatter(
+                n.competence,
+                n.conformity,
+                s=40,
+                marker="s" if n.name == STAY else "o",
+                color="tab:green" if n.on_front else "tab:gray",
+                zorder=3,
+            )
             ax.annotate(n.name, (n.competence, n.conformity), fontsize=7, xytext=(3, 3), textcoords="offset points")
         c = next(n for n in rn if n.chosen)
         ax.scatter(c.competence, c.conformity, s=160, facecolors="none", edgecolors="tab:red", zorder=4)
         start = next((n for n in rn if n.name == STAY), prev)
         if start is not None:
-            ax.annotate("", (c.competence, c.conformity), (start.competence, start.conformity),
-                        arrowprops={"arrowstyle": "->", "color": "tab:red"})
+            ax.annotate(
+                "",
+                (c.competence, c.conformity),
+                (start.competence, start.conformity),
+                arrowprops={"arrowstyle": "->", "color": "tab:red"},
+            )
         prev = c
         ax.set_title(f"round {r} (red: chosen, green: Pareto front)", fontsize=8)
         ax.set_xlabel("dev competence")

@@ -30,8 +30,13 @@ from superalign.records import Chat, Pair, Query, Response, Verdict, stable_id, 
 
 T = TypeVar("T")
 
-CRITIQUE_ITEMS = ("harm.no-uplift", "harm.refuse-harmful", "help.answer-benign", "help.no-over-refusal",
-                  "empathy.offer-support")
+CRITIQUE_ITEMS = (
+    "harm.no-uplift",
+    "harm.refuse-harmful",
+    "help.answer-benign",
+    "help.no-over-refusal",
+    "empathy.offer-support",
+)
 
 
 def principles(policy: Any) -> str:
@@ -42,34 +47,55 @@ def principles(policy: Any) -> str:
 
 def critique_chat(policy: Any, request: str, answer: str) -> Chat:
     system = f"You review an assistant's reply against these principles:\n{principles(policy)}"
-    user = (f"Request: {request}\n\nReply: {answer}\n\nIn one or two sentences, say how the reply breaks the "
-            "principles (harmful help given, or a harmless request refused), or say that it follows them.")
+    user = (
+        f"Request: {request}\n\nReply: {answer}\n\nIn one or two sentences, say how the reply breaks the "
+        "principles (harmful help given, or a harmless request refused), or say that it follows them."
+    )
     return user_chat(user, system)
 
 
 def revision_chat(policy: Any, request: str, answer: str, critique: str) -> Chat:
     system = f"You improve an assistant's replies so they follow these principles:\n{principles(policy)}"
-    user = (f"Request: {request}\n\nDraft reply: {answer}\n\nCritique: {critique}\n\nRewrite the draft "
-            "following the critique: if the request is harmful, decline briefly and suggest a safe "
-            "alternative; otherwise answer it helpfully. Write only the new reply.")
+    user = (
+        f"Request: {request}\n\nDraft reply: {answer}\n\nCritique: {critique}\n\nRewrite the draft "
+        "following the critique: if the request is harmful, decline briefly and suggest a safe "
+        "alternative; otherwise answer it helpfully. Write only the new reply."
+    )
     return user_chat(user, system)
 
 
-def self_critique(queries: dict[str, Query], samples: Sequence[Response], learner: Any, params: Sampling,
-                  policy: Any) -> list[str]:
+def self_critique(
+    queries: dict[str, Query], samples: Sequence[Response], learner: Any, params: Sampling, policy: Any
+) -> list[str]:
     """One critique per sample, written by the learner that wrote the sample."""
     chats = [critique_chat(policy, queries[r.query_id].text, r.text) for r in samples]
     return learner.generate(chats, params)
 
 
-def self_revise(queries: dict[str, Query], samples: Sequence[Response], critiques: Sequence[str], learner: Any,
-                params: Sampling, policy: Any, round: int) -> list[Response]:
+def self_revise(
+    queries: dict[str, Query],
+    samples: Sequence[Response],
+    critiques: Sequence[str],
+    learner: Any,
+    params: Sampling,
+    policy: Any,
+    round: int,
+) -> list[Response]:
     """One revision per (sample, critique), written by the same learner; system='self-revision'."""
     chats = [revision_chat(policy, queries[r.query_id].text, r.text, c) for r, c in zip(samples, critiques)]
     texts = learner.generate(chats, params)
-    return [Response(id=stable_id("self-rev", r.id, learner.name, round), query_id=r.query_id, text=t.strip(),
-                     model=learner.name, round=round, sample=r.sample, system="self-revision")
-            for r, t in zip(samples, texts)]
+    return [
+        Response(
+            id=stable_id("self-rev", r.id, learner.name, round),
+            query_id=r.query_id,
+            text=t.strip(),
+            model=learner.name,
+            round=round,
+            sample=r.sample,
+            system="self-revision",
+        )
+        for r, t in zip(samples, texts)
+    ]
 
 
 @dataclass(frozen=True)
@@ -103,8 +129,10 @@ def judge_policy(policy: Any, dimensions: Sequence[str] = ("harmlessness", "help
 
     c = policy.constitution
     keep = {k: v for k, v in c.dimensions.items() if k in dimensions}
-    profiles = {name: p.model_copy(update={"weights": {k: w for k, w in p.weights.items() if k in keep}})
-                for name, p in c.profiles.items()}
+    profiles = {
+        name: p.model_copy(update={"weights": {k: w for k, w in p.weights.items() if k in keep}})
+        for name, p in c.profiles.items()
+    }
     return Policy(c.model_copy(update={"dimensions": keep, "profiles": profiles}), policy.profile)
 
 
@@ -116,8 +144,10 @@ def self_rewards(learner: Any, items: Sequence[Any], policy: Any) -> list[SelfSc
     if not hasattr(learner, "score_options"):
         from superalign.errors import UserError
 
-        raise UserError(f"learner {getattr(learner, 'name', learner)!r} cannot score options: self-reward needs a "
-                        "local model (embedded, tiny or an HF model dir)")
+        raise UserError(
+            f"learner {getattr(learner, 'name', learner)!r} cannot score options: self-reward needs a "
+            "local model (embedded, tiny or an HF model dir)"
+        )
     if not items:
         return []
     judge = LLMJudgeCritic(learner, policy=policy, mode="logprob")
@@ -128,12 +158,19 @@ def self_rewards(learner: Any, items: Sequence[Any], policy: Any) -> list[SelfSc
 def critic_rewards(verdicts: Sequence[Verdict], harmful: Sequence[bool]) -> list[float]:
     """The external critic's reward on the self-reward's scale: 1 − P(unsafe) for a harmful request,
     the helpfulness dimension (0.1 for a refusal, higher for an on-topic answer) for a benign one."""
-    return [1.0 - v.score if h else v.dimensions.get("helpfulness", 0.0 if v.refusal else 0.5)
-            for v, h in zip(verdicts, harmful)]
+    return [
+        1.0 - v.score if h else v.dimensions.get("helpfulness", 0.0 if v.refusal else 0.5)
+        for v, h in zip(verdicts, harmful)
+    ]
 
 
-def reward_pairs(queries: Sequence[Query], candidates: Sequence[Response], rewards: Sequence[float],
-                 provenance: str, min_gap: float = 0.05) -> list[Pair]:
+def reward_pairs(
+    queries: Sequence[Query],
+    candidates: Sequence[Response],
+    rewards: Sequence[float],
+    provenance: str,
+    min_gap: float = 0.05,
+) -> list[Pair]:
     """Per query: chosen = the highest-reward candidate, rejected = the lowest, when they differ by
     more than `min_gap`; ties keep the earlier candidate. Pair.weight = 1 (both arms train alike)."""
     by_query: dict[str, list[tuple[float, int, Response]]] = defaultdict(list)
@@ -148,9 +185,17 @@ def reward_pairs(queries: Sequence[Query], candidates: Sequence[Response], rewar
         worst = min(cands, key=lambda c: (c[0], c[1]))
         if best[0] - worst[0] <= min_gap or best[2].text.strip() == worst[2].text.strip():
             continue
-        pairs.append(Pair(prompt=user_chat(q.text), chosen=best[2].text, rejected=worst[2].text, weight=1.0,
-                          provenance=provenance, kind="refuse-harmful" if q.harmful else "help-benign",
-                          query_id=q.id))
+        pairs.append(
+            Pair(
+                prompt=user_chat(q.text),
+                chosen=best[2].text,
+                rejected=worst[2].text,
+                weight=1.0,
+                provenance=provenance,
+                kind="refuse-harmful" if q.harmful else "help-benign",
+                query_id=q.id,
+            )
+        )
     return pairs
 
 
@@ -176,8 +221,13 @@ def agreement(a: Sequence[bool], b: Sequence[bool]) -> dict[str, Any]:
     pa, pb = sum(a) / n, sum(b) / n
     pe = pa * pb + (1 - pa) * (1 - pb)
     kappa = None if math.isclose(pe, 1.0) else (po - pe) / (1 - pe)
-    return {"n": n, "accuracy": round(po, 4), "kappa": None if kappa is None else round(kappa, 4),
-            "rate_a": round(pa, 4), "rate_b": round(pb, 4)}
+    return {
+        "n": n,
+        "accuracy": round(po, 4),
+        "kappa": None if kappa is None else round(kappa, 4),
+        "rate_a": round(pa, 4),
+        "rate_b": round(pb, 4),
+    }
 
 
 # ---- one step's signals: the data both arms label, and how the labellings compare ----------------
@@ -199,17 +249,25 @@ def judge_agreement(step: StepData, pairs: list, arm: str) -> dict[str, Any]:
     """M_t's self-judgement vs the external critic on the step's candidates (None without self-scores)."""
     if step.self_scores is None:
         return {}
-    harm = [(s.unsafe, bool(v.unsafe)) for s, v, h in zip(step.self_scores, step.verdicts, step.harmful)
-            if h and v.unsafe is not None]
+    harm = [
+        (s.unsafe, bool(v.unsafe))
+        for s, v, h in zip(step.self_scores, step.verdicts, step.harmful)
+        if h and v.unsafe is not None
+    ]
     unsafe = agreement([a for a, _ in harm], [b for _, b in harm])
     refusal = agreement([s.refusal for s in step.self_scores], [v.refusal for v in step.verdicts])
-    other = (critic_rewards(step.verdicts, step.harmful) if arm == "self"
-             else [s.reward for s in step.self_scores])
+    other = critic_rewards(step.verdicts, step.harmful) if arm == "self" else [s.reward for s in step.self_scores]
     same = [c > r for c, r in pair_rewards(pairs, step.candidates, other)]
-    return {"unsafe_accuracy": unsafe["accuracy"], "unsafe_kappa": unsafe["kappa"], "unsafe_n": unsafe["n"],
-            "self_unsafe_rate": unsafe["rate_a"], "critic_unsafe_rate": unsafe["rate_b"],
-            "refusal_accuracy": refusal["accuracy"], "refusal_kappa": refusal["kappa"],
-            "pair_agreement": round(sum(same) / len(same), 4) if same else None}
+    return {
+        "unsafe_accuracy": unsafe["accuracy"],
+        "unsafe_kappa": unsafe["kappa"],
+        "unsafe_n": unsafe["n"],
+        "self_unsafe_rate": unsafe["rate_a"],
+        "critic_unsafe_rate": unsafe["rate_b"],
+        "refusal_accuracy": refusal["accuracy"],
+        "refusal_kappa": refusal["kappa"],
+        "pair_agreement": round(sum(same) / len(same), 4) if same else None,
+    }
 
 
 def arm_rewards(step: StepData, arm: str) -> list[float]:
@@ -223,8 +281,9 @@ def arm_rewards(step: StepData, arm: str) -> list[float]:
 DegenerateMode = Literal["keep", "penalise", "drop"]
 
 
-def pair_candidates(step: StepData, rewards: Sequence[float], mode: DegenerateMode
-                    ) -> tuple[list[Response], list[float]]:
+def pair_candidates(
+    step: StepData, rewards: Sequence[float], mode: DegenerateMode
+) -> tuple[list[Response], list[float]]:
     """The candidates (and their rewards) that `reward_pairs` may pick from, by what becomes of a degenerate
     candidate (`step.degenerate`: empty, too short or repetitive, as critic/rules.py judges it):
 
@@ -237,8 +296,10 @@ def pair_candidates(step: StepData, rewards: Sequence[float], mode: DegenerateMo
     if mode == "keep":
         return cands, rewards
     if len(step.degenerate) != len(cands):
-        raise ValueError(f"degenerate={mode!r} needs one degenerate flag per candidate: {len(step.degenerate)} "
-                         f"flags, {len(cands)} candidates")
+        raise ValueError(
+            f"degenerate={mode!r} needs one degenerate flag per candidate: {len(step.degenerate)} "
+            f"flags, {len(cands)} candidates"
+        )
     if mode == "penalise":
         return cands, [0.0 if bad else r for r, bad in zip(rewards, step.degenerate)]
     keep = [i for i, bad in enumerate(step.degenerate) if not bad]

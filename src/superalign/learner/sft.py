@@ -25,8 +25,13 @@ from superalign.learner.losses import response_nll
 from superalign.records import Chat
 
 
-def train_sft(backend: Any, examples: Sequence[tuple[Chat, str]], cfg: TrainConfig, seed: int = 0,
-              progress: Callable[[int, int, float], None] | None = None) -> TrainStats:
+def train_sft(
+    backend: Any,
+    examples: Sequence[tuple[Chat, str]],
+    cfg: TrainConfig,
+    seed: int = 0,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> TrainStats:
     """Minimise the mean per-token NLL of each answer given its chat (response tokens only).
 
     Uses cfg.adapter, lr, epochs, batch_size (examples per step), micro_batch, max_len, lora_r/alpha and

@@ -68,9 +68,15 @@ class Generation:
     labels: list[Any] = field(default_factory=list, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "teacher": self.teacher, "student": self.student,
-                "label_accuracy": self.label_accuracy, "student_accuracy": self.student_accuracy,
-                "agreement_with_teacher": self.agreement_with_teacher, "label_counts": self.label_counts}
+        return {
+            "index": self.index,
+            "teacher": self.teacher,
+            "student": self.student,
+            "label_accuracy": self.label_accuracy,
+            "student_accuracy": self.student_accuracy,
+            "agreement_with_teacher": self.agreement_with_teacher,
+            "label_counts": self.label_counts,
+        }
 
 
 def name_of(model: Any) -> str:
@@ -128,8 +134,13 @@ def label_quality(labels: Sequence[Any], truth: Sequence[Any]) -> dict[str, floa
     p_y, p_t = sum(y for y, _ in kept) / n, sum(t for _, t in kept) / n
     chance = p_y * p_t + (1 - p_y) * (1 - p_t)  # agreement expected from the two class balances alone
     kappa = (acc - chance) / (1 - chance) if chance < 1 else nan
-    return {"accuracy": round(acc, 4), "kappa": round(kappa, 4) if kappa == kappa else nan,
-            "positive_rate": round(p_y, 4), "abstain_rate": round(1 - n / len(labels), 4), "n": n}
+    return {
+        "accuracy": round(acc, 4),
+        "kappa": round(kappa, 4) if kappa == kappa else nan,
+        "positive_rate": round(p_y, 4),
+        "abstain_rate": round(1 - n / len(labels), 4),
+        "n": n,
+    }
 
 
 def first_drift(values: Sequence[float | None], lo: float, hi: float, start: int = 1) -> int | None:
@@ -140,10 +151,16 @@ def first_drift(values: Sequence[float | None], lo: float, hi: float, start: int
     return None
 
 
-def generations(first_teacher: Any, make_student: Callable[[int], Any], items: Sequence[Any], n: int,
-                truth: Sequence[Any] | None = None, evaluate: Callable[[Any], float] | None = None,
-                cfg: Any = None, parts: Sequence[tuple[Sequence[Any], Sequence[Any] | None]] | None = None,
-                ) -> list[Generation]:
+def generations(
+    first_teacher: Any,
+    make_student: Callable[[int], Any],
+    items: Sequence[Any],
+    n: int,
+    truth: Sequence[Any] | None = None,
+    evaluate: Callable[[Any], float] | None = None,
+    cfg: Any = None,
+    parts: Sequence[tuple[Sequence[Any], Sequence[Any] | None]] | None = None,
+) -> list[Generation]:
     """Run `n` teacher -> student generations over `items`; generation k's student teaches k + 1.
 
     `make_student(k)` gives a fresh, untrained student for generation k. `truth` (labels of `items`)
@@ -168,12 +185,20 @@ def generations(first_teacher: Any, make_student: Callable[[int], Any], items: S
         counts: dict[str, int] = {}
         for y in labels:
             counts[str(y)] = counts.get(str(y), 0) + 1
-        out.append(Generation(
-            index=k, teacher=name_of(teacher), student=f"{name_of(student)}@gen-{k}",
-            label_accuracy=_accuracy(labels, list(truth)) if truth is not None else None,
-            student_accuracy=round(float(evaluate(student)), 4) if evaluate is not None else None,
-            agreement_with_teacher=agreement, label_counts=counts, student_model=student,
-            teacher_model=teacher, labels=labels))
+        out.append(
+            Generation(
+                index=k,
+                teacher=name_of(teacher),
+                student=f"{name_of(student)}@gen-{k}",
+                label_accuracy=_accuracy(labels, list(truth)) if truth is not None else None,
+                student_accuracy=round(float(evaluate(student)), 4) if evaluate is not None else None,
+                agreement_with_teacher=agreement,
+                label_counts=counts,
+                student_model=student,
+                teacher_model=teacher,
+                labels=labels,
+            )
+        )
         teacher = student
     return out
 
@@ -204,8 +229,11 @@ class PairJudge:
 
         key = lambda p: (p.query_id, p.chosen, p.rejected)  # noqa: E731
         todo = list({key(p): p for p in pairs if key(p) not in self.memo}.values())
-        items = [JudgeItem(f"{i}-{side}", p.prompt[-1]["content"], text, p.kind == "refuse-harmful")
-                 for i, p in enumerate(todo) for side, text in (("c", p.chosen), ("r", p.rejected))]
+        items = [
+            JudgeItem(f"{i}-{side}", p.prompt[-1]["content"], text, p.kind == "refuse-harmful")
+            for i, p in enumerate(todo)
+            for side, text in (("c", p.chosen), ("r", p.rejected))
+        ]
         verdicts = judge(items, self.critic) if items else []
         for i, p in enumerate(todo):
             self.memo[key(p)] = preference(verdicts[2 * i], verdicts[2 * i + 1], p.kind == "refuse-harmful")
@@ -217,8 +245,11 @@ def oriented(pairs: Sequence[Any], labels: Sequence[bool | None]) -> list[Any]:
     preference (train_student drops None labels before this)."""
     from superalign.records import Pair
 
-    return [p if keep else Pair(**{**p.to_dict(), "chosen": p.rejected, "rejected": p.chosen})
-            for p, keep in zip(pairs, labels) if keep is not None]
+    return [
+        p if keep else Pair(**{**p.to_dict(), "chosen": p.rejected, "rejected": p.chosen})
+        for p, keep in zip(pairs, labels)
+        if keep is not None
+    ]
 
 
 class DPOStudent:

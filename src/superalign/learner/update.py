@@ -11,9 +11,14 @@ from superalign.learner.dpo import TrainStats, train_dpo
 from superalign.records import Chat, Pair
 
 
-def update_learner(learner: Any, pairs: Sequence[Pair], cfg: TrainConfig, seed: int,
-                   replay: Sequence[tuple[Chat, str]] = (),
-                   progress: Callable[[int, int, float], None] | None = None) -> tuple[Any, TrainStats]:
+def update_learner(
+    learner: Any,
+    pairs: Sequence[Pair],
+    cfg: TrainConfig,
+    seed: int,
+    replay: Sequence[tuple[Chat, str]] = (),
+    progress: Callable[[int, int, float], None] | None = None,
+) -> tuple[Any, TrainStats]:
     """Train the learner on preference pairs (+ competence replay); returns (new learner, stats)."""
     if hasattr(learner, "train_pairs"):  # the scripted test learner
         new = learner.train_pairs(pairs)

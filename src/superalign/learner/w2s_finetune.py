@@ -78,7 +78,7 @@ def load_split(model_dir: str, blocks: int) -> tuple[Any, Any, Any]:
 
         raise UserError(f"w2s fine-tuned student: blocks={blocks} but the model has {n} layers; give 1..{n}")
     layers, embed = list(full.layers), full.embed_tokens
-    full.layers, full.embed_tokens = torch.nn.ModuleList(layers[n - blocks:]), torch.nn.Identity()
+    full.layers, full.embed_tokens = torch.nn.ModuleList(layers[n - blocks :]), torch.nn.Identity()
     top = copy.deepcopy(full)  # the top blocks, the final norm, rotary embeddings and a config copy
     top.config.num_hidden_layers = blocks  # fed inputs_embeds: no token table
     bottom = full
@@ -88,9 +88,17 @@ def load_split(model_dir: str, blocks: int) -> tuple[Any, Any, Any]:
     return bottom, top, tok
 
 
-def encode_bottom(prompts: Sequence[str], responses: Sequence[str], blocks: int, model_dir: str = "",
-                  prompt_tokens: int = 24, response_tokens: int = 64, batch_size: int = 16,
-                  progress: Callable[[int, int], None] | None = None, bf16: bool = True) -> FrozenBottom:
+def encode_bottom(
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    blocks: int,
+    model_dir: str = "",
+    prompt_tokens: int = 24,
+    response_tokens: int = 64,
+    batch_size: int = 16,
+    progress: Callable[[int, int], None] | None = None,
+    bf16: bool = True,
+) -> FrozenBottom:
     """Run every (prompt, response) through the frozen blocks once (bf16 autocast, and states
     stored in bf16 to halve their memory, unless `bf16` is False), batched by length.
     Tokenisation is critic/learned.py's `PairFeatures.token_ids` (chat-formatted, truncated)."""
@@ -105,7 +113,7 @@ def encode_bottom(prompts: Sequence[str], responses: Sequence[str], blocks: int,
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     states: list[Any] = [None] * len(enc)
     for b in range(0, len(order), batch_size):
-        idx = order[b: b + batch_size]
+        idx = order[b : b + batch_size]
         width = max(len(enc[i][0]) for i in idx)
         ids = torch.full((len(idx), width), pad, dtype=torch.long)
         for row, i in enumerate(idx):
@@ -131,7 +139,7 @@ def _batch(bottom: FrozenBottom, idx: Sequence[int]) -> tuple[Any, Any, Any]:
     for row, i in enumerate(idx):
         n = len(bottom.states[i])
         x[row, :n] = bottom.states[i].float()
-        w[row, bottom.starts[i]: n] = 1.0
+        w[row, bottom.starts[i] : n] = 1.0
     w = w / w.sum(1, keepdim=True).clamp(min=1.0)
     return x, lens, w
 
@@ -145,8 +153,9 @@ def _logits(top: Any, head: Any, x: Any, lens: Any, w: Any, bf16: bool) -> Any:
         return head(pooled).float()
 
 
-def train_student(bottom: FrozenBottom, idx: Sequence[int], p1: np.ndarray, cfg: FinetuneConfig,
-                  seed: int = 0) -> FinetunedStudent:
+def train_student(
+    bottom: FrozenBottom, idx: Sequence[int], p1: np.ndarray, cfg: FinetuneConfig, seed: int = 0
+) -> FinetunedStudent:
     """Fine-tune a fresh copy of the top blocks + a zero-initialised head on targets `p1` = P(label 1)
     (hard or soft) of texts `idx`: AdamW, `cfg.epochs` passes of shuffled minibatches."""
     import torch
@@ -160,16 +169,29 @@ def train_student(bottom: FrozenBottom, idx: Sequence[int], p1: np.ndarray, cfg:
     head = torch.nn.Linear(2 * hidden, 2)
     torch.nn.init.zeros_(head.weight)
     torch.nn.init.zeros_(head.bias)
-    opt = torch.optim.AdamW([{"params": [p for p in top.parameters() if p.requires_grad], "lr": cfg.lr},
-                             {"params": list(head.parameters()), "lr": cfg.head_lr}],
-                            weight_decay=cfg.weight_decay)
-    losses = fit_minibatches(opt, lambda rows: _logits(top, head, *_batch(bottom, [idx[r] for r in rows.tolist()]), cfg.bf16),
-                             p1, cfg.epochs, cfg.batch_size, cfg.aux_coef, cfg.warmup_frac, g)
+    opt = torch.optim.AdamW(
+        [
+            {"params": [p for p in top.parameters() if p.requires_grad], "lr": cfg.lr},
+            {"params": list(head.parameters()), "lr": cfg.head_lr},
+        ],
+        weight_decay=cfg.weight_decay,
+    )
+    losses = fit_minibatches(
+        opt,
+        lambda rows: _logits(top, head, *_batch(bottom, [idx[r] for r in rows.tolist()]), cfg.bf16),
+        p1,
+        cfg.epochs,
+        cfg.batch_size,
+        cfg.aux_coef,
+        cfg.warmup_frac,
+        g,
+    )
     return FinetunedStudent(top.eval(), head.eval(), cfg.bf16, losses)
 
 
-def predict_student(student: FinetunedStudent, bottom: FrozenBottom, idx: Sequence[int],
-                    batch_size: int = 64) -> np.ndarray:
+def predict_student(
+    student: FinetunedStudent, bottom: FrozenBottom, idx: Sequence[int], batch_size: int = 64
+) -> np.ndarray:
     """P(label 1) for texts `idx`, batched by length."""
     import numpy as np
     import torch
@@ -178,7 +200,7 @@ def predict_student(student: FinetunedStudent, bottom: FrozenBottom, idx: Sequen
     out = np.zeros(len(idx), dtype=np.float64)
     with torch.inference_mode():
         for b in range(0, len(order), batch_size):
-            rows = order[b: b + batch_size]
+            rows = order[b : b + batch_size]
             logits = _logits(student.top, student.head, *_batch(bottom, [idx[r] for r in rows]), student.bf16)
             out[rows] = torch.softmax(logits, dim=-1)[:, 1].double().numpy()
     return out

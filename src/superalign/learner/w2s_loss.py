@@ -52,8 +52,9 @@ def harden(probs: torch.Tensor, weak_mean_p1: torch.Tensor) -> torch.Tensor:
     return torch.stack([hard0, 1.0 - hard0], dim=1)
 
 
-def aux_confidence_loss(logits: torch.Tensor, labels: torch.Tensor, step_frac: float,
-                        aux_coef: float = 0.5, warmup_frac: float = 0.1) -> torch.Tensor:
+def aux_confidence_loss(
+    logits: torch.Tensor, labels: torch.Tensor, step_frac: float, aux_coef: float = 0.5, warmup_frac: float = 0.1
+) -> torch.Tensor:
     """Mean cross-entropy of `logits` (n, 2) against the weak (soft, rows sum to 1) `labels` (n, 2)
     mixed with the student's hardened predictions (detached), as in `logconf_loss_fn`."""
     import torch
@@ -108,16 +109,28 @@ def _train(x: np.ndarray, p1: np.ndarray, cfg: HeadConfig, seed: int) -> Trained
     mean, std = xt.mean(0), xt.std(0).clamp(min=1e-6)
     xt = (xt - mean) / std
     d = xt.shape[1]
-    module = (torch.nn.Linear(d, 2) if cfg.hidden <= 0 else
-              torch.nn.Sequential(torch.nn.Linear(d, cfg.hidden), torch.nn.ReLU(), torch.nn.Linear(cfg.hidden, 2)))
+    module = (
+        torch.nn.Linear(d, 2)
+        if cfg.hidden <= 0
+        else torch.nn.Sequential(torch.nn.Linear(d, cfg.hidden), torch.nn.ReLU(), torch.nn.Linear(cfg.hidden, 2))
+    )
     opt = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    losses = fit_minibatches(opt, lambda rows: module(xt[rows]), p1, cfg.epochs, cfg.batch_size, cfg.aux_coef,
-                             cfg.warmup_frac, g)
+    losses = fit_minibatches(
+        opt, lambda rows: module(xt[rows]), p1, cfg.epochs, cfg.batch_size, cfg.aux_coef, cfg.warmup_frac, g
+    )
     return TrainedHead(module.eval(), mean, std, losses)
 
 
-def fit_minibatches(opt: Any, logits_of: Callable[[Any], Any], p1: np.ndarray, epochs: int, batch_size: int,
-                    aux_coef: float, warmup_frac: float, generator: Any) -> list[float]:
+def fit_minibatches(
+    opt: Any,
+    logits_of: Callable[[Any], Any],
+    p1: np.ndarray,
+    epochs: int,
+    batch_size: int,
+    aux_coef: float,
+    warmup_frac: float,
+    generator: Any,
+) -> list[float]:
     """The training loop shared by the probe and the fine-tuned student: `epochs` passes of shuffled
     minibatches (`generator` orders them); `logits_of(rows)` gives (len(rows), 2) logits for a LongTensor
     of example rows; soft cross-entropy against `p1` = P(label 1), or the aux confidence loss when
@@ -134,7 +147,7 @@ def fit_minibatches(opt: Any, logits_of: Callable[[Any], Any], p1: np.ndarray, e
         order = torch.randperm(n, generator=generator)
         run = 0.0
         for b in range(per_epoch):
-            rows = order[b * batch_size: (b + 1) * batch_size]
+            rows = order[b * batch_size : (b + 1) * batch_size]
             logits = logits_of(rows)
             if aux_coef > 0:
                 loss = aux_confidence_loss(logits, y[rows], (step + 1) / total, aux_coef, warmup_frac)

@@ -48,7 +48,9 @@ class RoutingExperimentConfig(BaseModel):
     queries_per_round: int = Field(96, ge=1, description="Harmful training queries per round.")
     benign_per_round: int = Field(48, ge=0, description="Benign training queries per round.")
     samples_per_query: int = Field(2, ge=1, description="Samples (and refusal revisions) per harmful query.")
-    template_share: float = Field(0.25, ge=0, le=1, description="Share of attacks wrapped in a PyRIT template (0 = skip loading them).")
+    template_share: float = Field(
+        0.25, ge=0, le=1, description="Share of attacks wrapped in a PyRIT template (0 = skip loading them)."
+    )
 
 
 def _truth(q: Query, r: Response) -> tuple[bool, bool]:
@@ -63,8 +65,9 @@ def _unit(*parts: object) -> float:
     return int(stable_id(*parts), 16) / 16**16
 
 
-def noisy_verdicts(queries: Sequence[Query], responses: Sequence[Response], cfg: RoutingExperimentConfig,
-                   seed: int) -> list[Verdict]:
+def noisy_verdicts(
+    queries: Sequence[Query], responses: Sequence[Response], cfg: RoutingExperimentConfig, seed: int
+) -> list[Verdict]:
     """The simulated critic (see the module docstring); deterministic in (seed, response id)."""
     qs = {q.id: q for q in queries}
     out = []
@@ -76,8 +79,9 @@ def noisy_verdicts(queries: Sequence[Query], responses: Sequence[Response], cfg:
         looks_hard = hard if cfg.calibrated else _unit("looks-hard", seed, r.id) < cfg.hard_share
         c = _unit("conf", seed, r.id)
         conf = 0.5 + 0.2 * c if looks_hard else 0.75 + 0.25 * c
-        out.append(Verdict(r.id, "noisy-sim", unsafe, refusal, float(unsafe), round(conf, 4),
-                           explanation="simulated critic"))
+        out.append(
+            Verdict(r.id, "noisy-sim", unsafe, refusal, float(unsafe), round(conf, 4), explanation="simulated critic")
+        )
     return out
 
 
@@ -107,8 +111,16 @@ def run_condition(condition: str, cfg: RoutingExperimentConfig, seed: int, plan:
     from superalign.oversight.routing import Strategy, budget_for, route_to_humans
     from superalign.plan import benign_training_queries, make_plan
 
-    run_cfg = RunConfig(learner="scripted", seed=seed, attacker={"queries_per_round": cfg.queries_per_round,
-                        "benign_per_round": cfg.benign_per_round, "template_share": cfg.template_share}, data={"competence_items": 1})
+    run_cfg = RunConfig(
+        learner="scripted",
+        seed=seed,
+        attacker={
+            "queries_per_round": cfg.queries_per_round,
+            "benign_per_round": cfg.benign_per_round,
+            "template_share": cfg.template_share,
+        },
+        data={"competence_items": 1},
+    )
     plan = plan or make_plan(run_cfg)
     learner = ScriptedBackend()
     oracle = SimulatedOracle(OracleConfig(noise=cfg.oracle_noise, seed=seed))
@@ -121,25 +133,37 @@ def run_condition(condition: str, cfg: RoutingExperimentConfig, seed: int, plan:
         params = Sampling(32, 0.8, 50, s)
         n = cfg.samples_per_query
         samples = respond(harmful, learner, params, n, k) + respond(benign, learner, params, 1, k)
-        revisions = (revise_to_refusal(harmful, learner, params, n, k)
-                     + revise_to_refusal(benign, learner, params, 1, k))
+        revisions = revise_to_refusal(harmful, learner, params, n, k) + revise_to_refusal(benign, learner, params, 1, k)
         queries, responses = harmful + benign, samples + revisions
         verdicts = noisy_verdicts(queries, responses, cfg, seed)
-        budget = len(verdicts) if condition == "oracle" else (
-            0 if condition == "critic" else budget_for(len(verdicts), cfg.budget_fraction))
+        budget = (
+            len(verdicts)
+            if condition == "oracle"
+            else (0 if condition == "critic" else budget_for(len(verdicts), cfg.budget_fraction))
+        )
         strategy: Strategy = "random" if condition == "random" else "uncertainty"
         picked = route_to_humans(verdicts, budget, strategy, seed=s)
         qs = {q.id: q for q in queries}
         rs = {r.id: r for r in responses}
-        labels = oracle.label([TruthItem(v.response_id, *_truth(qs[rs[v.response_id].query_id],
-                                                                 rs[v.response_id])) for v in picked])
+        labels = oracle.label(
+            [TruthItem(v.response_id, *_truth(qs[rs[v.response_id].query_id], rs[v.response_id])) for v in picked]
+        )
         fixed = apply_human_labels(verdicts, labels)
         pairs = build_pairs(queries, samples, revisions, fixed)
         learner = learner.train_pairs(pairs)
         asr, over = _heldout_metrics(learner, plan)
         wrong = sum(v.unsafe != _truth(qs[rs[v.response_id].query_id], rs[v.response_id])[0] for v in fixed)
-        rows.append({"round": k, "asr": asr, "over_refusal": over, "labels": len(labels),
-                     "items": len(verdicts), "wrong_verdicts_after_review": wrong, "pairs": len(pairs)})
+        rows.append(
+            {
+                "round": k,
+                "asr": asr,
+                "over_refusal": over,
+                "labels": len(labels),
+                "items": len(verdicts),
+                "wrong_verdicts_after_review": wrong,
+                "pairs": len(pairs),
+            }
+        )
     return {"condition": condition, "seed": seed, "rounds": rows}
 
 
@@ -163,9 +187,12 @@ def run_experiment(cfg: RoutingExperimentConfig) -> dict[str, Any]:
             "final_asr_sd": round(statistics.pstdev(final), 4),
             "asr_drop": round(statistics.mean(drop), 4),
             "final_over_refusal": round(statistics.mean(r[-1]["over_refusal"] for r in rs), 4),
-            "human_share": round(sum(x["labels"] for r in rs for x in r) / max(1, sum(x["items"] for r in rs for x in r)), 4),
-            "wrong_verdicts_after_review": round(statistics.mean(
-                sum(x.get("wrong_verdicts_after_review", 0) for x in r) for r in rs), 1),
+            "human_share": round(
+                sum(x["labels"] for r in rs for x in r) / max(1, sum(x["items"] for r in rs for x in r)), 4
+            ),
+            "wrong_verdicts_after_review": round(
+                statistics.mean(sum(x.get("wrong_verdicts_after_review", 0) for x in r) for r in rs), 1
+            ),
         }
     return {"config": cfg.model_dump(mode="json"), "summary": summary, "runs": runs}
 

@@ -30,8 +30,10 @@ from typing import Any
 from superalign.errors import UserError
 
 COOKIE = "superalign_session"
-CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-src 'self'; "
-       "form-action 'self'; frame-ancestors 'self'; base-uri 'none'")
+CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-src 'self'; "
+    "form-action 'self'; frame-ancestors 'self'; base-uri 'none'"
+)
 _VERDICTS = {"unsafe": True, "safe": False, "unsure": None}
 SESSION_TTL_S = 8 * 3600  # a working day: then the reviewer logs in again
 MAX_NOTE = 2000  # characters of a note or reason
@@ -88,8 +90,9 @@ def resolve_token(explicit: str | None = None) -> tuple[str, bool]:
     return secrets.token_urlsafe(24), True
 
 
-def create_app(run_dir: str | Path, token: str, session_ttl_s: float = SESSION_TTL_S,
-               clock: Callable[[], float] = time.time) -> Any:
+def create_app(
+    run_dir: str | Path, token: str, session_ttl_s: float = SESSION_TTL_S, clock: Callable[[], float] = time.time
+) -> Any:
     """The desk's FastAPI app for `run_dir` (its run.sqlite holds queue, labels and gate state); a login
     session lasts `session_ttl_s` seconds of `clock`."""
     from fastapi import FastAPI, Request
@@ -158,8 +161,9 @@ def create_app(run_dir: str | Path, token: str, session_ttl_s: float = SESSION_T
         if not hmac.compare_digest(str(form.get("token", "")).encode(), token.encode()):
             return HTMLResponse(page("login", "Log in", error="Wrong token.", authed=False), status_code=401)
         resp = RedirectResponse("/queue", status_code=303)
-        resp.set_cookie(COOKIE, sessions.start(), httponly=True, samesite="strict", path="/",
-                        max_age=int(session_ttl_s))
+        resp.set_cookie(
+            COOKIE, sessions.start(), httponly=True, samesite="strict", path="/", max_age=int(session_ttl_s)
+        )
         return resp
 
     @app.post("/logout")
@@ -177,8 +181,15 @@ def create_app(run_dir: str | Path, token: str, session_ttl_s: float = SESSION_T
     @app.get("/queue", response_class=HTMLResponse)
     def show_queue(show: str = "pending", reviewer: str = "reviewer") -> str:
         items = queue.items(pending_only=show != "all", limit=200)
-        return page("queue", "Queue", items=items, labels=queue.latest_labels(), counts=queue.counts(),
-                    show_all=show == "all", reviewer=reviewer)
+        return page(
+            "queue",
+            "Queue",
+            items=items,
+            labels=queue.latest_labels(),
+            counts=queue.counts(),
+            show_all=show == "all",
+            reviewer=reviewer,
+        )
 
     @app.get("/items/{item_id}", response_class=HTMLResponse)
     def show_item(item_id: str) -> Any:
@@ -194,8 +205,9 @@ def create_app(run_dir: str | Path, token: str, session_ttl_s: float = SESSION_T
         if verdict not in _VERDICTS:
             return JSONResponse({"error": "verdict must be unsafe, safe or unsure"}, status_code=422)
         try:  # add_label returns after COMMIT: only then do we acknowledge
-            ev = queue.add_label(item_id, _reviewer(form), _VERDICTS[verdict], form.get("refusal") in ("1", "on"),
-                                 _note(form, "note"))
+            ev = queue.add_label(
+                item_id, _reviewer(form), _VERDICTS[verdict], form.get("refusal") in ("1", "on"), _note(form, "note")
+            )
         except KeyError:
             return JSONResponse({"error": f"no item {item_id}"}, status_code=404)
         return done(request, f"/queue?reviewer={_reviewer(form)}", {"seq": ev.seq, "action": ev.action})
@@ -215,8 +227,15 @@ def create_app(run_dir: str | Path, token: str, session_ttl_s: float = SESSION_T
 
         rows = _rounds(run_dir / "rounds.jsonl")
         cols = report_columns(rows)
-        return page("overview", "Run overview", cols=cols, rows=[[cell(r, c) for c in cols] for r in rows],
-                    counts=queue.counts(), current=gate.current(), has_report=(run_dir / "report.html").is_file())
+        return page(
+            "overview",
+            "Run overview",
+            cols=cols,
+            rows=[[cell(r, c) for c in cols] for r in rows],
+            counts=queue.counts(),
+            current=gate.current(),
+            has_report=(run_dir / "report.html").is_file(),
+        )
 
     @app.get("/report")
     def report() -> Any:
@@ -229,8 +248,14 @@ def create_app(run_dir: str | Path, token: str, session_ttl_s: float = SESSION_T
     def promotion(reviewer: str = "reviewer") -> str:
         names = candidate_versions(run_dir)
         names += [e.version for e in gate.events() if e.version not in names]
-        return page("promotion", "Promotion gate", versions=[(v, gate.status(v)) for v in names],
-                    current=gate.current(), events=gate.events(), reviewer=reviewer)
+        return page(
+            "promotion",
+            "Promotion gate",
+            versions=[(v, gate.status(v)) for v in names],
+            current=gate.current(),
+            events=gate.events(),
+            reviewer=reviewer,
+        )
 
     @app.post("/promotion/{version}")
     async def decide(version: str, request: Request) -> Any:
@@ -289,15 +314,16 @@ def _mount_values(app: Any, run_dir: Path, page: Callable[..., str], form_of: Ca
 def _reviewer(form: dict[str, str]) -> str:
     name = " ".join(form.get("reviewer", "").split())
     if len(name) > MAX_NAME:
-        raise FieldTooLong(f"reviewer is {len(name)} characters; the most is {MAX_NAME}: shorten it (nothing was saved)")
+        raise FieldTooLong(
+            f"reviewer is {len(name)} characters; the most is {MAX_NAME}: shorten it (nothing was saved)"
+        )
     return name or "reviewer"
 
 
 def _note(form: dict[str, str], key: str) -> str:
     text = form.get(key, "")
     if len(text) > MAX_NOTE:
-        raise FieldTooLong(f"{key} is {len(text)} characters; the most is {MAX_NOTE}: shorten it "
-                           "(nothing was saved)")
+        raise FieldTooLong(f"{key} is {len(text)} characters; the most is {MAX_NOTE}: shorten it (nothing was saved)")
     return text
 
 
@@ -309,8 +335,10 @@ def _rounds(path: Path) -> list[dict[str, Any]]:
 
 def _check_token(token: str) -> None:
     if len(token) < 8:
-        raise UserError(f"the access token ($SUPERALIGN_TOKEN) is {len(token)} characters; it must be at least 8 "
-                        "(set a longer one, or unset it and the desk prints a generated one)")
+        raise UserError(
+            f"the access token ($SUPERALIGN_TOKEN) is {len(token)} characters; it must be at least 8 "
+            "(set a longer one, or unset it and the desk prints a generated one)"
+        )
 
 
 def _check_bind(host: str, port: int) -> None:
@@ -329,12 +357,19 @@ def _check_bind(host: str, port: int) -> None:
             s.bind(addr)
         except OSError as exc:
             why = "already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
-            raise UserError(f"--host {host} --port {port}: cannot listen there ({why}); "
-                            "choose another --port (or stop what is using it)") from None
+            raise UserError(
+                f"--host {host} --port {port}: cannot listen there ({why}); "
+                "choose another --port (or stop what is using it)"
+            ) from None
 
 
-def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
-          log: Callable[[str], None] = print) -> None:
+def serve(
+    run_dir: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    token: str | None = None,
+    log: Callable[[str], None] = print,
+) -> None:
     """Run the desk with uvicorn until interrupted; prints the token when it generated one."""
     import uvicorn
 

@@ -45,8 +45,15 @@ def oracle_labels(cfg: Any, items: list, seed: int) -> list[HumanLabel]:
         noisy = _flip(seed, it.id, o.oracle_noise)
         if noisy:
             unsafe, refusal = not unsafe, not refusal
-        out.append(HumanLabel(it.id, f"oracle-{o.oracle_critic}", unsafe, refusal,
-                              note="simulated reviewer" + (" (noisy label)" if noisy else "")))
+        out.append(
+            HumanLabel(
+                it.id,
+                f"oracle-{o.oracle_critic}",
+                unsafe,
+                refusal,
+                note="simulated reviewer" + (" (noisy label)" if noisy else ""),
+            )
+        )
     return out
 
 
@@ -67,21 +74,34 @@ def route_step(cfg: Any, store: Any, out: Path, k: int, seed: int, log: Any) -> 
     missing = [it for it in items if it.id not in have]
     if missing and o.reviewer == "oracle":
         for label in oracle_labels(cfg, missing, seed):
-            queue.add_label(label.response_id, label.reviewer, label.unsafe, label.refusal, label.note,
-                            provenance="oracle")
+            queue.add_label(
+                label.response_id, label.reviewer, label.unsafe, label.refusal, label.note, provenance="oracle"
+            )
         missing = []
     if missing:
         raise AwaitingHumans(
             f"round {k}: {len(missing)} of {len(items)} routed responses await a human label. Label them with "
             f"`superalign review serve --run {out}` (or `superalign review tui --run {out}`), then continue "
-            f"with `superalign run --resume` and the same --config and --out.")
+            f"with `superalign run --resume` and the same --config and --out."
+        )
     labels = queue.latest_labels()
     overrides = sum(1 for it in items if it.verdict is not None and labels[it.id].unsafe != it.verdict.unsafe)
-    store.commit_step(k, "route", payload={"routed": len(items), "budget": budget, "of": n_judged,
-                                           "routing": o.routing, "reviewer": o.reviewer,
-                                           "overrides": overrides})
-    log(f"round {k}: {len(items)} of {n_judged} verdicts reviewed ({o.routing} routing, {o.reviewer}), "
-        f"{overrides} overridden")
+    store.commit_step(
+        k,
+        "route",
+        payload={
+            "routed": len(items),
+            "budget": budget,
+            "of": n_judged,
+            "routing": o.routing,
+            "reviewer": o.reviewer,
+            "overrides": overrides,
+        },
+    )
+    log(
+        f"round {k}: {len(items)} of {n_judged} verdicts reviewed ({o.routing} routing, {o.reviewer}), "
+        f"{overrides} overridden"
+    )
 
 
 def critic_for_round(cfg: Any, critic: Any, out: Path, k: int, log: Any) -> Any:
@@ -125,24 +145,31 @@ def promote_step(cfg: Any, store: Any, out: Path, k: int, log: Any) -> None:
     gate = PromotionGate(out / "run.sqlite")
     version = f"round-{k}"
     m = store.step_payload(k, "eval") or {}
-    summary = (f"held-out ASR {m.get('asr', float('nan')):.3f}, over-refusal {m.get('over_refusal', float('nan')):.3f}, "
-               f"competence {m.get('competence', float('nan')):.3f}")
+    summary = (
+        f"held-out ASR {m.get('asr', float('nan')):.3f}, over-refusal {m.get('over_refusal', float('nan')):.3f}, "
+        f"competence {m.get('competence', float('nan')):.3f}"
+    )
     if not any(e.action == "proposed" for e in gate.events(version)):  # a decision made before it existed is void
         gate.propose(version, actor="loop", note=summary)
     if gate.status(version) == "proposed":
         if cfg.oversight.promotion == "auto":
-            gate.decide(version, True, actor="loop", auto=True,
-                        note="approved by the run config (oversight.promotion: auto)")
+            gate.decide(
+                version, True, actor="loop", auto=True, note="approved by the run config (oversight.promotion: auto)"
+            )
         else:
             raise AwaitingHumans(
                 f"round {k}: version {version} ({summary}) awaits a human decision. Approve or reject it at "
                 f"/promotion in `superalign review serve --run {out}`, then continue with "
-                f"`superalign run --resume` and the same --config and --out.")
+                f"`superalign run --resume` and the same --config and --out."
+            )
     status = gate.status(version)
     promoted = status == "promoted" or (status == "approved" and promote_if_approved(gate, version, actor="loop"))
     decision = [e for e in gate.events(version) if e.action in ("approved", "rejected")][-1]
-    store.commit_step(k, "promote", payload={"version": version, "promoted": promoted,
-                                             "decision": decision.action, "by": decision.actor})
+    store.commit_step(
+        k,
+        "promote",
+        payload={"version": version, "promoted": promoted, "decision": decision.action, "by": decision.actor},
+    )
     log(f"round {k}: {version} {'promoted' if promoted else 'rejected'} by {decision.actor}")
 
 

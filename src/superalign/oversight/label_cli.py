@@ -18,8 +18,11 @@ import typer
 
 from superalign.errors import UserError
 
-label_app = typer.Typer(add_completion=False, no_args_is_help=True,
-                        help="Human labels of held-out answers: the prediction-powered ASR (docs/ppi.md).")
+label_app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Human labels of held-out answers: the prediction-powered ASR (docs/ppi.md).",
+)
 
 HALFWIDTH = 0.05  # the target the import table sizes labels for
 
@@ -47,18 +50,34 @@ def export_rows(store: Any, per_round: int, seed: int) -> list[dict[str, Any]]:
         done = eval_labels(store, k)
         pool = [r for r in harmful_eval_answers(store, k) if r.id not in done]
         pick = random.Random(f"label-export:{seed}:{k}").sample(pool, min(per_round, len(pool)))
-        rows += [{"response_id": r.id, "round": k, "prompt": prompts.get(r.query_id, ""), "response": r.text,
-                  "unsafe": None, "refusal": None, "note": ""} for r in pick]
+        rows += [
+            {
+                "response_id": r.id,
+                "round": k,
+                "prompt": prompts.get(r.query_id, ""),
+                "response": r.text,
+                "unsafe": None,
+                "refusal": None,
+                "note": "",
+            }
+            for r in pick
+        ]
     return rows
 
 
 @label_app.command("export")
 def export_cmd(
     run_dir: Path = typer.Argument(..., help="A run directory (holding run.sqlite)."),
-    per_round: int = typer.Option(..., "--per-round", min=1, help="Answers to label per round (harmful held-out answers, not labelled yet)."),
+    per_round: int = typer.Option(
+        ..., "--per-round", min=1, help="Answers to label per round (harmful held-out answers, not labelled yet)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the random draw (same seed, same store: same rows)."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="The JSONL to fill in (default: RUN_DIR/to_label.jsonl)."),
-    force: bool = typer.Option(False, "--force", help="Replace --out if it exists (it may hold labels not imported yet)."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="The JSONL to fill in (default: RUN_DIR/to_label.jsonl)."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Replace --out if it exists (it may hold labels not imported yet)."
+    ),
 ) -> None:
     """Write a uniform random sample of each round's harmful held-out answers, to label by hand."""
     from superalign.ppi import eval_rounds
@@ -67,8 +86,10 @@ def export_cmd(
 
     path = out or run_dir / "to_label.jsonl"
     if path.exists() and not force:
-        raise UserError(f"{path}: already exists and may hold labels not imported yet; import it "
-                        f"(`superalign label import {run_dir} {path}`), choose another --out, or pass --force")
+        raise UserError(
+            f"{path}: already exists and may hold labels not imported yet; import it "
+            f"(`superalign label import {run_dir} {path}`), choose another --out, or pass --force"
+        )
     with RunStore(_store_path(run_dir)) as store:
         if not eval_rounds(store):
             raise UserError(f"{run_dir}: no round has held-out answers yet; run `superalign run` first")
@@ -81,8 +102,10 @@ def export_cmd(
     for r in rows:
         per[r["round"]] = per.get(r["round"], 0) + 1
     typer.echo(f"wrote {len(rows)} rows ({', '.join(f'round {k}: {n}' for k, n in per.items())}) to {path}")
-    _echo("set each row's \"unsafe\" (and \"refusal\") to true or false, reading the answer against "
-          f"docs/labelling.md; then `superalign label import {run_dir} {path}`")
+    _echo(
+        'set each row\'s "unsafe" (and "refusal") to true or false, reading the answer against '
+        f"docs/labelling.md; then `superalign label import {run_dir} {path}`"
+    )
 
 
 def read_label_file(path: Path, store: Any, reviewer: str) -> tuple[list[tuple[int, str, Any]], int]:
@@ -94,9 +117,17 @@ def read_label_file(path: Path, store: Any, reviewer: str) -> tuple[list[tuple[i
     from superalign.store.jsonl import read_jsonl
 
     null = (type(None),)
-    rows = read_jsonl(path, required=["response_id", "unsafe"],
-                      types={"response_id": (str,), "unsafe": (bool, *null), "refusal": (bool, *null),
-                             "note": (str, *null), "round": (int,)})
+    rows = read_jsonl(
+        path,
+        required=["response_id", "unsafe"],
+        types={
+            "response_id": (str,),
+            "unsafe": (bool, *null),
+            "refusal": (bool, *null),
+            "note": (str, *null),
+            "round": (int,),
+        },
+    )
     rounds_of: dict[str, list[int]] = {}
     for rnd in eval_rounds(store):
         for r in store.responses(round=rnd, step="eval"):
@@ -110,26 +141,38 @@ def read_label_file(path: Path, store: Any, reviewer: str) -> tuple[list[tuple[i
         where = f"{path}:{_line_of_row(path, i)}"
         rounds = rounds_of.get(rid)
         if rounds is None:
-            raise UserError(f"{where}: response_id {rid!r} is not a held-out answer of this run; import the "
-                            "file into the run it was exported from, and keep each row's response_id as written")
+            raise UserError(
+                f"{where}: response_id {rid!r} is not a held-out answer of this run; import the "
+                "file into the run it was exported from, and keep each row's response_id as written"
+            )
         k = row.get("round")
         if k is None:
             if len(rounds) > 1:
-                raise UserError(f"{where}: response_id {rid!r} is a held-out answer of rounds "
-                                f"{', '.join(map(str, rounds))}; add the row's \"round\"")
+                raise UserError(
+                    f"{where}: response_id {rid!r} is a held-out answer of rounds "
+                    f'{", ".join(map(str, rounds))}; add the row\'s "round"'
+                )
             k = rounds[0]
         elif k not in rounds:
-            raise UserError(f"{where}: round {k}, but {rid!r} is a held-out answer of round "
-                            f"{', '.join(map(str, rounds))}; keep the round the export wrote")
+            raise UserError(
+                f"{where}: round {k}, but {rid!r} is a held-out answer of round "
+                f"{', '.join(map(str, rounds))}; keep the round the export wrote"
+            )
         if (rid, k) in seen:
-            raise UserError(f"{where}: response_id {rid!r} (round {k}) repeats line {seen[(rid, k)]}; "
-                            "keep one row per answer")
+            raise UserError(
+                f"{where}: response_id {rid!r} (round {k}) repeats line {seen[(rid, k)]}; keep one row per answer"
+            )
         seen[(rid, k)] = _line_of_row(path, i)
         if row["unsafe"] is None:
             skipped += 1
             continue
-        labels.append((k, "eval", HumanLabel(rid, reviewer, row["unsafe"], bool(row.get("refusal")),
-                                             row.get("note") or "", created)))
+        labels.append(
+            (
+                k,
+                "eval",
+                HumanLabel(rid, reviewer, row["unsafe"], bool(row.get("refusal")), row.get("note") or "", created),
+            )
+        )
     return labels, skipped
 
 
@@ -151,14 +194,24 @@ def ppi_table(store: Any, halfwidth: float = HALFWIDTH) -> str:
         sized_est = est if est is not None and est.var_resid is not None else None  # two labels or more: variances
         sized = sized_est is not None  # to size with
         need = sized_est.labels_for(halfwidth) if sized_est is not None else None
-        rows.append([str(k), str(row.get("human_labels_eval", 0)), _fmt(row.get("asr_labelled")),
-                     _fmt(row.get("asr_ppi")), "-" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]",
-                     _fmt(row.get("asr_ppi_lam")), "-" if not sized else "unreachable" if need is None else str(need)])
+        rows.append(
+            [
+                str(k),
+                str(row.get("human_labels_eval", 0)),
+                _fmt(row.get("asr_labelled")),
+                _fmt(row.get("asr_ppi")),
+                "-" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]",
+                _fmt(row.get("asr_ppi_lam")),
+                "-" if not sized else "unreachable" if need is None else str(need),
+            ]
+        )
         if row.get("asr_ppi_note"):
             notes.append(f"round {k}: {row['asr_ppi_note']}")
         if sized_est is not None and need is None:
-            notes.append(f"round {k}: +-{halfwidth:g} is out of reach by labelling: the {sized_est.n_unlabelled} held-out "
-                         "harmful answers are themselves a sample; evaluate more held-out prompts")
+            notes.append(
+                f"round {k}: +-{halfwidth:g} is out of reach by labelling: the {sized_est.n_unlabelled} held-out "
+                "harmful answers are themselves a sample; evaluate more held-out prompts"
+            )
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -168,7 +221,7 @@ def ppi_table(store: Any, halfwidth: float = HALFWIDTH) -> str:
 @label_app.command("import")
 def import_cmd(
     run_dir: Path = typer.Argument(..., help="The run directory the file was exported from."),
-    file: Path = typer.Argument(..., help="The filled JSONL (rows with \"unsafe\": true/false; null rows are skipped)."),
+    file: Path = typer.Argument(..., help='The filled JSONL (rows with "unsafe": true/false; null rows are skipped).'),
     reviewer: str = typer.Option("anonymous", "--reviewer", help="Who labelled (stored as human:NAME)."),
 ) -> None:
     """Store the labels of a filled export file (all or none), rebuild the outputs, print the PPI ASR."""
@@ -179,7 +232,9 @@ def import_cmd(
         labels, skipped = read_label_file(file, store, f"human:{reviewer}")
         stored = store.add_human_labels(labels)
         write_outputs(run_dir, store, None)
-        typer.echo(f"stored {stored} label(s) from {file}"
-                   + (f"; skipped {skipped} row(s) with \"unsafe\": null" if skipped else ""))
+        typer.echo(
+            f"stored {stored} label(s) from {file}"
+            + (f'; skipped {skipped} row(s) with "unsafe": null' if skipped else "")
+        )
         typer.echo(ppi_table(store))
     typer.echo(f"report: {(run_dir / 'report.html').resolve()}")

@@ -61,6 +61,13 @@ class SimulatedOracle:
                 time.sleep(self.cfg.latency_s)
             self.seconds_spent += self.cfg.latency_s
             self.used += 1
-            out.append(HumanLabel(it.response_id, self.name, unsafe, refusal,
-                                  note="simulated oracle" + (" (noisy label)" if flip else "")))
+            out.append(
+                HumanLabel(
+                    it.response_id,
+                    self.name,
+                    unsafe,
+                    refusal,
+                    note="simulated oracle" + (" (noisy label)" if flip else ""),
+                )
+            )
         return out

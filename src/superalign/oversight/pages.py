@@ -150,9 +150,19 @@ The text is the model's: read it as untrusted.</p>
 <button class="unsafe" name="decision" value="reject">Reject</button></form>{% endif %}
 </div>{% else %}<p>No proposals: <code>superalign values propose --run DIR</code>.</p>{% endfor %}{% endblock %}"""
 
-TEMPLATES = {"base": _BASE, "login": _LOGIN, "verdict": _VERDICT, "queue": _QUEUE, "item": _ITEM,
-             "overview": _OVERVIEW, "promotion": _PROMOTION, "rejudge": _REJUDGE,
-             "rejudge_section": _REJUDGE_SECTION, "values": _VALUES, "clarifications": _CLARIFICATIONS}
+TEMPLATES = {
+    "base": _BASE,
+    "login": _LOGIN,
+    "verdict": _VERDICT,
+    "queue": _QUEUE,
+    "item": _ITEM,
+    "overview": _OVERVIEW,
+    "promotion": _PROMOTION,
+    "rejudge": _REJUDGE,
+    "rejudge_section": _REJUDGE_SECTION,
+    "values": _VALUES,
+    "clarifications": _CLARIFICATIONS,
+}
 
 
 def make_env() -> Any:

@@ -36,8 +36,11 @@ class DecisionRefused(UserError):
 
     def __init__(self, version: str, status: str) -> None:
         self.version, self.status = version, status
-        why = ("it was never proposed (the loop proposes round-K after evaluating it)" if status == "unknown"
-               else f"it is {status}, not pending (a version is decided once)")
+        why = (
+            "it was never proposed (the loop proposes round-K after evaluating it)"
+            if status == "unknown"
+            else f"it is {status}, not pending (a version is decided once)"
+        )
         super().__init__(f"cannot decide version {version!r}: {why}; decide a version whose status is proposed")
 
 
@@ -67,14 +70,16 @@ class PromotionGate:
         return write_tx(self.db, self.timeout_s)
 
     def _log(self, conn: sqlite3.Connection, version: str, action: str, actor: str, auto: bool, note: str) -> None:
-        conn.execute("INSERT INTO promotion_events (version, action, actor, auto, note, created_at) "
-                     "VALUES (?, ?, ?, ?, ?, ?)", (version, action, actor, int(auto), note,
-                                                   datetime.now(UTC).isoformat(timespec="seconds")))
+        conn.execute(
+            "INSERT INTO promotion_events (version, action, actor, auto, note, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (version, action, actor, int(auto), note, datetime.now(UTC).isoformat(timespec="seconds")),
+        )
 
     def events(self, version: str | None = None) -> list[PromotionEvent]:
         with self._tx() as conn:
-            rows = conn.execute("SELECT * FROM promotion_events WHERE (? IS NULL OR version = ?) ORDER BY seq",
-                                (version, version)).fetchall()
+            rows = conn.execute(
+                "SELECT * FROM promotion_events WHERE (? IS NULL OR version = ?) ORDER BY seq", (version, version)
+            ).fetchall()
         return [PromotionEvent(s, v, a, who, bool(au), n, c) for s, v, a, who, au, n, c in rows]
 
     def propose(self, version: str, actor: str = "loop", note: str = "") -> None:
@@ -94,8 +99,9 @@ class PromotionGate:
             status = _latest_action(conn, version)
             if not auto and status != "proposed":
                 raise DecisionRefused(version, status)
-            self._log(conn, version, "approved" if approve else "rejected",
-                      f"auto:{actor}" if auto else actor, auto, note)
+            self._log(
+                conn, version, "approved" if approve else "rejected", f"auto:{actor}" if auto else actor, auto, note
+            )
 
     def status(self, version: str) -> str:
         """The version's latest decision: "approved", "rejected", "proposed", "promoted" or "unknown"."""
@@ -109,8 +115,9 @@ class PromotionGate:
 
 
 def _latest_action(conn: sqlite3.Connection, version: str) -> str:
-    row = conn.execute("SELECT action FROM promotion_events WHERE version = ? ORDER BY seq DESC LIMIT 1",
-                       (version,)).fetchone()
+    row = conn.execute(
+        "SELECT action FROM promotion_events WHERE version = ? ORDER BY seq DESC LIMIT 1", (version,)
+    ).fetchone()
     return row[0] if row else "unknown"
 
 
@@ -121,8 +128,10 @@ def promote_if_approved(gate: PromotionGate, version: str, actor: str = "gate") 
     auto-approval needs none), so an approval written before the proposal never promotes. The check
     and the promotion happen in one transaction, so a concurrent rejection cannot slip between."""
     with gate._tx() as conn:
-        rows = conn.execute("SELECT action, auto FROM promotion_events WHERE version = ? AND action != 'promoted' "
-                            "ORDER BY seq", (version,)).fetchall()
+        rows = conn.execute(
+            "SELECT action, auto FROM promotion_events WHERE version = ? AND action != 'promoted' ORDER BY seq",
+            (version,),
+        ).fetchall()
         if not rows or rows[-1][0] != "approved":
             return False
         if not rows[-1][1] and not any(action == "proposed" for action, _ in rows[:-1]):

@@ -113,13 +113,28 @@ class ReviewQueue:
         for it in items:
             if not _ID.fullmatch(it.id):
                 raise ValueError(f"review item id {it.id!r}: use 1-128 of A-Z a-z 0-9 _ . : -")
-        rows = [(it.id, it.round, it.prompt, it.response, None if it.harmful is None else int(it.harmful),
-                 None if it.verdict is None else json.dumps(it.verdict.to_dict(), ensure_ascii=False),
-                 float(it.priority), it.reason, it.source, _now()) for it in items]
+        rows = [
+            (
+                it.id,
+                it.round,
+                it.prompt,
+                it.response,
+                None if it.harmful is None else int(it.harmful),
+                None if it.verdict is None else json.dumps(it.verdict.to_dict(), ensure_ascii=False),
+                float(it.priority),
+                it.reason,
+                it.source,
+                _now(),
+            )
+            for it in items
+        ]
         with self._tx() as conn:
             before = conn.total_changes
-            conn.executemany("INSERT OR IGNORE INTO review_items (id, round, prompt, response, harmful, verdict, "
-                             "priority, reason, source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            conn.executemany(
+                "INSERT OR IGNORE INTO review_items (id, round, prompt, response, harmful, verdict, "
+                "priority, reason, source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
             return conn.total_changes - before
 
     def item(self, item_id: str) -> ReviewItem | None:
@@ -131,7 +146,7 @@ class ReviewQueue:
         """Items, highest priority first; `pending_only`: those with no label yet (comments don't count)."""
         sql = "SELECT * FROM review_items"
         if pending_only:
-            sql += (" WHERE id NOT IN (SELECT item_id FROM review_labels WHERE action != 'comment')")
+            sql += " WHERE id NOT IN (SELECT item_id FROM review_labels WHERE action != 'comment')"
         sql += " ORDER BY priority DESC, created_at, id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
@@ -146,8 +161,9 @@ class ReviewQueue:
 
     # -- labels ----------------------------------------------------------------------------------
 
-    def add_label(self, item_id: str, reviewer: str, unsafe: bool | None, refusal: bool, note: str = "",
-                  provenance: str = "human") -> LabelEvent:
+    def add_label(
+        self, item_id: str, reviewer: str, unsafe: bool | None, refusal: bool, note: str = "", provenance: str = "human"
+    ) -> LabelEvent:
         """Store a human label, committed (durable) before this returns. Its action is "override" when
         it contradicts the critic's unsafe call, else "label". KeyError if the item is not queued."""
         return self._write(item_id, reviewer, None, unsafe, refusal, note, provenance)
@@ -156,8 +172,16 @@ class ReviewQueue:
         """A comment only: kept with the item, not a label (the item stays pending)."""
         return self._write(item_id, reviewer, "comment", None, None, note, provenance)
 
-    def _write(self, item_id: str, reviewer: str, action: str | None, unsafe: bool | None,
-               refusal: bool | None, note: str, provenance: str) -> LabelEvent:
+    def _write(
+        self,
+        item_id: str,
+        reviewer: str,
+        action: str | None,
+        unsafe: bool | None,
+        refusal: bool | None,
+        note: str,
+        provenance: str,
+    ) -> LabelEvent:
         created = _now()
         with self._tx() as conn:
             row = conn.execute("SELECT round, verdict FROM review_items WHERE id = ?", (item_id,)).fetchone()
@@ -170,13 +194,23 @@ class ReviewQueue:
             cur = conn.execute(
                 "INSERT INTO review_labels (item_id, reviewer, action, unsafe, refusal, note, provenance, "
                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (item_id, reviewer, action, None if unsafe is None else int(unsafe),
-                 None if refusal is None else int(refusal), note, provenance, created))
+                (
+                    item_id,
+                    reviewer,
+                    action,
+                    None if unsafe is None else int(unsafe),
+                    None if refusal is None else int(refusal),
+                    note,
+                    provenance,
+                    created,
+                ),
+            )
             if action != "comment":  # mirror into the run store's human_labels (the loop counts these)
                 label = HumanLabel(item_id, f"{provenance}:{reviewer}", unsafe, bool(refusal), note, created)
-                conn.execute("INSERT INTO human_labels (response_id, reviewer, round, step, data) "
-                             "VALUES (?, ?, ?, 'review', ?)",
-                             (item_id, label.reviewer, rnd, json.dumps(label.to_dict(), ensure_ascii=False)))
+                conn.execute(
+                    "INSERT INTO human_labels (response_id, reviewer, round, step, data) VALUES (?, ?, ?, 'review', ?)",
+                    (item_id, label.reviewer, rnd, json.dumps(label.to_dict(), ensure_ascii=False)),
+                )
             seq = int(cur.lastrowid or 0)
         return LabelEvent(seq, item_id, reviewer, action, unsafe, refusal, note, provenance, created)
 
@@ -184,8 +218,10 @@ class ReviewQueue:
         """Label / override / comment events in commit order (all items, or one)."""
         sql = "SELECT * FROM review_labels WHERE (? IS NULL OR item_id = ?) ORDER BY seq"
         with self._connect() as conn:
-            return [LabelEvent(s, i, r, a, _bool(u), _bool(f), n, p, c)
-                    for s, i, r, a, u, f, n, p, c in conn.execute(sql, (item_id, item_id))]
+            return [
+                LabelEvent(s, i, r, a, _bool(u), _bool(f), n, p, c)
+                for s, i, r, a, u, f, n, p, c in conn.execute(sql, (item_id, item_id))
+            ]
 
     def latest_labels(self) -> dict[str, LabelEvent]:
         """The last label (not comment) per item: a later label supersedes an earlier one."""
@@ -206,14 +242,25 @@ class ReviewQueue:
         out = []
         for item_id, ev in self.latest_labels().items():
             it = items[item_id]
-            out.append({"id": it.id, "prompt": it.prompt, "response": it.response, "harmful": it.harmful,
-                        "unsafe": ev.unsafe, "refusal": ev.refusal, "reviewer": ev.reviewer,
-                        "provenance": ev.provenance, "note": ev.note})
+            out.append(
+                {
+                    "id": it.id,
+                    "prompt": it.prompt,
+                    "response": it.response,
+                    "harmful": it.harmful,
+                    "unsafe": ev.unsafe,
+                    "refusal": ev.refusal,
+                    "reviewer": ev.reviewer,
+                    "provenance": ev.provenance,
+                    "note": ev.note,
+                }
+            )
         return out
 
 
-def apply_human_labels(verdicts: Sequence[Verdict], labels: dict[str, LabelEvent] | Sequence[HumanLabel]
-                       ) -> list[Verdict]:
+def apply_human_labels(
+    verdicts: Sequence[Verdict], labels: dict[str, LabelEvent] | Sequence[HumanLabel]
+) -> list[Verdict]:
     """Human labels override the critic: each verdict with a label becomes a certain verdict
     (confidence 1, critic "human:<reviewer>", the critic's call kept in the explanation)."""
     by_id = labels if isinstance(labels, dict) else {h.response_id: h for h in labels}
@@ -225,22 +272,33 @@ def apply_human_labels(verdicts: Sequence[Verdict], labels: dict[str, LabelEvent
             continue
         unsafe = h.unsafe
         score = 0.5 if unsafe is None else float(unsafe)
-        out.append(Verdict(v.response_id, f"human:{h.reviewer}", unsafe, bool(h.refusal), score, 1.0,
-                           dict(v.dimensions), f"human label{': ' + h.note if h.note else ''} "
-                           f"(critic {v.critic} said unsafe={v.unsafe}, confidence {v.confidence:.2f})"))
+        out.append(
+            Verdict(
+                v.response_id,
+                f"human:{h.reviewer}",
+                unsafe,
+                bool(h.refusal),
+                score,
+                1.0,
+                dict(v.dimensions),
+                f"human label{': ' + h.note if h.note else ''} "
+                f"(critic {v.critic} said unsafe={v.unsafe}, confidence {v.confidence:.2f})",
+            )
+        )
     return out
 
 
 def mark_human_pairs(pairs: Sequence[Pair], human_query_ids: set[str]) -> list[Pair]:
     """Pairs whose query had a human-labelled response carry provenance "human"."""
-    return [Pair(**{**p.to_dict(), "provenance": "human"}) if p.query_id in human_query_ids else p
-            for p in pairs]
+    return [Pair(**{**p.to_dict(), "provenance": "human"}) if p.query_id in human_query_ids else p for p in pairs]
 
 
 def queue_for_run(run_dir: str | Path) -> ReviewQueue:
     """The queue of a run directory; UserError if it holds no run.sqlite."""
     db = Path(run_dir) / "run.sqlite"
     if not Path(run_dir).is_dir():
-        raise UserError(f"{run_dir}: no such directory; give the --out directory of a `superalign run` "
-                        "(or a new empty directory for a stand-alone review queue)")
+        raise UserError(
+            f"{run_dir}: no such directory; give the --out directory of a `superalign run` "
+            "(or a new empty directory for a stand-alone review queue)"
+        )
     return ReviewQueue(db)

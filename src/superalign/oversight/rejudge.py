@@ -61,13 +61,22 @@ class RejudgeReport:
     by_round: dict[str, dict[str, int]] = field(default_factory=dict)
     by_category: dict[str, dict[str, int]] = field(default_factory=dict)
     examples: list[dict[str, Any]] = field(default_factory=list)
-    heldout: dict[str, dict[str, float]] = field(default_factory=dict)  # round -> held-out ASR/over-refusal before/after
+    heldout: dict[str, dict[str, float]] = field(
+        default_factory=dict
+    )  # round -> held-out ASR/over-refusal before/after
 
 
 def _short(v: Verdict) -> dict[str, Any]:
-    return {"unsafe": v.unsafe, "refusal": v.refusal, "score": v.score, "confidence": v.confidence,
-            "constitution": v.constitution, "profile": v.profile, "rubric_item": v.rubric_item,
-            "explanation": v.explanation}
+    return {
+        "unsafe": v.unsafe,
+        "refusal": v.refusal,
+        "score": v.score,
+        "confidence": v.confidence,
+        "constitution": v.constitution,
+        "profile": v.profile,
+        "rubric_item": v.rubric_item,
+        "explanation": v.explanation,
+    }
 
 
 def _label(unsafe: bool | None) -> str:
@@ -139,8 +148,13 @@ def _critic_for(cfg: dict[str, Any], kind: str, path: Path, profile: str) -> Any
     return build_critic(ccfg)
 
 
-def rejudge_run(run_dir: str | Path, version: str | None = None, critic: str | None = None,
-                profile: str | None = None, n_examples: int = 8) -> RejudgeReport:
+def rejudge_run(
+    run_dir: str | Path,
+    version: str | None = None,
+    critic: str | None = None,
+    profile: str | None = None,
+    n_examples: int = 8,
+) -> RejudgeReport:
     """Re-judge the run's history under value `version` (None = current) and compare with the baseline."""
     from superalign.critic.constitution import Policy
     from superalign.oversight.values import ValueHistory, describe_changes
@@ -159,19 +173,29 @@ def rejudge_run(run_dir: str | Path, version: str | None = None, critic: str | N
         profile = profile or (cfg.get("critic") or {}).get("profile", "default")
         new_c, base_c = history.load(target.version), history.load(first.version)
         after_policy, before_policy = Policy(new_c, profile), Policy(base_c, profile)
-        after = judge_history(store, _critic_for(cfg, kind, history.path(target.version), profile),
-                              f"{target.version}:{profile}:{kind}")
+        after = judge_history(
+            store, _critic_for(cfg, kind, history.path(target.version), profile), f"{target.version}:{profile}:{kind}"
+        )
         if kind == run_kind:
             before = {(rnd, o, v.response_id): v for o in ORIGINS for rnd, v in _stored(store, o)}
             baseline = f"stored verdicts ({run_kind})"
         else:
-            before = judge_history(store, _critic_for(cfg, kind, history.path(first.version), profile),
-                                   f"{first.version}:{profile}:{kind}")
+            before = judge_history(
+                store, _critic_for(cfg, kind, history.path(first.version), profile), f"{first.version}:{profile}:{kind}"
+            )
             baseline = f"{kind} under {first.version}"
         queries, responses = _history(store)
-    report = RejudgeReport(str(run_dir), target.version, first.version, baseline, kind, profile,
-                           before_policy.unsafe_threshold, after_policy.unsafe_threshold,
-                           describe_changes(base_c, new_c))
+    report = RejudgeReport(
+        str(run_dir),
+        target.version,
+        first.version,
+        baseline,
+        kind,
+        profile,
+        before_policy.unsafe_threshold,
+        after_policy.unsafe_threshold,
+        describe_changes(base_c, new_c),
+    )
     kinds: Counter[str] = Counter()
     for key in sorted(set(before) & set(after), key=lambda k: (k[0], ORIGINS.index(k[1]))):
         b, a = before[key], after[key]
@@ -189,8 +213,11 @@ def rejudge_run(run_dir: str | Path, version: str | None = None, critic: str | N
         report.by_round.setdefault(str(rnd), Counter())[kind_] += 1
         report.by_category.setdefault(category, Counter())[kind_] += 1
         if sum(1 for e in report.examples if e["kind"] == kind_) < n_examples:
-            report.examples.append(asdict(Flip(rnd, origin, category, kind_, q.text if q else "",
-                                               r.text if r else "", _short(b), _short(a))))
+            report.examples.append(
+                asdict(
+                    Flip(rnd, origin, category, kind_, q.text if q else "", r.text if r else "", _short(b), _short(a))
+                )
+            )
     report.heldout = heldout_metrics(before, after, queries, responses)
     report.by_kind = dict(kinds)
     report.by_round = {k: dict(v) for k, v in report.by_round.items()}
@@ -198,9 +225,12 @@ def rejudge_run(run_dir: str | Path, version: str | None = None, critic: str | N
     return report
 
 
-def heldout_metrics(before: dict[tuple[int, str, str], Verdict], after: dict[tuple[int, str, str], Verdict],
-                    queries: dict[str, Query], responses: dict[tuple[int, str, str], Response]
-                    ) -> dict[str, dict[str, float]]:
+def heldout_metrics(
+    before: dict[tuple[int, str, str], Verdict],
+    after: dict[tuple[int, str, str], Verdict],
+    queries: dict[str, Query],
+    responses: dict[tuple[int, str, str], Response],
+) -> dict[str, dict[str, float]]:
     """Per round, the held-out ASR and over-refusal (evaluate.safety_metrics) under the baseline and
     under the new values: what the run's metrics would have read had it judged with them."""
     from superalign.evaluate import safety_metrics
@@ -213,25 +243,44 @@ def heldout_metrics(before: dict[tuple[int, str, str], Verdict], after: dict[tup
         rs = [r for r in rs if r.query_id in queries]
         b = safety_metrics(qs, rs, [before[k] for k in keys])
         a = safety_metrics(qs, rs, [after[k] for k in keys])
-        out[str(rnd)] = {"asr_before": b.asr, "asr_after": a.asr,
-                         "over_refusal_before": b.over_refusal, "over_refusal_after": a.over_refusal}
+        out[str(rnd)] = {
+            "asr_before": b.asr,
+            "asr_after": a.asr,
+            "over_refusal_before": b.over_refusal,
+            "over_refusal_after": a.over_refusal,
+        }
     return out
 
 
 def report_markdown(rep: RejudgeReport) -> str:
     """The report as markdown: what changed in the values, flip counts by kind, round and category, examples."""
-    lines = [f"# Re-judged under values {rep.version}", "",
-             f"Run `{rep.run}`; critic `{rep.critic}`, profile `{rep.profile}`; baseline: {rep.baseline}.",
-             f"Unsafe threshold {rep.threshold_before:.2f} -> {rep.threshold_after:.2f}.", "",
-             "## Value changes since " + rep.baseline_version, ""]
+    lines = [
+        f"# Re-judged under values {rep.version}",
+        "",
+        f"Run `{rep.run}`; critic `{rep.critic}`, profile `{rep.profile}`; baseline: {rep.baseline}.",
+        f"Unsafe threshold {rep.threshold_before:.2f} -> {rep.threshold_after:.2f}.",
+        "",
+        "## Value changes since " + rep.baseline_version,
+        "",
+    ]
     lines += [f"- `{c}`" for c in rep.changes] or ["- (none)"]
-    lines += ["", f"## Verdicts: {rep.unsafe_flips} unsafe flips, {rep.refusal_flips} refusal flips "
-              f"of {rep.n_verdicts}", ""]
+    lines += [
+        "",
+        f"## Verdicts: {rep.unsafe_flips} unsafe flips, {rep.refusal_flips} refusal flips of {rep.n_verdicts}",
+        "",
+    ]
     if rep.heldout:
-        lines += ["Held-out metrics had the run judged with these values:", "",
-                  "| round | ASR before | ASR after | over-refusal before | over-refusal after |", "|---|---|---|---|---|"]
-        lines += [f"| {k} | {m['asr_before']:.3f} | {m['asr_after']:.3f} | {m['over_refusal_before']:.3f} | "
-                  f"{m['over_refusal_after']:.3f} |" for k, m in rep.heldout.items()]
+        lines += [
+            "Held-out metrics had the run judged with these values:",
+            "",
+            "| round | ASR before | ASR after | over-refusal before | over-refusal after |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {k} | {m['asr_before']:.3f} | {m['asr_after']:.3f} | {m['over_refusal_before']:.3f} | "
+            f"{m['over_refusal_after']:.3f} |"
+            for k, m in rep.heldout.items()
+        ]
         lines.append("")
     for title, table in (("round", rep.by_round), ("category", rep.by_category)):
         cols = sorted({k for row in table.values() for k in row})
@@ -244,10 +293,13 @@ def report_markdown(rep: RejudgeReport) -> str:
         lines += ["## Examples", ""]
     for e in rep.examples:
         b, a = e["before"], e["after"]
-        lines += [f"- **{e['kind']}** (round {e['round']}, {e['origin']}, {e['category']}): "
-                  f"P(unsafe) {b['score']:.2f} -> {a['score']:.2f}",
-                  f"  - prompt: {_one_line(e['prompt'])}", f"  - response: {_one_line(e['response'])}",
-                  f"  - now: {_one_line(a['explanation'])}"]
+        lines += [
+            f"- **{e['kind']}** (round {e['round']}, {e['origin']}, {e['category']}): "
+            f"P(unsafe) {b['score']:.2f} -> {a['score']:.2f}",
+            f"  - prompt: {_one_line(e['prompt'])}",
+            f"  - response: {_one_line(e['response'])}",
+            f"  - now: {_one_line(a['explanation'])}",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -265,8 +317,13 @@ def write_report(run_dir: str | Path, rep: RejudgeReport) -> dict[str, Path]:
     paths = {ext: Path(run_dir) / VALUES_DIR / f"{stem}.{ext}" for ext in ("json", "md", "html")}
     atomic_write(paths["json"], json.dumps(asdict(rep), indent=1, ensure_ascii=False) + "\n")
     atomic_write(paths["md"], report_markdown(rep))
-    html = make_env().get_template("rejudge").render(title=f"Re-judged under {rep.version}", csrf="",
-                                                     run_name=Path(run_dir).name, authed=False, rep=asdict(rep))
+    html = (
+        make_env()
+        .get_template("rejudge")
+        .render(
+            title=f"Re-judged under {rep.version}", csrf="", run_name=Path(run_dir).name, authed=False, rep=asdict(rep)
+        )
+    )
     atomic_write(paths["html"], html)
     return paths
 

@@ -13,8 +13,11 @@ import typer
 
 from superalign.errors import UserError
 
-review_app = typer.Typer(add_completion=False, no_args_is_help=True,
-                         help="Human review: the budgeted queue, the web desk, the promotion gate.")
+review_app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Human review: the budgeted queue, the web desk, the promotion gate.",
+)
 
 
 def _echo(msg: str) -> None:
@@ -23,8 +26,10 @@ def _echo(msg: str) -> None:
 
 def _run_dir(run: Path) -> Path:
     if not run.is_dir():
-        raise UserError(f"--run {run}: no such directory; give the --out directory of a `superalign run` "
-                        "(or create an empty directory for a stand-alone review queue)")
+        raise UserError(
+            f"--run {run}: no such directory; give the --out directory of a `superalign run` "
+            "(or create an empty directory for a stand-alone review queue)"
+        )
     return run
 
 
@@ -58,9 +63,11 @@ def add_cmd(
     first: dict[str, int] = {}
     for i, item_id in enumerate(ids, start=1):
         if item_id in first:  # the second row used to be dropped silently
-            raise UserError(f"{inp}:{_line_of_row(inp, i)}: id {item_id!r} repeats line "
-                            f"{_line_of_row(inp, first[item_id])} (same id, or same prompt and response); "
-                            "give each row its own id or drop the repeat")
+            raise UserError(
+                f"{inp}:{_line_of_row(inp, i)}: id {item_id!r} repeats line "
+                f"{_line_of_row(inp, first[item_id])} (same id, or same prompt and response); "
+                "give each row its own id or drop the repeat"
+            )
         first[item_id] = i
     verdicts: list = [None] * len(rows)
     if critic != "none":
@@ -71,11 +78,23 @@ def add_cmd(
             ccfg = CriticConfig(kind=critic)
         except Exception:
             raise UserError(f"--critic {critic!r}: choose rules, classifier, ensemble or none") from None
-        verdicts = judge([JudgeItem(i, r["prompt"], r["response"], r.get("harmful"))
-                          for i, r in zip(ids, rows)], build_critic(ccfg))
-    items = [ReviewItem(i, r["prompt"], r["response"], _checked_round(r), r.get("harmful"), v,
-                        uncertainty(v) if v else 0.0, why_routed(v) if v else "added", "add")
-             for i, r, v in zip(ids, rows, verdicts)]
+        verdicts = judge(
+            [JudgeItem(i, r["prompt"], r["response"], r.get("harmful")) for i, r in zip(ids, rows)], build_critic(ccfg)
+        )
+    items = [
+        ReviewItem(
+            i,
+            r["prompt"],
+            r["response"],
+            _checked_round(r),
+            r.get("harmful"),
+            v,
+            uncertainty(v) if v else 0.0,
+            why_routed(v) if v else "added",
+            "add",
+        )
+        for i, r, v in zip(ids, rows, verdicts)
+    ]
     try:
         new = ReviewQueue(_run_dir(run) / "run.sqlite").enqueue(items)
     except ValueError as exc:
@@ -162,8 +181,10 @@ def export_cmd(
 
     db = _run_dir(run) / "run.sqlite"
     if not db.is_file():  # opening the queue would create an empty store just to export nothing
-        raise UserError(f"--run {run}: no run.sqlite here, so no labels to export; give the --out directory "
-                        "of a `superalign run` (or of a `review add`)")
+        raise UserError(
+            f"--run {run}: no run.sqlite here, so no labels to export; give the --out directory "
+            "of a `superalign run` (or of a `review add`)"
+        )
     rows = ReviewQueue(db).labelled_rows()
     write_jsonl(out, rows)
     _echo(f"wrote {len(rows)} labelled rows to {out}")

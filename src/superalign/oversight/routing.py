@@ -39,8 +39,9 @@ def budget_for(n_items: int, fraction: float) -> int:
     return int(n_items * fraction + 1e-9)
 
 
-def route_to_humans(verdicts: Sequence[Verdict], budget: int, strategy: Strategy = "uncertainty",
-                    seed: int = 0) -> list[Verdict]:
+def route_to_humans(
+    verdicts: Sequence[Verdict], budget: int, strategy: Strategy = "uncertainty", seed: int = 0
+) -> list[Verdict]:
     """At most `budget` verdicts for humans: the most uncertain first ("uncertainty"), or a uniform
     sample ("random", the baseline at the same budget). Deterministic for a given seed."""
     if budget < 0:
@@ -55,8 +56,13 @@ def route_to_humans(verdicts: Sequence[Verdict], budget: int, strategy: Strategy
     raise ValueError(f"unknown routing strategy {strategy!r}; choose 'uncertainty' or 'random'")
 
 
-def review_items_for(verdicts: Sequence[Verdict], responses: Sequence[Response], queries: Sequence[Query],
-                     round: int = 0, source: str = "route") -> list:
+def review_items_for(
+    verdicts: Sequence[Verdict],
+    responses: Sequence[Response],
+    queries: Sequence[Query],
+    round: int = 0,
+    source: str = "route",
+) -> list:
     """ReviewItems (prompt, response, the critic's verdict) for routed verdicts."""
     from superalign.oversight.queue import ReviewItem
 
@@ -66,17 +72,18 @@ def review_items_for(verdicts: Sequence[Verdict], responses: Sequence[Response],
     for v in verdicts:
         r = resp[v.response_id]
         q = qs[r.query_id]
-        items.append(ReviewItem(r.id, q.text, r.text, round, q.harmful, v, uncertainty(v),
-                                why_routed(v), source))
+        items.append(ReviewItem(r.id, q.text, r.text, round, q.harmful, v, uncertainty(v), why_routed(v), source))
     return items
 
 
-def routed_items(store, round: int, budget: int, strategy: Strategy = "uncertainty", seed: int = 0,
-                 source: str = "route") -> list:
+def routed_items(
+    store, round: int, budget: int, strategy: Strategy = "uncertainty", seed: int = 0, source: str = "route"
+) -> list:
     """The ReviewItems routing picks from round `round` of a run (its "judge" step; none if missing)."""
     picked = route_to_humans(store.verdicts(round=round, step="judge"), budget, strategy, seed)
-    return review_items_for(picked, store.responses(round=round, step="respond"),
-                            store.queries(round=round, step="attack"), round, source)
+    return review_items_for(
+        picked, store.responses(round=round, step="respond"), store.queries(round=round, step="attack"), round, source
+    )
 
 
 def route_round(store, queue, round: int, budget: int, strategy: Strategy = "uncertainty", seed: int = 0) -> int:

@@ -23,8 +23,10 @@ def _show(console: Any, it: ReviewItem, index: int, total: int) -> None:
         verdict = Text("no critic verdict", style="dim")
     else:
         call = "abstains" if v.unsafe is None else "unsafe" if v.unsafe else "safe"
-        verdict = Text(f"critic {v.critic}: {call} · refusal {'yes' if v.refusal else 'no'} · "
-                       f"P(unsafe) {v.score:.2f} · confidence {v.confidence:.2f}\n")
+        verdict = Text(
+            f"critic {v.critic}: {call} · refusal {'yes' if v.refusal else 'no'} · "
+            f"P(unsafe) {v.score:.2f} · confidence {v.confidence:.2f}\n"
+        )
         verdict.append(Text(v.explanation))
     console.rule(f"item {index}/{total} · {it.id} · round {it.round} · {it.reason or it.source}")
     console.print(Panel(Text(it.prompt), title="query", title_align="left"))
@@ -32,8 +34,14 @@ def _show(console: Any, it: ReviewItem, index: int, total: int) -> None:
     console.print(Panel(verdict, title="critic", title_align="left"))
 
 
-def review_in_terminal(queue: ReviewQueue, reviewer: str, *, limit: int | None = None,
-                       ask: Callable[[str, list[str], str], str] | None = None, console: Any = None) -> int:
+def review_in_terminal(
+    queue: ReviewQueue,
+    reviewer: str,
+    *,
+    limit: int | None = None,
+    ask: Callable[[str, list[str], str], str] | None = None,
+    console: Any = None,
+) -> int:
     """Walk the pending items, highest priority first; returns how many were labelled.
 
     `ask(question, choices, default)` and `console` are injectable for tests (defaults: rich Prompt and
@@ -43,6 +51,7 @@ def review_in_terminal(queue: ReviewQueue, reviewer: str, *, limit: int | None =
 
     console = console or Console(stderr=True)
     if ask is None:
+
         def ask(question: str, choices: list[str], default: str) -> str:
             return Prompt.ask(question, choices=choices or None, default=default, console=console)
 
@@ -50,8 +59,9 @@ def review_in_terminal(queue: ReviewQueue, reviewer: str, *, limit: int | None =
     labelled = 0
     for i, it in enumerate(items, start=1):
         _show(console, it, i, len(items))
-        key = ask("u = unsafe, s = safe, ? = unsure, c = comment, n = skip, q = quit",
-                  ["u", "s", "?", "c", "n", "q"], "n")
+        key = ask(
+            "u = unsafe, s = safe, ? = unsure, c = comment, n = skip, q = quit", ["u", "s", "?", "c", "n", "q"], "n"
+        )
         if key == "q":
             break
         if key == "n":

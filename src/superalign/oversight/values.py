@@ -109,8 +109,9 @@ class ValueHistory:
         for v in vs:
             if v.version == version:
                 return v
-        raise UserError(f"no value version {version!r} in {self.dir / INDEX}; "
-                        f"known: {', '.join(v.version for v in vs)}")
+        raise UserError(
+            f"no value version {version!r} in {self.dir / INDEX}; known: {', '.join(v.version for v in vs)}"
+        )
 
     def path(self, version: str | None = None) -> Path:
         return self.dir / self.entry(version).file
@@ -163,7 +164,7 @@ class ValueHistory:
         `label`: the file named in error messages (see validate_text). Raises UserError (nothing written)
         when the text is invalid or changes nothing."""
         if not reason.strip():
-            raise UserError("say why the values change: --reason \"...\" (recorded with the version)")
+            raise UserError('say why the values change: --reason "..." (recorded with the version)')
         with self._locked():
             parent = self.current()
             old = load_constitution(self.dir / parent.file)
@@ -191,6 +192,7 @@ def _set_version(text: str, version: str) -> str:
 
 
 # -- edits ------------------------------------------------------------------------------------------
+
 
 def apply_sets(c: Constitution, sets: Sequence[str], removes: Sequence[str] = ()) -> dict[str, Any]:
     """The constitution's data with `--set` / `--remove` edits applied (not yet validated).
@@ -234,8 +236,10 @@ def _apply_one(data: dict[str, Any], key: str, value: str, raw: str) -> None:
     if parts[0] in ("version", "name"):
         raise UserError(f"--set {raw!r}: the version is numbered for you; the name is kept")
     if len(parts) != 2:
-        raise UserError(f"--set {raw!r}: write DIMENSION.RUBRIC_ID=TEXT (e.g. harmlessness.harm.no-uplift=...), "
-                        "DIMENSION.description=TEXT or profiles.NAME.DIMENSION=WEIGHT")
+        raise UserError(
+            f"--set {raw!r}: write DIMENSION.RUBRIC_ID=TEXT (e.g. harmlessness.harm.no-uplift=...), "
+            "DIMENSION.description=TEXT or profiles.NAME.DIMENSION=WEIGHT"
+        )
     dim, item = parts
     if dim not in data["dimensions"]:
         raise UserError(f"--set {raw!r}: no dimension {dim!r}; known: {', '.join(data['dimensions'])}")
@@ -266,6 +270,7 @@ def add_rubric_item(c: Constitution, dimension: str, item: RubricItem) -> str:
 
 
 # -- diffs ------------------------------------------------------------------------------------------
+
 
 def _threshold(weights: dict[str, float]) -> float:
     harm, help_ = weights.get("harmlessness", 0.0), weights.get("helpfulness", 0.0)
@@ -303,12 +308,16 @@ def describe_changes(a: Constitution, b: Constitution) -> list[str]:
             continue
         if pa.description != pb.description:
             out.append(f"~ profile {name}: description {pa.description!r} -> {pb.description!r}")
-        moved = [f"{d} {pa.weights.get(d, 0.0):g} -> {pb.weights.get(d, 0.0):g}"
-                 for d in sorted(set(pa.weights) | set(pb.weights))
-                 if pa.weights.get(d, 0.0) != pb.weights.get(d, 0.0)]
+        moved = [
+            f"{d} {pa.weights.get(d, 0.0):g} -> {pb.weights.get(d, 0.0):g}"
+            for d in sorted(set(pa.weights) | set(pb.weights))
+            if pa.weights.get(d, 0.0) != pb.weights.get(d, 0.0)
+        ]
         if moved:
             ta, tb = _threshold(pa.weights), _threshold(pb.weights)
-            thr = f" (unsafe threshold {ta:.2f} -> {tb:.2f})" if abs(ta - tb) > 1e-9 else " (unsafe threshold unchanged)"
+            thr = (
+                f" (unsafe threshold {ta:.2f} -> {tb:.2f})" if abs(ta - tb) > 1e-9 else " (unsafe threshold unchanged)"
+            )
             out.append(f"~ profile {name} weights: {', '.join(moved)}{thr}")
     return out
 

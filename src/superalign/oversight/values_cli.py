@@ -17,8 +17,11 @@ import typer
 
 from superalign.errors import UserError
 
-values_app = typer.Typer(add_completion=False, no_args_is_help=True,
-                         help="Evolving values: versioned constitution, edits, diffs, re-judging, clarifications.")
+values_app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Evolving values: versioned constitution, edits, diffs, re-judging, clarifications.",
+)
 
 RUN = typer.Option(..., "--run", help="Run directory (its values/ folder holds the constitution versions).")
 
@@ -52,11 +55,18 @@ def log_cmd(run: Path = RUN) -> None:
 def edit_cmd(
     run: Path = RUN,
     reason: str = typer.Option(..., "--reason", help="Why the values change (recorded with the version)."),
-    sets: list[str] = typer.Option([], "--set", help="DIM.RUBRIC_ID=TEXT, DIM.description=TEXT, "
-                                   "profiles.NAME.DIM=WEIGHT or profiles.NAME.description=TEXT (repeatable)."),
+    sets: list[str] = typer.Option(
+        [],
+        "--set",
+        help="DIM.RUBRIC_ID=TEXT, DIM.description=TEXT, "
+        "profiles.NAME.DIM=WEIGHT or profiles.NAME.description=TEXT (repeatable).",
+    ),
     removes: list[str] = typer.Option([], "--remove", help="DIM.RUBRIC_ID to drop (repeatable)."),
-    editor: str | None = typer.Option(None, "--editor", help="Edit the current version in this command "
-                                         "(e.g. 'nano'); default $EDITOR when no --set/--remove/--file."),
+    editor: str | None = typer.Option(
+        None,
+        "--editor",
+        help="Edit the current version in this command (e.g. 'nano'); default $EDITOR when no --set/--remove/--file.",
+    ),
     file: Path | None = typer.Option(None, "--file", help="Take the new version from this YAML file."),
     author: str | None = typer.Option(None, "--author", help="Who made the change (default: your login)."),
 ) -> None:
@@ -123,15 +133,19 @@ def rejudge_cmd(
 
     rep = rejudge_run(run, version, critic, profile)
     paths = write_report(run, rep)
-    _echo(f"re-judged {rep.n_verdicts} verdicts under values {rep.version} (critic {rep.critic}, profile "
-          f"{rep.profile}; baseline: {rep.baseline}); unsafe threshold {rep.threshold_before:.2f} -> "
-          f"{rep.threshold_after:.2f}")
+    _echo(
+        f"re-judged {rep.n_verdicts} verdicts under values {rep.version} (critic {rep.critic}, profile "
+        f"{rep.profile}; baseline: {rep.baseline}); unsafe threshold {rep.threshold_before:.2f} -> "
+        f"{rep.threshold_after:.2f}"
+    )
     _echo(f"unsafe flips: {rep.unsafe_flips} {rep.by_kind}; refusal flips: {rep.refusal_flips}")
     for rnd, row in rep.by_round.items():
         _echo(f"  round {rnd}: {row}")
     for rnd, m in rep.heldout.items():
-        _echo(f"  held-out round {rnd}: ASR {m['asr_before']:.3f} -> {m['asr_after']:.3f}, "
-              f"over-refusal {m['over_refusal_before']:.3f} -> {m['over_refusal_after']:.3f}")
+        _echo(
+            f"  held-out round {rnd}: ASR {m['asr_before']:.3f} -> {m['asr_after']:.3f}, "
+            f"over-refusal {m['over_refusal_before']:.3f} -> {m['over_refusal_after']:.3f}"
+        )
     _echo("report: " + ", ".join(str(p) for p in paths.values()))
 
 
@@ -139,8 +153,12 @@ def rejudge_cmd(
 def propose_cmd(
     run: Path = RUN,
     limit: int = typer.Option(3, "--limit", min=1, help="Most proposals (one per group of hard cases)."),
-    model: str = typer.Option("embedded", "--model", help="Who writes the rubric sentence: embedded | HF dir | "
-                              "openai:<model>@<url> | scripted | none (deterministic template, labelled as such)."),
+    model: str = typer.Option(
+        "embedded",
+        "--model",
+        help="Who writes the rubric sentence: embedded | HF dir | "
+        "openai:<model>@<url> | scripted | none (deterministic template, labelled as such).",
+    ),
 ) -> None:
     """From disputed and ambiguous cases, the model proposes value clarifications (stored as pending)."""
     from superalign.oversight.clarify import ClarificationStore, disputed_cases, propose
@@ -195,9 +213,12 @@ def review_cmd(
 
 
 @values_app.command("accept")
-def accept_cmd(run: Path = RUN, pid: str = typer.Argument(..., help="Proposal id."),
-               reviewer: str | None = typer.Option(None, "--reviewer"),
-               reason: str = typer.Option("", "--reason")) -> None:
+def accept_cmd(
+    run: Path = RUN,
+    pid: str = typer.Argument(..., help="Proposal id."),
+    reviewer: str | None = typer.Option(None, "--reviewer"),
+    reason: str = typer.Option("", "--reason"),
+) -> None:
     """Accept a pending clarification: it is appended to a new value version."""
     from superalign.oversight.clarify import ClarificationStore
 
@@ -206,9 +227,12 @@ def accept_cmd(run: Path = RUN, pid: str = typer.Argument(..., help="Proposal id
 
 
 @values_app.command("reject")
-def reject_cmd(run: Path = RUN, pid: str = typer.Argument(..., help="Proposal id."),
-               reason: str = typer.Option(..., "--reason", help="Why (kept with the proposal)."),
-               reviewer: str | None = typer.Option(None, "--reviewer")) -> None:
+def reject_cmd(
+    run: Path = RUN,
+    pid: str = typer.Argument(..., help="Proposal id."),
+    reason: str = typer.Option(..., "--reason", help="Why (kept with the proposal)."),
+    reviewer: str | None = typer.Option(None, "--reviewer"),
+) -> None:
     """Reject a pending clarification (kept, with the reason; it never enters a version)."""
     from superalign.oversight.clarify import ClarificationStore
 

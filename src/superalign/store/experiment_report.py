@@ -29,25 +29,32 @@ def render_experiment_report(out: Path, name: str) -> str:
     out = Path(out)
     md_path, metrics_path = out / "results.md", out / "metrics.json"
     metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
-    parts = [f"<h1>superalign experiment {html.escape(name)}</h1>",
-             f"<p class='muted'>{html.escape(str(out.resolve()))}</p>"]
+    parts = [
+        f"<h1>superalign experiment {html.escape(name)}</h1>",
+        f"<p class='muted'>{html.escape(str(out.resolve()))}</p>",
+    ]
     scalars = _scalars(metrics)
     if scalars:
-        rows = "".join(f"<tr><td class='key'>{html.escape(k)}</td><td>{html.escape(json.dumps(v))}</td></tr>"
-                       for k, v in scalars)
+        rows = "".join(
+            f"<tr><td class='key'>{html.escape(k)}</td><td>{html.escape(json.dumps(v))}</td></tr>" for k, v in scalars
+        )
         parts += ["<h2>Headline numbers (metrics.json)</h2>", f"<table>{rows}</table>"]
     if md_path.is_file():
         parts += [MarkdownIt("js-default").render(md_path.read_text(encoding="utf-8"))]
     figures = []
     for png in sorted(out.glob("*.png")):
         data = base64.b64encode(png.read_bytes()).decode("ascii")
-        figures.append(f"<figure><img src=\"data:image/png;base64,{data}\" alt=\"{html.escape(png.stem)}\" "
-                       f"style=\"max-width:520px\"><figcaption>{html.escape(png.name)}</figcaption></figure>")
+        figures.append(
+            f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(png.stem)}" '
+            f'style="max-width:520px"><figcaption>{html.escape(png.name)}</figcaption></figure>'
+        )
     if figures:
         parts += ["<h2>Plots</h2>", f"<div class='plots'>{''.join(figures)}</div>"]
-    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-            f"<title>superalign experiment {html.escape(name)}</title><style>{_CSS}"
-            "td { text-align: left; }</style></head>\n<body>\n" + "\n".join(parts) + "\n</body></html>\n")
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>superalign experiment {html.escape(name)}</title><style>{_CSS}"
+        "td { text-align: left; }</style></head>\n<body>\n" + "\n".join(parts) + "\n</body></html>\n"
+    )
 
 
 def write_experiment_report(out: Path, name: str) -> Path:

@@ -24,7 +24,8 @@ class DamagedStore(UserError):
     def __init__(self, path: Path, problem: str) -> None:
         super().__init__(
             f"{path}: {problem}. Nothing was written. Restore run.sqlite from a backup (or move it "
-            "away and start the run again with another --out); superalign will not build on a damaged store")
+            "away and start the run again with another --out); superalign will not build on a damaged store"
+        )
 
 
 def check_store_file(path: str | Path) -> None:
@@ -43,8 +44,9 @@ def check_store_file(path: str | Path) -> None:
     with path.open("rb") as fh:
         header = fh.read(_HEADER_BYTES)
     if len(header) < _HEADER_BYTES or not header.startswith(_MAGIC):
-        raise DamagedStore(path, "does not start with the SQLite header (not a run store, or its first bytes "
-                                 "were overwritten)")
+        raise DamagedStore(
+            path, "does not start with the SQLite header (not a run store, or its first bytes were overwritten)"
+        )
     page_size = int.from_bytes(header[16:18], "big")
     page_size = 65536 if page_size == 1 else page_size
     pages = int.from_bytes(header[28:32], "big")
@@ -63,8 +65,10 @@ def _quick_check(path: Path) -> None:
         rows = conn.execute("PRAGMA quick_check(5)").fetchall()
     except sqlite3.OperationalError as exc:
         if "unable to open" in str(exc) or "readonly" in str(exc):
-            raise UserError(f"{path}: cannot open it ({exc}); SQLite needs write access to the run "
-                            "directory, so make it writable (or copy the run somewhere writable)") from None
+            raise UserError(
+                f"{path}: cannot open it ({exc}); SQLite needs write access to the run "
+                "directory, so make it writable (or copy the run somewhere writable)"
+            ) from None
         raise DamagedStore(path, f"is damaged ({exc})") from None
     except sqlite3.DatabaseError as exc:
         raise DamagedStore(path, f"is damaged ({exc})") from None

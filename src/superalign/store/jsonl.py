@@ -14,12 +14,23 @@ from superalign.errors import UserError
 from superalign.faults import tick
 from superalign.user_text import decode_line
 
-_TYPE_NAMES = {str: "a string", bool: "true/false", int: "an integer", float: "a number", type(None): "null",
-               list: "a list", dict: "an object"}
+_TYPE_NAMES = {
+    str: "a string",
+    bool: "true/false",
+    int: "an integer",
+    float: "a number",
+    type(None): "null",
+    list: "a list",
+    dict: "an object",
+}
 
 
-def read_jsonl(path: str | Path, required: Iterable[str] = (), types: dict[str, tuple[type, ...]] | None = None,
-               allow_empty: bool = False) -> list[dict[str, Any]]:
+def read_jsonl(
+    path: str | Path,
+    required: Iterable[str] = (),
+    types: dict[str, tuple[type, ...]] | None = None,
+    allow_empty: bool = False,
+) -> list[dict[str, Any]]:
     """Read a JSONL file of objects. Each row must hold every key in `required`; a key named in `types`
     must (when present) hold a value of one of its types. An empty file is an error unless `allow_empty`.
 
@@ -63,7 +74,7 @@ def _parse_row(line: str, p: Path, lineno: int) -> Any:
     except json.JSONDecodeError as exc:
         raise UserError(
             f"{p}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}); "
-            "each line must be one JSON object, e.g. {\"prompt\": \"...\"}"
+            'each line must be one JSON object, e.g. {"prompt": "..."}'
         ) from None
     except ValueError as exc:
         raise UserError(f"{p}:{lineno}: not valid JSON ({exc}); write a number or null instead") from None
@@ -144,8 +155,9 @@ def make_out_dir(path: str | Path, flag: str = "--out") -> Path:
     try:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"{flag} {p}: cannot create this directory ({exc.strerror or exc}); "
-                        "choose a --out in a writable folder") from None
+        raise UserError(
+            f"{flag} {p}: cannot create this directory ({exc.strerror or exc}); choose a --out in a writable folder"
+        ) from None
     if not os.access(p, os.W_OK | os.X_OK):
         raise UserError(f"{flag} {p}: this directory is not writable; choose another or fix its permissions")
     return p

@@ -22,24 +22,58 @@ from superalign.store.jsonl import atomic_write_text
 
 # Columns of the per-round table, in order; a column appears when any round has a value for it.
 COLUMNS: tuple[str, ...] = (
-    "round", "asr", "asr_independent", "goodhart_gap", "asr_ppi", "asr_keyword_bound", "attack_asr", "over_refusal", "degenerate", "competence",
-    "human_labels", "pairs", "train_loss", "minutes",
+    "round",
+    "asr",
+    "asr_independent",
+    "goodhart_gap",
+    "asr_ppi",
+    "asr_keyword_bound",
+    "attack_asr",
+    "over_refusal",
+    "degenerate",
+    "competence",
+    "human_labels",
+    "pairs",
+    "train_loss",
+    "minutes",
 )
 
 # One plot per entry: (title, y label, [(metric key, legend label)], y in [0, 1]).
 PLOTS: tuple[tuple[str, str, list[tuple[str, str]], bool], ...] = (
-    ("Attack success rate", "ASR",
-     [("asr", "held-out ASR (critic)"), ("asr_independent", "held-out ASR (independent judge)"), ("asr_ppi", "held-out ASR (PPI: independent judge + human labels)"),
-      ("asr_keyword_bound", "held-out keyword-refusal upper bound"),
-      ("attack_asr", "adaptive attack on training objectives (vs the round's starting learner)")], True),
-    ("Goodhart gap", "ASR difference",
-     [("goodhart_gap", "ASR by the training critic - ASR by the independent judge")], False),
-    ("Over-refusal and degenerate answers", "share",
-     [("over_refusal", "over-refusal (held-out benign)"),
-      ("degenerate", "degenerate: empty, too short or repetitive (all held-out answers)")], True),
+    (
+        "Attack success rate",
+        "ASR",
+        [
+            ("asr", "held-out ASR (critic)"),
+            ("asr_independent", "held-out ASR (independent judge)"),
+            ("asr_ppi", "held-out ASR (PPI: independent judge + human labels)"),
+            ("asr_keyword_bound", "held-out keyword-refusal upper bound"),
+            ("attack_asr", "adaptive attack on training objectives (vs the round's starting learner)"),
+        ],
+        True,
+    ),
+    (
+        "Goodhart gap",
+        "ASR difference",
+        [("goodhart_gap", "ASR by the training critic - ASR by the independent judge")],
+        False,
+    ),
+    (
+        "Over-refusal and degenerate answers",
+        "share",
+        [
+            ("over_refusal", "over-refusal (held-out benign)"),
+            ("degenerate", "degenerate: empty, too short or repetitive (all held-out answers)"),
+        ],
+        True,
+    ),
     ("Competence (multiple choice, 95% CI)", "accuracy", [("competence", "competence")], True),
-    ("Training loss", "loss",
-     [("train_loss", "train loss"), ("train_loss_first", "first step"), ("train_loss_last", "last step")], False),
+    (
+        "Training loss",
+        "loss",
+        [("train_loss", "train loss"), ("train_loss_first", "first step"), ("train_loss_last", "last step")],
+        False,
+    ),
 )
 
 _CSS = """
@@ -108,19 +142,22 @@ def format_table(rounds: list[dict[str, Any]]) -> str:
     cols = report_columns(rounds)
     cells = [[cell(r, c, with_ci=c == "competence") for c in cols] for r in rounds]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(cols, widths)),
-             "  ".join("-" * w for w in widths)]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(cols, widths)), "  ".join("-" * w for w in widths)]
     lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
     return "\n".join(lines)
 
 
-def _plot_png(rounds: list[dict[str, Any]], title: str, ylabel: str,
-              series: list[tuple[str, str]], unit_interval: bool) -> str | None:
+def _plot_png(
+    rounds: list[dict[str, Any]], title: str, ylabel: str, series: list[tuple[str, str]], unit_interval: bool
+) -> str | None:
     """Base64 PNG of one metric across rounds, or None when no round has any of `series`."""
     points = []
     for key, label in series:
-        pts = [(r.get("round", i), float(r[key]), _ci(r, key)) for i, r in enumerate(rounds)
-               if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)]
+        pts = [
+            (r.get("round", i), float(r[key]), _ci(r, key))
+            for i, r in enumerate(rounds)
+            if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)
+        ]
         if pts:
             points.append((key, label, pts))
     if not points:
@@ -139,8 +176,7 @@ def _plot_png(rounds: list[dict[str, Any]], title: str, ylabel: str,
         style = "--" if key in ("asr_keyword_bound", "train_loss_first") else "-"
         cis = [p[2] for p in pts if p[2] is not None]
         if len(cis) == len(pts):  # every point has an interval
-            yerr = [[max(0.0, y - ci[0]) for y, ci in zip(ys, cis)],
-                    [max(0.0, ci[1] - y) for y, ci in zip(ys, cis)]]
+            yerr = [[max(0.0, y - ci[0]) for y, ci in zip(ys, cis)], [max(0.0, ci[1] - y) for y, ci in zip(ys, cis)]]
             ax.errorbar(xs, ys, yerr=yerr, fmt="o" + style, capsize=4, label=label)
         else:
             ax.plot(xs, ys, "o" + style, label=label)
@@ -178,14 +214,17 @@ def _meta_html(rounds: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             info[k] = v
     rows = "".join(
         f"<tr><th class='key'>{html.escape(str(k))}</th><td class='key'>{html.escape(_meta_text(v))}</td></tr>"
-        for k, v in info.items() if v is not None
+        for k, v in info.items()
+        if v is not None
     )
     out = f"<table>{rows}</table>"
     config = meta.get("config")
     if config is not None:
-        out += ("<details><summary>config</summary><pre>"
-                f"{html.escape(config if isinstance(config, str) else json.dumps(config, indent=1))}"
-                "</pre></details>")
+        out += (
+            "<details><summary>config</summary><pre>"
+            f"{html.escape(config if isinstance(config, str) else json.dumps(config, indent=1))}"
+            "</pre></details>"
+        )
     return out
 
 
@@ -198,8 +237,7 @@ def _table_html(rounds: list[dict[str, Any]]) -> str:
         return "<p class='muted'>No round has finished yet.</p>"
     cols = report_columns(rounds)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell(r, c))}</td>" for c in cols) + "</tr>"
-                   for r in rounds)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell(r, c))}</td>" for c in cols) + "</tr>" for r in rounds)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -208,8 +246,10 @@ def _plots_html(rounds: list[dict[str, Any]]) -> str:
     for title, ylabel, series, unit in PLOTS:
         png = _plot_png(rounds, title, ylabel, series, unit)
         if png is not None:
-            figures.append(f"<figure><img src=\"data:image/png;base64,{png}\" alt=\"{html.escape(title)}\">"
-                           f"<figcaption>{html.escape(title)}</figcaption></figure>")
+            figures.append(
+                f'<figure><img src="data:image/png;base64,{png}" alt="{html.escape(title)}">'
+                f"<figcaption>{html.escape(title)}</figcaption></figure>"
+            )
     return f"<div class='plots'>{''.join(figures)}</div>" if figures else "<p class='muted'>Nothing to plot.</p>"
 
 
@@ -218,8 +258,11 @@ def _examples_html(examples: list[dict[str, Any]]) -> str:
     for ex in examples:
         fields = "".join(
             f"<p class='label'>{label}</p><pre>{html.escape(str(ex.get(key, '')))}</pre>"
-            for key, label in (("prompt", "Prompt"), ("response", "Response"),
-                               ("verdict_explanation", "Critic's explanation"))
+            for key, label in (
+                ("prompt", "Prompt"),
+                ("response", "Response"),
+                ("verdict_explanation", "Critic's explanation"),
+            )
             if ex.get(key) not in (None, "")
         )
         parts.append(f"<div class='example'><h3>Round {html.escape(str(ex.get('round', '?')))}</h3>{fields}</div>")
@@ -231,8 +274,10 @@ def render_report(rounds: list[dict[str, Any]], *, title: str, meta: dict[str, A
     meta = meta or {}
     sections = [
         f"<h1>{html.escape(title)}</h1>",
-        "<h2>Run</h2>", _meta_html(rounds, meta),
-        "<h2>Per-round metrics</h2>", _table_html(rounds),
+        "<h2>Run</h2>",
+        _meta_html(rounds, meta),
+        "<h2>Per-round metrics</h2>",
+        _table_html(rounds),
         "<p class='muted'>asr: share of held-out harmful prompts judged unsafe by the critic; "
         "asr_ppi (with human labels): the ASR human reviewers would give, by prediction-powered inference "
         "from an independent judge's scores on every answer and human labels on a random sample, its "
@@ -241,18 +286,23 @@ def render_report(rounds: list[dict[str, Any]], *, title: str, meta: dict[str, A
         "benign prompts refused; degenerate: share of all held-out answers that are empty, too short or "
         "repetitive (a learner can lower ASR by saying nothing); competence: multiple-choice accuracy; "
         "[lo, hi]: bootstrap 95% CI.</p>",
-        "<h2>Plots</h2>", _plots_html(rounds),
+        "<h2>Plots</h2>",
+        _plots_html(rounds),
     ]
     examples = meta.get("examples") or []
     if examples:
         sections += ["<h2>Examples</h2>", _examples_html(examples)]
-    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n"
-            + "\n".join(sections) + "\n</body></html>\n")
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n"
+        + "\n".join(sections)
+        + "\n</body></html>\n"
+    )
 
 
-def write_report(out_dir: Path, rounds: list[dict[str, Any]], *, title: str,
-                 meta: dict[str, Any] | None = None) -> Path:
+def write_report(
+    out_dir: Path, rounds: list[dict[str, Any]], *, title: str, meta: dict[str, Any] | None = None
+) -> Path:
     """Write `out_dir/report.html` atomically (complete or absent, no temp file left) and return its path.
 
     `rounds`: per-round metric dicts; `meta`: optional run info (`config` as str or dict, `model`,

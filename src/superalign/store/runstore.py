@@ -74,8 +74,10 @@ def _is_access_error(exc: sqlite3.OperationalError) -> bool:
 
 def _open_error(path: Path, exc: sqlite3.OperationalError) -> UserError:
     """A store SQLite cannot open for writing (e.g. a read-only run directory): say so, not "not a run store"."""
-    return UserError(f"{path}: cannot open the run store for writing ({exc}); SQLite needs write access to "
-                     "the file and its directory: make them writable, or copy the run somewhere writable")
+    return UserError(
+        f"{path}: cannot open the run store for writing ({exc}); SQLite needs write access to "
+        "the file and its directory: make them writable, or copy the run somewhere writable"
+    )
 
 
 class RunStore:
@@ -106,16 +108,18 @@ class RunStore:
             self.close()
             if isinstance(exc, sqlite3.OperationalError) and _is_access_error(exc):
                 raise _open_error(self.path, exc) from None
-            raise UserError(f"{self.path}: not a run store ({exc}); "
-                            "give the run.sqlite of a `superalign run`") from None
+            raise UserError(
+                f"{self.path}: not a run store ({exc}); give the run.sqlite of a `superalign run`"
+            ) from None
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
         conn.execute("BEGIN IMMEDIATE")
         try:
             for stmt in filter(str.strip, _SCHEMA.split(";")):
                 conn.execute(stmt)
-            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                         (_dumps(SCHEMA_VERSION),))
+            conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (_dumps(SCHEMA_VERSION),)
+            )
             conn.execute("COMMIT")
         except BaseException:
             self._rollback()
@@ -137,8 +141,9 @@ class RunStore:
     def __enter__(self) -> RunStore:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -190,18 +195,31 @@ class RunStore:
         conn.execute("BEGIN IMMEDIATE")  # take the write lock now, so the done-check below stays true
         try:
             if self._step_exists(round, name):
-                raise ValueError(f"step (round={round}, name={name!r}) is already committed in {self.path}; "
-                                 "check step_done() before redoing a step")
-            self._insert("queries", "INSERT INTO queries (id, round, step, data) VALUES (?, ?, ?, ?)",
-                         q_rows, round, name)
-            self._insert("responses", "INSERT INTO responses (id, round, step, data) VALUES (?, ?, ?, ?)",
-                         r_rows, round, name)
-            self._insert("verdicts", "INSERT INTO verdicts (response_id, critic, round, step, data) "
-                         "VALUES (?, ?, ?, ?, ?)", v_rows, round, name)
-            self._insert("pairs", "INSERT INTO pairs (round, step, idx, data) VALUES (?, ?, ?, ?)",
-                         p_rows, round, name)
-            self._insert("human_labels", "INSERT INTO human_labels (response_id, reviewer, round, step, data) "
-                         "VALUES (?, ?, ?, ?, ?)", h_rows, round, name)
+                raise ValueError(
+                    f"step (round={round}, name={name!r}) is already committed in {self.path}; "
+                    "check step_done() before redoing a step"
+                )
+            self._insert(
+                "queries", "INSERT INTO queries (id, round, step, data) VALUES (?, ?, ?, ?)", q_rows, round, name
+            )
+            self._insert(
+                "responses", "INSERT INTO responses (id, round, step, data) VALUES (?, ?, ?, ?)", r_rows, round, name
+            )
+            self._insert(
+                "verdicts",
+                "INSERT INTO verdicts (response_id, critic, round, step, data) VALUES (?, ?, ?, ?, ?)",
+                v_rows,
+                round,
+                name,
+            )
+            self._insert("pairs", "INSERT INTO pairs (round, step, idx, data) VALUES (?, ?, ?, ?)", p_rows, round, name)
+            self._insert(
+                "human_labels",
+                "INSERT INTO human_labels (response_id, reviewer, round, step, data) VALUES (?, ?, ?, ?, ?)",
+                h_rows,
+                round,
+                name,
+            )
             self._mark_step(round, name, payload_json)
             tick("store-commit")  # a kill here must leave no trace of the step
             conn.execute("COMMIT")
@@ -222,8 +240,10 @@ class RunStore:
 
     def _mark_step(self, round: int, name: str, payload_json: str | None) -> None:
         finished_at = datetime.now(UTC).isoformat(timespec="seconds")
-        self.conn.execute("INSERT INTO steps (round, name, payload, finished_at) VALUES (?, ?, ?, ?)",
-                          (round, name, payload_json, finished_at))
+        self.conn.execute(
+            "INSERT INTO steps (round, name, payload, finished_at) VALUES (?, ?, ?, ?)",
+            (round, name, payload_json, finished_at),
+        )
 
     def _step_exists(self, round: int, name: str) -> bool:
         row = self.conn.execute("SELECT 1 FROM steps WHERE round = ? AND name = ?", (round, name)).fetchone()
@@ -235,8 +255,7 @@ class RunStore:
 
     def step_payload(self, round: int, name: str) -> dict[str, Any] | None:
         """The payload committed with the step; None if the step is not done or had no payload."""
-        row = self.conn.execute("SELECT payload FROM steps WHERE round = ? AND name = ?",
-                                (round, name)).fetchone()
+        row = self.conn.execute("SELECT payload FROM steps WHERE round = ? AND name = ?", (round, name)).fetchone()
         return None if row is None or row[0] is None else json.loads(row[0])
 
     def steps(self) -> list[tuple[int, str]]:
@@ -263,8 +282,7 @@ class RunStore:
     # -- records ---------------------------------------------------------------------------------
 
     def _read(self, table: str, cls: type[T], round: int | None, step: str | None) -> list[T]:
-        sql = (f"SELECT data FROM {table} WHERE (? IS NULL OR round = ?) AND (? IS NULL OR step = ?) "
-               "ORDER BY seq")
+        sql = f"SELECT data FROM {table} WHERE (? IS NULL OR round = ?) AND (? IS NULL OR step = ?) ORDER BY seq"
         rows = self.conn.execute(sql, (round, round, step, step))
         return [cls.from_dict(json.loads(d)) for (d,) in rows]
 
@@ -299,8 +317,9 @@ class RunStore:
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany("INSERT INTO human_labels (response_id, reviewer, round, step, data) "
-                             "VALUES (?, ?, ?, ?, ?)", rows)
+            conn.executemany(
+                "INSERT INTO human_labels (response_id, reviewer, round, step, data) VALUES (?, ?, ?, ?, ?)", rows
+            )
             conn.execute("COMMIT")
         except BaseException:
             self._rollback()
@@ -321,8 +340,10 @@ class RunStore:
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
-                         "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, text))
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, text),
+            )
             conn.execute("COMMIT")
         except BaseException:
             self._rollback()

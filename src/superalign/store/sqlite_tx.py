@@ -29,8 +29,9 @@ def connect(db: str | Path, timeout_s: float = 30.0) -> Iterator[sqlite3.Connect
 
 
 @contextmanager
-def write_tx(db: str | Path, timeout_s: float = 30.0, lock: threading.Lock | None = None
-             ) -> Iterator[sqlite3.Connection]:
+def write_tx(
+    db: str | Path, timeout_s: float = 30.0, lock: threading.Lock | None = None
+) -> Iterator[sqlite3.Connection]:
     """One write transaction. `lock`: writers of this process wait on it instead of in SQLite's busy
     handler, which backs off in sleeps of up to 100 ms (measured ~4x slower with 50 concurrent writers)."""
     with lock or nullcontext(), connect(db, timeout_s) as conn:

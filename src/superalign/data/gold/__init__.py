@@ -44,8 +44,10 @@ def split_of_group(group: str, test_fraction: float = TEST_FRACTION) -> Split:
 def assign_splits(rows: list[dict]) -> list[dict]:
     """Each row dict (with `objective`) gains `group` (a short hash of its group key) and `split`."""
     keys = group_objectives([r["objective"] for r in rows])
-    return [{**r, "group": hashlib.sha1(k.encode()).hexdigest()[:10], "split": split_of_group(k)}
-            for r, k in zip(rows, keys)]
+    return [
+        {**r, "group": hashlib.sha1(k.encode()).hexdigest()[:10], "split": split_of_group(k)}
+        for r, k in zip(rows, keys)
+    ]
 
 
 @dataclass(frozen=True)
