@@ -35,21 +35,23 @@ def _seed(cfg: RunConfig, round: int, step: str) -> int:
 class _Learner:
     """Loads the learner for a round lazily: base model for round 0, else checkpoints/round-k.
 
-    `at(k)` serves generation and scoring (sharded over Ray actors with `executor: ray`);
-    `trainable(k)` is always an in-process backend: training stays in the driver.
+    `at(k)` serves generation and scoring (sharded over Ray actors with `executor: ray`; on a vLLM server, with
+    round k's LoRA adapter registered, with `executor: vllm`); `trainable(k)` is always an in-process backend:
+    training stays in the driver.
     """
 
     def __init__(self, cfg: RunConfig, out: Path):
-        self.cfg, self.out, self.round, self.backend = cfg, out, -1, None
+        self.cfg, self.out, self.round, self.backend, self.kind = cfg, out, -1, None, ""
+        self._vllm: Any = None
 
     def _spec(self, round: int) -> str:
         return str(self.out / "checkpoints" / f"round-{round}") if round > 0 else self.cfg.learner
 
-    def _load(self, round: int, sharded: bool) -> Any:
+    def _load(self, round: int, kind: str) -> Any:
         from superalign.backends import load_backend
 
         name = f"{self.cfg.learner}@round-{round}"
-        if sharded:
+        if kind == "ray":
             from superalign.backends.sharded import RayWorkers, ShardedBackend
 
             workers = RayWorkers(
@@ -59,34 +61,46 @@ class _Learner:
                 self.cfg.dtype,
                 address=self.cfg.ray_address,
                 num_cpus=self.cfg.ray_actors,
+                device=self.cfg.device,
             )
             return ShardedBackend(workers, name)
-        backend = load_backend(self._spec(round), batch_size=self.cfg.batch_size, dtype=self.cfg.dtype)
+        if kind == "vllm":
+            from superalign.backends.vllm import VLLMServer, serve_round
+
+            if self._vllm is None:
+                self._vllm = VLLMServer(self.cfg.vllm_url or "", self.cfg.vllm_model)
+            run_key = stable_id(str(self.out.resolve()))[:8]  # adapters of two runs on one server stay apart
+            return serve_round(self._vllm, self.out / "checkpoints", round, run_key, name, self.cfg.vllm_lora_dir)
+        backend = load_backend(
+            self._spec(round), batch_size=self.cfg.batch_size, dtype=self.cfg.dtype, device=self.cfg.device
+        )
         backend.name = name
         return backend
 
-    def _swap(self, round: int, sharded: bool) -> Any:
-        if self.round != round or isinstance(self.backend, _sharded_type()) != sharded:
+    def _swap(self, round: int, kind: str) -> Any:
+        if self.round != round or self.kind != kind:
             self.close()
-            self.backend, self.round = self._load(round, sharded), round
+            self.backend, self.round, self.kind = self._load(round, kind), round, kind
         return self.backend
 
     def at(self, round: int) -> Any:
-        return self._swap(round, self.cfg.executor == "ray" and self.cfg.learner != "scripted")
+        kind = self.cfg.executor if self.cfg.learner != "scripted" else "local"
+        return self._swap(round, kind)
 
     def trainable(self, round: int) -> Any:
-        return self._swap(round, False)
+        return self._swap(round, "local")
 
     def close(self) -> None:
         if self.backend is not None and hasattr(self.backend, "close"):
             self.backend.close()
-        self.backend, self.round = None, -1
+        self.backend, self.round, self.kind = None, -1, ""
 
-
-def _sharded_type() -> type:
-    from superalign.backends.sharded import ShardedBackend
-
-    return ShardedBackend
+    def shutdown(self) -> None:
+        """close(), and the vLLM server's HTTP client."""
+        self.close()
+        if self._vllm is not None:
+            self._vllm.close()
+            self._vllm = None
 
 
 def run_loop(
@@ -94,14 +108,34 @@ def run_loop(
 ) -> list[dict]:
     """Run (or resume) `cfg.rounds` rounds into `out`; returns the per-round metrics. `source`: the YAML
     `cfg` came from (its lines are named in config errors). A finished run resumed with more rounds goes on."""
+    from superalign.device import use_device
+    from superalign.preflight import check_run
+
+    check_run(cfg, source)  # every name, file and server, before the run directory or its store exists
+    cfg = resolved_config(cfg)  # device and dtype as this machine runs them: stored, and compared on resume
+    with use_device(cfg.device):  # every model the run loads (attacker, judge models too) goes there
+        return _run_loop(cfg, out, resume, log)
+
+
+def resolved_config(cfg: RunConfig) -> RunConfig:
+    """`cfg` with `device` and `dtype` resolved for this machine (auto -> cpu / cuda, float32 / bfloat16)."""
+    from superalign.device import resolve_device, resolve_dtype
+
+    if cfg.learner == "scripted" or cfg.learner.startswith("openai:"):
+        device = "cpu" if cfg.device == "auto" else resolve_device(cfg.device)  # no local weights to place
+    else:
+        device = resolve_device(cfg.device)
+    return cfg.model_copy(update={"device": device, "dtype": resolve_dtype(cfg.dtype, device)})
+
+
+def _run_loop(cfg: RunConfig, out: Path, resume: bool, log: Log) -> list[dict]:
     from superalign.critic import build_critic
     from superalign.oversight.in_loop import promote_step
     from superalign.plan import make_plan
-    from superalign.preflight import check_resume, check_run
+    from superalign.preflight import check_resume
     from superalign.store.jsonl import make_out_dir
     from superalign.store.runstore import RunStore
 
-    check_run(cfg, source)  # every name, file and server, before the run directory or its store exists
     make_out_dir(out)
     db = out / "run.sqlite"
     if db.exists() and not resume:
@@ -138,7 +172,7 @@ def run_loop(
                 promote_step(cfg, store, out, k, log)  # the gate: round-k is current only once approved
             write_outputs(out, store, cfg)  # with the last round's promotion decision
         finally:
-            learner.close()  # Ray actors go with the run
+            learner.shutdown()  # Ray actors and the round's vLLM adapter go with the run
         return rounds_with_gate(store)
 
 
@@ -271,23 +305,27 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
         tick("after-pairs")
     if not store.step_done(k, "train"):
         pairs = store.pairs(round=k, step="pairs")
-        model = learner.trainable(base)
-        log(f"round {k}: DPO from round-{base} on {len(pairs)} pairs + {cfg.train.competence_replay} replay examples")
-        with _progress("train") as bar:
+        replay = plan.replay[: cfg.train.competence_replay]
+        log(
+            f"round {k}: DPO from round-{base} on {len(pairs)} pairs + {cfg.train.competence_replay} replay examples"
+            + (" (trl engine)" if cfg.train.engine == "trl" else "")
+        )
+        if cfg.train.launcher and cfg.learner != "scripted":  # e.g. accelerate launch: the command trains and saves
+            stats = _launched_training(cfg, out, learner, base, pairs, replay, k, log)
+        else:
+            model = learner.trainable(base)
+            with _progress("train") as bar:
 
-            def step_done(step: int, total: int, loss: float) -> None:
-                tick("train")
-                bar(step, total, loss)
+                def step_done(step: int, total: int, loss: float) -> None:
+                    tick("train")
+                    bar(step, total, loss)
 
-            new, stats = update_learner(
-                model,
-                pairs,
-                cfg.train,
-                _seed(cfg, k, "train"),
-                replay=plan.replay[: cfg.train.competence_replay],
-                progress=step_done,
+                new, stats = update_learner(
+                    model, pairs, cfg.train, _seed(cfg, k, "train"), replay=replay, progress=step_done
+                )
+            save_checkpoint(
+                new, out / "checkpoints" / f"round-{k}", adapter_from=base if cfg.executor == "vllm" else None
             )
-        save_checkpoint(new, out / "checkpoints" / f"round-{k}")
         tick("after-checkpoint")  # checkpoint written, step not yet committed
         learner.close()  # reload from the checkpoint: what we evaluate is what we shipped
         store.commit_step(
@@ -305,6 +343,37 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
             },
         )
         tick("after-train")
+
+
+def _launched_training(
+    cfg: RunConfig, out: Path, learner: _Learner, base: int, pairs: list, replay: list, k: int, log: Log
+) -> Any:
+    """Round k's training as `train.launcher` (learner/trl_engine.py `launch`): the driver frees its copy of
+    the learner, writes the job, waits; the command's rank 0 writes checkpoints/round-k and the stats."""
+    import shutil
+
+    from superalign.learner.trl_engine import launch, write_job
+
+    learner.close()  # the launched processes load their own copies (GPU memory)
+    from superalign.device import free_cached_memory
+
+    free_cached_memory()  # and the driver's cached CUDA blocks go back to the driver, not held through training
+    work = out / "checkpoints" / f".train-round-{k}"
+    shutil.rmtree(work, ignore_errors=True)
+    job = write_job(
+        work,
+        learner._spec(base),
+        pairs,
+        replay,
+        cfg.train,
+        _seed(cfg, k, "train"),
+        cfg.dtype,
+        out / "checkpoints" / f"round-{k}",
+        adapter_from=base if cfg.executor == "vllm" else None,
+    )
+    stats = launch(cfg.train.launcher or "", job, log)
+    shutil.rmtree(work, ignore_errors=True)
+    return stats
 
 
 def attack_asr_by_style(queries: list[Query], responses: list[Response], verdicts: list) -> dict[str, dict]:

@@ -64,6 +64,59 @@ def _problems(cfg: RunConfig) -> Iterator[tuple[Loc, str]]:
     yield from _refused(("data", "heldout_source"), _check_heldout_source, cfg.data.heldout_source)
     if cfg.executor == "ray" and importlib.util.find_spec("ray") is None:
         yield ("executor",), "needs Ray: pip install 'superalign[ray]' (or executor: local)"
+    yield from _device_problems(cfg)
+    yield from _engine_problems(cfg)
+    if cfg.executor == "vllm":
+        yield from _vllm_problems(cfg)
+
+
+def _vllm_problems(cfg: RunConfig) -> Iterator[tuple[Loc, str]]:
+    if cfg.learner == "scripted" or cfg.learner.startswith("openai:"):
+        yield (
+            ("learner",),
+            (
+                "executor: vllm trains the learner here and serves each round as a LoRA adapter: give "
+                "the local weights the server serves (embedded, tiny or an HF dir)"
+            ),
+        )
+        return
+    if cfg.train.adapter != "lora":
+        yield ("train", "adapter"), "executor: vllm serves rounds as LoRA adapters: train.adapter must be lora"
+    if not cfg.vllm_url:
+        yield ("vllm_url",), "executor: vllm needs the server's URL, e.g. http://127.0.0.1:8000/v1"
+        return
+    from superalign.backends.vllm import VLLMServer
+
+    def probe(url: str) -> None:
+        server = VLLMServer(url, cfg.vllm_model, timeout=5.0)
+        try:
+            server.base_model()
+            if cfg.vllm_model:
+                server.client(cfg.vllm_model).check_served()
+        finally:
+            server.close()
+
+    yield from _refused(("vllm_url",), probe, cfg.vllm_url)
+
+
+def _device_problems(cfg: RunConfig) -> Iterator[tuple[Loc, str]]:
+    from superalign.device import resolve_device
+
+    if cfg.device != "cuda" or cfg.learner == "scripted" or cfg.learner.startswith("openai:"):
+        return  # auto and cpu always resolve (no torch import here); no local weights: the device does not matter
+    yield from _refused(("device",), resolve_device, cfg.device)
+
+
+def _engine_problems(cfg: RunConfig) -> Iterator[tuple[Loc, str]]:
+    if cfg.train.launcher and cfg.train.engine != "trl":
+        yield ("train", "launcher"), "runs the trl engine's training as a command: set train.engine: trl too"
+    if cfg.train.engine != "trl" or cfg.learner == "scripted":
+        return
+    from superalign.learner.trl_engine import engine_problem
+
+    why = engine_problem(cfg.train)
+    if why:
+        yield ("train", "engine"), why
 
 
 def _refused(loc: Loc, check: Any, value: Any) -> Iterator[tuple[Loc, str]]:
@@ -148,6 +201,8 @@ def _normalised(stored: dict[str, Any]) -> Any:
     """The stored config with today's defaults filled in (a key added since is not a change)."""
     from pydantic import ValidationError
 
+    if isinstance(stored, dict) and "device" not in stored:
+        stored = {**stored, "device": "cpu"}  # written before `device` existed: every such run ran on the CPU
     try:
         return RunConfig.model_validate(stored).model_dump(mode="json")
     except ValidationError:
