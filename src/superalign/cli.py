@@ -94,13 +94,14 @@ def run(
     rounds: Optional[int] = typer.Option(None, "--rounds", help="Override the config's number of rounds."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed or finished run in --out."),
     critic_kind: Optional[str] = typer.Option(None, "--critic", help=f"Critic that judges every round (default: the config's critic.kind, {CRITIC_DEFAULT})."),
+    device: Optional[str] = typer.Option(None, "--device", help="Where local models run: auto (cuda when torch sees a GPU) | cpu | cuda; default: the config's `device`."),
 ) -> None:
     """Run the loop: round 0 evaluates the base learner, each further round attacks, judges and trains."""
     from superalign.config import load_config
     from superalign.loop import run_loop
     from superalign.store.report import format_table
 
-    cfg = _with_critic(load_config(config, rounds=rounds), critic_kind)
+    cfg = _with_critic(load_config(config, rounds=rounds, device=device), critic_kind)
     rows = run_loop(cfg, out, resume=resume, log=_echo, source=config)
     typer.echo(format_table(rows))
     typer.echo(f"report: {(out / 'report.html').resolve()}")
@@ -115,14 +116,16 @@ def generate(
     temperature: float = typer.Option(0.0, help="0 = greedy."),
     top_k: int = typer.Option(50), seed: int = typer.Option(0), batch_size: int = typer.Option(32),
     system: Optional[str] = typer.Option(None, help="Optional system prompt for every row."),
+    device: str = typer.Option("auto", "--device", help="Where local models run: auto (cuda when torch sees a GPU) | cpu | cuda."),
 ) -> None:
     """Each row with `prompt` gets `response`."""
     from superalign.backends import Sampling, load_backend
+    from superalign.device import set_device
     from superalign.records import user_chat
     from superalign.store.jsonl import read_jsonl, write_jsonl
 
     rows = read_jsonl(inp, required=["prompt"], types={"prompt": (str,)})
-    backend = load_backend(model, batch_size=batch_size)
+    backend = load_backend(model, batch_size=batch_size, device=set_device(device))
     texts = backend.generate([user_chat(str(r["prompt"]), system) for r in rows],
                              Sampling(max_new_tokens, temperature, top_k, seed))
     write_jsonl(out, [{**r, "response": t, "model": backend.name} for r, t in zip(rows, texts)])
@@ -138,10 +141,14 @@ def judge(
     profile: str = typer.Option("default", "--profile", help="Value profile in the constitution, e.g. strict-child-safety."),
     abstain_below: float = typer.Option(0.0, "--abstain-below", help="Abstain (unsafe=null) below this confidence."),
     judge_model: str = typer.Option("embedded", "--judge-model", help="llm-judge backend: embedded | HF dir | openai:<model>@<url>."),
+    device: str = typer.Option("auto", "--device", help="Where local models run: auto (cuda when torch sees a GPU) | cpu | cuda (the llm-judge's local model)."),
 ) -> None:
     """Each row with `prompt` and `response` gets the Verdict fields (with explanation, rubric item, evidence)."""
     from pydantic import ValidationError
 
+    from superalign.device import set_device
+
+    set_device(device)  # the llm-judge's --judge-model loads there
     from superalign.config import CriticConfig
     from superalign.critic import JudgeItem, build_critic
     from superalign.critic import judge as judge_items
@@ -173,6 +180,7 @@ def evaluate(
     competence_items: Optional[int] = typer.Option(None, min=0, help="MC items for competence (0 = skip)."),
     critic_kind: Optional[str] = typer.Option(None, "--critic", help=f"Critic that judges the answers (default: the config's, {CRITIC_DEFAULT})."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most N prompts (harmful and benign alike, in order) and N MC items: a quick look, not a measurement."),
+    device: Optional[str] = typer.Option(None, "--device", help="Where local models run: auto (cuda when torch sees a GPU) | cpu | cuda; default: the config's `device`."),
 ) -> None:
     """Held-out ASR, over-refusal and competence of one model."""
     import json
@@ -185,7 +193,10 @@ def evaluate(
     from superalign.records import Query, Response, stable_id, user_chat
     from superalign.store.jsonl import atomic_write_text, read_jsonl, write_jsonl
 
-    cfg = _with_critic(load_config(config), critic_kind)
+    from superalign.device import set_device
+
+    cfg = _with_critic(load_config(config, device=device), critic_kind)
+    set_device(cfg.device)  # an llm-judge critic's model goes there too
     plan = make_plan(cfg)
     if prompts is not None:
         rows = read_jsonl(prompts, required=["prompt", "harmful"], types={"prompt": (str,), "harmful": (bool,)})
@@ -197,7 +208,7 @@ def evaluate(
         harm, ben = [q for q in qs if q.harmful], [q for q in qs if not q.harmful]
         n_h = min(len(harm), max(limit - min(len(ben), limit // 2), 0))
         qs = harm[:n_h] + ben[:limit - n_h]
-    backend = load_backend(model, batch_size=cfg.batch_size)
+    backend = load_backend(model, batch_size=cfg.batch_size, device=cfg.device)
     _echo(f"generating {len(qs)} answers with {backend.name}")
     texts = backend.generate([user_chat(q.text) for q in qs], eval_sampling(cfg.max_new_tokens))
     resp = [Response(stable_id("eval", q.id), q.id, t, backend.name) for q, t in zip(qs, texts)]
@@ -314,10 +325,14 @@ def attack(
     self_improve: int = typer.Option(0, "--self-improve", min=0, help="Then R rounds of attacker self-improvement (MART) against the same fixed learner, each 2 x budget queries (docs/attacker.md)."),
     self_improve_budget: Optional[int] = typer.Option(None, "--self-improve-budget", min=1, help="Learner queries of each self-improvement training search (default: --budget); more queries, more successes to learn from."),
     self_improve_method: str = typer.Option("sft", "--self-improve-method", help="How the attacker learns from a round: sft (its successful requests, as MART) | dpo (success > failure pairs per objective)."),
+    device: str = typer.Option("auto", "--device", help="Where local models run: auto (cuda when torch sees a GPU) | cpu | cuda (learner and attacker model)."),
 ) -> None:
     """Adaptive attacker vs static seeds at the same budget and judge (docs/attacker.md)."""
     import json
 
+    from superalign.device import set_device
+
+    set_device(device)
     from pydantic import ValidationError
 
     from superalign.attacker.campaign import run_attack

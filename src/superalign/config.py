@@ -82,6 +82,8 @@ class TrainConfig(_Frozen):
     competence_replay: int = Field(0, ge=0, description="Competence SFT examples (MC questions, held-out excluded) mixed in per round.")
     replay_weight: float = Field(0.1, ge=0, description="Weight of the replay NLL; at 1.0 it cancelled the safety update (measured).")
     max_steps: int = Field(0, ge=0, description="Stop after this many optimiser steps (0 = no cap).")
+    engine: Literal["native", "trl"] = Field("native", description="Who runs the DPO update: native = learner/dpo.py (reference cached per round, each prompt once); trl = TRL's DPOTrainer (precompute_ref_log_probs, peft LoRA, accelerate: DDP / FSDP / DeepSpeed through `accelerate launch`) with the project's loss, NLL and replay terms in a small subclass (learner/trl_engine.py, docs/training.md).")
+    gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass (less memory, ~30 % more compute): for long sequences or large models on a GPU.")
     share_prompt: bool = Field(True, description="Run each pair's prompt once for chosen and rejected (a 4D attention mask; same losses, ~1.4x faster steps here). Turn off for attention kernels without 4D masks (flash-attention 2).")
 
 
@@ -101,7 +103,8 @@ class RunConfig(_Frozen):
     learner: str = Field("embedded", description="embedded | HF model dir | openai:<model>@<url> | scripted | tiny")
     max_new_tokens: int = Field(64, ge=1, description="Tokens per learner answer (training samples and evaluation).")
     batch_size: int = Field(32, ge=1, description="Generation / scoring batch size.")
-    dtype: Literal["float32", "bfloat16"] = Field("float32", description="Learner weights' dtype (fp32 measured faster on 2-core CPUs).")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where local models run: auto = cuda when torch sees a GPU, else cpu; a run stores the device it resolved to (a CPU run is not resumed on a GPU unasked). `--device` overrides it.")
+    dtype: Literal["auto", "float32", "bfloat16"] = Field("auto", description="Learner weights' dtype: auto = bfloat16 on cuda, float32 on cpu (fp32 measured faster on 2-core CPUs).")
     executor: Literal["local", "ray"] = Field("local", description="Where generation and scoring run: in this process, or sharded over Ray actors (same records).")
     ray_actors: int = Field(2, ge=1, description="executor: ray — actors, each holding the learner (one torch thread each).")
     ray_address: str | None = Field(None, description="executor: ray — None starts a local Ray; 'auto' or ray://host:port joins a cluster.")

@@ -53,9 +53,10 @@ class _Learner:
             from superalign.backends.sharded import RayWorkers, ShardedBackend
 
             workers = RayWorkers(self._spec(round), self.cfg.ray_actors, self.cfg.batch_size, self.cfg.dtype,
-                                 address=self.cfg.ray_address, num_cpus=self.cfg.ray_actors)
+                                 address=self.cfg.ray_address, num_cpus=self.cfg.ray_actors, device=self.cfg.device)
             return ShardedBackend(workers, name)
-        backend = load_backend(self._spec(round), batch_size=self.cfg.batch_size, dtype=self.cfg.dtype)
+        backend = load_backend(self._spec(round), batch_size=self.cfg.batch_size, dtype=self.cfg.dtype,
+                               device=self.cfg.device)
         backend.name = name
         return backend
 
@@ -87,14 +88,34 @@ def run_loop(cfg: RunConfig, out: Path, resume: bool = False, log: Log = print,
              source: str | Path | None = None) -> list[dict]:
     """Run (or resume) `cfg.rounds` rounds into `out`; returns the per-round metrics. `source`: the YAML
     `cfg` came from (its lines are named in config errors). A finished run resumed with more rounds goes on."""
+    from superalign.device import use_device
+    from superalign.preflight import check_run
+
+    check_run(cfg, source)  # every name, file and server, before the run directory or its store exists
+    cfg = resolved_config(cfg)  # device and dtype as this machine runs them: stored, and compared on resume
+    with use_device(cfg.device):  # every model the run loads (attacker, judge models too) goes there
+        return _run_loop(cfg, out, resume, log)
+
+
+def resolved_config(cfg: RunConfig) -> RunConfig:
+    """`cfg` with `device` and `dtype` resolved for this machine (auto -> cpu / cuda, float32 / bfloat16)."""
+    from superalign.device import resolve_device, resolve_dtype
+
+    if cfg.learner == "scripted" or cfg.learner.startswith("openai:"):
+        device = "cpu" if cfg.device == "auto" else resolve_device(cfg.device)  # no local weights to place
+    else:
+        device = resolve_device(cfg.device)
+    return cfg.model_copy(update={"device": device, "dtype": resolve_dtype(cfg.dtype, device)})
+
+
+def _run_loop(cfg: RunConfig, out: Path, resume: bool, log: Log) -> list[dict]:
     from superalign.critic import build_critic
     from superalign.oversight.in_loop import promote_step
     from superalign.plan import make_plan
-    from superalign.preflight import check_resume, check_run
+    from superalign.preflight import check_resume
     from superalign.store.jsonl import make_out_dir
     from superalign.store.runstore import RunStore
 
-    check_run(cfg, source)  # every name, file and server, before the run directory or its store exists
     make_out_dir(out)
     db = out / "run.sqlite"
     if db.exists() and not resume:

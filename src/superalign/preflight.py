@@ -64,6 +64,26 @@ def _problems(cfg: RunConfig) -> Iterator[tuple[Loc, str]]:
     yield from _refused(("data", "heldout_source"), _check_heldout_source, cfg.data.heldout_source)
     if cfg.executor == "ray" and importlib.util.find_spec("ray") is None:
         yield ("executor",), "needs Ray: pip install 'superalign[ray]' (or executor: local)"
+    yield from _device_problems(cfg)
+    yield from _engine_problems(cfg)
+
+
+def _device_problems(cfg: RunConfig) -> Iterator[tuple[Loc, str]]:
+    from superalign.device import resolve_device
+
+    if cfg.device != "cuda" or cfg.learner == "scripted" or cfg.learner.startswith("openai:"):
+        return  # auto and cpu always resolve (no torch import here); no local weights: the device does not matter
+    yield from _refused(("device",), resolve_device, cfg.device)
+
+
+def _engine_problems(cfg: RunConfig) -> Iterator[tuple[Loc, str]]:
+    if cfg.train.engine != "trl":
+        return
+    from superalign.learner.trl_engine import engine_problem
+
+    why = engine_problem(cfg.train)
+    if why:
+        yield ("train", "engine"), why
 
 
 def _refused(loc: Loc, check: Any, value: Any) -> Iterator[tuple[Loc, str]]:
@@ -143,6 +163,8 @@ def _normalised(stored: dict[str, Any]) -> Any:
     """The stored config with today's defaults filled in (a key added since is not a change)."""
     from pydantic import ValidationError
 
+    if isinstance(stored, dict) and "device" not in stored:
+        stored = {**stored, "device": "cpu"}  # written before `device` existed: every such run ran on the CPU
     try:
         return RunConfig.model_validate(stored).model_dump(mode="json")
     except ValidationError:

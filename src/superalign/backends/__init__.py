@@ -15,8 +15,12 @@ from superalign.errors import BackendUnavailable
 __all__ = ["Backend", "Sampling", "check_backend_spec", "load_backend"]
 
 
-def load_backend(spec: str, batch_size: int = 32, name: str | None = None, dtype: str = "float32") -> Any:
-    """A Backend for `spec`; raises BackendUnavailable with the fix when it cannot be loaded."""
+def load_backend(spec: str, batch_size: int = 32, name: str | None = None, dtype: str = "auto",
+                 device: str | None = None) -> Any:
+    """A Backend for `spec`; raises BackendUnavailable with the fix when it cannot be loaded.
+
+    `device` (auto | cpu | cuda) places a local model; None = the current default (`superalign.device.use_device`,
+    "cpu" unless a command or the loop set another). `dtype` "auto" = bfloat16 on cuda, float32 on cpu."""
     from superalign.backends.scripted import STATE_FILE, ScriptedBackend
 
     if spec == "scripted":
@@ -27,21 +31,26 @@ def load_backend(spec: str, batch_size: int = 32, name: str | None = None, dtype
         model, url = parse_openai_spec(spec)
         return OpenAICompatBackend(model, url)
     from superalign.backends.hf import HFBackend
+    from superalign.device import current_device, resolve_device, resolve_dtype
 
+    device = current_device() if device is None else resolve_device(device)
+    dtype = resolve_dtype(dtype, device)
     if spec == "embedded":
         from superalign.backends.embedded import embedded_model_dir
 
-        return HFBackend.from_dir(embedded_model_dir(), name=name or "embedded", batch_size=batch_size, dtype=dtype)
+        return HFBackend.from_dir(embedded_model_dir(), name=name or "embedded", batch_size=batch_size, dtype=dtype,
+                                   device=device)
     if spec == "tiny":
         from superalign.backends.embedded import tiny_model_dir
 
-        return HFBackend.from_dir(tiny_model_dir(), name=name or "tiny", batch_size=batch_size, dtype=dtype)
+        return HFBackend.from_dir(tiny_model_dir(), name=name or "tiny", batch_size=batch_size, dtype=dtype,
+                                   device=device)
     p = Path(spec).expanduser()
     if (p / STATE_FILE).is_file():
         return ScriptedBackend.load(p)
     if not p.exists():
         raise _not_found(spec)
-    return HFBackend.from_dir(p, name=name, batch_size=batch_size, dtype=dtype)
+    return HFBackend.from_dir(p, name=name, batch_size=batch_size, dtype=dtype, device=device)
 
 
 NAMED_SPECS = ("embedded", "tiny", "scripted")

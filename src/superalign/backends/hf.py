@@ -61,9 +61,12 @@ class HFBackend:
         self.stop_ids = self._stop_ids()
 
     @classmethod
-    def from_dir(cls, path: str | Path, name: str | None = None, dtype: str = "float32", **kw: Any) -> "HFBackend":
-        """Load a saved model. dtype float32 is the default: on the 2-core AVX-512 machines we measured,
-        a bf16 forward was ~1.5x slower than fp32 (1.93 s vs 1.29 s for 16x64 tokens); bf16 halves memory."""
+    def from_dir(cls, path: str | Path, name: str | None = None, dtype: str = "float32", device: str = "cpu",
+                 **kw: Any) -> "HFBackend":
+        """Load a saved model onto `device` ("cpu" or "cuda"). dtype float32 is the CPU default: on the 2-core
+        AVX-512 machines we measured, a bf16 forward was ~1.5x slower than fp32 (1.93 s vs 1.29 s for 16x64
+        tokens); bf16 halves memory and is what `dtype: auto` picks on CUDA. On CUDA the model is loaded with
+        SDPA attention (PyTorch's fused kernels: flash / memory-efficient); on CPU it loads exactly as before."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -78,15 +81,23 @@ class HFBackend:
         hf_logging.disable_progress_bar()  # our own progress lines say what is loading
         try:
             tok = AutoTokenizer.from_pretrained(p)
-            model = AutoModelForCausalLM.from_pretrained(p, dtype=getattr(torch, dtype))
+            extra = {"attn_implementation": "sdpa"} if device != "cpu" else {}
+            model = AutoModelForCausalLM.from_pretrained(p, dtype=getattr(torch, dtype), **extra)
         except (OSError, ValueError, KeyError, TypeError) as exc:  # config.json present, weights/tokenizer not
             first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
             raise BackendUnavailable(
                 f"{p}: has a config.json but does not load as a causal LM with its tokenizer ({first}). "
                 "Point at a complete save_pretrained directory (config, weights, tokenizer)."
             ) from None
+        if device != "cpu":
+            model.to(device)
         model.eval()
         return cls(model, tok, name or p.name, **kw)
+
+    @property
+    def device(self) -> Any:
+        """The torch device of the model's weights (inputs are built there)."""
+        return next(self.model.parameters()).device
 
     def _stop_ids(self) -> list[int]:
         ids = {self.tokenizer.eos_token_id}
@@ -132,11 +143,14 @@ class HFBackend:
         decoder = self.fast_decoder() if len(prompts) * params.max_new_tokens >= self.fast_decode_min_tokens else None
         out: list[list[int]] = [[] for _ in prompts]
         try:
-            for idx in _length_sorted([len(p) for p in prompts], self.batch_size):
-                tick("generate")
-                seeds = [row_seed(params.seed, params.seed_offset + i) for i in idx]
-                for i, toks in zip(idx, self.decode_batch([prompts[i] for i in idx], params, seeds, decoder)):
-                    out[i] = toks
+            if self.device.type == "cpu":  # the CPU path, as it always ran
+                for idx in _length_sorted([len(p) for p in prompts], self.batch_size):
+                    tick("generate")
+                    seeds = [row_seed(params.seed, params.seed_offset + i) for i in idx]
+                    for i, toks in zip(idx, self.decode_batch([prompts[i] for i in idx], params, seeds, decoder)):
+                        out[i] = toks
+            else:
+                self._generate_backing_off(prompts, params, decoder, out)
         finally:
             if decoder is not None:  # its packed weights (~270 MB bf16 for SmolLM2) go back to the OS now
                 from superalign.backends.fast_decode import release_freed_memory
@@ -144,6 +158,27 @@ class HFBackend:
                 del decoder
                 release_freed_memory()
         return out
+
+    def _generate_backing_off(self, prompts: Sequence[list[int]], params: Sampling, decoder: Any,
+                              out: list[list[int]]) -> None:
+        """The batches of `generate_ids` on an accelerator: a batch that runs out of memory is retried in halves
+        (one log line each time) and `batch_size` stays lowered for later calls. Rows sample with their own seeds,
+        so a smaller batch changes no row's draws (only the padding around it)."""
+        from superalign.device import backoff_batches
+
+        todo = _length_sorted([len(p) for p in prompts], len(prompts) or 1)[0] if prompts else []
+        while todo:
+            def run(b: int) -> list[int]:
+                tick("generate")
+                idx = todo[:b]
+                seeds = [row_seed(params.seed, params.seed_offset + i) for i in idx]
+                for i, toks in zip(idx, self.decode_batch([prompts[i] for i in idx], params, seeds, decoder)):
+                    out[i] = toks
+                return idx
+
+            done, self.batch_size = backoff_batches(
+                run, self.batch_size, "generation", hint="lower batch_size or max_new_tokens, or use dtype: bfloat16")
+            todo = todo[len(done):]
 
     def fast_decoder(self) -> Any:
         """A FastLlamaDecoder for the model as it is now, or None (fast decoding off, or a model it does not
@@ -180,11 +215,12 @@ class HFBackend:
 
         pad = self.tokenizer.pad_token_id
         width = max(len(p) for p in prompts)
-        input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+        dev = self.device
+        input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=dev)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=dev)
         seeds = list(seeds) if seeds is not None else [row_seed(params.seed, i) for i in range(len(prompts))]
         gens = [torch.Generator().manual_seed(s) for s in seeds]
-        stop = torch.tensor(self.stop_ids)
+        stop = torch.tensor(self.stop_ids, device=dev)
         new_tokens: list[list[int]] = [[] for _ in prompts]
         rows = list(range(len(prompts)))  # original index of each row still in the batch
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
@@ -204,9 +240,10 @@ class HFBackend:
                     past, logits = out.past_key_values, out.logits[:, -1, :]
                 nxt = self._pick(logits.float(), params, gens)
                 finished = torch.isin(nxt, stop)
+                done_rows, picked = finished.tolist(), nxt.tolist()  # one device-to-host copy each
                 for j, i in enumerate(rows):
-                    if not bool(finished[j]):
-                        new_tokens[i].append(int(nxt[j]))
+                    if not done_rows[j]:
+                        new_tokens[i].append(picked[j])
                 if bool(finished.all()):
                     break
                 if bool(finished.any()):  # drop finished rows: later steps compute only the live ones
@@ -216,7 +253,7 @@ class HFBackend:
                     gens = [gens[j] for j in keep.tolist()]
                     nxt, mask, positions = nxt[keep], mask[keep], positions[keep]
                 step_ids = nxt[:, None]
-                mask = torch.cat([mask, torch.ones(len(rows), 1, dtype=mask.dtype)], dim=1)
+                mask = torch.cat([mask, torch.ones(len(rows), 1, dtype=mask.dtype, device=dev)], dim=1)
                 positions = positions[:, -1:] + 1
         return new_tokens
 
@@ -242,8 +279,11 @@ class HFBackend:
         probs = torch.softmax(top / params.temperature, dim=-1)
         # One draw per row from the row's own generator: ~5 us per row on k probabilities, and the row's
         # text no longer depends on its batch neighbours (sharding-invariant sampling).
-        choice = torch.stack([torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(gens)])
-        return idx.gather(-1, choice).squeeze(-1)
+        # The generators live on the CPU (the same draws on every device): on an accelerator the k probabilities
+        # per row come to the host once per step.
+        host = probs if probs.device.type == "cpu" else probs.float().cpu()
+        choice = torch.stack([torch.multinomial(host[i], 1, generator=g) for i, g in enumerate(gens)])
+        return idx.gather(-1, choice.to(idx.device)).squeeze(-1)
 
     # ---- scoring --------------------------------------------------------------------------------
     def logprobs(self, chats: Sequence[Chat], continuations: Sequence[str]) -> list[float]:
@@ -254,7 +294,26 @@ class HFBackend:
         pairs = [(self.encode(p), self.encode(c)) for p, c in zip(prefixes, continuations, strict=True)]
         return self.logprobs_ids(pairs)
 
+    def _backing_off(self, fn: Any, what: str) -> Any:
+        """fn() on the CPU; on an accelerator, retried with `batch_size` halved after each out-of-memory error
+        (one log line each; the lowered size is kept for later calls)."""
+        if self.device.type == "cpu":
+            return fn()
+        from superalign.device import backoff_batches
+
+        def attempt(b: int) -> Any:
+            self.batch_size = b
+            return fn()
+
+        result, self.batch_size = backoff_batches(attempt, self.batch_size, what,
+                                                  hint="lower batch_size, or use dtype: bfloat16")
+        return result
+
     def score_options(self, prefixes: Sequence[str], options: Sequence[Sequence[str]]) -> list[list[float]]:
+        """Sum log P(option | prefix) for every option of every prefix (batches back off on CUDA OOM)."""
+        return self._backing_off(lambda: self._score_options(prefixes, options), "scoring")
+
+    def _score_options(self, prefixes: Sequence[str], options: Sequence[Sequence[str]]) -> list[list[float]]:
         """Sum log P(option | prefix) for every option of every prefix; each prefix is run once.
 
         The prefix batch fills a KV cache that is repeated once per option, so a 4-option question
@@ -270,12 +329,13 @@ class HFBackend:
         out: list[list[float]] = [[0.0] * len(os) for os in options]
         pad = self.tokenizer.pad_token_id
         bs = max(1, self.batch_size // 2)
+        dev = self.device
         common = shared_prefix_len(pre) if len(pre) > 1 else 0
         common = common if common >= SHARED_PREFIX_MIN else 0
         with torch.inference_mode():
             shared = None
             if common:  # the shared tokens' keys / values, copied into every batch's cache below
-                shared = self.model(input_ids=torch.tensor([pre[0][:common]]), use_cache=True,
+                shared = self.model(input_ids=torch.tensor([pre[0][:common]], device=dev), use_cache=True,
                                     logits_to_keep=1).past_key_values
             # Group by prefix length AND longest option: one long option pads every row of its batch.
             cost = [len(p) + 4 * max(len(o) for o in os) for p, os in zip(pre, opts)]
@@ -283,9 +343,10 @@ class HFBackend:
                 tick("score")
                 rest = {i: pre[i][common:] for i in idx}
                 width = max(len(rest[i]) for i in idx)
-                ids = torch.tensor([[pad] * (width - len(rest[i])) + rest[i] for i in idx])
+                ids = torch.tensor([[pad] * (width - len(rest[i])) + rest[i] for i in idx], device=dev)
                 # the mask covers the shared tokens too: [shared | left padding | own tokens]
-                pmask = torch.tensor([[1] * common + [0] * (width - len(rest[i])) + [1] * len(rest[i]) for i in idx])
+                pmask = torch.tensor([[1] * common + [0] * (width - len(rest[i])) + [1] * len(rest[i]) for i in idx],
+                                     device=dev)
                 pos = (pmask.cumsum(-1) - 1).clamp(min=0)[:, common:]
                 n_opt = {len(opts[i]) for i in idx}
                 if len(n_opt) != 1:  # ragged option counts in this batch: score full sequences instead
@@ -299,15 +360,16 @@ class HFBackend:
                 first = self.model(input_ids=ids, attention_mask=pmask, position_ids=pos, past_key_values=cache,
                                    use_cache=True, logits_to_keep=1)
                 rows = [(i, j) for i in idx for j in range(len(opts[i]))]
-                reps = torch.tensor([len(opts[i]) for i in idx])
+                reps = torch.tensor([len(opts[i]) for i in idx], device=dev)
                 cache = first.past_key_values
                 cache.batch_repeat_interleave(int(reps[0]))
                 last = torch.log_softmax(first.logits[:, -1].float(), -1).repeat_interleave(reps, dim=0)
                 owidth = max(len(opts[i][j]) for i, j in rows)
-                oids = torch.tensor([opts[i][j] + [pad] * (owidth - len(opts[i][j])) for i, j in rows])
-                omask = torch.tensor([[1] * len(opts[i][j]) + [0] * (owidth - len(opts[i][j])) for i, j in rows])
+                oids = torch.tensor([opts[i][j] + [pad] * (owidth - len(opts[i][j])) for i, j in rows], device=dev)
+                omask = torch.tensor([[1] * len(opts[i][j]) + [0] * (owidth - len(opts[i][j])) for i, j in rows],
+                                     device=dev)
                 mask = torch.cat([pmask.repeat_interleave(reps, dim=0), omask], dim=1)
-                opos = pos[:, -1:].repeat_interleave(reps, dim=0) + torch.arange(1, owidth + 1)
+                opos = pos[:, -1:].repeat_interleave(reps, dim=0) + torch.arange(1, owidth + 1, device=dev)
                 logits = self.model(input_ids=oids, attention_mask=mask, position_ids=opos,
                                     past_key_values=cache, use_cache=True).logits.float()
                 lp = torch.log_softmax(logits, -1)
@@ -320,9 +382,14 @@ class HFBackend:
         return out
 
     def logprobs_ids(self, pairs: Sequence[tuple[list[int], list[int]]]) -> list[float]:
-        """Batched, length-sorted, right-padded scoring of (prefix ids, continuation ids)."""
+        """Batched, length-sorted, right-padded scoring of (prefix ids, continuation ids) (batches back off on
+        CUDA OOM)."""
+        return self._backing_off(lambda: self._logprobs_ids(pairs), "scoring")
+
+    def _logprobs_ids(self, pairs: Sequence[tuple[list[int], list[int]]]) -> list[float]:
         import torch
 
+        dev = self.device
         seqs = [(p + c)[-self.max_context :] for p, c in pairs]
         n_cont = [min(len(c), len(s) - 1) for (_, c), s in zip(pairs, seqs)]
         out = [0.0] * len(seqs)
@@ -331,8 +398,8 @@ class HFBackend:
             for idx in _length_sorted([len(s) for s in seqs], self.batch_size):
                 tick("score")
                 width = max(len(seqs[i]) for i in idx)
-                ids = torch.tensor([seqs[i] + [pad] * (width - len(seqs[i])) for i in idx])
-                mask = torch.tensor([[1] * len(seqs[i]) + [0] * (width - len(seqs[i])) for i in idx])
+                ids = torch.tensor([seqs[i] + [pad] * (width - len(seqs[i])) for i in idx], device=dev)
+                mask = torch.tensor([[1] * len(seqs[i]) + [0] * (width - len(seqs[i])) for i in idx], device=dev)
                 logits = self.model(input_ids=ids, attention_mask=mask).logits
                 for row, i in enumerate(idx):
                     L, k = len(seqs[i]), n_cont[i]

@@ -97,7 +97,8 @@ class RayWorkers:
     """
 
     def __init__(self, spec: str, actors: int, batch_size: int = 32, dtype: str = "float32",
-                 address: str | None = None, num_cpus: int | None = None, threads_per_actor: int = 1):
+                 address: str | None = None, num_cpus: int | None = None, threads_per_actor: int = 1,
+                 device: str = "cpu"):
         try:
             import ray
         except ImportError:
@@ -105,9 +106,10 @@ class RayWorkers:
         if not ray.is_initialized():
             kw: dict[str, Any] = {"address": address} if address else {"num_cpus": num_cpus}
             ray.init(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True, **kw)
-        actor_cls = ray.remote(num_cpus=threads_per_actor)(_BackendActor)
+        gpus = 1 if device == "cuda" else 0  # one GPU per actor: each holds the learner
+        actor_cls = ray.remote(num_cpus=threads_per_actor, num_gpus=gpus)(_BackendActor)
         self.ray = ray
-        self.actors = [actor_cls.remote(spec, batch_size, dtype, threads_per_actor) for _ in range(actors)]
+        self.actors = [actor_cls.remote(spec, batch_size, dtype, threads_per_actor, device) for _ in range(actors)]
         self.size = len(self.actors)
         ray.get([a.ready.remote() for a in self.actors])  # load errors surface here, not mid-round
 
@@ -126,13 +128,13 @@ class RayWorkers:
 class _BackendActor:
     """The body of one Ray actor: a backend loaded once, answering method calls."""
 
-    def __init__(self, spec: str, batch_size: int, dtype: str, threads: int):
+    def __init__(self, spec: str, batch_size: int, dtype: str, threads: int, device: str = "cpu"):
         import torch
 
         from superalign.backends import load_backend
 
         torch.set_num_threads(max(1, threads))
-        self.backend = load_backend(spec, batch_size=batch_size, dtype=dtype)
+        self.backend = load_backend(spec, batch_size=batch_size, dtype=dtype, device=device)
 
     def ready(self) -> str:
         return self.backend.name

@@ -20,6 +20,8 @@ from superalign.learner.losses import dpo_loss, preference_loss, response_nll  #
 from superalign.records import Chat, Pair
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+_OOM_HINT = ("lower train.micro_batch or train.max_len, set train.gradient_checkpointing: true, "
+             "or use dtype: bfloat16")
 
 
 @dataclass
@@ -60,20 +62,21 @@ def sequence_logps(model: Any, examples: Sequence[tuple[list[int], int]], pad_id
     """
     import torch
 
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    dev = next(base.parameters()).device
     width = max(len(ids) for ids, _ in examples)
-    ids = torch.tensor([e + [pad_id] * (width - len(e)) for e, _ in examples])
-    attn = torch.tensor([[1] * len(e) + [0] * (width - len(e)) for e, _ in examples])
+    ids = torch.tensor([e + [pad_id] * (width - len(e)) for e, _ in examples], device=dev)
+    attn = torch.tensor([[1] * len(e) + [0] * (width - len(e)) for e, _ in examples], device=dev)
     mask = torch.zeros_like(ids, dtype=torch.bool)
     for i, (e, n_prompt) in enumerate(examples):
         mask[i, n_prompt : len(e)] = True
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
     full = bool(attn.all())  # no padding: no mask tensor, so SDPA takes its plain causal path
     hidden = base.model(input_ids=ids, attention_mask=None if full else attn, use_cache=False).last_hidden_state[:, :-1]
     m = mask[:, 1:]
     logits = base.lm_head(hidden[m]).float()
     lp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:][m][:, None]).squeeze(-1)
-    rows = torch.arange(len(examples))[:, None].expand_as(m)[m]
-    total = torch.zeros(len(examples), dtype=lp.dtype).index_add(0, rows, lp)
+    rows = torch.arange(len(examples), device=dev)[:, None].expand_as(m)[m]
+    total = torch.zeros(len(examples), dtype=lp.dtype, device=dev).index_add(0, rows, lp)
     return total, m.sum(-1)
 
 
@@ -105,10 +108,11 @@ def pair_logps_shared(model: Any, chosen: Sequence[tuple[list[int], int]], rejec
         src += [(i, n - 1 + j) for j in range(lc)] + [(i, n - 1 if j == 0 else n + lc + j - 1) for j in range(lr)]
         tgt += c_ids[n:] + r_ids[n:]
         owner += [i] * lc + [k + i] * lr
+    dev = next(base.parameters()).device
     width = max(len(r) for r in rows)
-    ids = torch.tensor([r + [pad_id] * (width - len(r)) for r in rows])
-    position_ids = torch.tensor([p + list(range(len(p), len(p) + width - len(p))) for p in pos])
-    q = torch.arange(width)
+    ids = torch.tensor([r + [pad_id] * (width - len(r)) for r in rows], device=dev)
+    position_ids = torch.tensor([p + list(range(len(p), len(p) + width - len(p))) for p in pos], device=dev)
+    q = torch.arange(width, device=dev)
     causal = q[None, :] <= q[:, None]  # [query, key]
     mask = causal[None].repeat(len(rows), 1, 1)
     for i, ((c_ids, n), _) in enumerate(zip(chosen, rejected)):
@@ -116,14 +120,14 @@ def pair_logps_shared(model: Any, chosen: Sequence[tuple[list[int], int]], rejec
         mask[i, end_c:, n:end_c] = False  # rejected (and padding) queries do not see the chosen response
     # an additive float mask: eager attention adds it to the scores, SDPA accepts it as well
     dtype = next(base.parameters()).dtype
-    bias = torch.zeros(mask.shape, dtype=dtype).masked_fill_(~mask, torch.finfo(dtype).min)
+    bias = torch.zeros(mask.shape, dtype=dtype, device=dev).masked_fill_(~mask, torch.finfo(dtype).min)
     hidden = base.model(input_ids=ids, attention_mask=bias[:, None], position_ids=position_ids,
                         use_cache=False).last_hidden_state
-    at = torch.tensor(src)
+    at = torch.tensor(src, device=dev)
     logits = base.lm_head(hidden[at[:, 0], at[:, 1]]).float()
-    lp = torch.log_softmax(logits, dim=-1).gather(-1, torch.tensor(tgt)[:, None]).squeeze(-1)
-    who = torch.tensor(owner)
-    total = torch.zeros(2 * k, dtype=lp.dtype).index_add(0, who, lp)
+    lp = torch.log_softmax(logits, dim=-1).gather(-1, torch.tensor(tgt, device=dev)[:, None]).squeeze(-1)
+    who = torch.tensor(owner, device=dev)
+    total = torch.zeros(2 * k, dtype=lp.dtype, device=dev).index_add(0, who, lp)
     return total, torch.bincount(who, minlength=2 * k)
 
 
@@ -150,8 +154,24 @@ def make_trainable(model: Any, cfg: TrainConfig) -> Any:
     return model
 
 
+def enable_checkpointing(model: Any, cfg: TrainConfig) -> None:
+    """Gradient checkpointing (cfg.gradient_checkpointing): activations are recomputed in the backward pass,
+    non-reentrant (works with frozen base weights under LoRA without input-grad hooks)."""
+    if cfg.gradient_checkpointing:
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        kwargs = {"use_reentrant": False}
+        if hasattr(base, "activation_checkpointing_enable"):  # transformers >= 5.2x; the old name warns there
+            base.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
 def finish_trainable(backend: Any, model: Any) -> Any:
     """Merge LoRA weights (if any) and hand the trained model back to `backend` in eval mode."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if any(getattr(m, "gradient_checkpointing", False) is True for m in base.modules()):
+        disable = getattr(base, "activation_checkpointing_disable", None) or base.gradient_checkpointing_disable
+        disable()
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     model.eval()
@@ -178,7 +198,7 @@ def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
 
 def reference_logps(model: Any, enc: list, batches: list[list[int]], pad: int,
                     cache: dict[tuple[tuple[int, ...], int], float] | None = None,
-                    share_prompt: bool = True) -> dict[int, tuple[float, float]]:
+                    share_prompt: bool = True, width: int | None = None) -> dict[int, tuple[float, float]]:
     """Chosen / rejected log-probs under the model as it is now (the round's reference), computed once.
 
     `cache` maps an encoded sequence (ids, prompt length) to its reference log-prob; sequences already in
@@ -192,7 +212,8 @@ def reference_logps(model: Any, enc: list, batches: list[list[int]], pad: int,
     keys = [((tuple(c[0]), c[1]), (tuple(r[0]), r[1])) for c, r, _ in enc]
     todo = sorted((i for i, (kc, kr) in enumerate(keys) if kc not in memo or kr not in memo),
                   key=lambda i: len(enc[i][0][0]) + len(enc[i][1][0]))
-    width = max((len(b) for b in batches), default=1)  # pairs per forward, as in a training step
+    if width is None:
+        width = max((len(b) for b in batches), default=1)  # pairs per forward, as in a training step
     was_training = model.training
     model.eval()
     with torch.no_grad():
@@ -206,7 +227,7 @@ def reference_logps(model: Any, enc: list, batches: list[list[int]], pad: int,
 
 
 def _accumulate(model: Any, enc: list, ref: dict, batch: list[int], replay: list, cfg: TrainConfig,
-                pad: int) -> tuple[float, Any]:
+                pad: int, micro: int | None = None) -> tuple[float, Any]:
     """Backward the loss of one optimiser step in micro-batches (same gradient, a fraction of the memory).
 
     Returns (mean preference loss of the batch, implicit reward margins). Activations of 16 fp32 sequences
@@ -216,14 +237,15 @@ def _accumulate(model: Any, enc: list, ref: dict, batch: list[int], replay: list
 
     w_sum = float(sum(enc[i][2] for i in batch)) or 1e-6
     pref_total, margins = 0.0, []
-    for at in range(0, len(batch), cfg.micro_batch):
-        mb = batch[at : at + cfg.micro_batch]
+    micro = micro or cfg.micro_batch
+    for at in range(0, len(batch), micro):
+        mb = batch[at : at + micro]
         lp, n_tok = _pair_logps(model, [enc[i][0] for i in mb], [enc[i][1] for i in mb], pad, cfg.share_prompt)
         k = len(mb)
         pi_c, pi_r = lp[:k], lp[k:]
-        ref_c = torch.tensor([ref[i][0] for i in mb], dtype=lp.dtype)
-        ref_r = torch.tensor([ref[i][1] for i in mb], dtype=lp.dtype)
-        w = torch.tensor([enc[i][2] for i in mb], dtype=lp.dtype)
+        ref_c = torch.tensor([ref[i][0] for i in mb], dtype=lp.dtype, device=lp.device)
+        ref_r = torch.tensor([ref[i][1] for i in mb], dtype=lp.dtype, device=lp.device)
+        w = torch.tensor([enc[i][2] for i in mb], dtype=lp.dtype, device=lp.device)
         losses = preference_loss(cfg.loss_type, pi_c, pi_r, ref_c, ref_r, n_tok[:k], n_tok[k:], cfg.beta,
                                  cfg.label_smoothing)
         loss = (w * losses).sum() / w_sum
@@ -267,11 +289,23 @@ def train_dpo(backend: Any, pairs: Sequence[Pair], cfg: TrainConfig, seed: int =
         return backend.model, stats
     batches = length_batches([len(c[0]) + len(r[0]) for c, r, _ in enc], cfg.batch_size)
     model = make_trainable(backend.model, cfg)
+    enable_checkpointing(model, cfg)
+    from superalign.device import is_cuda_model
+
+    on_cpu = not is_cuda_model(model)  # the CPU path runs exactly as before; CUDA batches back off on OOM
     # Reference once per round, before the first update (LoRA: B = 0, so the wrapped model IS the reference).
     t_ref = time.time()
-    ref = reference_logps(model, enc, batches, pad, ref_cache, cfg.share_prompt)
+    if on_cpu:
+        ref = reference_logps(model, enc, batches, pad, ref_cache, cfg.share_prompt)
+    else:  # on an accelerator: fewer pairs per forward after an out-of-memory error (one log line each)
+        from superalign.device import backoff_batches
+
+        memo = {} if ref_cache is None else ref_cache
+        ref, _ = backoff_batches(lambda w: reference_logps(model, enc, batches, pad, memo, cfg.share_prompt, w),
+                                 max((len(b) for b in batches), default=1), "the reference pass", hint=_OOM_HINT)
     stats.reference_seconds = round(time.time() - t_ref, 3)
     params, opt, total = optimiser(model, cfg, len(batches))
+    micro = cfg.micro_batch
     sft_cycle = list(range(len(sft)))
     rng.shuffle(sft_cycle)
     n_sft = max(1, cfg.batch_size // 2) if sft else 0
@@ -283,7 +317,16 @@ def train_dpo(backend: Any, pairs: Sequence[Pair], cfg: TrainConfig, seed: int =
                 break
             opt.zero_grad(set_to_none=True)
             pick = [sft[sft_cycle[(stats.steps * n_sft + k) % len(sft)]] for k in range(n_sft)] if n_sft else []
-            batch_loss, margins = _accumulate(model, enc, ref, b, pick, cfg, pad)
+            if on_cpu:
+                batch_loss, margins = _accumulate(model, enc, ref, b, pick, cfg, pad)
+            else:  # a micro-batch that runs out of memory: the step is redone with half as many pairs per pass
+                from superalign.device import backoff_batches
+
+                def attempt(m: int, b: list[int] = b, pick: list = pick) -> tuple[float, Any]:
+                    opt.zero_grad(set_to_none=True)
+                    return _accumulate(model, enc, ref, b, pick, cfg, pad, micro=m)
+
+                (batch_loss, margins), micro = backoff_batches(attempt, micro, "a DPO step", hint=_OOM_HINT)
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             stats.steps += 1
