@@ -83,6 +83,7 @@ class TrainConfig(_Frozen):
     replay_weight: float = Field(0.1, ge=0, description="Weight of the replay NLL; at 1.0 it cancelled the safety update (measured).")
     max_steps: int = Field(0, ge=0, description="Stop after this many optimiser steps (0 = no cap).")
     engine: Literal["native", "trl"] = Field("native", description="Who runs the DPO update: native = learner/dpo.py (reference cached per round, each prompt once); trl = TRL's DPOTrainer (precompute_ref_log_probs, peft LoRA, accelerate: DDP / FSDP / DeepSpeed through `accelerate launch`) with the project's loss, NLL and replay terms in a small subclass (learner/trl_engine.py, docs/training.md).")
+    launcher: Optional[str] = Field(None, description="engine: trl — run each round's training as this command over `-m superalign.learner.trl_engine JOB` (e.g. `accelerate launch --config_file fsdp.yaml` for DDP / FSDP / DeepSpeed over this machine's GPUs); the driver waits and reads the checkpoint rank 0 writes. null = in the driver's process.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass (less memory, ~30 % more compute): for long sequences or large models on a GPU.")
     share_prompt: bool = Field(True, description="Run each pair's prompt once for chosen and rejected (a 4D attention mask; same losses, ~1.4x faster steps here). Turn off for attention kernels without 4D masks (flash-attention 2).")
 

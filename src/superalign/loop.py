@@ -268,16 +268,21 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
         tick("after-pairs")
     if not store.step_done(k, "train"):
         pairs = store.pairs(round=k, step="pairs")
-        model = learner.trainable(base)
-        log(f"round {k}: DPO from round-{base} on {len(pairs)} pairs + {cfg.train.competence_replay} replay examples")
-        with _progress("train") as bar:
-            def step_done(step: int, total: int, loss: float) -> None:
-                tick("train")
-                bar(step, total, loss)
+        replay = plan.replay[: cfg.train.competence_replay]
+        log(f"round {k}: DPO from round-{base} on {len(pairs)} pairs + {cfg.train.competence_replay} replay examples"
+            + (" (trl engine)" if cfg.train.engine == "trl" else ""))
+        if cfg.train.launcher and cfg.learner != "scripted":  # e.g. accelerate launch: the command trains and saves
+            stats = _launched_training(cfg, out, learner, base, pairs, replay, k, log)
+        else:
+            model = learner.trainable(base)
+            with _progress("train") as bar:
+                def step_done(step: int, total: int, loss: float) -> None:
+                    tick("train")
+                    bar(step, total, loss)
 
-            new, stats = update_learner(model, pairs, cfg.train, _seed(cfg, k, "train"),
-                                        replay=plan.replay[: cfg.train.competence_replay], progress=step_done)
-        save_checkpoint(new, out / "checkpoints" / f"round-{k}")
+                new, stats = update_learner(model, pairs, cfg.train, _seed(cfg, k, "train"), replay=replay,
+                                            progress=step_done)
+            save_checkpoint(new, out / "checkpoints" / f"round-{k}")
         tick("after-checkpoint")  # checkpoint written, step not yet committed
         learner.close()  # reload from the checkpoint: what we evaluate is what we shipped
         store.commit_step(k, "train", payload={
@@ -286,6 +291,24 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
             "pairs": len(pairs), "losses": stats.losses, "trained_from": base,
         })
         tick("after-train")
+
+
+def _launched_training(cfg: RunConfig, out: Path, learner: _Learner, base: int, pairs: list, replay: list, k: int,
+                       log: Log) -> Any:
+    """Round k's training as `train.launcher` (learner/trl_engine.py `launch`): the driver frees its copy of
+    the learner, writes the job, waits; the command's rank 0 writes checkpoints/round-k and the stats."""
+    import shutil
+
+    from superalign.learner.trl_engine import launch, write_job
+
+    learner.close()  # the launched processes load their own copies (GPU memory)
+    work = out / "checkpoints" / f".train-round-{k}"
+    shutil.rmtree(work, ignore_errors=True)
+    job = write_job(work, learner._spec(base), pairs, replay, cfg.train, _seed(cfg, k, "train"), cfg.dtype,
+                    out / "checkpoints" / f"round-{k}")
+    stats = launch(cfg.train.launcher or "", job, log)
+    shutil.rmtree(work, ignore_errors=True)
+    return stats
 
 
 def attack_asr_by_style(queries: list[Query], responses: list[Response], verdicts: list) -> dict[str, dict]:

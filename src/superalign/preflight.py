@@ -77,7 +77,9 @@ def _device_problems(cfg: RunConfig) -> Iterator[tuple[Loc, str]]:
 
 
 def _engine_problems(cfg: RunConfig) -> Iterator[tuple[Loc, str]]:
-    if cfg.train.engine != "trl":
+    if cfg.train.launcher and cfg.train.engine != "trl":
+        yield ("train", "launcher"), "runs the trl engine's training as a command: set train.engine: trl too"
+    if cfg.train.engine != "trl" or cfg.learner == "scripted":
         return
     from superalign.learner.trl_engine import engine_problem
 

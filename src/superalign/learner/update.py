@@ -14,11 +14,17 @@ from superalign.records import Chat, Pair
 def update_learner(learner: Any, pairs: Sequence[Pair], cfg: TrainConfig, seed: int,
                    replay: Sequence[tuple[Chat, str]] = (),
                    progress: Callable[[int, int, float], None] | None = None) -> tuple[Any, TrainStats]:
-    """Train the learner on preference pairs (+ competence replay); returns (new learner, stats)."""
+    """Train the learner on preference pairs (+ competence replay) with `cfg.engine` (native: learner/dpo.py;
+    trl: TRL's DPOTrainer, learner/trl_engine.py); returns (new learner, stats)."""
     if hasattr(learner, "train_pairs"):  # the scripted test learner
         new = learner.train_pairs(pairs)
         return new, TrainStats(steps=1)  # a perceptron pass has no loss to report
-    _, stats = train_dpo(learner, pairs, cfg, seed=seed, replay=replay, progress=progress)
+    if cfg.engine == "trl":
+        from superalign.learner.trl_engine import train_dpo_trl
+
+        _, stats = train_dpo_trl(learner, pairs, cfg, seed=seed, replay=replay, progress=progress)
+    else:
+        _, stats = train_dpo(learner, pairs, cfg, seed=seed, replay=replay, progress=progress)
     return learner, stats
 
 
