@@ -35,53 +35,64 @@ def _seed(cfg: RunConfig, round: int, step: str) -> int:
 class _Learner:
     """Loads the learner for a round lazily: base model for round 0, else checkpoints/round-k.
 
-    `at(k)` serves generation and scoring (sharded over Ray actors with `executor: ray`);
-    `trainable(k)` is always an in-process backend: training stays in the driver.
+    `at(k)` serves generation and scoring (sharded over Ray actors with `executor: ray`; on a vLLM server, with
+    round k's LoRA adapter registered, with `executor: vllm`); `trainable(k)` is always an in-process backend:
+    training stays in the driver.
     """
 
     def __init__(self, cfg: RunConfig, out: Path):
-        self.cfg, self.out, self.round, self.backend = cfg, out, -1, None
+        self.cfg, self.out, self.round, self.backend, self.kind = cfg, out, -1, None, ""
+        self._vllm: Any = None
 
     def _spec(self, round: int) -> str:
         return str(self.out / "checkpoints" / f"round-{round}") if round > 0 else self.cfg.learner
 
-    def _load(self, round: int, sharded: bool) -> Any:
+    def _load(self, round: int, kind: str) -> Any:
         from superalign.backends import load_backend
 
         name = f"{self.cfg.learner}@round-{round}"
-        if sharded:
+        if kind == "ray":
             from superalign.backends.sharded import RayWorkers, ShardedBackend
 
             workers = RayWorkers(self._spec(round), self.cfg.ray_actors, self.cfg.batch_size, self.cfg.dtype,
                                  address=self.cfg.ray_address, num_cpus=self.cfg.ray_actors, device=self.cfg.device)
             return ShardedBackend(workers, name)
+        if kind == "vllm":
+            from superalign.backends.vllm import VLLMServer, serve_round
+
+            if self._vllm is None:
+                self._vllm = VLLMServer(self.cfg.vllm_url or "", self.cfg.vllm_model)
+            run_key = stable_id(str(self.out.resolve()))[:8]  # adapters of two runs on one server stay apart
+            return serve_round(self._vllm, self.out / "checkpoints", round, run_key, name, self.cfg.vllm_lora_dir)
         backend = load_backend(self._spec(round), batch_size=self.cfg.batch_size, dtype=self.cfg.dtype,
                                device=self.cfg.device)
         backend.name = name
         return backend
 
-    def _swap(self, round: int, sharded: bool) -> Any:
-        if self.round != round or isinstance(self.backend, _sharded_type()) != sharded:
+    def _swap(self, round: int, kind: str) -> Any:
+        if self.round != round or self.kind != kind:
             self.close()
-            self.backend, self.round = self._load(round, sharded), round
+            self.backend, self.round, self.kind = self._load(round, kind), round, kind
         return self.backend
 
     def at(self, round: int) -> Any:
-        return self._swap(round, self.cfg.executor == "ray" and self.cfg.learner != "scripted")
+        kind = self.cfg.executor if self.cfg.learner != "scripted" else "local"
+        return self._swap(round, kind)
 
     def trainable(self, round: int) -> Any:
-        return self._swap(round, False)
+        return self._swap(round, "local")
 
     def close(self) -> None:
         if self.backend is not None and hasattr(self.backend, "close"):
             self.backend.close()
-        self.backend, self.round = None, -1
+        self.backend, self.round, self.kind = None, -1, ""
 
-
-def _sharded_type() -> type:
-    from superalign.backends.sharded import ShardedBackend
-
-    return ShardedBackend
+    def shutdown(self) -> None:
+        """close(), and the vLLM server's HTTP client."""
+        self.close()
+        if self._vllm is not None:
+            self._vllm.close()
+            self._vllm = None
 
 
 def run_loop(cfg: RunConfig, out: Path, resume: bool = False, log: Log = print,
@@ -150,7 +161,7 @@ def _run_loop(cfg: RunConfig, out: Path, resume: bool, log: Log) -> list[dict]:
                 promote_step(cfg, store, out, k, log)  # the gate: round-k is current only once approved
             write_outputs(out, store, cfg)  # with the last round's promotion decision
         finally:
-            learner.close()  # Ray actors go with the run
+            learner.shutdown()  # Ray actors and the round's vLLM adapter go with the run
         return rounds_with_gate(store)
 
 
@@ -282,7 +293,8 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
 
                 new, stats = update_learner(model, pairs, cfg.train, _seed(cfg, k, "train"), replay=replay,
                                             progress=step_done)
-            save_checkpoint(new, out / "checkpoints" / f"round-{k}")
+            save_checkpoint(new, out / "checkpoints" / f"round-{k}",
+                            adapter_from=base if cfg.executor == "vllm" else None)
         tick("after-checkpoint")  # checkpoint written, step not yet committed
         learner.close()  # reload from the checkpoint: what we evaluate is what we shipped
         store.commit_step(k, "train", payload={
@@ -305,7 +317,7 @@ def _launched_training(cfg: RunConfig, out: Path, learner: _Learner, base: int, 
     work = out / "checkpoints" / f".train-round-{k}"
     shutil.rmtree(work, ignore_errors=True)
     job = write_job(work, learner._spec(base), pairs, replay, cfg.train, _seed(cfg, k, "train"), cfg.dtype,
-                    out / "checkpoints" / f"round-{k}")
+                    out / "checkpoints" / f"round-{k}", adapter_from=base if cfg.executor == "vllm" else None)
     stats = launch(cfg.train.launcher or "", job, log)
     shutil.rmtree(work, ignore_errors=True)
     return stats

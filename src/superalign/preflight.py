@@ -66,6 +66,32 @@ def _problems(cfg: RunConfig) -> Iterator[tuple[Loc, str]]:
         yield ("executor",), "needs Ray: pip install 'superalign[ray]' (or executor: local)"
     yield from _device_problems(cfg)
     yield from _engine_problems(cfg)
+    if cfg.executor == "vllm":
+        yield from _vllm_problems(cfg)
+
+
+def _vllm_problems(cfg: RunConfig) -> Iterator[tuple[Loc, str]]:
+    if cfg.learner == "scripted" or cfg.learner.startswith("openai:"):
+        yield ("learner",), ("executor: vllm trains the learner here and serves each round as a LoRA adapter: give "
+                             "the local weights the server serves (embedded, tiny or an HF dir)")
+        return
+    if cfg.train.adapter != "lora":
+        yield ("train", "adapter"), "executor: vllm serves rounds as LoRA adapters: train.adapter must be lora"
+    if not cfg.vllm_url:
+        yield ("vllm_url",), "executor: vllm needs the server's URL, e.g. http://127.0.0.1:8000/v1"
+        return
+    from superalign.backends.vllm import VLLMServer
+
+    def probe(url: str) -> None:
+        server = VLLMServer(url, cfg.vllm_model, timeout=5.0)
+        try:
+            server.base_model()
+            if cfg.vllm_model:
+                server.client(cfg.vllm_model).check_served()
+        finally:
+            server.close()
+
+    yield from _refused(("vllm_url",), probe, cfg.vllm_url)
 
 
 def _device_problems(cfg: RunConfig) -> Iterator[tuple[Loc, str]]:

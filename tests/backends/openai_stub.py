@@ -6,6 +6,11 @@
   (the first is None, as real servers give), correct `text_offset`; `max_tokens` > 0 appends that many
   generated " done" tokens after the echoed prompt.
 
+- With `lora=True`, vLLM's runtime LoRA endpoints: `POST /v1/load_lora_adapter {lora_name, lora_path}` (400 when
+  the name is loaded already, when the folder holds no adapter_config.json, or when its rank `r` exceeds
+  `max_lora_rank`, with vLLM's messages) and `POST /v1/unload_lora_adapter {lora_name}` (404 when unknown). A loaded
+  adapter is listed by `/v1/models` with `parent` = the base model and answers requests under its name.
+
 `serve_stub(...)` runs it with uvicorn in a background thread and yields the base URL
 (`http://127.0.0.1:<port>/v1`). Pass a `StubLog` to see what the server received.
 """
@@ -27,6 +32,8 @@ class StubLog:
     """What the stub saw: request bodies (in arrival order), auth headers, peak concurrent requests."""
 
     requests: list[dict[str, Any]] = field(default_factory=list)
+    adapters: dict[str, str] = field(default_factory=dict)  # loaded LoRA adapters: name -> path
+    adapter_events: list[tuple[str, str]] = field(default_factory=list)  # ("load" | "unload", name)
     auth: list[str] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
@@ -44,6 +51,9 @@ def make_app(
     min_max_tokens: int = 0,
     supports_logprobs: bool = True,
     delay_s: float = 0.0,
+    lora: bool = False,
+    max_lora_rank: int = 64,
+    reply: Any = None,
 ) -> Any:
     """The FastAPI app. The first `fail_first` POSTs answer 503; `/v1/completions` rejects
     `max_tokens < min_max_tokens` with 400 (as some servers reject 0), and every logprobs request with
@@ -71,20 +81,61 @@ def make_app(
                 log.in_flight -= 1
         if n <= fail_first:
             return error(503, "overloaded, try again")
-        if body.get("model") != model:
+        if body.get("model") != model and body.get("model") not in log.adapters:
             return error(404, f"The model `{body.get('model')}` does not exist.")
         return None
 
     @app.get("/v1/models")
     def models() -> dict[str, Any]:
-        return {"object": "list", "data": [{"id": model, "object": "model", "owned_by": "stub"}]}
+        data = [{"id": model, "object": "model", "owned_by": "stub", "root": model, "parent": None}]
+        data += [{"id": n, "object": "model", "owned_by": "stub", "root": p, "parent": model}
+                 for n, p in list(log.adapters.items())]
+        return {"object": "list", "data": data}
+
+    if lora:
+        from fastapi.responses import PlainTextResponse
+
+        @app.post("/v1/load_lora_adapter", response_model=None)
+        def load_lora(request: Request, body: dict = Body(...)) -> Any:  # noqa: B008 - FastAPI idiom
+            import json
+            from pathlib import Path
+
+            name, path = body.get("lora_name"), body.get("lora_path")
+            with log.lock:
+                log.requests.append({"path": request.url.path, "body": body})
+            if not name or not path:
+                return error(400, "Both 'lora_name' and 'lora_path' must be provided.")
+            if name in log.adapters:
+                return error(400, f"The lora adapter '{name}' has already been loaded.")
+            cfg_file = Path(path) / "adapter_config.json"
+            if not cfg_file.is_file() or not (Path(path) / "adapter_model.safetensors").is_file():
+                return error(400, f"Loading lora {name} failed: No adapter found for {path}")
+            r = int(json.loads(cfg_file.read_text()).get("r", 0))
+            if r > max_lora_rank:
+                return error(400, f"LoRA rank {r} is greater than max_lora_rank {max_lora_rank}.")
+            with log.lock:
+                log.adapters[name] = path
+                log.adapter_events.append(("load", name))
+            return PlainTextResponse(f"Success: LoRA adapter '{name}' added successfully.")
+
+        @app.post("/v1/unload_lora_adapter", response_model=None)
+        def unload_lora(request: Request, body: dict = Body(...)) -> Any:  # noqa: B008 - FastAPI idiom
+            name = body.get("lora_name")
+            with log.lock:
+                log.requests.append({"path": request.url.path, "body": body})
+                if name not in log.adapters:
+                    return error(404, f"The lora adapter '{name}' cannot be found.")
+                del log.adapters[name]
+                log.adapter_events.append(("unload", name))
+            return PlainTextResponse(f"Success: LoRA adapter '{name}' removed successfully.")
 
     @app.post("/v1/chat/completions", response_model=None)
     def chat(request: Request, body: dict = Body(...)) -> Any:  # noqa: B008 - FastAPI idiom
         if (failed := admit(request, body)) is not None:
             return failed
         last_user = next((m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), "")
-        words = f"echo: {last_user}".split()[: int(body.get("max_tokens") or 16)]
+        text = reply(body) if reply is not None else f"echo: {last_user}"
+        words = text.split()[: int(body.get("max_tokens") or 16)]
         return {"object": "chat.completion", "model": model, "choices": [
             {"index": 0, "message": {"role": "assistant", "content": " ".join(words)},
              "finish_reason": "length"}]}

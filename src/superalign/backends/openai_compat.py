@@ -149,6 +149,20 @@ class OpenAICompatBackend:
 
         return self._map(one, chats)
 
+    def logprobs_text(self, prefixes: Sequence[str], continuations: Sequence[str]) -> list[float]:
+        """Sum of log P(continuation | prefix) over plain text (no chat template), in nats: competence scoring
+        (evaluate.competence) through the server's echoed prompt logprobs."""
+        if len(prefixes) != len(continuations):
+            raise ValueError(f"{len(prefixes)} prefixes but {len(continuations)} continuations")
+
+        def one(i: int, prefix: str) -> float:
+            if not continuations[i]:
+                return 0.0
+            prompt = prefix + continuations[i]
+            return continuation_logprob(self._echo_logprobs(prompt), len(prompt), len(prefix))
+
+        return self._map(one, prefixes)
+
     def close(self) -> None:
         """Close the HTTP connection pool (the backend reopens it if used again)."""
         if self._client is not None:

@@ -172,11 +172,23 @@ def finish_trainable(backend: Any, model: Any) -> Any:
     if any(getattr(m, "gradient_checkpointing", False) is True for m in base.modules()):
         disable = getattr(base, "activation_checkpointing_disable", None) or base.gradient_checkpointing_disable
         disable()
+    backend.last_adapter = lora_snapshot(model)  # the round's LoRA delta, for servers that load adapters (vLLM)
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     model.eval()
     backend.model = model
     return model
+
+
+def lora_snapshot(model: Any) -> tuple[dict[str, Any], Any] | None:
+    """(the LoRA weights of the "default" adapter as CPU tensors in peft's saved naming, its LoraConfig), or None
+    for a model without adapters (full fine-tuning)."""
+    if not hasattr(model, "peft_config") or "default" not in getattr(model, "peft_config", {}):
+        return None
+    from peft import get_peft_model_state_dict
+
+    state = get_peft_model_state_dict(model, adapter_name="default")
+    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in state.items()}, model.peft_config["default"]
 
 
 def optimiser(model: Any, cfg: TrainConfig, n_batches: int) -> tuple[list, Any, int]:
@@ -286,6 +298,7 @@ def train_dpo(backend: Any, pairs: Sequence[Pair], cfg: TrainConfig, seed: int =
     sft = [encode_example(tok, backend.render, c, a, cfg.max_len) for c, a in replay]
     stats = TrainStats()
     if not enc:
+        backend.last_adapter = None  # nothing trained: no delta
         return backend.model, stats
     batches = length_batches([len(c[0]) + len(r[0]) for c, r, _ in enc], cfg.batch_size)
     model = make_trainable(backend.model, cfg)

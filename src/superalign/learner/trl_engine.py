@@ -221,6 +221,7 @@ def train_dpo_trl(backend: Any, pairs: Sequence[Pair], cfg: TrainConfig, seed: i
     sft = [encode_example(tok, backend.render, c, a, cfg.max_len) for c, a in replay]
     stats = TrainStats()
     if not enc:
+        backend.last_adapter = None  # nothing trained: no delta
         return backend.model, stats
     torch.manual_seed(seed)  # the LoRA initialisation of the native engine (same seed, same A matrices)
     model = make_trainable(backend.model, cfg)
@@ -299,11 +300,12 @@ def _untangle(model: Any) -> Any:
 # ---- `train.launcher`: the round's training as its own command (accelerate launch ...) ----------------------------
 
 def write_job(work: Path, base_model: str | Path, pairs: Sequence[Pair], replay: Sequence[tuple[Chat, str]],
-              cfg: TrainConfig, seed: int, dtype: str, checkpoint: Path) -> Path:
-    """The inputs of one launched training, as files in `work` (what `main` reads)."""
+              cfg: TrainConfig, seed: int, dtype: str, checkpoint: Path, adapter_from: int | None = None) -> Path:
+    """The inputs of one launched training, as files in `work` (what `main` reads). `adapter_from`: also save the
+    round's LoRA delta (learner/update.py `save_checkpoint`)."""
     work.mkdir(parents=True, exist_ok=True)
     job = {"base_model": str(base_model), "train": cfg.model_dump(mode="json"), "seed": seed, "dtype": dtype,
-           "checkpoint": str(checkpoint), "stats": str(work / "stats.json"),
+           "checkpoint": str(checkpoint), "stats": str(work / "stats.json"), "adapter_from": adapter_from,
            "pairs": [p.to_dict() for p in pairs], "replay": [[list(c), a] for c, a in replay]}
     path = work / "job.json"
     path.write_text(json.dumps(job), encoding="utf-8")
@@ -363,7 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     backend = load_backend(job["base_model"], dtype=job["dtype"], device=device)
     _, stats = train_dpo_trl(backend, pairs, cfg, seed=int(job["seed"]), replay=replay)
     if rank == 0:
-        save_checkpoint(backend, job["checkpoint"])
+        save_checkpoint(backend, job["checkpoint"], adapter_from=job.get("adapter_from"))
         Path(job["stats"]).write_text(json.dumps({
             "steps": stats.steps, "losses": stats.losses, "reward_accuracy": stats.reward_accuracy,
             "seconds": stats.seconds, "reference_seconds": stats.reference_seconds, "processes": _world_size()}),
