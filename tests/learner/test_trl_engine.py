@@ -92,6 +92,18 @@ def test_failed_launch_is_a_user_error(tmp_path):
         launch(sys.executable, job, lambda m: None)
 
 
+def test_update_learner_dispatches_on_the_engine(monkeypatch):
+    import superalign.learner.trl_engine as engine
+    from superalign.learner.dpo import TrainStats
+    from superalign.learner.update import update_learner
+
+    calls = []
+    monkeypatch.setattr(engine, "train_dpo_trl", lambda b, p, c, **kw: calls.append(c.engine) or (b, TrainStats(steps=7)))
+    b = object()
+    assert update_learner(b, [], TrainConfig(engine="trl"), seed=0)[1].steps == 7 and calls == ["trl"]
+
+
+@pytest.mark.slow
 def test_smoke_round_trains_with_the_launched_trl_engine(tmp_path):
     """configs/smoke.yaml with train.engine: trl and train.launcher (plain python here; `accelerate launch ...` on
     GPUs): the round trains in the launched command, the driver commits its stats and evaluates its checkpoint."""
