@@ -314,6 +314,9 @@ def _launched_training(cfg: RunConfig, out: Path, learner: _Learner, base: int, 
     from superalign.learner.trl_engine import launch, write_job
 
     learner.close()  # the launched processes load their own copies (GPU memory)
+    from superalign.device import free_cached_memory
+
+    free_cached_memory()  # and the driver's cached CUDA blocks go back to the driver, not held through training
     work = out / "checkpoints" / f".train-round-{k}"
     shutil.rmtree(work, ignore_errors=True)
     job = write_job(work, learner._spec(base), pairs, replay, cfg.train, _seed(cfg, k, "train"), cfg.dtype,

@@ -55,7 +55,7 @@ def test_trl_engine_matches_native(adapter, loss_type, eps, lr):
     assert abs(ns.losses[-1] - ns.losses[0]) > 1e-3  # the later steps moved: the comparison is not trivial
     assert ts.reward_accuracy == ns.reward_accuracy
     lp_native, lp_trl = _trained_logps(native, _pairs()), _trained_logps(theirs, _pairs())
-    assert torch.allclose(lp_native, lp_trl, atol=2e-3, rtol=1e-4), (lp_native, lp_trl)
+    assert torch.allclose(lp_native, lp_trl, atol=1e-4, rtol=1e-5), (lp_native, lp_trl)  # measured: <= 2e-5
     model = theirs.model  # handed back clean: merged, no TRL patch, no adapters, ready to generate and save
     assert not hasattr(model, "peft_config") and "forward" not in vars(model) and not model.training
 
