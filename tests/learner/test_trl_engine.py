@@ -129,3 +129,21 @@ def test_launcher_needs_the_trl_engine():
 
     with pytest.raises(UserError, match="train.launcher: runs the trl engine"):
         check_run(RunConfig(learner="tiny", train={"launcher": "accelerate launch"}))
+
+
+def test_sharded_launches_are_refused():
+    from types import SimpleNamespace
+
+    from superalign.errors import UserError
+    from superalign.learner.trl_engine import _refuse_sharded
+
+    ok = SimpleNamespace(is_fsdp_enabled=False, accelerator=SimpleNamespace(state=SimpleNamespace(deepspeed_plugin=None)))
+    _refuse_sharded(ok)
+    zero2 = SimpleNamespace(is_fsdp_enabled=False,
+                            accelerator=SimpleNamespace(state=SimpleNamespace(deepspeed_plugin=SimpleNamespace(zero_stage=2))))
+    _refuse_sharded(zero2)
+    for bad in (SimpleNamespace(is_fsdp_enabled=True, accelerator=ok.accelerator),
+                SimpleNamespace(is_fsdp_enabled=False, accelerator=SimpleNamespace(
+                    state=SimpleNamespace(deepspeed_plugin=SimpleNamespace(zero_stage=3))))):
+        with pytest.raises(UserError, match="FSDP or DeepSpeed ZeRO-3 is not supported"):
+            _refuse_sharded(bad)

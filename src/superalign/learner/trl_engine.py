@@ -1,8 +1,9 @@
-"""`train.engine: trl`: the round's DPO update run by TRL's `DPOTrainer`, so that one GPU, DDP, FSDP or DeepSpeed
-(an `accelerate` config) train the learner with no distributed code of the project's own.
+"""`train.engine: trl`: the round's DPO update run by TRL's `DPOTrainer`, so that one GPU or several (DDP, or
+DeepSpeed ZeRO-1/2, from an `accelerate` config) train the learner with no distributed code of the project's own.
+Sharded weights (FSDP, ZeRO-3) are refused: rank 0 would merge and save only its shard.
 
 What is TRL's (trl==1.16.0) and transformers' here: the Trainer loop and its accelerate integration (device
-placement, DDP / FSDP / DeepSpeed, gradient accumulation, mixed precision), `precompute_ref_log_probs=True`
+placement, DDP / DeepSpeed, gradient accumulation, mixed precision), `precompute_ref_log_probs=True`
 (one reference pass over the round's pairs before the first step, as the native engine does), the peft handling
 of a LoRA model (its reference = TRL's frozen "ref" copy of the fresh adapter, i.e. the round's start weights),
 gradient checkpointing, the preference collator and TRL's fused LM head (per-token log-probs without the
@@ -250,6 +251,7 @@ def train_dpo_trl(backend: Any, pairs: Sequence[Pair], cfg: TrainConfig, seed: i
             from transformers.trainer_callback import PrinterCallback
 
             trainer.remove_callback(PrinterCallback)
+            _refuse_sharded(trainer)
             t_ref = time.time() - t0
             trainer.train()
         model = trainer.model
@@ -261,6 +263,18 @@ def train_dpo_trl(backend: Any, pairs: Sequence[Pair], cfg: TrainConfig, seed: i
     model = finish_trainable(backend, model)
     stats.seconds = round(time.time() - t0, 2)
     return model, stats
+
+
+def _refuse_sharded(trainer: Any) -> None:
+    """FSDP and DeepSpeed ZeRO-3 shard the weights across processes; the merge-and-save of rank 0 here does not
+    gather them, so such a launch stops before training instead of writing a partial checkpoint."""
+    from superalign.errors import UserError
+
+    plugin = getattr(getattr(trainer.accelerator, "state", None), "deepspeed_plugin", None)
+    if getattr(trainer, "is_fsdp_enabled", False) or getattr(plugin, "zero_stage", 0) == 3:
+        raise UserError("train.engine: trl under FSDP or DeepSpeed ZeRO-3 is not supported (the weights are "
+                        "sharded and the round's checkpoint is merged and saved on rank 0): use an accelerate "
+                        "config with DDP (multi-GPU) or DeepSpeed ZeRO-1/2")
 
 
 class _quiet:
