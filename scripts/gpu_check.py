@@ -338,7 +338,8 @@ def smoke_section(device: str, dtype: str, plan: dict[str, Any], work: Path, dry
     cfg = base.model_copy(update=over)
     lines: list[str] = []
     t0 = time.perf_counter()
-    rows = run_loop(cfg, work / "smoke-run", log=lambda m: (lines.append(m), say(m)))
+    run_dir = work / f"smoke-run-{time.strftime('%Y%m%d-%H%M%S')}"  # a fresh run (a warm machine keeps /tmp)
+    rows = run_loop(cfg, run_dir, log=lambda m: (lines.append(m), say(m)))
     keep = ("round", "asr", "over_refusal", "competence", "pairs", "train_loss_first", "train_loss_last", "minutes")
     return {"seconds": round(time.perf_counter() - t0, 2), "device": device, "dtype": dtype, "learner_shape": shape,
             "rounds": [{k: r.get(k) for k in keep} for r in rows], "log": lines}

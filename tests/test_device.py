@@ -219,3 +219,25 @@ def test_dpo_step_backs_off_on_a_simulated_oom(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "CUDA out of memory in a DPO step at batch 4; retrying at batch 2" in err
     assert err.count("CUDA out of memory in a DPO step") == 2  # 4 -> 2 -> 1 once; later steps start at 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal without a GPU")
+def test_cli_device_option(tmp_path):
+    """--device on the model-loading commands: cuda without a GPU is exit 2 with the reason, nothing written."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1] / "src"),
+                                                         os.environ.get("PYTHONPATH", "")])}
+    r = subprocess.run([sys.executable, "-m", "superalign.cli", "run", "--config", "configs/smoke.yaml", "--out",
+                        str(tmp_path / "run"), "--device", "cuda"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 2 and "device: cuda was asked for" in r.stderr and not (tmp_path / "run").exists()
+    (tmp_path / "q.jsonl").write_text('{"prompt": "hi"}\n')
+    r = subprocess.run([sys.executable, "-m", "superalign.cli", "generate", "--model", "scripted", "--in",
+                        str(tmp_path / "q.jsonl"), "--out", str(tmp_path / "a.jsonl"), "--device", "cuda"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 2 and "cuda was asked for" in r.stderr
+    for cmd in ("run", "eval", "generate", "judge", "attack"):
+        r = subprocess.run([sys.executable, "-m", "superalign.cli", cmd, "--help"], capture_output=True, text=True,
+                           env=env, timeout=300)
+        assert "--device" in r.stdout, cmd
