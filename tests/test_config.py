@@ -39,13 +39,21 @@ def test_shipped_configs_load():
         load_config(f"configs/{name}.yaml")
 
 
-def test_readme_documents_every_config_key():
-    """The README's config table lists every key of RunConfig (it is generated from the field help)."""
+def test_config_doc_is_generated_from_the_fields():
+    """docs/config.md is scripts/config_table.py's output: a key added, removed or re-described without
+    regenerating the page (python scripts/config_table.py --write) fails here."""
+    import importlib.util
     from pathlib import Path
 
     from pydantic import BaseModel
 
     from superalign.config import RunConfig
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("config_table", root / "scripts" / "config_table.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
 
     def keys(model, prefix=""):
         for name, f in model.model_fields.items():
@@ -55,6 +63,8 @@ def test_readme_documents_every_config_key():
             else:
                 yield prefix + name
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    missing = [k for k in keys(RunConfig) if f"`{k}`" not in readme]
-    assert missing == [], f"README config table lacks {missing}"
+    expected = mod.render()
+    missing = [k for k in keys(RunConfig) if f"| `{k}` |" not in expected]
+    assert missing == [], f"scripts/config_table.py leaves out {missing}"
+    page = (root / "docs" / "config.md").read_text(encoding="utf-8")
+    assert page == expected, "docs/config.md is stale: run python scripts/config_table.py --write"

@@ -4,7 +4,7 @@ when CUDA runs out of memory.
 - `resolve_device("auto")` is "cuda" when `torch.cuda.is_available()`, else "cpu"; "cuda" without a GPU is a
   UserError before anything loads.
 - `resolve_dtype("auto", device)`: bfloat16 on CUDA (half the memory, tensor cores), float32 on CPU (measured
-  faster on 2-core CPUs, README). An explicit float32 / bfloat16 is kept.
+  faster on 2-core CPUs, docs/history.md). An explicit float32 / bfloat16 is kept.
 - `use_device(d)` sets the device that `load_backend(spec)` uses when a caller names none (the CLI sets it from
   `--device`, the loop from the config), so every model a command loads (learner, attacker model, judge
   model) lands on the same device without threading an argument through every experiment.
