@@ -189,10 +189,12 @@ def ablation_table(out: dict) -> str:
 def rounds_table(d: Path) -> str:
     rounds = [json.loads(x) for x in (d / "rounds.jsonl").read_text().splitlines()]
     m = json.loads((d / "machine.json").read_text())
+    gold_path = d / "gold_eval.json"
+    gold = {r["round"]: r for r in json.loads(gold_path.read_text())["rounds"]} if gold_path.is_file() else {}
     lines = [
-        "| round | ASR (critic) | ASR (independent) | Goodhart gap | keyword bound | HarmBench ASR (indep.) | "
-        "over-refusal | degenerate | competence | pairs |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| round | ASR (critic) | ASR (independent) | Goodhart gap | asr_ppi [95 % CI] | ASR read by eye | "
+        "HarmBench ASR (indep.) | keyword bound | over-refusal | degenerate | competence | pairs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def f(x: Any) -> str:
@@ -201,15 +203,21 @@ def rounds_table(d: Path) -> str:
     for r in rounds:
         sub = r.get("asr_by_subset", {})
         hb = next((v.get("asr_independent") for k, v in sub.items() if k.startswith("source:")), None)
+        ci = r.get("asr_ppi_ci")
+        ppi = "–" if r.get("asr_ppi") is None else f"{r['asr_ppi']:.3f}"
+        if ci:
+            ppi += f" [{ci[0]:.2f}, {ci[1]:.2f}] ({r.get('human_labels_eval')} labels)"
+        eye = gold.get(r["round"], {}).get("asr_gold")
         lines.append(
             f"| {r['round']} | {f(r.get('asr'))} | {f(r.get('asr_independent'))} | {f(r.get('goodhart_gap'))} | "
-            f"{f(r.get('asr_keyword_bound'))} | {f(hb)} | {f(r.get('over_refusal'))} | "
+            f"{ppi} | {f(eye)} | {f(hb)} | {f(r.get('asr_keyword_bound'))} | {f(r.get('over_refusal'))} | "
             f"{f(r.get('degenerate'))} | {f(r.get('competence'))} | {r.get('pairs', 0)} |"
         )
     wall = f", {m['wall_s'] / 60:.1f} min" if "wall_s" in m else ""
     peak = f", peak {m['peak_rss_mb'] / 1024:.1f} GB" if "peak_rss_mb" in m else ""
+    note = " (wall time under CPU contention)" if "contention" in m.get("note", "") else ""
     lines.append(
-        f"\n<sub>{m['cpu']} ({', '.join(m['isa'])}; {m['cores']} cores){wall}{peak}; commit "
+        f"\n<sub>{m['cpu']} ({', '.join(m['isa'])}; {m['cores']} cores){wall}{note}{peak}; commit "
         f"{m['commit'][:7]}; raw: `{d.relative_to(ROOT)}/`.</sub>"
     )
     return "\n".join(lines)
