@@ -132,3 +132,20 @@ def test_format_table_fixed_width():
     assert len({len(line) for line in lines}) == 1  # every line the same width
     assert "0.512 [0.47, 0.55]" in lines[2] and "0.251" in lines[3] and lines[2].split()[-2] == "-"
     assert format_table([]) == "(no rounds yet)"
+
+
+def test_report_plots_asr_per_attack_style_and_per_held_out_subset():
+    from superalign.store.report import render_report
+
+    rows = [
+        {"round": 0, "asr": 0.6, "asr_by_subset": {"in-distribution": {"asr": 0.5, "asr_independent": 0.4}}},
+        {
+            "round": 1,
+            "asr": 0.3,
+            "attack_asr_by_style": {"plain": {"asr": 0.5, "n": 10}, "template": {"asr": 0.2, "n": 5}},
+            "asr_by_subset": {"in-distribution": {"asr": 0.2, "asr_independent": 0.25}},
+        },
+    ]
+    html = render_report(rows, title="t")
+    assert "Training-attack ASR by style" in html and "Held-out ASR by subset" in html
+    assert "_flat:" not in str(rows)  # the caller's rows are not modified

@@ -241,9 +241,30 @@ def _table_html(rounds: list[dict[str, Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _nested_plots(rounds: list[dict[str, Any]]) -> list[tuple[str, str, list[tuple[str, str]], bool]]:
+    """Plots of per-style and per-subset ASR: the nested dicts of rounds.jsonl flattened into `_flat:` keys
+    (added to each round row here, for plotting only)."""
+    out = []
+    for field, title, label in (
+        ("attack_asr_by_style", "Training-attack ASR by style (critic, learner before the round's update)", "{}"),
+        ("asr_by_subset", "Held-out ASR by subset (independent judge)", "{}"),
+    ):
+        names = sorted({n for r in rounds for n in (r.get(field) or {})})
+        for r in rounds:
+            for n in names:
+                cell = (r.get(field) or {}).get(n) or {}
+                value = cell.get("asr_independent", cell.get("asr"))
+                if value is not None:
+                    r[f"_flat:{field}:{n}"] = value
+        if names:
+            out.append((title, "ASR", [(f"_flat:{field}:{n}", label.format(n)) for n in names], True))
+    return out
+
+
 def _plots_html(rounds: list[dict[str, Any]]) -> str:
     figures = []
-    for title, ylabel, series, unit in PLOTS:
+    rounds = [dict(r) for r in rounds]  # _nested_plots adds plotting-only keys
+    for title, ylabel, series, unit in (*PLOTS, *_nested_plots(rounds)):
         png = _plot_png(rounds, title, ylabel, series, unit)
         if png is not None:
             figures.append(
