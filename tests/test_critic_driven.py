@@ -73,3 +73,20 @@ def test_an_eval_judge_sharing_training_data_is_refused_before_the_run(tmp_path)
     with pytest.raises(UserError, match="teacher"):
         check_run(RunConfig(learner="scripted", critic={"kind": "rules"}, eval_judge={"kind": "rules"}))
     check_run(RunConfig(learner="scripted"))  # content critic + independent judge: fine
+
+
+def test_a_one_sided_round_is_balanced_with_pairs_replayed_from_earlier_rounds():
+    from superalign.learner.pairs import balance_with_history
+    from superalign.records import Pair, user_chat
+
+    def pair(i, kind):
+        return Pair(user_chat(f"q{i}"), f"chosen {i}", f"rejected {i}", kind=kind, query_id=f"q{i}")
+
+    earlier = [pair(1, "refuse-harmful"), pair(2, "refuse-harmful"), pair(3, "help-benign"), pair(4, "refuse-harmful")]
+    now = [pair(10, "help-benign"), pair(11, "help-benign"), pair(12, "help-benign")]  # nothing unsafe was found
+    out = balance_with_history(now, earlier)
+    replayed = [p for p in out if p.provenance == "replay"]
+    assert [p.query_id for p in replayed] == ["q4", "q2", "q1"]  # the most recent first, up to the 3 help pairs
+    assert sum(p.kind == "refuse-harmful" for p in out) == sum(p.kind == "help-benign" for p in out) == 3
+    balanced = now[:1] + [pair(20, "refuse-harmful")]
+    assert balance_with_history(balanced, earlier) == balanced  # already two-sided: nothing replayed

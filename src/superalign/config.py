@@ -158,6 +158,15 @@ class CriticConfig(_Frozen):
 
 
 class TrainConfig(_Frozen):
+    balance_pairs: bool = Field(
+        True,
+        description=(
+            "Keep each round's training signal two-sided: when a round has fewer refuse-harmful than help-benign "
+            "pairs (or the reverse), pairs of the short kind from earlier rounds are replayed (most recent first) "
+            "until the kinds are even. Without it, a round whose learner refused every harmful sample had only "
+            "help pairs and swung back to compliance (docs/loop.md)."
+        ),
+    )
     pairs: Literal["label", "critic", "critic+revise"] = Field(
         "critic+revise",
         description=(

@@ -294,11 +294,18 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
     route_step(cfg, store, out, k, _seed(cfg, k, "route"), log)  # no-op unless oversight.review_fraction > 0
     if not store.step_done(k, "pairs"):
         pairs = round_pairs(cfg, store, out, k)
+        if cfg.train.balance_pairs:
+            from superalign.learner.pairs import balance_with_history
+
+            earlier = [p for j in range(1, k) for p in store.pairs(round=j, step="pairs") if p.provenance != "replay"]
+            pairs = balance_with_history(pairs, earlier)
+        n_replay = sum(p.provenance == "replay" for p in pairs)
         n_human = sum(p.provenance == "human" for p in pairs)
         log(
             f"round {k}: {len(pairs)} preference pairs "
             f"({sum(p.kind == 'refuse-harmful' for p in pairs)} refuse-harmful, "
             f"{sum(p.kind == 'help-benign' for p in pairs)} help-benign"
+            + (f", {n_replay} replayed from earlier rounds" if n_replay else "")
             + (f", {n_human} from reviewed queries)" if cfg.oversight.review_fraction > 0 else ")")
         )
         store.commit_step(k, "pairs", pairs=pairs)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 
 from superalign.records import Pair, Query, Response, Verdict, user_chat
 
@@ -92,3 +93,26 @@ def _benign_pair(q: Query, judged, judged_revs) -> Pair | None:
         kind="help-benign",
         query_id=q.id,
     )
+
+
+def balance_with_history(pairs: Sequence[Pair], earlier: Sequence[Pair]) -> list[Pair]:
+    """`pairs` plus pairs of its shorter kind (refuse-harmful or help-benign) replayed from `earlier` rounds (given
+    in round order; the most recent are taken first) until both kinds are as many as the longer one; replayed
+    pairs get provenance "replay". A round that finds nothing unsafe to reject would otherwise train only toward
+    helping, and one that finds no over-refusal only toward refusing."""
+    kinds = ("refuse-harmful", "help-benign")
+    count = {k: sum(p.kind == k for p in pairs) for k in kinds}
+    target = max(count.values())
+    seen = {(str(p.prompt), p.chosen, p.rejected) for p in pairs}
+    out = list(pairs)
+    for kind in kinds:
+        need = target - count[kind]
+        for p in reversed(earlier):
+            if need <= 0:
+                break
+            key = (str(p.prompt), p.chosen, p.rejected)
+            if p.kind == kind and key not in seen:
+                seen.add(key)
+                out.append(replace(p, provenance="replay"))
+                need -= 1
+    return out
