@@ -159,12 +159,13 @@ class CriticConfig(_Frozen):
 
 class TrainConfig(_Frozen):
     balance_pairs: bool = Field(
-        True,
+        False,
         description=(
             "Keep each round's training signal two-sided: when a round has fewer refuse-harmful than help-benign "
             "pairs (or the reverse), pairs of the short kind from earlier rounds are replayed (most recent first) "
             "until the kinds are even. Without it, a round whose learner refused every harmful sample had only "
-            "help pairs and swung back to compliance (docs/loop.md)."
+            "help pairs and swung back to compliance (docs/loop.md). Off by default until a long run with it is "
+            "measured."
         ),
     )
     pairs: Literal["label", "critic", "critic+revise"] = Field(
