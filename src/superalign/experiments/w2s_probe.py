@@ -87,7 +87,9 @@ class W2SProbeConfig(BaseModel):
         (1e-4, 1e-3, 1e-2, 1e-1), description="Inverse L2 strengths tried by each probe's inner CV (standardised)."
     )
     cv_folds: int = Field(3, ge=2, description="Inner CV folds (on the probe's own training labels).")
-    context_tokens: int = Field(64, ge=1, description="Context tokens kept (the last ones): question, goal, story.")
+    context_tokens: int = Field(
+        48, ge=1, description="Context tokens kept (the last ones): question, goal, story (hellaswag's run longer)."
+    )
     candidate_tokens: int = Field(48, ge=1, description="Candidate tokens kept: the review, the option.")
     model_dir: str = Field("", description="HF model dir of the backbone ('' = embedded SmolLM2-135M).")
     bootstrap: int = Field(1000, ge=100, description="Bootstrap resamples (test groups; misfit cells).")
@@ -116,10 +118,10 @@ class W2SProbeConfig(BaseModel):
 
 
 PRESETS = {
-    # sst2 872, sciq 1,000, piqa 1,838, hellaswag 3,000 of 10,042 items; 5 seeds
+    # sst2 872, sciq 1,000, piqa 1,838, hellaswag 3,000 of 10,042 items (12,548 texts); 5 seeds
     "full": W2SProbeConfig(limit=3000, seeds=5),
-    # 600 items per task (3,000 texts), 3 seeds
-    "quick": W2SProbeConfig(limit=600, seeds=3),
+    # 500 items per task (3,500 texts, a subset of the full preset's), 3 seeds
+    "quick": W2SProbeConfig(limit=500, seeds=3),
 }
 
 
@@ -182,26 +184,36 @@ def mc_questions(task: str) -> list[tuple[str, str, str, str]]:
     return out
 
 
+def _first(rows: list[Any], limit: int, task: str) -> list[Any]:
+    """The first `limit` rows of a fixed shuffle (all when `limit` is 0): a smaller limit takes a subset of a
+    larger one's rows, so the quick preset's texts are in the full preset's feature cache."""
+    rows = list(rows)
+    random.Random(f"w2s-probe-data-{task}").shuffle(rows)
+    return rows if limit <= 0 else rows[:limit]
+
+
 def load_items(task: str, limit: int = 0, mc_format: str = "pair") -> list[Item]:
     """The binary items of `task`: all, or a fixed random `limit` of its rows (questions)."""
     if task == "sst2":
-        rows = [(f"sst2-{r['idx']}", r["sentence"].strip(), int(r["label"])) for r in _rows("sst2")]
-        if 0 < limit < len(rows):
-            rows = random.Random("w2s-probe-data-sst2").sample(rows, limit)
+        rows = _first(
+            [(f"sst2-{r['idx']}", r["sentence"].strip(), int(r["label"])) for r in _rows("sst2")], limit, task
+        )
         return sorted((Item(i, i, SST2_PROMPT, (s,), y) for i, s, y in rows), key=lambda it: it.id)
-    qs = mc_questions(task)
-    if 0 < limit < len(qs):
-        qs = random.Random(f"w2s-probe-data-{task}").sample(qs, limit)
-    qs.sort(key=lambda q: q[0])
+    qs = _first(mc_questions(task), limit, task)
     if mc_format == "option":
-        return [Item(f"{i}+", i, q, (right,), 1) for i, q, right, _ in qs] + [
-            Item(f"{i}-", i, q, (wrong,), 0) for i, q, _, wrong in qs
-        ]
-    first = set(random.Random(f"w2s-probe-order-{task}").sample(range(len(qs)), len(qs) // 2))
-    return [
-        Item(i, i, q, (right, wrong) if k in first else (wrong, right), int(k in first))
-        for k, (i, q, right, wrong) in enumerate(qs)
-    ]
+        return sorted(
+            [Item(f"{i}+", i, q, (right,), 1) for i, q, right, _ in qs]
+            + [Item(f"{i}-", i, q, (wrong,), 0) for i, q, _, wrong in qs],
+            key=lambda it: it.id,
+        )
+    # pair: the correct option comes first on every other question of the fixed shuffle (balanced in any prefix)
+    return sorted(
+        (
+            Item(i, i, q, (right, wrong) if k % 2 == 0 else (wrong, right), int(k % 2 == 0))
+            for k, (i, q, right, wrong) in enumerate(qs)
+        ),
+        key=lambda it: it.id,
+    )
 
 
 # ---- splits, flips, gates, pooling, copying: the pieces the tests check by hand ---------------------
@@ -750,6 +762,7 @@ def run(
     """Encode every task's texts (cached), run each (task, seed) unit, summarise, write the outputs."""
     t0 = time.time()
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    host = machine()  # at the start: the commit that ran, before any later edit to the checkout
     preset, cfg = choose_preset(PRESETS, quick, config, seeds)
     if learner != "embedded":
         from superalign.errors import UserError
@@ -780,7 +793,7 @@ def run(
         "preset": preset,
         "learner": learner,
         "config": cfg.model_dump(mode="json"),
-        "machine": machine(),
+        "machine": host,
         **{f"pooled_pgr_{k}": v["student"]["pooled"] for k, v in pooled.items()},
         "misfit_slope_squared": summary["misfit"]["squared"]["slope"],
         "misfit_slope_zero_one": summary["misfit"]["zero_one"]["slope"],
