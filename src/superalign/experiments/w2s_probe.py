@@ -464,7 +464,7 @@ def run_unit(data: TaskData, seed: int, progress: Progress | None = None) -> dic
     cfg, y, g = data.cfg, data.y, data.groups
     w, s, t = split_parts(g, cfg.test_fraction, seed)
     xs = data.student()
-    steps = 2 + 2 * len(cfg.weak) + 6
+    steps = 2 * len(cfg.weak) + 7  # ceiling, 2 per weak supervisor, s2s, 4 chain fits, the summary
     done = 0
 
     def tick() -> None:
