@@ -481,7 +481,6 @@ def run_unit(data: TaskData, seed: int, progress: Progress | None = None) -> dic
     ceiling = fit(xs, s, y[s])
     probs["ceiling"] = p1(ceiling, xs[t])
     tick()
-    weak_on_s: dict[str, Any] = {}
     cells: dict[str, dict[str, Any]] = {}
     for kind in cfg.weak:
         if kind == "bow":
@@ -491,7 +490,6 @@ def run_unit(data: TaskData, seed: int, progress: Progress | None = None) -> dic
             m = fit(xk, w, y[w])
             p_s, p_t = p1(m, xk[s]), p1(m, xk[t])
         tick()
-        weak_on_s[kind] = p_s
         hard = (p_s >= 0.5).astype(int)
         probs[f"weak:{kind}"] = p_t
         probs[f"student:{kind}"] = p1(fit(xs, s, hard), xs[t])
