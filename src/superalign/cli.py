@@ -388,7 +388,7 @@ def critic_eval(
 @app.command()
 def experiment(
     name: str = typer.Argument(
-        ..., help="noisy-labels | co-optimize | w2s | sandwich | self-enhance | teacher-student | intrinsic"
+        ..., help="noisy-labels | co-optimize | w2s | w2s-probe | sandwich | self-enhance | teacher-student | intrinsic"
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Directory for metrics.json, results.md and plots."),
     quick: bool = typer.Option(False, "--quick", help="The small preset (<= 15 min on 2 CPU cores)."),

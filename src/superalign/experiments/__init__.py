@@ -18,7 +18,16 @@ from typing import Any
 
 from superalign.errors import UserError
 
-EXPERIMENTS = ("noisy-labels", "co-optimize", "w2s", "sandwich", "self-enhance", "teacher-student", "intrinsic")
+EXPERIMENTS = (
+    "noisy-labels",
+    "co-optimize",
+    "w2s",
+    "w2s-probe",
+    "sandwich",
+    "self-enhance",
+    "teacher-student",
+    "intrinsic",
+)
 RESUMABLE = ("noisy-labels", "co-optimize", "self-enhance", "w2s")  # their run() takes resume=True (common.resume_runs)
 
 
