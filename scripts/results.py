@@ -183,6 +183,13 @@ def ablation_table(out: dict) -> str:
     ]
     for d in out["paired_differences"]:
         lines.append(f"| `{d['arm']}` | {d['judge']} | {d['delta_asr']:+.3f} {d['ci95']} (n={d['n_paired']}) |")
+    eye = out.get("by_eye_round2")
+    if eye:
+        lines.append(
+            f"| `critic+revise` | read by eye (round {eye['round']}: {eye['asr_critic_revise_arm']:.3f} vs "
+            f"{eye['asr_label_arm']:.3f}) | {eye['delta_critic_revise_minus_label']:+.3f} {eye['ci95']} "
+            f"(n={eye['n_paired']}) |"
+        )
     return "\n".join(lines)
 
 

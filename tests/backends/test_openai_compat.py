@@ -77,12 +77,10 @@ def test_generate_returns_replies_in_input_order_with_bounded_concurrency() -> N
     chats = [user_chat(f"question {i}", system="be brief") for i in range(12)]
     with serve_stub(log=log, delay_s=0.1) as url:
         backend = _backend(url, max_concurrency=4)
-        start = time.monotonic()
         replies = backend.generate(chats, Sampling(max_new_tokens=32))
-        elapsed = time.monotonic() - start
     assert replies == [f"echo: question {i}" for i in range(12)]
+    # requests overlap (never one at a time) but never beyond the bound; a wall-time check failed on a loaded box
     assert 2 <= log.max_in_flight <= 4
-    assert elapsed < 12 * 0.1  # faster than one request at a time
 
 
 def test_generate_sends_row_seeds_and_top_k_only_when_sampling() -> None:
