@@ -316,7 +316,7 @@ def misfit_regression(x: Sequence[float], y: Sequence[float], n_boot: int, seed:
     boots = []
     for _ in range(n_boot):
         j = rng.integers(0, len(xa), len(xa))
-        s, b = ols(xa[j], ya[j])
+        s, b = ols(xa[j].tolist(), ya[j].tolist())
         if not math.isnan(s):
             boots.append((s, b))
     return {
