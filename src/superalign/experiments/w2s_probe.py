@@ -291,7 +291,7 @@ def copy_rate(weak_pred: Any, student_pred: Any, truth: Any) -> float | None:
     return float((s[wrong] == w[wrong]).mean())
 
 
-def ols(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+def ols(x: Any, y: Any) -> tuple[float, float]:
     """(slope, intercept) of least squares y ~ a x + b."""
     import numpy as np
 
