@@ -408,7 +408,7 @@ def experiment(
         "--resume",
         help=(
             "Keep the runs an earlier run in --out finished (same settings; --seeds may grow). noisy-labels, "
-            "co-optimize, self-enhance, w2s."
+            "co-optimize, self-enhance, w2s, w2s-probe."
         ),
     ),
 ) -> None:

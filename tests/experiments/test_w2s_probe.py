@@ -181,7 +181,7 @@ def test_run_on_the_tiny_model_writes_results(tmp_path, monkeypatch):
         weak=("L1", "bow"),
         student_layers=(1, 2),
         chain=(1, 2),
-        seeds=1,
+        seeds=2,
         cs=(0.01,),
         model_dir=model_dir,
         bootstrap=100,
@@ -196,3 +196,13 @@ def test_run_on_the_tiny_model_writes_results(tmp_path, monkeypatch):
     text = (out / "results.md").read_text(encoding="utf-8")
     assert "Pooled PGR" in text and "copy rate" in text
     json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+
+    # killed after its first unit: --resume keeps that unit and gives the same rows as the uninterrupted run
+    partial = {k: m[k] for k in ("experiment", "preset", "learner", "config")} | {"complete": False}
+    (out / "metrics.json").write_text(json.dumps(partial | {"runs": m["runs"][:1], "seconds": 1.0}), encoding="utf-8")
+    again = wp.run(out, True, None, "embedded", lambda *a: None, config=cfg, resume=True)
+    assert again["resumed_units"] == 1 and again["complete"]
+    assert [(r["task"], r["seed"], r["pred"]) for r in again["runs"]] == [
+        (r["task"], r["seed"], r["pred"]) for r in m["runs"]
+    ]
+    assert again["tasks"]["sciq"]["accuracy"] == m["tasks"]["sciq"]["accuracy"]

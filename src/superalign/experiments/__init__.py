@@ -28,7 +28,13 @@ EXPERIMENTS = (
     "teacher-student",
     "intrinsic",
 )
-RESUMABLE = ("noisy-labels", "co-optimize", "self-enhance", "w2s")  # their run() takes resume=True (common.resume_runs)
+RESUMABLE = (
+    "noisy-labels",
+    "co-optimize",
+    "self-enhance",
+    "w2s",
+    "w2s-probe",
+)  # their run() takes resume=True (common.resume_runs)
 
 
 def module_name(name: str) -> str:

@@ -36,6 +36,7 @@ correct or not; one correct and one wrong option per question, both in the same 
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import re
@@ -291,7 +292,7 @@ def copy_rate(weak_pred: Any, student_pred: Any, truth: Any) -> float | None:
     return float((s[wrong] == w[wrong]).mean())
 
 
-def ols(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+def ols(x: Any, y: Any) -> tuple[float, float]:
     """(slope, intercept) of least squares y ~ a x + b."""
     import numpy as np
 
@@ -756,8 +757,13 @@ def run(
     learner: str,
     progress: Progress,
     config: W2SProbeConfig | None = None,
+    resume: bool = False,
 ) -> dict:
-    """Encode every task's texts (cached), run each (task, seed) unit, summarise, write the outputs."""
+    """Encode every task's texts (cached), run each (task, seed) unit, summarise, write the outputs.
+    metrics.json is rewritten after each unit (`complete`: false until the end); with `resume` the units an
+    earlier run in `out` finished are kept (same settings; `--seeds` may grow), and its time is added."""
+    from superalign.experiments.common import resume_runs
+
     t0 = time.time()
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     host = machine()  # at the start: the commit that ran, before any later edit to the checkout
@@ -768,8 +774,13 @@ def run(
         if not Path(learner).expanduser().is_dir():
             raise UserError(f"w2s-probe --learner {learner}: give 'embedded' or an HF model directory")
         cfg = cfg.model_copy(update={"model_dir": str(Path(learner).expanduser())})
+    old, old_seconds = resume_runs(out, "w2s-probe", cfg, resume)
+    old_cpu = 0.0
+    if old:
+        prev = json.loads((Path(out) / "metrics.json").read_text(encoding="utf-8"))
+        old_cpu = float(prev.get("cpu_seconds") or 0.0)
+    t0 -= old_seconds
     data: dict[str, TaskData] = {}
-    runs: list[dict[str, Any]] = []
     timing: dict[str, float] = {}
     for task in cfg.tasks:
         t1 = time.time()
@@ -777,20 +788,31 @@ def run(
         timing[f"features_{task}"] = round(time.time() - t1, 1)
     t1 = time.time()
     units = [(task, seed) for seed in range(cfg.seeds) for task in cfg.tasks]
+    runs = [r for r in old if (r["task"], r["seed"]) in set(units)]
+    done = {(r["task"], r["seed"]) for r in runs}
+    head = {"experiment": "w2s-probe", "preset": preset, "learner": learner, "config": cfg.model_dump(mode="json")}
+
+    def cpu_seconds() -> float:
+        now = resource.getrusage(resource.RUSAGE_SELF)
+        return round(old_cpu + now.ru_utime + now.ru_stime - cpu0.ru_utime - cpu0.ru_stime, 1)
+
     for j, (task, seed) in enumerate(units):
         progress("w2s-probe units (task, seed)", j, len(units))
+        if (task, seed) in done:
+            continue
         runs.append(run_unit(data[task], seed, progress))
+        partial = {**head, "complete": False, "runs": runs, "cpu_seconds": cpu_seconds()}
+        write_metrics(out, {**partial, "seconds": round(time.time() - t0, 1)})
     progress("w2s-probe units (task, seed)", len(units), len(units))
     timing["probes"] = round(time.time() - t1, 1)
+    runs.sort(key=lambda r: units.index((r["task"], r["seed"])))
     summary = summarise(runs, data, cfg)
-    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     seconds = time.time() - t0
     pooled = summary["pooled"]
     metrics: dict[str, Any] = {
-        "experiment": "w2s-probe",
-        "preset": preset,
-        "learner": learner,
-        "config": cfg.model_dump(mode="json"),
+        **head,
+        "complete": True,
+        "resumed_units": len(done),
         "machine": host,
         **{f"pooled_pgr_{k}": v["student"]["pooled"] for k, v in pooled.items()},
         "misfit_slope_squared": summary["misfit"]["squared"]["slope"],
@@ -798,7 +820,7 @@ def run(
         **summary,
         "runs": runs,
         "timing_s": timing,
-        "cpu_seconds": round(cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime, 1),
+        "cpu_seconds": cpu_seconds(),
         "seconds": round(seconds, 1),
         "minutes": round(seconds / 60, 2),
     }
