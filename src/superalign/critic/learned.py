@@ -29,6 +29,7 @@ from superalign.critic.critic import JudgeItem, harm_priors, scrub_items
 from superalign.critic.rules import rule_signals
 from superalign.critic.verdicts import Evidence, make_verdict
 from superalign.records import Verdict
+from superalign.store.vector_cache import load_vectors, save_vector
 
 if TYPE_CHECKING:
     import numpy as np
@@ -105,12 +106,7 @@ class PairFeatures:
 
         keys = [self.key(p, r) for p, r in zip(prompts, responses)]
         cache = self.cache_dir()
-        out: dict[str, np.ndarray] = {}
-        if self.use_cache:
-            for k in set(keys):
-                f = cache / k[:2] / f"{k}.npy"
-                if f.is_file():
-                    out[k] = np.load(f)
+        out = load_vectors(cache, keys) if self.use_cache else {}
         todo = {k: (p, r) for k, p, r in zip(keys, prompts, responses) if k not in out}
         if todo:
             model, tok = self.load()
@@ -119,10 +115,7 @@ class PairFeatures:
             for k, v in zip(ids, vecs):
                 out[k] = v
                 if self.use_cache:
-                    (cache / k[:2]).mkdir(parents=True, exist_ok=True)
-                    tmp = cache / k[:2] / f".{k}.tmp.npy"
-                    np.save(tmp, v)
-                    tmp.replace(cache / k[:2] / f"{k}.npy")
+                    save_vector(cache, k, v)
         if not keys:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([out[k] for k in keys]).astype(np.float32)

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from superalign.store.vector_cache import load_vectors, save_vector
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -79,12 +81,7 @@ class LayerFeatures:
 
         keys = [self.key(c, r) for c, r in zip(contexts, candidates)]
         cache = self.cache_dir()
-        out: dict[str, np.ndarray] = {}
-        if self.use_cache:
-            for k in set(keys):
-                f = cache / k[:2] / f"{k}.npy"
-                if f.is_file():
-                    out[k] = np.load(f)
+        out = load_vectors(cache, keys) if self.use_cache else {}
         todo = {k: (c, r) for k, c, r in zip(keys, contexts, candidates) if k not in out}
         if todo:
             model, tok = self.load()
@@ -94,10 +91,7 @@ class LayerFeatures:
                 k = ids[i]
                 out[k] = v
                 if self.use_cache:
-                    (cache / k[:2]).mkdir(parents=True, exist_ok=True)
-                    tmp = cache / k[:2] / f".{k}.tmp.npy"
-                    np.save(tmp, v)
-                    tmp.replace(cache / k[:2] / f"{k}.npy")
+                    save_vector(cache, k, v)
 
             self.forward(model, tok, [todo[k] for k in ids], save, progress)
         if not keys:
