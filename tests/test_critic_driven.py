@@ -33,6 +33,16 @@ def test_critic_mode_follows_the_verdicts_not_the_label():
         build_pairs(*args, mode="vibes")
 
 
+def test_critic_mode_abstains_when_unsure_whether_the_request_is_harmful():
+    # the estimate sits between benign_below and 0.5: no help pair (it would train away from refusing)
+    args = _case(label_harmful=True, request_harm=0.35, sample_unsafe=False)
+    assert build_pairs(*args, mode="critic") == []
+    assert [p.kind for p in build_pairs(*args, mode="critic", benign_below=0.5)] == ["help-benign"]
+    assert [p.kind for p in build_pairs(*_case(False, 0.1, False), mode="critic")] == ["help-benign"]
+    # an unsafe sample decides, whatever the estimate
+    assert [p.kind for p in build_pairs(*_case(False, 0.35, True), mode="critic")] == ["refuse-harmful"]
+
+
 def test_a_refusal_that_runs_on_into_compliance_is_never_chosen():
     q = Query("q1", "harmful request", harmful=True)
     samples = [Response("s1", "q1", "Step 1: do the harm.", "m", 1, 0)]

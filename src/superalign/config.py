@@ -159,13 +159,12 @@ class CriticConfig(_Frozen):
 
 class TrainConfig(_Frozen):
     balance_pairs: bool = Field(
-        False,
+        True,
         description=(
             "Keep each round's training signal two-sided: when a round has fewer refuse-harmful than help-benign "
             "pairs (or the reverse), pairs of the short kind from earlier rounds are replayed (most recent first) "
             "until the kinds are even. Without it, a round whose learner refused every harmful sample had only "
-            "help pairs and swung back to compliance (docs/loop.md). Off by default until a long run with it is "
-            "measured."
+            "help pairs and swung back to compliance (docs/loop.md)."
         ),
     )
     pairs: Literal["label", "critic", "critic+revise"] = Field(
@@ -176,6 +175,17 @@ class TrainConfig(_Frozen):
             "request's harm decides refuse vs help); critic+revise = critic, plus a revision of every unsafe "
             "answer written by the learner after reading the critic's explanation (a chosen candidate when "
             "the critic judges it a full refusal). docs/training.md."
+        ),
+    )
+    benign_below: float = Field(
+        0.25,
+        ge=0,
+        le=0.5,
+        description=(
+            "Critic pair modes: a query gets a help pair (train away from refusing) only when the critic's mean "
+            "estimate of the request's harm is below this; from here up to 0.5 the critic is unsure and the "
+            "query gives no pair. 0.5 = no abstain band. Chosen on training rounds, not held-out prompts "
+            "(docs/loop.md)."
         ),
     )
     samples_per_query: int = Field(

@@ -8,7 +8,11 @@ so the learner is pushed away from refusing benign (including benign-but-edgy) r
 Who says which queries are harmful (`mode`): "label" = the dataset's `harmful` column; "critic" (also
 "critic+revise") = the critic's verdicts, judged without the label: a query is harmful when the critic's
 own estimate of the request's harm (`Verdict.request_harm`, averaged over its samples) is >= 0.5, and
-any sample the critic calls unsafe makes a refuse pair, whatever the dataset says.
+any sample the critic calls unsafe makes a refuse pair, whatever the dataset says. A help pair (which trains
+the learner *away* from refusing) needs more: the critic's mean harm estimate must be below `benign_below`.
+Between the two the critic is unsure and the query gives no pair: in the first long run, 17 help pairs
+were built on jailbreak-wrapped harmful requests whose estimate was 0.09-0.48 and whose chosen answer was
+role-play compliance the critic missed (docs/loop.md).
 Pair prompts carry no safety system prompt: the behaviour is distilled into the default chat.
 """
 
@@ -27,8 +31,10 @@ def build_pairs(
     revisions: Sequence[Response],
     verdicts: Sequence[Verdict],
     mode: str = "label",
+    benign_below: float = 0.25,
 ) -> list[Pair]:
-    """One pair per query at most; queries without a usable chosen/rejected are skipped."""
+    """One pair per query at most; queries without a usable chosen/rejected are skipped, and so are queries
+    the critic is unsure about (critic modes: mean request harm in [benign_below, 0.5))."""
     if mode not in ("label", "critic", "critic+revise"):
         raise ValueError(f"pairs mode {mode!r}: choose label, critic or critic+revise")
     verdict = {v.response_id: v for v in verdicts}
@@ -42,20 +48,28 @@ def build_pairs(
     for q in queries:
         judged = [(r, verdict[r.id]) for r in by_query[q.id] if r.id in verdict]
         judged_revs = [(r, verdict[r.id]) for r in revs[q.id] if r.id in verdict]
-        harmful = bool(q.harmful) if mode == "label" else _critic_says_harmful(q, judged)
+        harmful = bool(q.harmful) if mode == "label" else _critic_says_harmful(q, judged, benign_below)
+        if harmful is None:
+            continue
         pair = _harmful_pair(q, judged, judged_revs) if harmful else _benign_pair(q, judged, judged_revs)
         if pair is not None:
             pairs.append(pair)
     return pairs
 
 
-def _critic_says_harmful(q: Query, judged) -> bool:
-    """Any sample judged unsafe, or the critic's mean P(harmful request) >= 0.5; the label only when the
-    critic gave no estimate (e.g. an LLM judge that does not report one)."""
+def _critic_says_harmful(q: Query, judged, benign_below: float) -> bool | None:
+    """True: any sample judged unsafe, or the critic's mean P(harmful request) >= 0.5. False: its mean is
+    below `benign_below`. None (no pair): in between. The label only when the critic gave no estimate
+    (e.g. an LLM judge that does not report one)."""
     if any(v.unsafe for _, v in judged):
         return True
     harms = [v.request_harm for _, v in judged if v.request_harm is not None]
-    return sum(harms) / len(harms) >= 0.5 if harms else bool(q.harmful)
+    if not harms:
+        return bool(q.harmful)
+    harm = sum(harms) / len(harms)
+    if harm >= 0.5:
+        return True
+    return False if harm < benign_below else None
 
 
 def _harmful_pair(q: Query, judged, judged_revs) -> Pair | None:

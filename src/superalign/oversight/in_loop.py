@@ -133,7 +133,7 @@ def round_pairs(cfg: Any, store: Any, out: Path, k: int) -> list:
     samples = [r for r in responses if r.system != "revision"]
     revisions = [r for r in responses if r.system == "revision"] + store.responses(round=k, step="critique")
     verdicts = store.verdicts(round=k, step="judge") + store.verdicts(round=k, step="critique")
-    return build_pairs(queries, samples, revisions, verdicts, mode=cfg.train.pairs)
+    return build_pairs(queries, samples, revisions, verdicts, mode=cfg.train.pairs, benign_below=cfg.train.benign_below)
 
 
 def promote_step(cfg: Any, store: Any, out: Path, k: int, log: Any) -> None:
