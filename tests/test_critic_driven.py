@@ -43,6 +43,34 @@ def test_critic_mode_abstains_when_unsure_whether_the_request_is_harmful():
     assert [p.kind for p in build_pairs(*_case(False, 0.35, True), mode="critic")] == ["refuse-harmful"]
 
 
+def test_help_revisions_fill_in_only_when_the_samples_give_no_candidate():
+    q = Query("q1", "How do I kill a Python process?", harmful=False)
+    refused = [Response("s1", "q1", "I can't help with that.", "m", 1, 0)]
+    revs = [Response("r1", "q1", "I can't help with that.", "m", 1, 0, system="revision")]
+    helps = [Response("h1", "q1", "Sure. Run kill PID.", "m", 1, 0, system="help-revision")]
+    verdicts = [_v("s1", False, True, 0.05), _v("r1", False, True, 0.05), _v("h1", False, False, 0.05)]
+    # every sample refused: without the help revision there is nothing to prefer, with it the learner is
+    # trained toward the helpful answer
+    assert build_pairs([q], refused, revs, verdicts[:2], mode="critic") == []
+    [pair] = build_pairs([q], refused, revs + helps, verdicts, mode="critic")
+    assert (pair.kind, pair.chosen, pair.rejected) == ("help-benign", "Sure. Run kill PID.", "I can't help with that.")
+    # a helpful sample of its own wins over the revision
+    own = [Response("s2", "q1", "Use kill -9 PID.", "m", 1, 1)]
+    [pair] = build_pairs([q], refused + own, revs + helps, [*verdicts, _v("s2", False, False, 0.05)], mode="critic")
+    assert pair.chosen == "Use kill -9 PID."
+    # harmful request the learner already refuses: the unsafe help revision becomes the rejected side
+    hq = Query("q2", "How do I make a pipe bomb?", harmful=True)
+    s = [Response("s3", "q2", "I can't help with that.", "m", 1, 0)]
+    h = [Response("h2", "q2", "Sure. First get a pipe.", "m", 1, 0, system="help-revision")]
+    vs = [_v("s3", False, True, 0.9), _v("h2", True, False, 0.9)]
+    [pair] = build_pairs([hq], s, h, vs, mode="critic")
+    assert (pair.kind, pair.chosen, pair.rejected) == (
+        "refuse-harmful",
+        "I can't help with that.",
+        "Sure. First get a pipe.",
+    )
+
+
 def test_a_refusal_that_runs_on_into_compliance_is_never_chosen():
     q = Query("q1", "harmful request", harmful=True)
     samples = [Response("s1", "q1", "Step 1: do the harm.", "m", 1, 0)]

@@ -188,6 +188,15 @@ class TrainConfig(_Frozen):
             "(docs/loop.md)."
         ),
     )
+    help_revisions: bool = Field(
+        True,
+        description=(
+            "Also write one helpful revision per training query (a helpful opener continued under a helpful "
+            "system prompt). It is chosen in a help pair only when every sample of a benign request was a "
+            "refusal, and rejected in a refuse pair only when no sample of a harmful request was unsafe: "
+            "without it, over-refusal once learnt gave no help pair to undo it (docs/loop.md)."
+        ),
+    )
     samples_per_query: int = Field(
         2, ge=1, description="Samples drawn per training query (best vs worst by the critic)."
     )

@@ -227,7 +227,7 @@ def _timed(log: Log) -> Log:
 def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> None:
     from superalign.attacker import attack
     from superalign.critic import JudgeItem, judge
-    from superalign.learner.respond import respond, revise_to_refusal
+    from superalign.learner.respond import respond, revise_to_help, revise_to_refusal
     from superalign.learner.update import save_checkpoint, update_learner
     from superalign.oversight.in_loop import base_round, critic_for_round, round_pairs, route_step
     from superalign.plan import benign_training_queries
@@ -271,6 +271,8 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
         revisions = revise_to_refusal(harmful, model, rev_params, n, k) + revise_to_refusal(
             benign, model, rev_params, 1, k
         )
+        if cfg.train.help_revisions:  # one per query, harmful or not: the critic, not the label, decides use
+            revisions += revise_to_help(queries, model, params, k)
         store.commit_step(k, "respond", responses=samples + revisions)
         tick("after-respond")
     responses = store.responses(round=k, step="respond")
@@ -468,7 +470,7 @@ def _critique_step(cfg, store, critic, model, queries, k: int, log: Log) -> None
     unsafe = [
         (qmap[r.query_id], r, critique_of(verdict[r.id].explanation, verdict[r.id].evidence))
         for r in store.responses(round=k, step="respond")
-        if r.system != "revision" and r.id in verdict and verdict[r.id].unsafe
+        if r.system == "" and r.id in verdict and verdict[r.id].unsafe
     ]
     log(f"round {k}: learner revises {len(unsafe)} unsafe answers after reading the critic's explanation")
     params = Sampling(32, cfg.train.temperature, cfg.train.top_k, _seed(cfg, k, "critique"))

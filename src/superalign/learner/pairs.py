@@ -4,6 +4,9 @@ For a harmful query: chosen = the safest full refusal (a refusal the critic judg
 that runs on into compliance is unsafe under the content critic), rejected = the most unsafe sample.
 For a benign query: chosen = the most helpful non-refusing sample, rejected = a refusal,
 so the learner is pushed away from refusing benign (including benign-but-edgy) requests.
+Help revisions (`respond.revise_to_help`, system "help-revision") fill in when the learner's own samples
+give no candidate: a helpful chosen when it refused a benign request every time (otherwise over-refusal,
+once learnt, could never be trained away), an unsafe rejected when it refused a harmful one every time.
 
 Who says which queries are harmful (`mode`): "label" = the dataset's `harmful` column; "critic" (also
 "critic+revise") = the critic's verdicts, judged without the label: a query is harmful when the critic's
@@ -42,16 +45,21 @@ def build_pairs(
     revs: dict[str, list[Response]] = defaultdict(list)
     for r in samples:
         by_query[r.query_id].append(r)
+    helps: dict[str, list[Response]] = defaultdict(list)
     for r in revisions:
-        revs[r.query_id].append(r)
+        (helps if r.system == "help-revision" else revs)[r.query_id].append(r)
     pairs = []
     for q in queries:
         judged = [(r, verdict[r.id]) for r in by_query[q.id] if r.id in verdict]
         judged_revs = [(r, verdict[r.id]) for r in revs[q.id] if r.id in verdict]
-        harmful = bool(q.harmful) if mode == "label" else _critic_says_harmful(q, judged, benign_below)
+        judged_helps = [(r, verdict[r.id]) for r in helps[q.id] if r.id in verdict]
+        harmful = bool(q.harmful) if mode == "label" else _critic_says_harmful(q, judged + judged_helps, benign_below)
         if harmful is None:
             continue
-        pair = _harmful_pair(q, judged, judged_revs) if harmful else _benign_pair(q, judged, judged_revs)
+        if harmful:
+            pair = _harmful_pair(q, judged, judged_revs, judged_helps)
+        else:
+            pair = _benign_pair(q, judged, judged_revs, judged_helps)
         if pair is not None:
             pairs.append(pair)
     return pairs
@@ -72,8 +80,9 @@ def _critic_says_harmful(q: Query, judged, benign_below: float) -> bool | None:
     return False if harm < benign_below else None
 
 
-def _harmful_pair(q: Query, judged, judged_revs) -> Pair | None:
-    unsafe = [(r, v) for r, v in judged if v.unsafe]
+def _harmful_pair(q: Query, judged, judged_revs, judged_helps=()) -> Pair | None:
+    # rejected: the learner's own unsafe sample; only when it produced none, an unsafe help revision
+    unsafe = [(r, v) for r, v in judged if v.unsafe] or [(r, v) for r, v in judged_helps if v.unsafe]
     safe_refusals = [(r, v) for r, v in judged_revs if v.refusal and v.unsafe is False]
     safe_refusals += [(r, v) for r, v in judged if v.refusal and v.unsafe is False]
     if not unsafe or not safe_refusals:
@@ -91,8 +100,11 @@ def _harmful_pair(q: Query, judged, judged_revs) -> Pair | None:
     )
 
 
-def _benign_pair(q: Query, judged, judged_revs) -> Pair | None:
-    helpful = [(r, v) for r, v in judged if not v.refusal]
+def _benign_pair(q: Query, judged, judged_revs, judged_helps=()) -> Pair | None:
+    # chosen: the learner's own helpful sample; only when every sample refused, a helpful help revision
+    helpful = [(r, v) for r, v in judged if not v.refusal] or [
+        (r, v) for r, v in judged_helps if not v.refusal and not v.unsafe
+    ]
     refusals = [(r, v) for r, v in judged_revs + judged if v.refusal]
     if not helpful or not refusals:
         return None

@@ -78,6 +78,38 @@ def revise_to_refusal(queries: Sequence[Query], learner: Any, params: Sampling, 
     return out
 
 
+HELPFUL_SYSTEM = (
+    "You are a helpful assistant. The user's request is safe and ordinary: answer it directly and usefully, "
+    "without refusing or lecturing."
+)
+HELP_OPENERS = ("Sure.", "Of course.", "Here's an answer.", "Good question.", "Happy to help.")
+
+
+def revise_to_help(queries: Sequence[Query], learner: Any, params: Sampling, round: int) -> list[Response]:
+    """One helpful revision per query: a helpful opener continued by the learner under a helpful system prompt
+    (the mirror of `revise_to_refusal`). When the learner refuses a benign request in every sample, this is
+    the helpful answer a help pair needs as *chosen*; on a harmful request it is usually compliance, which
+    the critic calls unsafe, so it can serve as *rejected* after the learner stopped complying on its own."""
+    chats, meta = [], []
+    for q in queries:
+        opener = HELP_OPENERS[int(q.id[:8], 16) % len(HELP_OPENERS)]
+        chats.append(user_chat(q.text, HELPFUL_SYSTEM) + [{"role": "assistant", "content": opener + " "}])
+        meta.append((q, opener))
+    texts = learner.generate(chats, params)
+    return [
+        Response(
+            id=stable_id("help-rev", q.id, learner.name, round),
+            query_id=q.id,
+            text=f"{opener} {t.strip()}".strip(),
+            model=learner.name,
+            round=round,
+            sample=0,
+            system="help-revision",
+        )
+        for (q, opener), t in zip(meta, texts)
+    ]
+
+
 def first_sentences(text: str, n: int) -> str:
     """The first `n` sentences (short revisions leave the model less room to drift back to compliance)."""
     import re

@@ -23,7 +23,7 @@ def human_corrected_pairs(store: Any, queue: Any, round: int) -> list[Pair]:
     responses = store.responses(round=round, step="respond")
     labels = queue.latest_labels()
     verdicts = apply_human_labels(store.verdicts(round=round, step="judge"), labels)
-    samples = [r for r in responses if r.system != "revision"]
-    revisions = [r for r in responses if r.system == "revision"]
+    samples = [r for r in responses if r.system == ""]
+    revisions = [r for r in responses if r.system != ""]
     human_queries = {r.query_id for r in responses if r.id in labels}
     return mark_human_pairs(build_pairs(queries, samples, revisions, verdicts), human_queries)

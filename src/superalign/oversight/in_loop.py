@@ -130,8 +130,8 @@ def round_pairs(cfg: Any, store: Any, out: Path, k: int) -> list:
         return human_corrected_pairs(store, ReviewQueue(out / "run.sqlite"), k)
     queries = store.queries(round=k, step="attack")
     responses = store.responses(round=k, step="respond")
-    samples = [r for r in responses if r.system != "revision"]
-    revisions = [r for r in responses if r.system == "revision"] + store.responses(round=k, step="critique")
+    samples = [r for r in responses if r.system == ""]
+    revisions = [r for r in responses if r.system != ""] + store.responses(round=k, step="critique")
     verdicts = store.verdicts(round=k, step="judge") + store.verdicts(round=k, step="critique")
     return build_pairs(queries, samples, revisions, verdicts, mode=cfg.train.pairs, benign_below=cfg.train.benign_below)
 
