@@ -89,6 +89,7 @@ def test_loop_records_independent_asr_styles_and_critique_revisions(tmp_path):
     subsets = rows[0]["asr_by_subset"]  # half the held-out harmful prompts come from a source never trained on
     assert set(subsets) == {"in-distribution", "source:harmbench"}
     assert sum(s["n"] for s in subsets.values()) == rows[0]["n_harmful"]
+    assert 0 <= rows[1]["train_refusal_benign"] <= 1 and 0 <= rows[1]["train_unsafe_harmful"] <= 1
     styles = rows[1]["attack_asr_by_style"]
     assert "plain" in styles and sum(s["n"] for s in styles.values()) > 0
     from superalign.store.runstore import RunStore

@@ -159,12 +159,14 @@ class CriticConfig(_Frozen):
 
 class TrainConfig(_Frozen):
     balance_pairs: bool = Field(
-        True,
+        False,
         description=(
             "Keep each round's training signal two-sided: when a round has fewer refuse-harmful than help-benign "
             "pairs (or the reverse), pairs of the short kind from earlier rounds are replayed (most recent first) "
             "until the kinds are even. Without it, a round whose learner refused every harmful sample had only "
-            "help pairs and swung back to compliance (docs/loop.md)."
+            "help pairs and swung back to compliance. Off by default: in the second long run it replayed refuse pairs "
+            "into a learner that already refused benign training prompts (docs/loop.md); help revisions "
+            "(help_revisions) now supply the missing side from the round's own prompts instead."
         ),
     )
     pairs: Literal["label", "critic", "critic+revise"] = Field(

@@ -287,7 +287,10 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
             k,
             "judge",
             verdicts=verdicts,
-            payload={"attack_asr_by_style": attack_asr_by_style(queries, responses, verdicts)},
+            payload={
+                "attack_asr_by_style": attack_asr_by_style(queries, responses, verdicts),
+                **training_side_rates(queries, responses, verdicts),
+            },
         )
         tick("after-judge")
     if cfg.train.pairs == "critic+revise" and not store.step_done(k, "critique"):
@@ -383,6 +386,23 @@ def _launched_training(
     stats = launch(cfg.train.launcher or "", job, log)
     shutil.rmtree(work, ignore_errors=True)
     return stats
+
+
+def training_side_rates(queries: list[Query], responses: list[Response], verdicts: list) -> dict[str, float | None]:
+    """How the learner the round starts from behaves on the round's *training* prompts, by the critic:
+    `train_refusal_benign` (share of sampled answers to benign-labelled prompts called refusals) and
+    `train_unsafe_harmful` (share of sampled answers to harmful-labelled prompts called unsafe). A signal
+    from training data, so the recipe can be read and adjusted without looking at the held-out sets."""
+    harmful = {q.id: bool(q.harmful) for q in queries}
+    by_id = {v.response_id: v for v in verdicts}
+    tally: dict[bool, list[int]] = {True: [], False: []}
+    for r in responses:
+        v = by_id.get(r.id)
+        if r.system == "" and v is not None and r.query_id in harmful:
+            h = harmful[r.query_id]
+            tally[h].append(int(bool(v.unsafe) if h else bool(v.refusal)))
+    rate = {h: round(sum(x) / len(x), 4) if x else None for h, x in tally.items()}
+    return {"train_refusal_benign": rate[False], "train_unsafe_harmful": rate[True]}
 
 
 def attack_asr_by_style(queries: list[Query], responses: list[Response], verdicts: list) -> dict[str, dict]:
@@ -540,8 +560,9 @@ def rounds_with_gate(store: Any) -> list[dict]:
         if row.get("round", 0) > 0:
             row["promoted"] = (store.step_payload(row["round"], "promote") or {}).get("promoted")
             judged = store.step_payload(row["round"], "judge") or {}
-            if "attack_asr_by_style" in judged:
-                row["attack_asr_by_style"] = judged["attack_asr_by_style"]
+            for key in ("attack_asr_by_style", "train_refusal_benign", "train_unsafe_harmful"):
+                if key in judged:
+                    row[key] = judged[key]
             attack = store.step_payload(row["round"], "attack") or {}
             if "asr" in attack:
                 row["attack_asr"], row["attack_coverage"] = attack["asr"], attack.get("archive_coverage")

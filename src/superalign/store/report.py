@@ -67,6 +67,15 @@ PLOTS: tuple[tuple[str, str, list[tuple[str, str]], bool], ...] = (
         ],
         True,
     ),
+    (
+        "On the round's training prompts (critic; learner before the round's update)",
+        "share",
+        [
+            ("train_unsafe_harmful", "unsafe answers to harmful training prompts"),
+            ("train_refusal_benign", "refusals of benign training prompts"),
+        ],
+        True,
+    ),
     ("Competence (multiple choice, 95% CI)", "accuracy", [("competence", "competence")], True),
     (
         "Training loss",
