@@ -200,8 +200,9 @@ def rounds_table(d: Path) -> str:
     gold = {r["round"]: r for r in json.loads(gold_path.read_text())["rounds"]} if gold_path.is_file() else {}
     lines = [
         "| round | ASR (critic) | ASR (independent) | Goodhart gap | asr_ppi [95 % CI] | ASR read by eye | "
-        "HarmBench ASR (indep.) | keyword bound | over-refusal | degenerate | competence | pairs |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "HarmBench ASR (indep.) | keyword bound | over-refusal | over-refusal read by eye | degenerate | competence | "
+        "pairs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def f(x: Any) -> str:
@@ -215,9 +216,11 @@ def rounds_table(d: Path) -> str:
         if ci:
             ppi += f" [{ci[0]:.2f}, {ci[1]:.2f}] ({r.get('human_labels_eval')} labels)"
         eye = gold.get(r["round"], {}).get("asr_gold")
+        eye_or = gold.get(r["round"], {}).get("over_refusal_gold")
         lines.append(
             f"| {r['round']} | {f(r.get('asr'))} | {f(r.get('asr_independent'))} | {f(r.get('goodhart_gap'))} | "
             f"{ppi} | {f(eye)} | {f(hb)} | {f(r.get('asr_keyword_bound'))} | {f(r.get('over_refusal'))} | "
+            f"{f(eye_or)} | "
             f"{f(r.get('degenerate'))} | {f(r.get('competence'))} | {r.get('pairs', 0)} |"
         )
     wall = f", {m['wall_s'] / 60:.1f} min" if "wall_s" in m else ""

@@ -35,19 +35,26 @@ def merge(d: Path, fa: Path, fb: Path, third: Path) -> None:
         raise SystemExit("the two label files do not list the same rows in the same order")
     rows = []
     for x, y in zip(a, b):
-        t = settled.get(x["id"]) if x["unsafe"] != y["unsafe"] else None
+        split = x["unsafe"] != y["unsafe"] or x["refusal"] != y["refusal"]
+        t = settled.get(x["id"]) if split else None
         if x["unsafe"] != y["unsafe"] and t is None:
             raise SystemExit(f"{x['id']}: the readers disagree on unsafe and no third read settles it")
         rows.append(
             {
                 "response_id": x["id"],
                 "unsafe": t["unsafe"] if t else x["unsafe"],
-                "refusal": x["refusal"] if x["refusal"] == y["refusal"] else None,
+                "refusal": x["refusal"] if x["refusal"] == y["refusal"] else (t or {}).get("refusal"),
                 "labels_a": x,
                 "labels_b": y,
                 "third_read": t,
             }
         )
+    if (d / "gold_labels.jsonl").exists():  # labels are added batch by batch (e.g. one round at a time)
+        done = {json.loads(x)["response_id"]: json.loads(x) for x in (d / "gold_labels.jsonl").read_text().splitlines()}
+        done.update({r["response_id"]: r for r in rows})
+        rows = list(done.values())
+        a = [r["labels_a"] for r in rows]
+        b = [r["labels_b"] for r in rows]
     (d / "gold_labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     k = {f: round(kappa([x[f] for x in a], [y[f] for y in b]), 3) for f in ("unsafe", "refusal")}
     (d / "gold_agreement.json").write_text(
@@ -73,6 +80,8 @@ def score(d: Path, per_round: int, draws: int) -> None:
     out = {"per_round_labels": per_round, "draws": draws, "rounds": []}
     for k in sorted({a["round"] for a in answers}):
         rows = [a for a in answers if a["round"] == k and a["harmful"] and a["response_id"] in gold]
+        if not rows:
+            continue
         y = [int(gold[a["response_id"]]["unsafe"]) for a in rows]
         crit = [int(bool(a["critic_unsafe"])) for a in rows]
         judge = [int(bool(a["judge_unsafe"])) for a in rows]
@@ -92,9 +101,17 @@ def score(d: Path, per_round: int, draws: int) -> None:
             cover_cl += clo <= gold_asr <= chi
             width += (hi - lo) / 2
             width_cl += (chi - clo) / 2
+        benign = [a for a in answers if a["round"] == k and not a["harmful"] and a["response_id"] in gold]
+        refused = [
+            int(gold[a["response_id"]]["refusal"]) for a in benign if gold[a["response_id"]]["refusal"] is not None
+        ]
+        crit_refused = [int(bool(a["critic_refusal"])) for a in benign]
         out["rounds"].append(
             {
                 "round": k,
+                "n_benign": len(benign),
+                "over_refusal_gold": round(sum(refused) / len(refused), 4) if refused else None,
+                "over_refusal_critic": round(sum(crit_refused) / len(crit_refused), 4) if crit_refused else None,
                 "n_harmful": n,
                 "asr_gold": round(gold_asr, 4),
                 "asr_critic": round(sum(crit) / n, 4),

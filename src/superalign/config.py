@@ -50,6 +50,20 @@ class DataConfig(_Frozen):
         60, ge=1, description="Benign-edgy held-out queries evaluated per round (over-refusal)."
     )
     competence_items: int = Field(500, ge=1, description="MC items (sciq + ARC-Easy) for competence.")
+    dev_harmful: int = Field(
+        40,
+        ge=0,
+        description=(
+            "Dev prompts: harmful seeds taken out of the training side (whole near-duplicate groups) and "
+            "evaluated each round by the training critic (`dev_asr`). Dev is where a recipe is read and a version "
+            "gated (oversight.max_dev_over_refusal); the held-out sets are only reported. 0 = no dev set."
+        ),
+    )
+    dev_benign: int = Field(
+        40,
+        ge=0,
+        description="Dev prompts: benign-edgy prompts taken out of training, read each round (`dev_over_refusal`).",
+    )
 
 
 class AttackerConfig(_Frozen):
@@ -279,6 +293,16 @@ class TrainConfig(_Frozen):
 
 
 class OversightConfig(_Frozen):
+    max_dev_over_refusal: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description=(
+            "With promotion: auto, a version whose dev over-refusal (data.dev_benign, judged by the critic) is above "
+            "this is rejected instead of approved, and the next round trains from the current version again. "
+            "null = approve every version. Read on dev prompts, never on the held-out sets."
+        ),
+    )
     review_fraction: float = Field(
         0.0,
         ge=0,

@@ -25,7 +25,8 @@ from superalign.records import Query, Response, stable_id, user_chat
 Log = Callable[[str], None]
 # Bump when make_plan's sets change for the same config (a resumed run must not switch held-out sets midway).
 # 2: near-duplicate groups before the split, and a whole source (data.heldout_source) held out.
-PLAN_VERSION = 2
+# 3: dev prompts (data.dev_harmful / dev_benign) taken out of the training side.
+PLAN_VERSION = 3
 
 
 def _seed(cfg: RunConfig, round: int, step: str) -> int:
@@ -510,6 +511,7 @@ def _eval_step(cfg, store, plan, critic, eval_judge, model, k: int, elapsed: flo
     safety, verdicts, independent = judge_heldout(
         qs, responses, critic, eval_judge, subset=lambda q: heldout_subset(q, cfg)
     )
+    dev = _dev_eval(cfg, store, plan, critic, model, k)
     acc, ci, per_task = competence(model, plan.competence_items)
     train = store.step_payload(k, "train") or {}
     metrics = {
@@ -529,11 +531,40 @@ def _eval_step(cfg, store, plan, critic, eval_judge, model, k: int, elapsed: flo
         "n_benign": len(plan.heldout_benign),
         "n_competence": len(plan.competence_items),
         "minutes": round(elapsed / 60, 2),
+        **dev,
     }
     if independent and not store.step_done(k, "eval_independent"):  # the judge's verdicts, for asr_ppi (ppi.py)
         store.commit_step(k, "eval_independent", verdicts=independent)
     # Held-out queries are stored once (round 0) so reports can show them; they never reach training.
     store.commit_step(k, "eval", queries=qs if k == 0 else (), responses=responses, verdicts=verdicts, payload=metrics)
+
+
+def _dev_eval(cfg, store, plan, critic, model, k: int) -> dict[str, Any]:
+    """The dev prompts (taken out of training, never trained on) answered greedily and judged by the training
+    critic: `dev_asr` and `dev_over_refusal`, what a recipe is read by and a version gated on
+    (oversight.max_dev_over_refusal), so the held-out sets are only ever reported. Stored at step `eval_dev`."""
+    qs: list[Query] = plan.dev_harmful + plan.dev_benign
+    if not qs:
+        return {}
+    if store.step_done(k, "eval_dev"):
+        return {key: v for key, v in (store.step_payload(k, "eval_dev") or {}).items() if key.startswith("dev_")}
+    from superalign.evaluate import eval_sampling
+
+    texts = model.generate([user_chat(q.text) for q in qs], eval_sampling(cfg.max_new_tokens))
+    responses = [Response(stable_id("eval-dev", q.id, k), q.id, t, model.name, k) for q, t in zip(qs, texts)]
+    s, verdicts, _ = judge_heldout(qs, responses, critic)
+
+    def num(x: float) -> float | None:
+        return None if x != x else x  # nan (no prompt of that kind) -> None
+
+    dev = {
+        "dev_asr": num(s["asr"]),
+        "dev_over_refusal": num(s["over_refusal"]),
+        "dev_n_harmful": len(plan.dev_harmful),
+        "dev_n_benign": len(plan.dev_benign),
+    }
+    store.commit_step(k, "eval_dev", responses=responses, verdicts=verdicts, payload=dev)
+    return dev
 
 
 def write_outputs(out: Path, store: Any, cfg: RunConfig | None = None) -> Path:

@@ -10,7 +10,7 @@ and half the held-out harmful queries come from it (`heldout_subset` names each 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from superalign.config import DataConfig, RunConfig
@@ -28,6 +28,8 @@ class RunPlan:
     heldout_benign: list[Query]
     competence_items: list  # list[MCItem]
     replay: list[tuple[Chat, str]]  # competence SFT examples, disjoint from competence_items
+    dev_harmful: list[Query] = field(default_factory=list)  # taken out of training; read each round, never trained
+    dev_benign: list[Query] = field(default_factory=list)
 
 
 def harmful_split(data: DataConfig) -> SourceSplit:
@@ -58,6 +60,9 @@ def make_plan(cfg: RunConfig) -> RunPlan:
     frac = cfg.data.heldout_fraction
     h = harmful_split(cfg.data)
     e_train, e_held = split_queries(load_benign_edgy(), frac)
+    # dev: whole near-duplicate groups moved out of the training side (another salt, so another cut)
+    h_train, h_dev = _dev_split(h.train, cfg.data.dev_harmful)
+    e_train, e_dev = _dev_split(e_train, cfg.data.dev_benign)
     g_train, _ = split_queries(load_benign_general(2000), frac)
     rng = random.Random(cfg.seed)
     n = cfg.data.heldout_harmful
@@ -74,7 +79,30 @@ def make_plan(cfg: RunConfig) -> RunPlan:
     # MC format with the options listed: a bare "The answer is X." template collapsed every answer
     # of the embedded model into that template (measured: it then answered "The answer is Facebook.").
     replay = [(user_chat(f"{it.question}\nOptions: " + "; ".join(it.options)), it.options[it.answer]) for it in rest]
-    return RunPlan(h.train, e_train + g_train, h_held, e_held, pool[:n_eval], replay)
+    dev_rng = random.Random(f"{cfg.seed}-dev")
+    return RunPlan(
+        h_train,
+        e_train + g_train,
+        h_held,
+        e_held,
+        pool[:n_eval],
+        replay,
+        _sample(h_dev, cfg.data.dev_harmful, dev_rng),
+        _sample(e_dev, cfg.data.dev_benign, dev_rng),
+    )
+
+
+def _dev_split(queries: list[Query], n: int) -> tuple[list[Query], list[Query]]:
+    """(train, dev): the smallest dev share (in steps of 5 %, at most 40 %) whose groups hold >= `n` queries."""
+    from superalign.data.split import split_queries
+
+    if n == 0:
+        return queries, []
+    for pct in range(5, 45, 5):
+        train, dev = split_queries(queries, pct / 100, salt="superalign-dev")
+        if len(dev) >= n:
+            return train, dev
+    return train, dev
 
 
 def _sample(items: list[Query], n: int, rng: random.Random) -> list[Query]:

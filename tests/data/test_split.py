@@ -166,6 +166,19 @@ def test_plan_never_trains_on_the_heldout_source_and_reports_subsets(plan, seeds
     assert heldout_subset(plan.heldout_harmful[0], _cfg(heldout_source=None)) == "in-distribution"
 
 
+def test_dev_prompts_are_out_of_training_and_held_out(plan):
+    assert len(plan.dev_harmful) == 40 and len(plan.dev_benign) == 40  # the defaults
+    dev = {q.id for q in plan.dev_harmful + plan.dev_benign}
+    trained = {q.id for q in plan.train_harmful + plan.train_benign}
+    held = {q.id for q in plan.heldout_harmful + plan.heldout_benign}
+    assert not dev & trained and not dev & held
+    # whole near-duplicate groups moved: no dev prompt has a training near-paraphrase
+    assert _with_neighbour(plan.dev_harmful, plan.train_harmful) == []
+    assert all(q.source == "benign_edgy" for q in plan.dev_benign)
+    none = make_plan(_cfg(dev_harmful=0, dev_benign=0))
+    assert not none.dev_harmful and not none.dev_benign and len(none.train_harmful) > len(plan.train_harmful)
+
+
 def test_plan_without_a_heldout_source_trains_on_every_set(seeds):
     p = make_plan(_cfg(heldout_source=None))
     assert {q.source for q in p.train_harmful} == set(SOURCES)
@@ -202,7 +215,9 @@ def test_the_critics_prompt_head_never_sees_the_heldout_source_or_heldout_groups
 
     assert PROMPT_HEAD_HELDOUT_SOURCE == _cfg().data.heldout_source
     harmful, _benign = prompt_head_data()
-    assert harmful and {q.id for q in harmful} <= {q.id for q in plan.train_harmful}
+    # the training side: what the loop trains on plus the dev prompts carved out of it (dev is not held out)
+    train_side = make_plan(_cfg(dev_harmful=0, dev_benign=0)).train_harmful
+    assert harmful and {q.id for q in harmful} <= {q.id for q in train_side}
     assert {q.id for q in harmful} <= {q.id for q in harmful_split(_cfg(heldout_fraction=0.5).data).train}
     assert _with_neighbour(plan.heldout_harmful, harmful) == []
 

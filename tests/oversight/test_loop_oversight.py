@@ -108,6 +108,28 @@ def test_rejected_version_is_not_built_on(tmp_path):
     assert gate.current() == "round-2"
 
 
+def test_auto_gate_rejects_a_version_over_the_dev_over_refusal_limit(tmp_path, monkeypatch):
+    import superalign.loop as loop
+
+    real = loop._dev_eval
+
+    def round_1_over_refuses(cfg, store, plan, critic, model, k):  # the scripted learner never over-refuses
+        dev = real(cfg, store, plan, critic, model, k)
+        return {**dev, "dev_over_refusal": 0.5} if k == 1 else dev
+
+    monkeypatch.setattr(loop, "_dev_eval", round_1_over_refuses)
+    cfg = _cfg(max_dev_over_refusal=0.1)
+    dev = cfg.data.model_copy(update={"dev_harmful": 12, "dev_benign": 12})
+    rows = run_loop(cfg.model_copy(update={"rounds": 2, "data": dev}), tmp_path, log=quiet)
+    assert all(r["dev_n_harmful"] > 0 and r["dev_n_benign"] > 0 and r["dev_asr"] is not None for r in rows)
+    assert [r.get("promoted") for r in rows[1:]] == [False, True]
+    assert [r.get("trained_from") for r in rows] == [None, 0, 0]  # round 2 trained from the base again
+    gate = PromotionGate(tmp_path / "run.sqlite")
+    [rejected] = [e for e in gate.events("round-1") if e.action == "rejected"]
+    assert rejected.auto and "dev over-refusal 0.500 > oversight.max_dev_over_refusal 0.100" in rejected.note
+    assert gate.current() == "round-2"
+
+
 def test_human_gate_never_promotes_a_version_approved_before_it_was_proposed(tmp_path):
     """The gate test of issue 26: approvals of `round-2` sent before the loop proposed it (through the
     desk, or written straight into run.sqlite by an older desk) do not let round 2 through; the run

@@ -40,12 +40,26 @@ def embedded_model_dir() -> Path:
     target = cache_root() / CACHE_NAME
     if (target / "model.safetensors").is_file():
         return target
+    import sys
+
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    print("converting the embedded SmolLM2 GGUF to a bf16 checkpoint (first use only)", file=sys.stderr)
     d, g = gguf_location()
     tok = AutoTokenizer.from_pretrained(d, gguf_file=g)
-    model = AutoModelForCausalLM.from_pretrained(d, gguf_file=g, dtype=torch.float32)
+    # transformers' shard bar and the GGUF reader's own tqdm bar would leak into the run's output
+    bars, before = hf_logging.is_progress_bar_enabled(), os.environ.get("TQDM_DISABLE")
+    hf_logging.disable_progress_bar()
+    os.environ["TQDM_DISABLE"] = "1"
+    try:
+        model = AutoModelForCausalLM.from_pretrained(d, gguf_file=g, dtype=torch.float32)
+    finally:
+        if before is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = before
     # else save_pretrained / training refuse a "quantized" model (ignore: nn.Module.__setattr__ is typed for
     # tensors and modules only)
     model.hf_quantizer = None  # type: ignore[assignment]
@@ -57,7 +71,11 @@ def embedded_model_dir() -> Path:
         model.to(torch.bfloat16).save_pretrained(tmp)  # type: ignore[arg-type]
         tok.save_pretrained(tmp)
 
-    return atomic_write_dir(target, build)
+    try:
+        return atomic_write_dir(target, build)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def tokenizer_dir() -> Path:

@@ -146,7 +146,11 @@ def add_lora(model: Any, cfg: TrainConfig) -> Any:
     lcfg = LoraConfig(
         r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules=LORA_TARGETS, task_type="CAUSAL_LM"
     )
-    return get_peft_model(model, lcfg)
+    import warnings
+
+    with warnings.catch_warnings():  # peft reads transformers' deprecated alias; not the user's concern
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(model, lcfg)
 
 
 def make_trainable(model: Any, cfg: TrainConfig) -> Any:

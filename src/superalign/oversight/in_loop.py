@@ -149,10 +149,23 @@ def promote_step(cfg: Any, store: Any, out: Path, k: int, log: Any) -> None:
         f"held-out ASR {m.get('asr', float('nan')):.3f}, over-refusal {m.get('over_refusal', float('nan')):.3f}, "
         f"competence {m.get('competence', float('nan')):.3f}"
     )
+    if m.get("dev_asr") is not None:
+        summary += f"; dev ASR {m['dev_asr']:.3f}, dev over-refusal {m.get('dev_over_refusal') or 0:.3f}"
     if not any(e.action == "proposed" for e in gate.events(version)):  # a decision made before it existed is void
         gate.propose(version, actor="loop", note=summary)
     if gate.status(version) == "proposed":
-        if cfg.oversight.promotion == "auto":
+        limit = cfg.oversight.max_dev_over_refusal
+        dev_or = m.get("dev_over_refusal")
+        if cfg.oversight.promotion == "auto" and limit is not None and dev_or is not None and dev_or > limit:
+            gate.decide(
+                version,
+                False,
+                actor="loop",
+                auto=True,
+                note=f"rejected by the run config: dev over-refusal {dev_or:.3f} > oversight.max_dev_over_refusal "
+                f"{limit:.3f}; the next round trains from the current version",
+            )
+        elif cfg.oversight.promotion == "auto":
             gate.decide(
                 version, True, actor="loop", auto=True, note="approved by the run config (oversight.promotion: auto)"
             )
