@@ -111,6 +111,48 @@ def _mount_label() -> None:
 _mount_label()
 
 
+pairs_app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="A run's preference pairs, for training elsewhere (TRL)."
+)
+app.add_typer(pairs_app, name="pairs")
+
+
+@pairs_app.command("export")
+def pairs_export(
+    run_dir: Path = typer.Argument(..., help="A run directory (holding run.sqlite)."),
+    out: Path = typer.Option(..., "--out", "-o", help="The JSONL to write (replaced if it exists)."),
+    rounds: list[int] = typer.Option(
+        [], "--round", min=1, help="Only this round's pairs (repeatable; default: every round with pairs)."
+    ),
+    replay: bool = typer.Option(
+        False,
+        "--replay/--no-replay",
+        help="Also the pairs a round replayed from earlier rounds (each round as trained; a pair may repeat).",
+    ),
+    meta: bool = typer.Option(
+        False, "--meta", help="Add columns round, kind, provenance, weight and query_id to every row."
+    ),
+) -> None:
+    """Write the run's preference pairs in TRL's conversational preference format (prompt, chosen, rejected)."""
+    from superalign.store.jsonl import write_jsonl
+    from superalign.store.pairs_export import preference_rows
+    from superalign.store.runstore import RunStore
+
+    db = run_dir / "run.sqlite"
+    if not db.is_file():
+        raise UserError(f"{run_dir}: no run.sqlite here; give the --out directory of a `superalign run`")
+    if out.is_dir():
+        raise UserError(f"--out {out}: is a directory; give a file name, e.g. {out / 'pairs.jsonl'}")
+    with RunStore(db) as store:
+        rows = preference_rows(store, rounds, replay=replay, meta=meta)
+    if not rows:
+        raise UserError(
+            f"{run_dir}: no pairs in the rounds chosen" + ("" if replay else " (--replay adds replayed ones)")
+        )
+    write_jsonl(out, rows)
+    _echo(f"wrote {len(rows)} preference pairs to {out}")
+
+
 @app.command()
 def run(
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config (see configs/)."),
