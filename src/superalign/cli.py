@@ -67,6 +67,20 @@ def _with_critic(cfg: RunConfig, kind: str | None) -> RunConfig:
     return cfg.model_copy(update={"critic": _critic_config(kind, **cfg.critic.model_dump(exclude={"kind"}))})
 
 
+FIELD_HELP = "Read the file's column COLUMN as field NAME, e.g. --field prompt=question (repeatable; NAME: "
+GENERATE_IN = (
+    "JSONL or .csv rows with a 'prompt' (optional 'system'); a JSONL row may give chat 'messages' instead "
+    "(prompt: the last user turn; its system turn is kept)."
+)
+JUDGE_IN = (
+    "JSONL or .csv rows with 'prompt' and 'response' (optional 'harmful', 'id'); a JSONL row may give chat "
+    "'messages' instead (prompt: the last user turn; response: a final assistant turn)."
+)
+GENERATE_FIELD = FIELD_HELP + "prompt, system, messages)."
+JUDGE_FIELD = FIELD_HELP + "prompt, response, harmful, id, messages)."
+EVAL_FIELD = FIELD_HELP + "prompt, harmful, category, messages); for --prompts."
+
+
 def _mount_review() -> None:
     """`superalign review ...` (oversight/review_cli.py); its heavy imports stay inside its commands."""
     from superalign.oversight.review_cli import review_app
@@ -95,6 +109,48 @@ def _mount_label() -> None:
 
 
 _mount_label()
+
+
+pairs_app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="A run's preference pairs, for training elsewhere (TRL)."
+)
+app.add_typer(pairs_app, name="pairs")
+
+
+@pairs_app.command("export")
+def pairs_export(
+    run_dir: Path = typer.Argument(..., help="A run directory (holding run.sqlite)."),
+    out: Path = typer.Option(..., "--out", "-o", help="The JSONL to write (replaced if it exists)."),
+    rounds: list[int] = typer.Option(
+        [], "--round", min=1, help="Only this round's pairs (repeatable; default: every round with pairs)."
+    ),
+    replay: bool = typer.Option(
+        False,
+        "--replay/--no-replay",
+        help="Also the pairs a round replayed from earlier rounds (each round as trained; a pair may repeat).",
+    ),
+    meta: bool = typer.Option(
+        False, "--meta", help="Add columns round, kind, provenance, weight and query_id to every row."
+    ),
+) -> None:
+    """Write the run's preference pairs in TRL's conversational preference format (prompt, chosen, rejected)."""
+    from superalign.store.jsonl import write_jsonl
+    from superalign.store.pairs_export import preference_rows
+    from superalign.store.runstore import RunStore
+
+    db = run_dir / "run.sqlite"
+    if not db.is_file():
+        raise UserError(f"{run_dir}: no run.sqlite here; give the --out directory of a `superalign run`")
+    if out.is_dir():
+        raise UserError(f"--out {out}: is a directory; give a file name, e.g. {out / 'pairs.jsonl'}")
+    with RunStore(db) as store:
+        rows = preference_rows(store, rounds, replay=replay, meta=meta)
+    if not rows:
+        raise UserError(
+            f"{run_dir}: no pairs in the rounds chosen" + ("" if replay else " (--replay adds replayed ones)")
+        )
+    write_jsonl(out, rows)
+    _echo(f"wrote {len(rows)} preference pairs to {out}")
 
 
 @app.command()
@@ -128,28 +184,37 @@ def generate(
     model: str = typer.Option(
         "embedded", "--model", "-m", help="embedded | HF dir | openai:<model>@<url> | tiny | scripted"
     ),
-    inp: Path = typer.Option(..., "--in", help="JSONL with a 'prompt' per row."),
+    inp: Path = typer.Option(..., "--in", help=GENERATE_IN),
     out: Path = typer.Option(..., "--out", help="Output JSONL: every input field plus 'response'."),
     max_new_tokens: int = typer.Option(128, help="Tokens to generate per prompt."),
     temperature: float = typer.Option(0.0, help="0 = greedy."),
     top_k: int = typer.Option(50),
     seed: int = typer.Option(0),
     batch_size: int = typer.Option(32),
-    system: str | None = typer.Option(None, help="Optional system prompt for every row."),
+    system: str | None = typer.Option(None, help="System prompt for every row that does not give its own."),
     device: str = typer.Option(
         "auto", "--device", help="Where local models run: auto (cuda when torch sees a GPU) | cpu | cuda."
     ),
+    field: list[str] = typer.Option([], "--field", help=GENERATE_FIELD),
 ) -> None:
-    """Each row with `prompt` gets `response`."""
+    """Each row with `prompt` (or chat `messages`) gets `response`."""
     from superalign.backends import Sampling, load_backend
     from superalign.device import set_device
     from superalign.records import user_chat
-    from superalign.store.jsonl import read_jsonl, write_jsonl
+    from superalign.store.jsonl import write_jsonl
+    from superalign.store.user_rows import parse_fields, read_user_rows
 
-    rows = read_jsonl(inp, required=["prompt"], types={"prompt": (str,)})
+    rows = read_user_rows(
+        inp,
+        required=["prompt"],
+        types={"prompt": (str,), "system": (str, type(None))},
+        fields=parse_fields(field, ["prompt", "system", "messages"]),
+        system=True,
+    )
     backend = load_backend(model, batch_size=batch_size, device=set_device(device))
     texts = backend.generate(
-        [user_chat(str(r["prompt"]), system) for r in rows], Sampling(max_new_tokens, temperature, top_k, seed)
+        [user_chat(str(r["prompt"]), r.get("system") or system) for r in rows],
+        Sampling(max_new_tokens, temperature, top_k, seed),
     )
     write_jsonl(out, [{**r, "response": t, "model": backend.name} for r, t in zip(rows, texts)])
     _echo(f"wrote {len(rows)} rows to {out}")
@@ -157,7 +222,11 @@ def generate(
 
 @app.command()
 def judge(
-    inp: Path = typer.Option(..., "--in", help="JSONL with 'prompt' and 'response' (optional 'harmful', 'id')."),
+    inp: Path = typer.Option(
+        ...,
+        "--in",
+        help=JUDGE_IN,
+    ),
     out: Path = typer.Option(..., "--out", help="Output JSONL: every input field plus the Verdict fields."),
     critic: str = typer.Option(
         CRITIC_DEFAULT,
@@ -182,6 +251,7 @@ def judge(
         "--device",
         help="Where local models run: auto (cuda when torch sees a GPU) | cpu | cuda (the llm-judge's local model).",
     ),
+    field: list[str] = typer.Option([], "--field", help=JUDGE_FIELD),
 ) -> None:
     """Each row with `prompt` and `response` gets the Verdict fields (with explanation, rubric item, evidence)."""
     from pydantic import ValidationError
@@ -192,8 +262,10 @@ def judge(
     from superalign.config import CriticConfig
     from superalign.critic import JudgeItem, build_critic, judge as judge_items
     from superalign.records import stable_id
-    from superalign.store.jsonl import read_jsonl, write_jsonl
+    from superalign.store.jsonl import write_jsonl
+    from superalign.store.user_rows import parse_fields, read_user_rows
 
+    fields = parse_fields(field, ["prompt", "response", "harmful", "id", "messages"])
     try:
         ccfg = CriticConfig(
             kind=critic,
@@ -207,10 +279,11 @@ def judge(
             f"bad critic option: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']} "
             "(--critic: rules, classifier, ensemble, llm-judge or learned; --abstain-below in [0, 1])"
         ) from None
-    rows = read_jsonl(
+    rows = read_user_rows(
         inp,
         required=["prompt", "response"],  # `str(None)` was judged as the text "None"
         types={"prompt": (str,), "response": (str,), "harmful": (bool, type(None)), "id": (str, int)},
+        fields=fields,
     )
     items = [
         JudgeItem(
@@ -231,7 +304,9 @@ def evaluate(
     model: str = typer.Option("embedded", "--model", "-m"),
     out: Path = typer.Option(..., "--out", help="Directory for metrics.json and responses.jsonl."),
     prompts: Path | None = typer.Option(
-        None, "--prompts", help="JSONL rows {prompt, harmful}; default: the held-out sets."
+        None,
+        "--prompts",
+        help="JSONL or .csv rows {prompt, harmful} (or chat 'messages' and harmful); default: the held-out sets.",
     ),
     config: Path | None = typer.Option(None, "--config", "-c", help="Config for the default held-out sets and critic."),
     competence_items: int | None = typer.Option(None, min=0, help="MC items for competence (0 = skip)."),
@@ -249,6 +324,7 @@ def evaluate(
         "--device",
         help="Where local models run: auto (cuda when torch sees a GPU) | cpu | cuda; default: the config's `device`.",
     ),
+    field: list[str] = typer.Option([], "--field", help=EVAL_FIELD),
 ) -> None:
     """Held-out ASR, over-refusal and competence of one model."""
     import json
@@ -261,13 +337,19 @@ def evaluate(
     from superalign.loop import judge_heldout
     from superalign.plan import make_plan
     from superalign.records import Query, Response, stable_id, user_chat
-    from superalign.store.jsonl import atomic_write_text, read_jsonl, write_jsonl
+    from superalign.store.jsonl import atomic_write_text, write_jsonl
+    from superalign.store.user_rows import parse_fields, read_user_rows
 
+    fields = parse_fields(field, ["prompt", "harmful", "category", "messages"])
+    if fields and prompts is None:
+        raise UserError("--field reads columns of a --prompts file; give --prompts FILE or drop --field")
     cfg = _with_critic(load_config(config, device=device), critic_kind)
     set_device(cfg.device)  # an llm-judge critic's model goes there too
     plan = make_plan(cfg)
     if prompts is not None:
-        rows = read_jsonl(prompts, required=["prompt", "harmful"], types={"prompt": (str,), "harmful": (bool,)})
+        rows = read_user_rows(
+            prompts, required=["prompt", "harmful"], types={"prompt": (str,), "harmful": (bool,)}, fields=fields
+        )
         qs = [
             Query(
                 stable_id("eval", r["prompt"]),

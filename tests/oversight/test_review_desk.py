@@ -298,3 +298,88 @@ def test_terminal_desk_labels_items_and_prints_payloads_literally(run_dir):
     assert labels["item-0"].unsafe is True and labels["item-0"].note == "it complies"
     assert sum(ev.unsafe is False and ev.refusal is True for ev in labels.values()) == 1
     assert "<script>alert('pwned')</script>" in out.getvalue()  # shown as text, not interpreted
+
+
+def _snapshot(run_dir):
+    """What the run directory holds: every file's bytes, run.sqlite as its SQL dump (its -wal / -shm
+    files come and go with connections, so they are left out)."""
+    import sqlite3
+
+    out = {}
+    for p in sorted(run_dir.rglob("*")):
+        if p.is_file() and not p.name.endswith(("-wal", "-shm")):
+            if p.name == "run.sqlite":
+                conn = sqlite3.connect(p)
+                out[p.name] = "\n".join(conn.iterdump())
+                conn.close()
+            else:
+                out[str(p.relative_to(run_dir))] = p.read_bytes()
+        elif p.is_dir():
+            out[str(p.relative_to(run_dir)) + "/"] = None
+    return out
+
+
+def test_a_get_never_writes(run_dir):
+    (run_dir / "rounds.jsonl").write_text(json.dumps({"round": 0, "asr": 0.5}) + "\n")
+    (run_dir / "report.html").write_text("<html><body>plots</body></html>")
+    (run_dir / "checkpoints" / "round-1").mkdir(parents=True)
+    PromotionGate(run_dir / "run.sqlite").propose("round-1")
+    c = _client(run_dir)
+    before = _snapshot(run_dir)
+    pages = ["/", "/queue", "/queue?show=all", "/items/item-1", "/items/nope", "/overview", "/report"]
+    pages += ["/promotion", "/values", "/clarifications", "/login"]
+    for path in pages:
+        assert c.get(path, headers=AUTH).status_code in (200, 303, 404), path
+    assert _snapshot(run_dir) == before
+    assert not (run_dir / "values").exists()  # viewing /values used to start the value history
+    assert 'id="no-values"' in c.get("/values", headers=AUTH).text
+
+
+def test_promotion_offers_approve_and_reject_only_on_pending_versions(run_dir):
+    gate = PromotionGate(run_dir / "run.sqlite")
+    for k in range(1, 6):
+        (run_dir / "checkpoints" / f"round-{k}").mkdir(parents=True)
+    for k in (1, 2, 3, 4):
+        gate.propose(f"round-{k}")
+    gate.decide("round-2", False, "carol")  # rejected
+    gate.decide("round-3", True, "carol")  # approved, not promoted
+    gate.decide("round-4", True, "carol")
+    assert promote_if_approved(gate, "round-4")  # promoted; round-5 never proposed
+    page = _client(run_dir).get("/promotion", headers=AUTH).text
+    assert [gate.status(f"round-{k}") for k in range(1, 6)] == [
+        "proposed",
+        "rejected",
+        "approved",
+        "promoted",
+        "unknown",
+    ]
+    assert 'action="/promotion/round-1"' in page
+    for k in (2, 3, 4, 5):
+        assert f'action="/promotion/round-{k}"' not in page
+    assert page.count('value="approve"') == page.count('value="reject"') == 1
+
+
+def test_a_submitted_label_or_comment_is_confirmed_from_the_store(run_dir):
+    c = _client(run_dir)
+    data = {"csrf": csrf_token(TOKEN), "verdict": "unsafe", "reviewer": "ann & bo", "note": "step 2 is uplift"}
+    r = c.post("/items/item-1/label", headers=AUTH, data=data)
+    assert r.status_code == 303
+    seq = ReviewQueue(run_dir / "run.sqlite").latest_labels()["item-1"].seq
+    assert r.headers["location"] == f"/queue?reviewer=ann+%26+bo&saved=item-1&seq={seq}"
+    page = c.get(r.headers["location"], headers=AUTH).text
+    saved = page.split('id="saved"')[1].split("</p>")[0]
+    assert "unsafe" in saved and "item-1" in saved and "ann &amp; bo" in saved and "step 2 is uplift" in saved
+    assert 'value="ann &amp; bo"' in page  # the reviewer name is kept for the next label
+    r = c.post("/items/item-2/comment", headers=AUTH, data={**data, "note": "see the refs"})
+    page = c.get(r.headers["location"], headers=AUTH).text
+    assert "comment on" in page.split('id="saved"')[1].split("</p>")[0]
+    assert 'id="saved"' not in c.get("/queue?saved=item-3&seq=999", headers=AUTH).text  # nothing stored: no claim
+
+
+def test_the_embedded_report_spans_the_page_and_has_its_own_link(run_dir):
+    (run_dir / "report.html").write_text("<html><body>plots</body></html>")
+    page = _client(run_dir).get("/overview", headers=AUTH).text
+    main, after = page.split("</main>")
+    assert '<iframe src="/report"' in after and "<iframe" not in main  # outside main's 1100px column
+    assert "height: 900px" not in page and "100vh" in page  # one screen tall, not a fixed 900px
+    assert 'href="/report"' in main

@@ -149,3 +149,29 @@ def test_report_plots_asr_per_attack_style_and_per_held_out_subset():
     html = render_report(rows, title="t")
     assert "Training-attack ASR by style" in html and "Held-out ASR by subset" in html
     assert "_flat:" not in str(rows)  # the caller's rows are not modified
+
+
+def test_rounds_count_the_trained_rounds_not_the_rows(tmp_path):
+    """A 2-round run has 3 rows (round 0 evaluates the base model): the report said "rounds 3"."""
+    rounds = [{**ROUNDS[0]}, {**ROUNDS[1]}, {**ROUNDS[1], "round": 2}]
+    page = write_report(tmp_path, rounds, title="t").read_text(encoding="utf-8")
+    meta = page.split("<h2>Per-round metrics</h2>")[0]
+    assert "<th class='key'>rounds</th><td class='key'>2 trained (rounds 0–2; round 0 evaluates the base model)" in meta
+    page = write_report(tmp_path, rounds[:1], title="t").read_text(encoding="utf-8")
+    assert "<td class='key'>0 trained (round 0 evaluates the base model)</td>" in page
+
+
+def test_training_plots_show_the_last_step_loss_and_reward_accuracy_not_the_first_step(tmp_path):
+    """DPO's first-step loss is ln 2 for every round (policy = reference): plotting it showed nothing."""
+    first_only = [{"round": 0, "asr": 0.5}, {"round": 1, "asr": 0.4, "train_loss_first": 0.6931}]
+    page = write_report(tmp_path, first_only, title="t").read_text(encoding="utf-8")
+    assert "DPO loss" not in page and "Training loss" not in page  # nothing informative to plot
+    rows = [
+        {"round": 0, "asr": 0.5, "train_loss_first": None, "train_loss_last": None, "reward_accuracy": None},
+        {"round": 1, "asr": 0.4, "train_loss_first": 0.6931, "train_loss_last": 0.17, "reward_accuracy": 0.92},
+        {"round": 2, "asr": 0.3, "train_loss_first": 0.6931, "train_loss_last": 0.05, "reward_accuracy": 0.97},
+    ]
+    page = write_report(tmp_path, rows, title="t").read_text(encoding="utf-8")
+    captions = [c.split("</figcaption>")[0] for c in page.split("<figcaption>")[1:]]
+    assert "DPO loss at the last training step (ln 2 = 0.693 at the first)" in captions
+    assert any(c.startswith("Reward accuracy") for c in captions)

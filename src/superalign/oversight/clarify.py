@@ -275,20 +275,24 @@ def propose(
 class ClarificationStore:
     """Proposals in the run's run.sqlite (table value_clarifications); accepting one adds a value version."""
 
-    def __init__(self, run_dir: str | Path) -> None:
+    def __init__(self, run_dir: str | Path, *, read_only: bool = False) -> None:
+        """`read_only`: only read (a web page's GET); creates nothing, and `all()` is [] before the first proposal."""
         self.run_dir = Path(run_dir)
         if not self.run_dir.is_dir():
             raise UserError(f"--run {run_dir}: no such directory; give the --out directory of a `superalign run`")
         self.db = self.run_dir / "run.sqlite"
+        self.read_only = read_only
         check_store_file(self.db)
-        with self._conn() as conn:
-            conn.execute(_SCHEMA)
+        if not read_only:
+            with self._conn() as conn:
+                conn.execute(_SCHEMA)
 
     def _conn(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-        """One transaction (committed on success, rolled back on error); the connection is closed after."""
-        from superalign.store.sqlite_tx import write_tx
+        """One transaction (committed on success, rolled back on error); the connection is closed after.
+        Read-only: a plain connection (no write lock)."""
+        from superalign.store.sqlite_tx import connect, write_tx
 
-        return write_tx(self.db)
+        return connect(self.db) if self.read_only else write_tx(self.db)
 
     def add(self, props: Iterable[Clarification]) -> int:
         """Store new proposals (an id already stored is kept as it is); returns how many were new."""
@@ -317,7 +321,16 @@ class ClarificationStore:
             return conn.total_changes - before
 
     def all(self, status: str | None = None) -> list[Clarification]:
+        if self.read_only and not self.db.is_file():
+            return []
         with self._conn() as conn:
+            if (
+                self.read_only
+                and not conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'value_clarifications'"
+                ).fetchone()
+            ):
+                return []
             rows = conn.execute(
                 "SELECT id, dimension, rubric_id, text, examples, cases, source, raw, status, "
                 "created_at, decided_by, decided_at, reason, version FROM value_clarifications "

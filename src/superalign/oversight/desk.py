@@ -179,8 +179,10 @@ def create_app(
         return RedirectResponse("/queue", status_code=303)
 
     @app.get("/queue", response_class=HTMLResponse)
-    def show_queue(show: str = "pending", reviewer: str = "reviewer") -> str:
+    def show_queue(show: str = "pending", reviewer: str = "reviewer", saved: str = "", seq: int = 0) -> str:
         items = queue.items(pending_only=show != "all", limit=200)
+        # The confirmation of a label or comment just submitted: the event as stored (committed), by seq.
+        confirm = next((e for e in queue.events(saved) if e.seq == seq), None) if saved and seq else None
         return page(
             "queue",
             "Queue",
@@ -189,6 +191,7 @@ def create_app(
             counts=queue.counts(),
             show_all=show == "all",
             reviewer=reviewer,
+            confirm=confirm,
         )
 
     @app.get("/items/{item_id}", response_class=HTMLResponse)
@@ -210,7 +213,7 @@ def create_app(
             )
         except KeyError:
             return JSONResponse({"error": f"no item {item_id}"}, status_code=404)
-        return done(request, f"/queue?reviewer={_reviewer(form)}", {"seq": ev.seq, "action": ev.action})
+        return done(request, _saved_url(_reviewer(form), ev), {"seq": ev.seq, "action": ev.action})
 
     @app.post("/items/{item_id}/comment")
     async def comment(item_id: str, request: Request) -> Any:
@@ -219,7 +222,7 @@ def create_app(
             ev = queue.add_comment(item_id, _reviewer(form), _note(form, "note"))
         except KeyError:
             return JSONResponse({"error": f"no item {item_id}"}, status_code=404)
-        return done(request, "/queue", {"seq": ev.seq, "action": ev.action})
+        return done(request, _saved_url(_reviewer(form), ev), {"seq": ev.seq, "action": ev.action})
 
     @app.get("/overview", response_class=HTMLResponse)
     def overview() -> str:
@@ -281,15 +284,16 @@ def _mount_values(app: Any, run_dir: Path, page: Callable[..., str], form_of: Ca
 
     from superalign.oversight.clarify import ClarificationStore
     from superalign.oversight.rejudge import load_reports
-    from superalign.oversight.values import ValueHistory
+    from superalign.oversight.values import stored_versions
 
+    # GETs read only: the values history and the clarifications table are created by the first write.
     @app.get("/values", response_class=HTMLResponse)
     def values_page() -> str:
-        return page("values", "Values", versions=ValueHistory(run_dir).versions(), reports=load_reports(run_dir))
+        return page("values", "Values", versions=stored_versions(run_dir), reports=load_reports(run_dir))
 
     @app.get("/clarifications", response_class=HTMLResponse)
     def clarifications(reviewer: str = "reviewer") -> str:
-        items = ClarificationStore(run_dir).all()
+        items = ClarificationStore(run_dir, read_only=True).all()
         items.sort(key=lambda p: p.status != "pending")  # pending first, then decided (stable)
         return page("clarifications", "Value clarifications", items=items, reviewer=reviewer)
 
@@ -309,6 +313,13 @@ def _mount_values(app: Any, run_dir: Path, page: Callable[..., str], form_of: Ca
             code = 404 if str(exc).startswith("no value clarification") else 409 if "already" in str(exc) else 422
             return JSONResponse({"error": str(exc)}, status_code=code)
         return done(request, "/clarifications", {"id": p.id, "status": p.status, "version": p.version})
+
+
+def _saved_url(reviewer: str, ev: Any) -> str:
+    """The queue page that confirms the stored event `ev` (a label or comment just committed)."""
+    from urllib.parse import urlencode
+
+    return "/queue?" + urlencode({"reviewer": reviewer, "saved": ev.item_id, "seq": ev.seq})
 
 
 def _reviewer(form: dict[str, str]) -> str:

@@ -28,12 +28,15 @@ input[type=text], input[type=password] { padding: .3rem .4rem; border: 1px solid
 button { padding: .3rem .7rem; border-radius: 4px; border: 1px solid #99a; background: #fff; cursor: pointer; }
 button.unsafe { background: #fbe9e7; } button.safe { background: #e7f5ec; }
 table { border-collapse: collapse; background: #fff; } th, td { border: 1px solid #d5d9e2; padding: .3rem .6rem; text-align: right; }
-th { background: #f1f3f8; } .err { color: #a1261c; font-weight: 600; } iframe { width: 100%; height: 900px; border: 1px solid #dde1ea; }
+th { background: #f1f3f8; } .err { color: #a1261c; font-weight: 600; }
+.ok { background: #e7f5ec; border: 1px solid #9fd0b0; border-radius: 4px; padding: .4rem .7rem; color: #1f5a36; }
+.wide { padding: 0 1rem 1rem; } .wide iframe { display: block; width: 100%; height: calc(100vh - 3.5rem); min-height: 40rem;
+        border: 1px solid #dde1ea; background: #fff; box-sizing: border-box; }
 </style></head><body>
 {% if authed %}<nav><a href="/queue">Queue</a><a href="/overview">Run overview</a><a href="/promotion">Promotion gate</a><a href="/values">Values</a><a href="/clarifications">Clarifications</a>
 <span class="sp"></span><span class="meta" style="color:#aab">{{ run_name }}</span>
 <form method="post" action="/logout"><input type="hidden" name="csrf" value="{{ csrf }}"><button>Log out</button></form></nav>{% endif %}
-<main>{% block body %}{% endblock %}</main></body></html>"""
+<main>{% block body %}{% endblock %}</main>{% block wide %}{% endblock %}</body></html>"""
 
 _LOGIN = """{% extends "base" %}{% block body %}
 <div class="card" style="max-width: 26rem; margin: 4rem auto;"><h2>superalign review desk</h2>
@@ -49,6 +52,8 @@ _VERDICT = """{% macro show(v) %}{% if v %}<div class="verdict">critic <b>{{ v.c
 
 _QUEUE = """{% extends "base" %}{% import "verdict" as vd %}{% block body %}
 <h2>Review queue</h2>
+{% if confirm %}<p class="ok" id="saved" role="status">Saved: {% if confirm.action == "comment" %}comment on{% else %}{% if confirm.unsafe is none %}unsure{% elif confirm.unsafe %}unsafe{% else %}safe{% endif %}{% if confirm.action == "override" %} (overrides the critic){% endif %} for{% endif %}
+<a href="/items/{{ confirm.item_id }}">{{ confirm.item_id }}</a> by {{ confirm.reviewer }} at {{ confirm.created_at }}{% if confirm.note %} — {{ confirm.note }}{% endif %}.</p>{% endif %}
 <p class="meta">{{ counts.pending }} pending · {{ counts.labelled }} labelled · {{ counts.total }} items.
 Items the critic is least sure of come first. {% if show_all %}<a href="/queue">pending only</a>{% else %}<a href="/queue?show=all">show all</a>{% endif %}</p>
 {% for it in items %}{% set ev = labels.get(it.id) %}
@@ -85,8 +90,9 @@ _OVERVIEW = """{% extends "base" %}{% block body %}
 {% for r in rows %}<tr>{% for v in r %}<td>{{ v }}</td>{% endfor %}</tr>{% endfor %}</table>
 {% else %}<p class="meta">No round has finished yet (no rounds.jsonl).</p>{% endif %}
 <p class="meta">Queue: {{ counts.pending }} pending, {{ counts.labelled }} labelled. Current learner version: <b>{{ current }}</b>.</p>
-{% if has_report %}<h3>Report (plots)</h3><iframe src="/report" sandbox title="run report"></iframe>{% endif %}
-{% endblock %}"""
+{% if has_report %}<h3>Report (plots)</h3><p class="meta">Below at the page's full width, one screen tall (scroll inside it),
+or <a href="/report" target="_blank" rel="noopener" id="report-page">open the report on its own page</a>.</p>{% endif %}
+{% endblock %}{% block wide %}{% if has_report %}<div class="wide"><iframe src="/report" sandbox title="run report"></iframe></div>{% endif %}{% endblock %}"""
 
 _PROMOTION = """{% extends "base" %}{% block body %}
 <h2>Promotion gate</h2><p>Current learner version: <b id="current">{{ current }}</b>. A version becomes current only when a human approves it.</p>
@@ -122,12 +128,14 @@ _REJUDGE_SECTION = """<div class="card rejudge"><h3>Re-judged under values {{ re
 <p class="lbl">Now</p><div class="verdict">{{ e.after.explanation }}</div></div>{% endfor %}</div>"""
 
 _VALUES = """{% extends "base" %}{% block body %}
-<h2>Values</h2><p>Current constitution version: <b id="current-values">{{ versions[-1].version }}</b>.
+<h2>Values</h2>{% if versions %}<p>Current constitution version: <b id="current-values">{{ versions[-1].version }}</b>.
 Edit with <code>superalign values edit</code>; clarifications accepted <a href="/clarifications">here</a> add a version.</p>
 <table style="width:100%"><tr><th>version</th><th>parent</th><th>by</th><th>source</th><th>when</th><th>reason and changes</th></tr>
 {% for v in versions|reverse %}<tr><td>{{ v.version }}</td><td>{{ v.parent or "" }}</td><td>{{ v.author }}</td><td>{{ v.source }}</td>
 <td>{{ v.created_at }}</td><td style="text-align:left; width:55%">{{ v.reason }}{% if v.changes %}<pre>{% for c in v.changes %}{{ c }}
 {% endfor %}</pre>{% endif %}</td></tr>{% endfor %}</table>
+{% else %}<p id="no-values">No value history yet: the run judges with its config's constitution. The first
+<code>superalign values</code> command (or a clarification accepted <a href="/clarifications">here</a>) records it as the first version.</p>{% endif %}
 <h3>Re-judged history</h3>{% for rep in reports %}{% include "rejudge_section" %}{% else %}
 <p class="meta">Nothing re-judged yet: <code>superalign values rejudge --run DIR</code>.</p>{% endfor %}
 {% endblock %}"""

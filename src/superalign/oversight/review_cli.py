@@ -19,6 +19,8 @@ review_app = typer.Typer(
     help="Human review: the budgeted queue, the web desk, the promotion gate.",
 )
 
+ADD_FIELDS = ["prompt", "response", "harmful", "round", "id", "messages"]  # what `review add --field` may name
+
 
 def _echo(msg: str) -> None:
     typer.echo(msg, err=True)
@@ -48,27 +50,43 @@ def serve_cmd(
 @review_app.command("add")
 def add_cmd(
     run: Path = typer.Option(..., "--run", help="Run directory."),
-    inp: Path = typer.Option(..., "--in", help="JSONL rows {prompt, response, optional harmful, optional id}."),
+    inp: Path = typer.Option(
+        ...,
+        "--in",
+        help=(
+            "JSONL or .csv rows {prompt, response, optional harmful, round, id}; a JSONL row may give chat "
+            "'messages' instead (prompt: the last user turn; response: a final assistant turn)."
+        ),
+    ),
     critic: str = typer.Option("rules", "--critic", help="Judge the rows first: rules | classifier | ensemble | none."),
+    field: list[str] = typer.Option(
+        [],
+        "--field",
+        help=(
+            "Read the file's column COLUMN as field NAME, e.g. --field prompt=question (repeatable; NAME: "
+            "prompt, response, harmful, round, id, messages)."
+        ),
+    ),
 ) -> None:
     """Enqueue rows for human review (with the critic's verdict unless --critic none)."""
     from superalign.oversight.queue import ReviewItem, ReviewQueue
     from superalign.oversight.routing import uncertainty, why_routed
     from superalign.records import stable_id
-    from superalign.store.jsonl import read_jsonl
+    from superalign.store.user_rows import numbered_user_rows, parse_fields
 
-    rows = read_jsonl(inp, required=["prompt", "response"])
-    _check_rows(inp, rows)
+    numbered = numbered_user_rows(
+        inp, required=["prompt", "response"], fields=parse_fields(field, ADD_FIELDS), check=_row_problem
+    )
+    rows = [r for _, r in numbered]
     ids = [str(r.get("id") or stable_id("review-add", r["prompt"], r["response"])) for r in rows]
     first: dict[str, int] = {}
-    for i, item_id in enumerate(ids, start=1):
+    for (lineno, _), item_id in zip(numbered, ids):
         if item_id in first:  # the second row used to be dropped silently
             raise UserError(
-                f"{inp}:{_line_of_row(inp, i)}: id {item_id!r} repeats line "
-                f"{_line_of_row(inp, first[item_id])} (same id, or same prompt and response); "
-                "give each row its own id or drop the repeat"
+                f"{inp}:{lineno}: id {item_id!r} repeats line {first[item_id]} (same id, or same prompt and "
+                "response); give each row its own id or drop the repeat"
             )
-        first[item_id] = i
+        first[item_id] = lineno
     verdicts: list = [None] * len(rows)
     if critic != "none":
         from superalign.config import CriticConfig

@@ -78,6 +78,18 @@ def validate_text(text: str, label: str) -> Constitution:
     return load_constitution(path)
 
 
+def _read_index(index: Path) -> list[ValueVersion]:
+    rows = json.loads(index.read_text(encoding="utf-8"))["versions"]
+    return [ValueVersion(**{**r, "changes": tuple(r.get("changes", ()))}) for r in rows]
+
+
+def stored_versions(run_dir: str | Path) -> list[ValueVersion]:
+    """The run's value versions, oldest first, read without creating anything: [] before the history's
+    first use (ValueHistory starts it). The index is replaced atomically, so no lock is needed to read it."""
+    index = Path(run_dir) / VALUES_DIR / INDEX
+    return _read_index(index) if index.is_file() else []
+
+
 class ValueHistory:
     """The value versions of one run directory (created on first use from the run's constitution)."""
 
@@ -95,8 +107,7 @@ class ValueHistory:
 
     def versions(self) -> list[ValueVersion]:
         """All versions, oldest first."""
-        rows = json.loads((self.dir / INDEX).read_text(encoding="utf-8"))["versions"]
-        return [ValueVersion(**{**r, "changes": tuple(r.get("changes", ()))}) for r in rows]
+        return _read_index(self.dir / INDEX)
 
     def current(self) -> ValueVersion:
         return self.versions()[-1]

@@ -30,16 +30,30 @@ def read_jsonl(
     required: Iterable[str] = (),
     types: dict[str, tuple[type, ...]] | None = None,
     allow_empty: bool = False,
+    prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """Read a JSONL file of objects. Each row must hold every key in `required`; a key named in `types`
     must (when present) hold a value of one of its types. An empty file is an error unless `allow_empty`.
+    `prepare(row)` (optional) reshapes each row before those checks; a ValueError it raises is reported
+    at the row's line.
 
     Raises UserError naming `file:line` and what to fix; blank lines are skipped.
     """
+    return [row for _, row in numbered_jsonl(path, required, types, allow_empty, prepare)]
+
+
+def numbered_jsonl(
+    path: str | Path,
+    required: Iterable[str] = (),
+    types: dict[str, tuple[type, ...]] | None = None,
+    allow_empty: bool = False,
+    prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> list[tuple[int, dict[str, Any]]]:
+    """`read_jsonl`, each row with its line number in the file (for errors found later)."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"{p}: no such file (give the path of a .jsonl file, one JSON object per line)")
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[int, dict[str, Any]]] = []
     need = list(required)
     with p.open("rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
@@ -49,18 +63,30 @@ def read_jsonl(
             row = _parse_row(line, p, lineno)
             if not isinstance(row, dict):
                 raise UserError(f"{p}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            missing = [k for k in need if k not in row]
-            if missing:
-                raise UserError(f"{p}:{lineno}: missing key(s) {', '.join(map(repr, missing))}; add them to every row")
-            for key, allowed in (types or {}).items():
-                v = row.get(key)
-                if key in row and not (isinstance(v, allowed) and not (isinstance(v, bool) and bool not in allowed)):
-                    want = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in allowed)
-                    raise UserError(f"{p}:{lineno}: '{key}' must be {want}, got {json.dumps(v)[:60]}")
-            rows.append(row)
+            if prepare is not None:
+                try:
+                    row = prepare(row)
+                except ValueError as exc:
+                    raise UserError(f"{p}:{lineno}: {exc}") from None
+            check_row(row, p, lineno, need, types)
+            rows.append((lineno, row))
     if not rows and not allow_empty:
         raise UserError(f"{p}: no rows (the file is empty); write one JSON object per line")
     return rows
+
+
+def check_row(
+    row: dict[str, Any], p: Path, lineno: int, need: list[str], types: dict[str, tuple[type, ...]] | None
+) -> None:
+    """UserError naming `p:lineno` if `row` lacks a key in `need` or holds a value of a type `types` rules out."""
+    missing = [k for k in need if k not in row]
+    if missing:
+        raise UserError(f"{p}:{lineno}: missing key(s) {', '.join(map(repr, missing))}; add them to every row")
+    for key, allowed in (types or {}).items():
+        v = row.get(key)
+        if key in row and not (isinstance(v, allowed) and not (isinstance(v, bool) and bool not in allowed)):
+            want = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in allowed)
+            raise UserError(f"{p}:{lineno}: '{key}' must be {want}, got {json.dumps(v)[:60]}")
 
 
 def _no_constant(name: str) -> Any:

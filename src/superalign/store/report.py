@@ -77,11 +77,19 @@ PLOTS: tuple[tuple[str, str, list[tuple[str, str]], bool], ...] = (
         True,
     ),
     ("Competence (multiple choice, 95% CI)", "accuracy", [("competence", "competence")], True),
+    # DPO's first-step loss is ln 2 = 0.693 whatever the data (policy = reference), so only the last step says
+    # how far training went; reward accuracy says on how many pairs it got there.
     (
-        "Training loss",
+        "DPO loss at the last training step (ln 2 = 0.693 at the first)",
         "loss",
-        [("train_loss", "train loss"), ("train_loss_first", "first step"), ("train_loss_last", "last step")],
+        [("train_loss_last", "last-step loss"), ("train_loss", "train loss")],
         False,
+    ),
+    (
+        "Reward accuracy (last epoch: share of pairs with chosen reward > rejected)",
+        "share",
+        [("reward_accuracy", "reward accuracy")],
+        True,
     ),
 )
 
@@ -182,7 +190,7 @@ def _plot_png(
     for key, label, pts in points:
         xs = [p[0] for p in pts]
         ys = [p[1] for p in pts]
-        style = "--" if key in ("asr_keyword_bound", "train_loss_first") else "-"
+        style = "--" if key == "asr_keyword_bound" else "-"
         cis = [p[2] for p in pts if p[2] is not None]
         if len(cis) == len(pts):  # every point has an interval
             yerr = [[max(0.0, y - ci[0]) for y, ci in zip(ys, cis)], [max(0.0, ci[1] - y) for y, ci in zip(ys, cis)]]
@@ -216,7 +224,7 @@ def _meta_html(rounds: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "model": meta.get("model", last.get("model")),
         "critic": meta.get("critic", last.get("critic")),
         "date": meta.get("date", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
-        "rounds": len(rounds),
+        "rounds": _rounds_text(rounds),
     }
     for k, v in meta.items():
         if k not in info and k not in ("config", "examples"):
@@ -235,6 +243,20 @@ def _meta_html(rounds: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             "</pre></details>"
         )
     return out
+
+
+def _rounds_text(rounds: list[dict[str, Any]]) -> str:
+    """How many rounds trained, e.g. "2 trained (rounds 0–2; round 0 evaluates the base model)": round 0
+    is the base model's evaluation, not a training round, so a 2-round run has 3 rows."""
+    nums = [r.get("round", i) for i, r in enumerate(rounds)]
+    trained = [k for k in nums if isinstance(k, int) and k > 0]
+    if not nums:
+        return "none finished yet"
+    text = f"{len(trained)} trained"
+    if 0 in nums:
+        span = f"rounds 0–{max(trained)}; " if trained else ""
+        text += f" ({span}round 0 evaluates the base model)"
+    return text
 
 
 def _meta_text(value: Any) -> str:
