@@ -227,8 +227,9 @@ def _timed(log: Log) -> Log:
 def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> None:
     from superalign.attacker import attack
     from superalign.critic import JudgeItem, judge
+    from superalign.learner.checkpoint import save_checkpoint
     from superalign.learner.respond import respond, revise_to_refusal
-    from superalign.learner.update import save_checkpoint, update_learner
+    from superalign.learner.update import update_learner
     from superalign.oversight.in_loop import base_round, critic_for_round, round_pairs, route_step
     from superalign.plan import benign_training_queries
 
