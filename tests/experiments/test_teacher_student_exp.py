@@ -73,7 +73,7 @@ def harm_like():
     import numpy as np
     from sklearn.datasets import make_classification
 
-    from superalign.experiments.w2s import BinaryExample
+    from superalign.experiments.w2s.run import BinaryExample
 
     X, y = make_classification(n_samples=360, n_features=10, n_informative=6, class_sep=2.0, random_state=0)
     exs = [BinaryExample(f"g{i // 3}", "p", "r", int(t)) for i, t in enumerate(y)]
@@ -81,7 +81,7 @@ def harm_like():
 
 
 def test_critic_chain_noisy_teacher_measures_worse_and_chain_is_wired(harm_like):
-    from superalign.experiments.teacher_student import CriticChainConfig, critic_chain_seed, split_parts
+    from superalign.experiments.teacher_student.run import CriticChainConfig, critic_chain_seed, split_parts
 
     x, exs = harm_like
     cfg = CriticChainConfig(generations=3, noise=0.3, seeds=1)
@@ -116,7 +116,7 @@ class FlippedRules:
 
 @pytest.fixture()
 def scripted_cfg(monkeypatch, tmp_path):
-    from superalign.experiments.teacher_student import CriticChainConfig, LearnerChainConfig, TeacherStudentConfig
+    from superalign.experiments.teacher_student.run import CriticChainConfig, LearnerChainConfig, TeacherStudentConfig
 
     monkeypatch.setattr(common, "pool_cache_path", lambda s: tmp_path / "pool.json")
     pool = common.PoolSettings(
@@ -145,7 +145,7 @@ def scripted_cfg(monkeypatch, tmp_path):
 def test_learner_chain_students_judge_for_the_next_generation(scripted_cfg, tmp_path):
     from superalign.backends.scripted import ScriptedBackend
     from superalign.critic.critic import RulesCritic
-    from superalign.experiments.teacher_student import run
+    from superalign.experiments.teacher_student.run import run
 
     given = []
 
@@ -189,7 +189,7 @@ def test_learner_chain_students_judge_for_the_next_generation(scripted_cfg, tmp_
 
 
 def test_presets_are_as_large_as_the_issue_asks():  # presets == yaml: tests/experiments/test_presets_yaml.py
-    from superalign.experiments.teacher_student import PRESETS
+    from superalign.experiments.teacher_student.run import PRESETS
 
     quick = PRESETS["quick"]
     assert quick.critic_chain.generations >= 3 and quick.learner_chain.generations >= 3

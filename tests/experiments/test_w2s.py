@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from superalign.experiments import w2s
+from superalign.experiments.w2s import run as w2s
 from superalign.learner.w2s_loss import HeadConfig, aux_coefficient, aux_confidence_loss, predict_proba, train_head
 
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from superalign.experiments import w2s_probe as wp
+from superalign.experiments.w2s_probe import run as wp
 
 
 def test_gate_marks_small_gaps_undefined():

@@ -1,5 +1,5 @@
-"""Experiments behind `superalign experiment NAME`: each is a module `superalign.experiments.<name>`
-(dashes become underscores) exposing
+"""Experiments behind `superalign experiment NAME`: each is a package `superalign.experiments.<name>` (dashes
+become underscores) holding what serves that experiment alone. Its module `run` exposes
 
     run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progress) -> dict
 
@@ -38,7 +38,7 @@ RESUMABLE = (
 
 
 def module_name(name: str) -> str:
-    return f"superalign.experiments.{name.replace('-', '_')}"
+    return f"superalign.experiments.{name.replace('-', '_')}.run"
 
 
 def available_experiments() -> list[str]:

@@ -1,4 +1,4 @@
-"""results.md and plots of `superalign experiment intrinsic` (experiments/intrinsic.py computes the numbers).
+"""results.md and plots of `superalign experiment intrinsic` (experiments/intrinsic/run.py computes the numbers).
 
 Plots: `reliability_mc.png` / `reliability_mc_temp.png` (critic/calibration.py's reliability diagram of
 the top-option confidence), `accuracy_coverage.png` (selective accuracy vs coverage), `conditions.png`

@@ -241,7 +241,7 @@ def run(
     from superalign.critic import build_critic
     from superalign.data.competence import load_competence
     from superalign.evaluate import competence
-    from superalign.experiments.intrinsic_report import write_report
+    from superalign.experiments.intrinsic.report import write_report
     from superalign.learner import awareness as aw
     from superalign.learner.dpo import train_dpo
     from superalign.learner.reflect import ReflectSettings, keep_by_critic, reflect_then_answer, reflection_sft_examples

@@ -1,0 +1,1 @@
+"""`superalign experiment teacher-student`: iterative teacher -> student. run.py is the experiment."""
