@@ -148,7 +148,7 @@ def test_layer_features_pool_each_layer_and_cache(tmp_path, monkeypatch):
     import torch
 
     from superalign.backends.embedded import tiny_model_dir
-    from superalign.learner.layer_features import LayerFeatures
+    from superalign.experiments.w2s_probe.layer_features import LayerFeatures
 
     model_dir = str(tiny_model_dir())
     monkeypatch.setenv("SUPERALIGN_CACHE", str(tmp_path))
