@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from superalign.experiments import common
-from superalign.learner import awareness as aw
+from superalign.experiments.intrinsic import awareness as aw
 
 
 @dataclass(frozen=True)
@@ -158,8 +158,8 @@ def test_micro_intrinsic_run_writes_every_behaviour(monkeypatch, tmp_path):
 
 def test_empathic_pairs_replace_only_the_harmful_chosen():
     from superalign.backends.scripted import ScriptedBackend
+    from superalign.experiments.intrinsic.empathy import names_stakeholder
     from superalign.experiments.intrinsic.run import empathic_pairs
-    from superalign.learner.empathy import names_stakeholder
     from superalign.records import Pair, user_chat
 
     harm = Pair(
