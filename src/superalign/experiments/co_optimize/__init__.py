@@ -1,2 +1,2 @@
-"""`superalign experiment co-optimize`: competence × conformity schedules and the search over learning
-directions. run.py is the experiment."""
+"""`superalign experiment co-optimize`: competence × conformity training. run.py is the experiment;
+schedules.py the schedules with equal budgets, search.py the search over learning directions."""
