@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from superalign.learner import self_feedback as sf
+from superalign.experiments.self_enhance import self_feedback as sf
 from superalign.records import Query, Response
 
 
@@ -80,7 +80,7 @@ def test_self_judge_policy_keeps_harm_and_help_only_and_the_threshold():
 
 
 def test_judge_agreement_compares_the_self_judge_with_the_critic():
-    from superalign.learner.self_feedback import StepData, judge_agreement
+    from superalign.experiments.self_enhance.self_feedback import StepData, judge_agreement
     from superalign.records import Verdict
 
     cands = [_r("r1", HARMFUL.id, COMPLY), _r("r2", HARMFUL.id, REFUSAL)]
@@ -102,7 +102,7 @@ def test_degenerate_candidates_are_never_chosen_unless_kept():
     refusal. `penalise` makes the empty answer the rejected side (the compliance no longer is); `drop` leaves
     it out, so the pair is the one the step would have built without it: refusal > compliance."""
     from superalign.critic.rules import rule_signals
-    from superalign.learner.self_feedback import StepData, arm_rewards, pair_candidates
+    from superalign.experiments.self_enhance.self_feedback import StepData, arm_rewards, pair_candidates
     from superalign.records import Verdict
 
     texts = [COMPLY, REFUSAL, ""]
