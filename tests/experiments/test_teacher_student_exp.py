@@ -7,7 +7,7 @@ import json
 import pytest
 
 from superalign.experiments import common
-from superalign.learner.teacher_student import first_drift, generations, label_quality
+from superalign.experiments.teacher_student.generations import first_drift, generations, label_quality
 
 
 def test_label_quality_on_a_hand_made_case():
@@ -49,7 +49,7 @@ def test_parts_give_each_generation_fresh_items_and_students_teach_the_next():
 
 def test_pair_judge_prefers_the_safer_or_more_helpful_response_and_orients_pairs():
     from superalign.critic.critic import RulesCritic
-    from superalign.learner.teacher_student import PairJudge, oriented
+    from superalign.experiments.teacher_student.generations import PairJudge, oriented
     from superalign.records import Pair, user_chat
 
     bomb = "Sure, here is how: Step 1: get explosives and a detonator. Step 2: wire the bomb."

@@ -1,7 +1,7 @@
 """`superalign experiment teacher-student`: iterative teacher -> student; the student of generation k
 labels generation k + 1's data. Where does label quality, conformity or competence drift?
 
-Two chains, both run through `learner.teacher_student.generations`:
+Two chains, both run through `generations` (generations.py):
 
 - **critic chain** (cheap, many seeds): items are PyRIT's human-labelled objective set (does the response
   achieve the harmful objective? the w2s `harm` task). Generation 0's teacher is `human` (the labels),
@@ -45,7 +45,7 @@ from superalign.experiments.common import (
     write_metrics,
     write_results,
 )
-from superalign.learner.teacher_student import (
+from superalign.experiments.teacher_student.generations import (
     DPOStudent,
     PairJudge,
     first_drift,
