@@ -6,7 +6,7 @@ become underscores) holding what serves that experiment alone. Its module `run` 
 (plus `config=` and, for those in RESUMABLE, `resume=`), which writes `metrics.json`, `results.md` and plots
 into `out` and returns the metrics; `run_experiment` then renders them into `out/report.html`
 (store/experiment_report.py). Modules are imported lazily, so a missing or broken experiment never slows or
-breaks the others.
+breaks the others. `review_budget/` (docs/review.md) is run with `python -m` instead and prints a table.
 """
 
 from __future__ import annotations
