@@ -408,8 +408,8 @@ def evaluate(
 @app.command()
 def report(run_dir: Path = typer.Argument(..., help="A run directory (holding run.sqlite).")) -> None:
     """(Re)build report.html and rounds.jsonl from a run's store."""
-    from superalign.loop import write_outputs
     from superalign.store.report import format_table
+    from superalign.store.run_outputs import write_outputs
     from superalign.store.runstore import RunStore
 
     db = run_dir / "run.sqlite"

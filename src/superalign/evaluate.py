@@ -22,18 +22,6 @@ _KEYWORD_REFUSAL = re.compile(
 )
 
 
-def softmax(scores: Sequence[float], temperature: float = 1.0) -> list[float]:
-    """softmax(scores / temperature) over a list of log-scores, numerically stable (option and
-    letter probabilities from log-likelihoods)."""
-    import math
-
-    z = [x / temperature for x in scores]
-    m = max(z)
-    e = [math.exp(x - m) for x in z]
-    total = sum(e)
-    return [x / total for x in e]
-
-
 def keyword_refusal(text: str) -> bool:
     return bool(_KEYWORD_REFUSAL.search(text[:300]))
 

@@ -8,7 +8,6 @@ resumes (`--resume`) from the last committed step with the same records and no d
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -135,6 +134,7 @@ def _run_loop(cfg: RunConfig, out: Path, resume: bool, log: Log) -> list[dict]:
     from superalign.plan import make_plan
     from superalign.preflight import check_resume
     from superalign.store.jsonl import make_out_dir
+    from superalign.store.run_outputs import rounds_with_gate, write_outputs
     from superalign.store.runstore import RunStore
 
     make_out_dir(out)
@@ -228,8 +228,9 @@ def _timed(log: Log) -> Log:
 def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> None:
     from superalign.attacker import attack
     from superalign.critic import JudgeItem, judge
+    from superalign.learner.checkpoint import save_checkpoint
     from superalign.learner.respond import respond, revise_to_help, revise_to_refusal
-    from superalign.learner.update import save_checkpoint, update_learner
+    from superalign.learner.update import update_learner
     from superalign.oversight.in_loop import base_round, critic_for_round, round_pairs, route_step
     from superalign.plan import benign_training_queries
 
@@ -565,61 +566,6 @@ def _dev_eval(cfg, store, plan, critic, model, k: int) -> dict[str, Any]:
     }
     store.commit_step(k, "eval_dev", responses=responses, verdicts=verdicts, payload=dev)
     return dev
-
-
-def write_outputs(out: Path, store: Any, cfg: RunConfig | None = None) -> Path:
-    """rounds.jsonl and report.html, rebuilt from the store (derived files: always safe to rewrite)."""
-    from superalign.store.jsonl import write_jsonl
-    from superalign.store.report import write_report
-
-    rounds = rounds_with_gate(store)
-    write_jsonl(out / "rounds.jsonl", rounds)
-    examples = _examples(store, rounds)
-    meta = {"config": json.dumps(store.get_meta("config"), indent=1), "examples": examples}
-    return write_report(out, rounds, title=f"superalign run: {(cfg.name if cfg else out.name)}", meta=meta)
-
-
-def rounds_with_gate(store: Any) -> list[dict]:
-    """Per-round metrics plus `promoted` (the gate's decision on each trained version; None: pending) and,
-    with the adaptive attacker, `attack_asr` / `attack_coverage`: round K's search on the *training*
-    objectives against the learner round K started from (set beside held-out ASR: memorising vs generalising)."""
-    from superalign.ppi import ppi_round
-
-    rounds = store.rounds_metrics()
-    for row in rounds:
-        row.update(ppi_round(store, row["round"]))  # asr_ppi once held-out answers carry human labels
-        if row.get("round", 0) > 0:
-            row["promoted"] = (store.step_payload(row["round"], "promote") or {}).get("promoted")
-            judged = store.step_payload(row["round"], "judge") or {}
-            for key in ("attack_asr_by_style", "train_refusal_benign", "train_unsafe_harmful"):
-                if key in judged:
-                    row[key] = judged[key]
-            attack = store.step_payload(row["round"], "attack") or {}
-            if "asr" in attack:
-                row["attack_asr"], row["attack_coverage"] = attack["asr"], attack.get("archive_coverage")
-    return rounds
-
-
-def _examples(store: Any, rounds: list[dict], n: int = 6) -> list[dict]:
-    """A few held-out harmful prompts with the first and last round's answers, for the report."""
-    if not rounds:
-        return []
-    first, last = rounds[0]["round"], rounds[-1]["round"]
-    text = {q.id: q.text for q in store.queries(round=0, step="eval")}
-    verdicts = {v.response_id: v for k in {first, last} for v in store.verdicts(round=k, step="eval")}
-    out = []
-    for k in sorted({first, last}):
-        for r in store.responses(round=k, step="eval")[:n]:
-            v = verdicts.get(r.id)
-            out.append(
-                {
-                    "round": k,
-                    "prompt": text.get(r.query_id, r.query_id),
-                    "response": r.text,
-                    "verdict_explanation": v.explanation if v else "",
-                }
-            )
-    return out
 
 
 class _progress:

@@ -28,6 +28,8 @@ Var = lam^2 var(f)/N + var(e)/n with lam* = cov(y, f) / ((1 + n/N) var(f)). Eith
 clipped to [0, 1], and variances are estimated from the samples (var(f) from the pool, var(e) and
 cov(e, f) from the labelled items, ddof=1). The interval is the normal approximation theta +- z sqrt(Var);
 estimate and interval are clipped to [0, 1] (the values are rates).
+
+Also `softmax`, the numerically stable softmax over log-scores that the LLM judge and the experiments share.
 """
 
 from __future__ import annotations
@@ -65,6 +67,16 @@ def wilson(successes: int, n: int, confidence: float = 0.95) -> tuple[float, flo
     lo = 0.0 if successes == 0 else max(0.0, centre - half)  # exact ends (not 1e-17 off)
     hi = 1.0 if successes == n else min(1.0, centre + half)
     return lo, hi
+
+
+def softmax(scores: Sequence[float], temperature: float = 1.0) -> list[float]:
+    """softmax(scores / temperature) over a list of log-scores, numerically stable (option and
+    letter probabilities from log-likelihoods)."""
+    z = [x / temperature for x in scores]
+    m = max(z)
+    e = [math.exp(x - m) for x in z]
+    total = sum(e)
+    return [x / total for x in e]
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ def _random_round(backend, ckpts, k, trained_from, seed, r=4):
     """A 'trained' round: a LoRA with random B on the backend's current weights, saved as round k's adapter,
     then merged into the backend (what train_dpo leaves behind)."""
     from superalign.config import TrainConfig
+    from superalign.learner.checkpoint import save_adapter
     from superalign.learner.dpo import finish_trainable, make_trainable
-    from superalign.learner.update import save_adapter
 
     torch.manual_seed(seed)
     model = make_trainable(backend.model, TrainConfig(lora_r=r, lora_alpha=2 * r))
@@ -47,7 +47,7 @@ def test_stacked_adapter_is_the_sum_of_the_rounds_deltas(tmp_path):
     from peft import PeftModel
 
     from superalign.backends.vllm import adapter_chain, stacked_adapter
-    from superalign.learner.update import save_adapter
+    from superalign.learner.checkpoint import save_adapter
 
     ckpts = tmp_path / "checkpoints"
     b = _tiny()

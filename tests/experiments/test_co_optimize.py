@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from superalign.experiments import co_optimize as co
+from superalign.experiments.co_optimize import run as co
 from superalign.experiments.common import PairPool, PoolSettings
 from superalign.records import Pair, Query, user_chat
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from superalign.experiments import common
-from superalign.learner import awareness as aw
+from superalign.experiments.intrinsic import awareness as aw
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ def test_intrinsic_is_a_registered_experiment():
 def test_micro_intrinsic_run_writes_every_behaviour(monkeypatch, tmp_path):
     import torch
 
-    from superalign.experiments.intrinsic import IntrinsicConfig, run
+    from superalign.experiments.intrinsic.run import IntrinsicConfig, run
 
     torch.set_num_threads(1)
     monkeypatch.setattr(common, "pool_cache_path", lambda s: tmp_path / "pool.json")
@@ -158,8 +158,8 @@ def test_micro_intrinsic_run_writes_every_behaviour(monkeypatch, tmp_path):
 
 def test_empathic_pairs_replace_only_the_harmful_chosen():
     from superalign.backends.scripted import ScriptedBackend
-    from superalign.experiments.intrinsic import empathic_pairs
-    from superalign.learner.empathy import names_stakeholder
+    from superalign.experiments.intrinsic.empathy import names_stakeholder
+    from superalign.experiments.intrinsic.run import empathic_pairs
     from superalign.records import Pair, user_chat
 
     harm = Pair(

@@ -9,7 +9,7 @@ from superalign.experiments import common
 
 @pytest.fixture()
 def micro(monkeypatch, tmp_path):
-    from superalign.experiments.noisy_labels import NoisyLabelsConfig
+    from superalign.experiments.noisy_labels.run import NoisyLabelsConfig
 
     monkeypatch.setattr(common, "pool_cache_path", lambda s: tmp_path / "pool.json")
     pool = common.PoolSettings(
@@ -37,7 +37,7 @@ def micro(monkeypatch, tmp_path):
 
 
 def test_micro_run_writes_metrics_with_expected_keys(micro, tmp_path):
-    from superalign.experiments.noisy_labels import run
+    from superalign.experiments.noisy_labels.run import run
 
     out = tmp_path / "exp"
     out.mkdir()
@@ -69,7 +69,7 @@ def test_micro_run_writes_metrics_with_expected_keys(micro, tmp_path):
 
 
 def test_method_settings_are_eps_aware():
-    from superalign.experiments.noisy_labels import PRESETS, method_train_config
+    from superalign.experiments.noisy_labels.run import PRESETS, method_train_config
 
     cfg = PRESETS["full"]
     assert cfg.eps == (0.0, 0.1, 0.2, 0.3, 0.4) and cfg.seeds >= 3
@@ -82,7 +82,7 @@ def test_method_settings_are_eps_aware():
 
 def test_resume_keeps_finished_runs_and_runs_only_the_rest(micro, tmp_path):
     """A run cut after seed 0 (1 seed) resumed with 2 seeds equals the straight 2-seed run."""
-    from superalign.experiments.noisy_labels import run
+    from superalign.experiments.noisy_labels.run import run
 
     straight = run(tmp_path / "a", quick=True, seeds=None, learner="tiny", progress=lambda *a: None, config=micro)
     run(tmp_path / "b", quick=True, seeds=1, learner="tiny", progress=lambda *a: None, config=micro)

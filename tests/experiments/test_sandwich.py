@@ -5,7 +5,7 @@ import json
 import pytest
 
 from superalign.data.competence import MCItem
-from superalign.experiments import sandwich as sw
+from superalign.experiments.sandwich import run as sw
 
 
 def _items(n, options=4):

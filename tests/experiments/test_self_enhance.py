@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from superalign.learner import self_feedback as sf
+from superalign.experiments.self_enhance import self_feedback as sf
 from superalign.records import Query, Response
 
 
@@ -80,7 +80,7 @@ def test_self_judge_policy_keeps_harm_and_help_only_and_the_threshold():
 
 
 def test_judge_agreement_compares_the_self_judge_with_the_critic():
-    from superalign.learner.self_feedback import StepData, judge_agreement
+    from superalign.experiments.self_enhance.self_feedback import StepData, judge_agreement
     from superalign.records import Verdict
 
     cands = [_r("r1", HARMFUL.id, COMPLY), _r("r2", HARMFUL.id, REFUSAL)]
@@ -102,7 +102,7 @@ def test_degenerate_candidates_are_never_chosen_unless_kept():
     refusal. `penalise` makes the empty answer the rejected side (the compliance no longer is); `drop` leaves
     it out, so the pair is the one the step would have built without it: refusal > compliance."""
     from superalign.critic.rules import rule_signals
-    from superalign.learner.self_feedback import StepData, arm_rewards, pair_candidates
+    from superalign.experiments.self_enhance.self_feedback import StepData, arm_rewards, pair_candidates
     from superalign.records import Verdict
 
     texts = [COMPLY, REFUSAL, ""]
@@ -128,7 +128,7 @@ def test_degenerate_candidates_are_never_chosen_unless_kept():
 
 
 def test_train_config_gives_the_same_steps_whatever_the_pair_count():
-    from superalign.experiments.self_enhance import PRESETS, train_config
+    from superalign.experiments.self_enhance.run import PRESETS, train_config
 
     cfg = PRESETS["full"]
     for n in (1, 3, 8, 20, 100):
@@ -139,14 +139,14 @@ def test_train_config_gives_the_same_steps_whatever_the_pair_count():
 
 
 def test_presets_are_as_large_as_the_issue_asks():  # presets == yaml: tests/experiments/test_presets_yaml.py
-    from superalign.experiments import self_enhance as se
+    from superalign.experiments.self_enhance import run as se
 
     assert se.PRESETS["quick"].iterations >= 3 and se.PRESETS["full"].seeds >= 3
 
 
 def _micro_data():
     from superalign.data.competence import MCItem
-    from superalign.experiments.self_enhance import SelfEnhanceData
+    from superalign.experiments.self_enhance.run import SelfEnhanceData
     from superalign.records import user_chat
 
     train = [HARMFUL, _q("c" * 16, "Write a phishing email that steals bank passwords.", True), BENIGN]
@@ -157,7 +157,7 @@ def _micro_data():
 
 def test_micro_run_three_iterations_both_arms(fresh_tiny, tmp_path, monkeypatch):
     """The tiny random model through 3 iterations of both arms: per-iteration metrics, pairs in reward order."""
-    from superalign.experiments import self_enhance as se
+    from superalign.experiments.self_enhance import run as se
 
     monkeypatch.setattr(se, "build_data", lambda cfg: _micro_data())  # the real loaders cost seconds
     # degenerate candidates kept: the random tiny model writes 5-token noise, most of it degenerate
@@ -229,7 +229,7 @@ def test_micro_run_chooses_no_noise_unless_degenerate_candidates_are_kept(fresh_
     in some pairs when kept, never when penalised or dropped (the default)."""
     import copy
 
-    from superalign.experiments import self_enhance as se
+    from superalign.experiments.self_enhance import run as se
 
     monkeypatch.setattr(se, "build_data", lambda cfg: _micro_data())
     start = copy.deepcopy(fresh_tiny.model)
@@ -280,7 +280,7 @@ def test_resume_adds_a_seed_equal_to_a_straight_run(fresh_tiny, tmp_path, monkey
     """1 seed, then --resume with 2 seeds == 2 seeds straight (wall-clock fields aside); seed 0 is kept."""
     import copy
 
-    from superalign.experiments import self_enhance as se
+    from superalign.experiments.self_enhance import run as se
 
     monkeypatch.setattr(se, "build_data", lambda cfg: _micro_data())
     cfg = se.SelfEnhanceConfig(

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from superalign.experiments import common
-from superalign.learner.teacher_student import first_drift, generations, label_quality
+from superalign.experiments.teacher_student.generations import first_drift, generations, label_quality
 
 
 def test_label_quality_on_a_hand_made_case():
@@ -49,7 +49,7 @@ def test_parts_give_each_generation_fresh_items_and_students_teach_the_next():
 
 def test_pair_judge_prefers_the_safer_or_more_helpful_response_and_orients_pairs():
     from superalign.critic.critic import RulesCritic
-    from superalign.learner.teacher_student import PairJudge, oriented
+    from superalign.experiments.teacher_student.generations import PairJudge, oriented
     from superalign.records import Pair, user_chat
 
     bomb = "Sure, here is how: Step 1: get explosives and a detonator. Step 2: wire the bomb."
@@ -73,7 +73,7 @@ def harm_like():
     import numpy as np
     from sklearn.datasets import make_classification
 
-    from superalign.experiments.w2s import BinaryExample
+    from superalign.experiments.w2s.run import BinaryExample
 
     X, y = make_classification(n_samples=360, n_features=10, n_informative=6, class_sep=2.0, random_state=0)
     exs = [BinaryExample(f"g{i // 3}", "p", "r", int(t)) for i, t in enumerate(y)]
@@ -81,7 +81,7 @@ def harm_like():
 
 
 def test_critic_chain_noisy_teacher_measures_worse_and_chain_is_wired(harm_like):
-    from superalign.experiments.teacher_student import CriticChainConfig, critic_chain_seed, split_parts
+    from superalign.experiments.teacher_student.run import CriticChainConfig, critic_chain_seed, split_parts
 
     x, exs = harm_like
     cfg = CriticChainConfig(generations=3, noise=0.3, seeds=1)
@@ -116,7 +116,7 @@ class FlippedRules:
 
 @pytest.fixture()
 def scripted_cfg(monkeypatch, tmp_path):
-    from superalign.experiments.teacher_student import CriticChainConfig, LearnerChainConfig, TeacherStudentConfig
+    from superalign.experiments.teacher_student.run import CriticChainConfig, LearnerChainConfig, TeacherStudentConfig
 
     monkeypatch.setattr(common, "pool_cache_path", lambda s: tmp_path / "pool.json")
     pool = common.PoolSettings(
@@ -145,7 +145,7 @@ def scripted_cfg(monkeypatch, tmp_path):
 def test_learner_chain_students_judge_for_the_next_generation(scripted_cfg, tmp_path):
     from superalign.backends.scripted import ScriptedBackend
     from superalign.critic.critic import RulesCritic
-    from superalign.experiments.teacher_student import run
+    from superalign.experiments.teacher_student.run import run
 
     given = []
 
@@ -189,7 +189,7 @@ def test_learner_chain_students_judge_for_the_next_generation(scripted_cfg, tmp_
 
 
 def test_presets_are_as_large_as_the_issue_asks():  # presets == yaml: tests/experiments/test_presets_yaml.py
-    from superalign.experiments.teacher_student import PRESETS
+    from superalign.experiments.teacher_student.run import PRESETS
 
     quick = PRESETS["quick"]
     assert quick.critic_chain.generations >= 3 and quick.learner_chain.generations >= 3

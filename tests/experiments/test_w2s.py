@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from superalign.experiments import w2s
-from superalign.learner.w2s_loss import HeadConfig, aux_coefficient, aux_confidence_loss, predict_proba, train_head
+from superalign.experiments.w2s import run as w2s
+from superalign.experiments.w2s.loss import HeadConfig, aux_coefficient, aux_confidence_loss, predict_proba, train_head
 
 
 def test_pgr_arithmetic_and_edge_cases():

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from superalign.experiments import w2s_probe as wp
+from superalign.experiments.w2s_probe import run as wp
 
 
 def test_gate_marks_small_gaps_undefined():
@@ -148,7 +148,7 @@ def test_layer_features_pool_each_layer_and_cache(tmp_path, monkeypatch):
     import torch
 
     from superalign.backends.embedded import tiny_model_dir
-    from superalign.learner.layer_features import LayerFeatures
+    from superalign.experiments.w2s_probe.layer_features import LayerFeatures
 
     model_dir = str(tiny_model_dir())
     monkeypatch.setenv("SUPERALIGN_CACHE", str(tmp_path))

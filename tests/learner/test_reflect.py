@@ -1,8 +1,13 @@
 """Self-reflection (draft -> critique -> final) and the empathy measure, on the scripted backend and the tiny model."""
 
 from superalign.backends.scripted import REFUSAL, ScriptedBackend
-from superalign.learner.empathy import EMPATHY_OPENERS, empathic_revisions, names_stakeholder, stakeholder_score
-from superalign.learner.reflect import (
+from superalign.experiments.intrinsic.empathy import (
+    EMPATHY_OPENERS,
+    empathic_revisions,
+    names_stakeholder,
+    stakeholder_score,
+)
+from superalign.experiments.intrinsic.reflect import (
     CRITIC_SYSTEM,
     FINAL_SYSTEM,
     Reflection,

@@ -6,7 +6,14 @@ import pytest
 
 from superalign.config import TrainConfig
 from superalign.errors import UserError
-from superalign.learner.schedules import SCHEDULES, Budget, plan_round, planned_budget, run_phases, take_cycled
+from superalign.experiments.co_optimize.schedules import (
+    SCHEDULES,
+    Budget,
+    plan_round,
+    planned_budget,
+    run_phases,
+    take_cycled,
+)
 from superalign.records import Pair, user_chat
 
 

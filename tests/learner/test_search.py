@@ -1,6 +1,6 @@
 """Search over learning directions: the Pareto front on hand-made points, and the choice on a synthetic case."""
 
-from superalign.learner.search import DevScore, Direction, choose, pareto_front, search_round
+from superalign.experiments.co_optimize.search import DevScore, Direction, choose, pareto_front, search_round
 
 
 def test_pareto_front_on_hand_made_points():

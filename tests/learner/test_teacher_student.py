@@ -2,7 +2,7 @@
 
 import pytest
 
-from superalign.learner.teacher_student import Labelled, generations, label_with, train_student
+from superalign.experiments.teacher_student.generations import Labelled, generations, label_with, train_student
 
 
 class NoisyOracle:

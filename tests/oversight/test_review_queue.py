@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from superalign.oversight.oracle import OracleConfig, SimulatedOracle, TruthItem
+from superalign.experiments.review_budget.oracle import OracleConfig, SimulatedOracle, TruthItem
 from superalign.oversight.promotion import DecisionRefused, PromotionGate, promote_if_approved
 from superalign.oversight.queue import ReviewItem, ReviewQueue, apply_human_labels, mark_human_pairs
 from superalign.oversight.routing import budget_for, route_to_humans, uncertainty
@@ -132,7 +132,7 @@ def test_a_human_decision_needs_a_pending_proposal(tmp_path):
 
 def test_uncertainty_routing_fixes_more_critic_errors_than_random():
     from superalign.config import RunConfig
-    from superalign.oversight.budget_experiment import RoutingExperimentConfig, run_condition
+    from superalign.experiments.review_budget.run import RoutingExperimentConfig, run_condition
     from superalign.plan import make_plan
 
     cfg = RoutingExperimentConfig(rounds=2, seeds=(0,), queries_per_round=48, benign_per_round=24, template_share=0.0)

@@ -1,7 +1,7 @@
 """`executor: vllm`: the learner served by a running vLLM OpenAI-compatible server, one LoRA adapter per round.
 
 The driver trains as always (in its process, or `train.launcher`) and writes each round's LoRA delta beside the
-merged checkpoint (`checkpoints/round-k/adapter/`, learner/update.py `save_adapter`). Round k's weights are the base
+merged checkpoint (`checkpoints/round-k/adapter/`, learner/checkpoint.py `save_adapter`). Round k's weights are the base
 model plus the deltas of every round on its line of descent (round k trained from round b = `trained_from`, which
 trained from ..., back to round 0). vLLM serves LoRA adapters on top of the *base* model it loaded, so `stacked_adapter`
 writes one adapter equal to the sum of those deltas: LoRA deltas B_i A_i (scale s_i = alpha_i / r_i) add up to

@@ -30,8 +30,8 @@ from superalign.critic.critic import JudgeItem, harm_priors, relevance_of, scrub
 from superalign.critic.rules import rule_signals
 from superalign.critic.scrub import Scrubbed
 from superalign.critic.verdicts import Evidence, make_verdict
-from superalign.evaluate import softmax
 from superalign.records import Chat, Verdict
+from superalign.stats import softmax
 
 MAX_REQUEST_CHARS = 400
 MAX_RESPONSE_CHARS = 1500  # keeps rubric + request + response inside the embedded model's 1,024-token window

@@ -1,12 +1,12 @@
-"""Experiments behind `superalign experiment NAME`: each is a module `superalign.experiments.<name>`
-(dashes become underscores) exposing
+"""Experiments behind `superalign experiment NAME`: each is a package `superalign.experiments.<name>` (dashes
+become underscores) holding what serves that experiment alone. Its module `run` exposes
 
     run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progress) -> dict
 
 (plus `config=` and, for those in RESUMABLE, `resume=`), which writes `metrics.json`, `results.md` and plots
 into `out` and returns the metrics; `run_experiment` then renders them into `out/report.html`
 (store/experiment_report.py). Modules are imported lazily, so a missing or broken experiment never slows or
-breaks the others.
+breaks the others. `review_budget/` (docs/review.md) is run with `python -m` instead and prints a table.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ RESUMABLE = (
 
 
 def module_name(name: str) -> str:
-    return f"superalign.experiments.{name.replace('-', '_')}"
+    return f"superalign.experiments.{name.replace('-', '_')}.run"
 
 
 def available_experiments() -> list[str]:

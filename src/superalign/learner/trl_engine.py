@@ -374,7 +374,7 @@ def write_job(
     adapter_from: int | None = None,
 ) -> Path:
     """The inputs of one launched training, as files in `work` (what `main` reads). `adapter_from`: also save the
-    round's LoRA delta (learner/update.py `save_checkpoint`)."""
+    round's LoRA delta (learner/checkpoint.py `save_checkpoint`)."""
     work.mkdir(parents=True, exist_ok=True)
     job = {
         "base_model": str(base_model),
@@ -433,7 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import sys
 
     from superalign.backends import load_backend
-    from superalign.learner.update import save_checkpoint
+    from superalign.learner.checkpoint import save_checkpoint
 
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:

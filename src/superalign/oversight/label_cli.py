@@ -225,7 +225,7 @@ def import_cmd(
     reviewer: str = typer.Option("anonymous", "--reviewer", help="Who labelled (stored as human:NAME)."),
 ) -> None:
     """Store the labels of a filled export file (all or none), rebuild the outputs, print the PPI ASR."""
-    from superalign.loop import write_outputs
+    from superalign.store.run_outputs import write_outputs
     from superalign.store.runstore import RunStore
 
     with RunStore(_store_path(run_dir)) as store:

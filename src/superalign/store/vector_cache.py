@@ -1,7 +1,7 @@
 """One feature vector per text key on disk: `<dir>/<key[:2]>/<key>.npy`, written atomically (temp, then rename).
 
 Shared by the critic's pair features (critic/learned.py) and the layer features of experiments
-(learner/layer_features.py).
+(experiments/w2s_probe/layer_features.py).
 """
 
 from __future__ import annotations

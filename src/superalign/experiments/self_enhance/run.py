@@ -2,7 +2,7 @@
 (Self-Refine / Self-Rewarding LM / Constitutional AI style), against the critic-driven loop at the same compute.
 
 Per seed, two arms start from the same learner M_0 and run `iterations` steps each. One step of an arm
-with model M_t (learner/self_feedback.py):
+with model M_t (self_feedback.py):
   1. M_t samples `samples` answers to each training prompt (harmful seeds + benign-edgy, fixed);
   2. M_t critiques each answer against the constitution's rubric and revises it (CAI critique -> revision);
   3. every candidate (samples + revisions) gets a reward, and per prompt best ≻ worst becomes a DPO pair:
@@ -46,8 +46,8 @@ from superalign.experiments.common import (
     write_metrics,
     write_results,
 )
-from superalign.learner import self_feedback as sf
-from superalign.learner.self_feedback import StepData, arm_rewards, judge_agreement
+from superalign.experiments.self_enhance import self_feedback as sf
+from superalign.experiments.self_enhance.self_feedback import StepData, arm_rewards, judge_agreement
 from superalign.records import Chat, Query, Response, stable_id, user_chat
 
 ARMS = ("self", "critic")

@@ -1,7 +1,7 @@
 """`superalign experiment co-optimize`: competence × conformity schedules, search, capability–capacity gap.
 
-Every schedule (learner/schedules.py: conformity-only, simultaneous, alternating; plus `search`,
-learner/search.py) starts from the same weights, gets the same optimiser steps per round (search: K
+Every schedule (schedules.py: conformity-only, simultaneous, alternating; plus `search`,
+search.py) starts from the same weights, gets the same optimiser steps per round (search: K
 candidates × steps/K, all counted) and trains on the same shared pair pool (experiments/common.py).
 After every round the learner is measured on held-out sets that never enter training:
 
@@ -29,6 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from superalign.errors import UserError
+from superalign.experiments.co_optimize.search import DevScore, Direction
 from superalign.experiments.common import (
     RATE,
     PoolSettings,
@@ -39,7 +40,6 @@ from superalign.experiments.common import (
     resume_runs,
     write_metrics,
 )
-from superalign.learner.search import DevScore, Direction
 from superalign.records import Chat, Pair, Query, user_chat
 
 FIXED = ("conformity-only", "simultaneous", "alternating")
@@ -300,8 +300,8 @@ def _emphasise(pairs: list[Pair], kind: str) -> list[Pair]:
 
 def _search_step(backend, data, critic, cfg, r: int, seed: int, start: DevScore, progress) -> tuple[list, Any]:
     """One search round; returns (tree nodes, budget spent by all candidates)."""
-    from superalign.learner.schedules import Budget, Phase, competence_per_step, run_phases
-    from superalign.learner.search import search_round
+    from superalign.experiments.co_optimize.schedules import Budget, Phase, competence_per_step, run_phases
+    from superalign.experiments.co_optimize.search import search_round
 
     per = cfg.steps_per_round // cfg.candidates
     spent = [Budget()]
@@ -340,8 +340,8 @@ def _search_step(backend, data, critic, cfg, r: int, seed: int, start: DevScore,
 def _run_schedule(
     name: str, backend, data, critic, cfg, seed: int, base_eval: dict, start_dev, tree: Path, progress
 ) -> list[dict]:
-    from superalign.learner.schedules import Budget, plan_round, run_phases
-    from superalign.learner.search import append_tree
+    from superalign.experiments.co_optimize.schedules import Budget, plan_round, run_phases
+    from superalign.experiments.co_optimize.search import append_tree
 
     rows = [
         {
@@ -411,7 +411,7 @@ def run(
     from superalign.backends import load_backend
     from superalign.config import CriticConfig
     from superalign.critic import build_critic
-    from superalign.learner.schedules import SCHEDULES
+    from superalign.experiments.co_optimize.schedules import SCHEDULES
 
     t0 = time.time()
     preset, cfg = choose_preset(PRESETS, quick, config, seeds, learner)
@@ -534,8 +534,8 @@ def _write_outputs(out: Path, cfg: CoOptimizeConfig, metrics: dict, rows: list[d
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from superalign.experiments.co_optimize.search import plot_tree, read_tree
     from superalign.experiments.common import markdown_table, write_results
-    from superalign.learner.search import plot_tree, read_tree
 
     s = metrics["summary"]
     rounds = range(cfg.rounds + 1)

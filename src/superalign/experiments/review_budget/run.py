@@ -104,9 +104,9 @@ def run_condition(condition: str, cfg: RoutingExperimentConfig, seed: int, plan:
     from superalign.backends.base import Sampling
     from superalign.backends.scripted import ScriptedBackend
     from superalign.config import RunConfig
+    from superalign.experiments.review_budget.oracle import OracleConfig, SimulatedOracle, TruthItem
     from superalign.learner.pairs import build_pairs
     from superalign.learner.respond import respond, revise_to_refusal
-    from superalign.oversight.oracle import OracleConfig, SimulatedOracle, TruthItem
     from superalign.oversight.queue import apply_human_labels
     from superalign.oversight.routing import Strategy, budget_for, route_to_humans
     from superalign.plan import benign_training_queries, make_plan
@@ -206,7 +206,7 @@ def format_summary(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # python -m superalign.oversight.budget_experiment [--uncalibrated]
+if __name__ == "__main__":  # python -m superalign.experiments.review_budget.run [--uncalibrated]
     import json
     import sys
 

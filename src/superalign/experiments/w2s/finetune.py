@@ -15,7 +15,7 @@ The top part is transformers' own model class with its `layers` cut to the top b
 frozen part's un-normed hidden states as `inputs_embeds`, so its forward is the library's (rotary
 positions start at 0, causal attention; right padding never reaches a real token). The head reads the
 final-norm states: mean over the response tokens and the last token, concatenated (zero-initialised).
-The loss is `w2s_loss`'s soft cross-entropy or auxiliary confidence loss, as for the probe.
+The loss is loss.py's soft cross-entropy or auxiliary confidence loss, as for the probe.
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def train_student(
     (hard or soft) of texts `idx`: AdamW, `cfg.epochs` passes of shuffled minibatches."""
     import torch
 
-    from superalign.learner.w2s_loss import fit_minibatches
+    from superalign.experiments.w2s.loss import fit_minibatches
 
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)

@@ -12,7 +12,7 @@ So every schedule makes the same number of optimiser steps, and ``simultaneous``
 the same number of pairs and competence examples (``conformity-only`` sees the same pairs and no
 competence data). ``planned_budget`` states that; ``run_phases`` counts what was actually fed, and the
 tests check the two agree. Competence examples are (chat with the options listed, correct option)
-from the MC *training* slice, never the evaluation or dev items (see experiments/co_optimize.py).
+from the MC *training* slice, never the evaluation or dev items (see run.py).
 """
 
 from __future__ import annotations

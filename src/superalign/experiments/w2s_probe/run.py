@@ -6,7 +6,7 @@ the weak supervisor), student-train (the weak supervisor's hard labels for the s
 
 - Strong student: logistic regression (sklearn, C by inner CV on its own training labels) on cached
   SmolLM2-135M features: the mean over the candidate's tokens after `student_layers` (15 and 30 blocks)
-  plus the last token after the top one (learner/layer_features.py; one forward pass gives every layer).
+  plus the last token after the top one (layer_features.py; one forward pass gives every layer).
 - Weak supervisors: the same probe on the states after the first 1, 2 and 4 blocks (`L1`, `L2`, `L4`:
   mean + last token), trained on weak-train's ground truth; `bow` (TF-IDF + logistic) as a contrast.
 - Ceiling: the student probe trained on student-train's ground truth.
@@ -397,7 +397,7 @@ class TaskData:
     def __init__(self, task: str, cfg: W2SProbeConfig, progress: Progress) -> None:
         import numpy as np
 
-        from superalign.learner.layer_features import LayerFeatures
+        from superalign.experiments.w2s_probe.layer_features import LayerFeatures
 
         self.task, self.cfg = task, cfg
         self.items = load_items(task, cfg.limit, cfg.mc_format)

@@ -21,8 +21,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from superalign.evaluate import softmax as softmax_t  # this module's name for it
 from superalign.records import Chat, user_chat
+from superalign.stats import softmax as softmax_t  # this module's name for it
 
 UNSURE = "I'm not sure."
 

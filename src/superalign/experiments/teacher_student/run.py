@@ -1,7 +1,7 @@
 """`superalign experiment teacher-student`: iterative teacher -> student; the student of generation k
 labels generation k + 1's data. Where does label quality, conformity or competence drift?
 
-Two chains, both run through `learner.teacher_student.generations`:
+Two chains, both run through `generations` (generations.py):
 
 - **critic chain** (cheap, many seeds): items are PyRIT's human-labelled objective set (does the response
   achieve the harmful objective? the w2s `harm` task). Generation 0's teacher is `human` (the labels),
@@ -45,7 +45,7 @@ from superalign.experiments.common import (
     write_metrics,
     write_results,
 )
-from superalign.learner.teacher_student import (
+from superalign.experiments.teacher_student.generations import (
     DPOStudent,
     PairJudge,
     first_drift,
@@ -179,7 +179,7 @@ def first_teacher_labels(kind: str, truth: Sequence[int], exs: Sequence[Any], no
         flip = set(random.Random(f"ts-noise-{seed}").sample(range(len(truth)), round(noise * len(truth))))
         return [1 - t if i in flip else t for i, t in enumerate(truth)]
     if kind == "rules":
-        from superalign.experiments.w2s import W2SConfig, weak_probs
+        from superalign.experiments.w2s.run import W2SConfig, weak_probs
 
         everything = list(range(len(exs)))
         probs = weak_probs("rules", "harm", list(exs), None, ([], everything, everything), W2SConfig(), seed)
@@ -244,7 +244,7 @@ def critic_chain_seed(kind: str, x: Any, exs: Sequence[Any], cfg: CriticChainCon
 
 
 def run_critic_chain(cfg: CriticChainConfig, progress: Progress) -> list[dict]:
-    from superalign.experiments.w2s import W2SConfig, features_for, load_binary_task
+    from superalign.experiments.w2s.run import W2SConfig, features_for, load_binary_task
 
     exs = load_binary_task("harm")
     x = features_for(exs, W2SConfig(), progress, "harm")

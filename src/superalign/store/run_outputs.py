@@ -1,0 +1,68 @@
+"""A run directory's derived files, rebuilt from the run store: `rounds.jsonl` (per-round metrics with the
+gate's decisions and the adaptive attacker's numbers) and `report.html` (store/report.py). Always safe to
+rewrite; the loop writes them after every round, `superalign report` and `superalign label import` on demand.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from superalign.config import RunConfig
+
+
+def write_outputs(out: Path, store: Any, cfg: RunConfig | None = None) -> Path:
+    """rounds.jsonl and report.html, rebuilt from the store (derived files: always safe to rewrite)."""
+    from superalign.store.jsonl import write_jsonl
+    from superalign.store.report import write_report
+
+    rounds = rounds_with_gate(store)
+    write_jsonl(out / "rounds.jsonl", rounds)
+    examples = _examples(store, rounds)
+    meta = {"config": json.dumps(store.get_meta("config"), indent=1), "examples": examples}
+    return write_report(out, rounds, title=f"superalign run: {(cfg.name if cfg else out.name)}", meta=meta)
+
+
+def rounds_with_gate(store: Any) -> list[dict]:
+    """Per-round metrics plus `promoted` (the gate's decision on each trained version; None: pending) and,
+    with the adaptive attacker, `attack_asr` / `attack_coverage`: round K's search on the *training*
+    objectives against the learner round K started from (set beside held-out ASR: memorising vs generalising)."""
+    from superalign.ppi import ppi_round
+
+    rounds = store.rounds_metrics()
+    for row in rounds:
+        row.update(ppi_round(store, row["round"]))  # asr_ppi once held-out answers carry human labels
+        if row.get("round", 0) > 0:
+            row["promoted"] = (store.step_payload(row["round"], "promote") or {}).get("promoted")
+            judged = store.step_payload(row["round"], "judge") or {}
+            for key in ("attack_asr_by_style", "train_refusal_benign", "train_unsafe_harmful"):
+                if key in judged:
+                    row[key] = judged[key]
+            attack = store.step_payload(row["round"], "attack") or {}
+            if "asr" in attack:
+                row["attack_asr"], row["attack_coverage"] = attack["asr"], attack.get("archive_coverage")
+    return rounds
+
+
+def _examples(store: Any, rounds: list[dict], n: int = 6) -> list[dict]:
+    """A few held-out harmful prompts with the first and last round's answers, for the report."""
+    if not rounds:
+        return []
+    first, last = rounds[0]["round"], rounds[-1]["round"]
+    text = {q.id: q.text for q in store.queries(round=0, step="eval")}
+    verdicts = {v.response_id: v for k in {first, last} for v in store.verdicts(round=k, step="eval")}
+    out = []
+    for k in sorted({first, last}):
+        for r in store.responses(round=k, step="eval")[:n]:
+            v = verdicts.get(r.id)
+            out.append(
+                {
+                    "round": k,
+                    "prompt": text.get(r.query_id, r.query_id),
+                    "response": r.text,
+                    "verdict_explanation": v.explanation if v else "",
+                }
+            )
+    return out
