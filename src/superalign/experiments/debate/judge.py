@@ -1,0 +1,164 @@
+"""The weak judge: SmolLM2 without the passage, choosing between two options by the letter it would answer.
+
+    judge = CachedJudge(lambda: load_backend("embedded"), tag="embedded-float32")
+    p = judge.p_correct([JudgeRequest(question, correct, distractor, context)])   # (n, 2)
+
+Each request is asked in both answer orders (order 0: the correct option is A; order 1: it is B). The chat
+ends with the assistant's "Answer:" and the judge's choice is the log-probability of " A" against " B"
+(softmax over the two letters); `reply="text"` scores the option's own text instead (a diagnostic). A
+small model prefers one letter whatever the question, so only the mean over both orders says what it
+knows: `p_correct` returns P(correct) per order and callers average the two.
+
+Every score is cached on disk per (model tag, chat, replies) under `$SUPERALIGN_CACHE/debate-judge/`, so a
+rerun loads no model; the model is loaded on the first miss only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from superalign.records import Chat
+from superalign.store.vector_cache import load_vectors, save_vector
+
+if TYPE_CHECKING:
+    import numpy as np
+
+LETTERS = (" A", " B")
+VERSION = 1  # bump when a prompt changes (new cache keys anyway) or the scoring does
+Reply = Literal["letter", "text"]
+
+
+class OptionScorer(Protocol):
+    """What the judge needs from a model (HFBackend has both)."""
+
+    def render(self, chat: Chat) -> str: ...
+
+    def score_options(self, prefixes: Sequence[str], options: Sequence[Sequence[str]]) -> list[list[float]]: ...
+
+
+@dataclass(frozen=True)
+class JudgeRequest:
+    """One question for the judge: the two options and what it reads before the question ("" = nothing)."""
+
+    question: str
+    correct: str
+    distractor: str
+    context: str = ""
+
+
+def passage_context(passage: str) -> str:
+    """What the passage-reading judge reads before the question."""
+    return f"Read the passage, then answer the question.\n\nPassage: {passage}"
+
+
+def judge_chat(question: str, first: str, second: str, context: str = "") -> Chat:
+    """The judge's chat: context, the question with options A and B, and the reply opened with "Answer:"."""
+    head = f"{context}\n\n" if context else ""
+    user = f"{head}Question: {question}\nA. {first}\nB. {second}\nAnswer with the letter of the correct option, A or B."
+    return [{"role": "user", "content": user}, {"role": "assistant", "content": "Answer:"}]
+
+
+def order_prompts(req: JudgeRequest, reply: Reply = "letter") -> list[tuple[Chat, tuple[str, str]]]:
+    """(chat, the two replies scored) in order 0 (correct = A) and order 1 (correct = B). The first reply of
+    each pair is the A-reply."""
+    out = []
+    for first, second in ((req.correct, req.distractor), (req.distractor, req.correct)):
+        replies = LETTERS if reply == "letter" else (" " + first, " " + second)
+        out.append((judge_chat(req.question, first, second, req.context), replies))
+    return out
+
+
+def softmax2(a: float, b: float) -> float:
+    """P(first) of a two-way softmax over log-scores a, b."""
+    import math
+
+    m = max(a, b)
+    ea, eb = math.exp(a - m), math.exp(b - m)
+    return ea / (ea + eb)
+
+
+class CachedJudge:
+    """Scores chats' replies with a lazily loaded model, each (chat, replies) once per machine."""
+
+    def __init__(self, load: Callable[[], OptionScorer], tag: str, cache: Path | None = None, chunk: int = 64) -> None:
+        self._load, self._model = load, None
+        self.tag, self.cache, self.chunk = tag, cache, chunk
+        self.scored = 0  # prompts the model ran (cache misses)
+
+    def model(self) -> OptionScorer:
+        if self._model is None:
+            self._model = self._load()  # type: ignore[assignment]
+        assert self._model is not None
+        return self._model
+
+    def key(self, chat: Chat, replies: Sequence[str]) -> str:
+        text = json.dumps([self.tag, VERSION, chat, list(replies)], ensure_ascii=False)
+        return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+    def scores(
+        self,
+        prompts: Sequence[tuple[Chat, Sequence[str]]],
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[list[float]]:
+        """Summed log P(reply | chat) for each reply of each prompt, from the cache where present."""
+        import numpy as np
+
+        keys = [self.key(c, r) for c, r in prompts]
+        have: dict[str, np.ndarray] = load_vectors(self.cache, keys) if self.cache else {}
+        todo = list(dict.fromkeys(k for k in keys if k not in have))
+        where = {k: i for i, k in enumerate(keys)}
+        for b in range(0, len(todo), self.chunk):
+            if progress:
+                progress(b, len(todo))
+            part = todo[b : b + self.chunk]
+            m = self.model()
+            got = m.score_options([m.render(prompts[where[k]][0]) for k in part], [prompts[where[k]][1] for k in part])
+            self.scored += len(part)
+            for k, s in zip(part, got):
+                have[k] = np.asarray(s, dtype=np.float64)
+                if self.cache:
+                    save_vector(self.cache, k, have[k])
+        if progress:
+            progress(len(todo), len(todo))
+        return [have[k].tolist() for k in keys]
+
+    def p_correct(
+        self,
+        requests: Sequence[JudgeRequest],
+        reply: Reply = "letter",
+        progress: Callable[[int, int], None] | None = None,
+    ) -> np.ndarray:
+        """(n, 2) P(correct option) per request in order 0 (correct = A) and order 1 (correct = B)."""
+        import numpy as np
+
+        prompts = [p for r in requests for p in order_prompts(r, reply)]
+        s = self.scores(prompts, progress)
+        out = np.zeros((len(requests), 2))
+        for i in range(len(requests)):
+            a0, a1 = s[2 * i], s[2 * i + 1]
+            out[i, 0] = softmax2(a0[0], a0[1])  # order 0: the correct option is the first reply
+            out[i, 1] = 1.0 - softmax2(a1[0], a1[1])  # order 1: it is the second
+        return out
+
+
+def judge_for(learner: str, dtype: str, batch_size: int, use_cache: bool = True) -> CachedJudge:
+    """The judge on `learner` (embedded | tiny | an HF model dir), cached under `$SUPERALIGN_CACHE`."""
+    from superalign.backends.embedded import cache_root
+
+    def load() -> OptionScorer:
+        from superalign.backends import load_backend
+
+        return load_backend(learner, batch_size=batch_size, dtype=dtype)  # type: ignore[no-any-return]
+
+    name = (
+        learner
+        if learner in ("embedded", "tiny")
+        else hashlib.sha1(str(Path(learner).resolve()).encode()).hexdigest()[:12]
+    )
+    tag = f"{name}-{dtype}"
+    return CachedJudge(load, tag, cache_root() / "debate-judge" / tag if use_cache else None)
