@@ -5,9 +5,9 @@
 
 Each request is asked in both answer orders (order 0: the correct option is A; order 1: it is B). The chat
 ends with the assistant's "Answer:" and the judge's choice is the log-probability of " A" against " B"
-(softmax over the two letters); `reply="text"` scores the option's own text instead (a diagnostic). A
-small model prefers one letter whatever the question, so only the mean over both orders says what it
-knows: `p_correct` returns P(correct) per order and callers average the two.
+(softmax over the two letters); `p_correct_both` also scores the option's own text as the reply (a
+diagnostic), in the same forward pass. A small model prefers one letter whatever the question, so only the
+mean over both orders says what it knows: `p_correct` returns P(correct) per order and callers average them.
 
 Every score is cached on disk per (model tag, chat, replies) under `$SUPERALIGN_CACHE/debate-judge/`, so a
 rerun loads no model; the model is loaded on the first miss only.
@@ -20,7 +20,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from superalign.records import Chat
 from superalign.store.vector_cache import load_vectors, save_vector
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 
 LETTERS = (" A", " B")
 VERSION = 1  # bump when a prompt changes (new cache keys anyway) or the scoring does
-Reply = Literal["letter", "text"]
 
 
 class OptionScorer(Protocol):
@@ -63,12 +62,12 @@ def judge_chat(question: str, first: str, second: str, context: str = "") -> Cha
     return [{"role": "user", "content": user}, {"role": "assistant", "content": "Answer:"}]
 
 
-def order_prompts(req: JudgeRequest, reply: Reply = "letter") -> list[tuple[Chat, tuple[str, str]]]:
-    """(chat, the two replies scored) in order 0 (correct = A) and order 1 (correct = B). The first reply of
-    each pair is the A-reply."""
+def order_prompts(req: JudgeRequest, with_text: bool = False) -> list[tuple[Chat, tuple[str, ...]]]:
+    """(chat, the replies scored) in order 0 (correct = A) and order 1 (correct = B): " A", " B", and with
+    `with_text` the A-option's and the B-option's text."""
     out = []
     for first, second in ((req.correct, req.distractor), (req.distractor, req.correct)):
-        replies = LETTERS if reply == "letter" else (" " + first, " " + second)
+        replies = LETTERS + ((" " + first, " " + second) if with_text else ())
         out.append((judge_chat(req.question, first, second, req.context), replies))
     return out
 
@@ -128,22 +127,34 @@ class CachedJudge:
         return [have[k].tolist() for k in keys]
 
     def p_correct(
-        self,
-        requests: Sequence[JudgeRequest],
-        reply: Reply = "letter",
-        progress: Callable[[int, int], None] | None = None,
+        self, requests: Sequence[JudgeRequest], progress: Callable[[int, int], None] | None = None
     ) -> np.ndarray:
-        """(n, 2) P(correct option) per request in order 0 (correct = A) and order 1 (correct = B)."""
+        """(n, 2) P(correct option) by letter, per request in order 0 (correct = A) and order 1 (= B)."""
+        return self._probs(requests, False, progress)[0]
+
+    def p_correct_both(
+        self, requests: Sequence[JudgeRequest], progress: Callable[[int, int], None] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(letter, text): P(correct) per order by the letter and by the option's text as the reply."""
+        letter, text = self._probs(requests, True, progress)
+        assert text is not None
+        return letter, text
+
+    def _probs(
+        self, requests: Sequence[JudgeRequest], with_text: bool, progress: Callable[[int, int], None] | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         import numpy as np
 
-        prompts = [p for r in requests for p in order_prompts(r, reply)]
+        prompts = [p for r in requests for p in order_prompts(r, with_text)]
         s = self.scores(prompts, progress)
-        out = np.zeros((len(requests), 2))
-        for i in range(len(requests)):
-            a0, a1 = s[2 * i], s[2 * i + 1]
-            out[i, 0] = softmax2(a0[0], a0[1])  # order 0: the correct option is the first reply
-            out[i, 1] = 1.0 - softmax2(a1[0], a1[1])  # order 1: it is the second
-        return out
+        pairs = ((0, 1), (2, 3)) if with_text else ((0, 1),)
+        out = [np.zeros((len(requests), 2)) for _ in pairs]
+        for k, (a, b) in enumerate(pairs):
+            for i in range(len(requests)):
+                s0, s1 = s[2 * i], s[2 * i + 1]
+                out[k][i, 0] = softmax2(s0[a], s0[b])  # order 0: the correct option is the A-reply
+                out[k][i, 1] = 1.0 - softmax2(s1[a], s1[b])  # order 1: it is the B-reply
+        return out[0], (out[1] if with_text else None)
 
 
 def judge_for(learner: str, dtype: str, batch_size: int, use_cache: bool = True) -> CachedJudge:

@@ -11,13 +11,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
+TIE = 1e-9
+
 
 def item_correct(p: np.ndarray) -> np.ndarray:
-    """Per item: 1 if the mean over both answer orders of P(correct) is above 0.5, 0.5 at exactly 0.5, else 0."""
+    """Per item: 1 if the mean over both answer orders of P(correct) is above 0.5, 0 below, 0.5 for a tie
+    (within 1e-9: a judge with nothing but a letter bias must not win or lose items on rounding)."""
     import numpy as np
 
     m = np.asarray(p, float).mean(axis=1)
-    return np.where(m > 0.5, 1.0, np.where(m == 0.5, 0.5, 0.0))
+    return np.where(np.abs(m - 0.5) <= TIE, 0.5, np.where(m > 0.5, 1.0, 0.0))
 
 
 def bootstrap_indices(n: int, n_boot: int, seed: int = 0) -> np.ndarray:

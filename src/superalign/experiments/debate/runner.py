@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import resource
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,12 +57,14 @@ def run_gates(items: list[PassageItem], judge: CachedJudge, cfg: DebateConfig, p
     reqs = gate_requests(items, cfg)
     idx = bootstrap_indices(len(items), cfg.bootstrap, seed=0)
     replies = ("letter", "text") if cfg.text_judge else ("letter",)
-    raw: dict[str, dict[str, Any]] = {}
-    for reply in replies:
-        raw[reply] = {}
-        for c in GATE_CONDITIONS:
-            label = f"debate gates: {reply} judge, {c}"
-            raw[reply][c] = judge.p_correct(reqs[c], reply, lambda d, t, label=label: progress(label, d, t))  # type: ignore[misc]
+    raw: dict[str, dict[str, Any]] = {r: {} for r in replies}
+    for c in GATE_CONDITIONS:
+        label = f"debate gates: {c} (prompts)"
+        tick: Callable[[int, int], None] = lambda d, t, label=label: progress(label, d, t)  # noqa: E731
+        if cfg.text_judge:
+            raw["letter"][c], raw["text"][c] = judge.p_correct_both(reqs[c], tick)
+        else:
+            raw["letter"][c] = judge.p_correct(reqs[c], tick)
     summaries = {r: {c: condition_summary(raw[r][c], idx) for c in GATE_CONDITIONS} for r in replies}
     ok = {r: {c: item_correct(raw[r][c]) for c in GATE_CONDITIONS} for r in replies}
 
