@@ -164,7 +164,7 @@ def judge_for(learner: str, dtype: str, batch_size: int, use_cache: bool = True)
     def load() -> OptionScorer:
         from superalign.backends import load_backend
 
-        return load_backend(learner, batch_size=batch_size, dtype=dtype)  # type: ignore[no-any-return]
+        return load_backend(learner, batch_size=batch_size, dtype=dtype)
 
     name = (
         learner

@@ -23,6 +23,15 @@ from superalign.experiments.debate.stats import bootstrap_indices, condition_sum
 GATE_CONDITIONS = ("naive", "passage", "passage_masked")
 
 
+def stage_progress(progress: Progress, label: str) -> Callable[[int, int], None]:
+    """`progress` bound to one stage label."""
+
+    def tick(done: int, total: int) -> None:
+        progress(label, done, total)
+
+    return tick
+
+
 def gate_requests(items: list[PassageItem], cfg: DebateConfig) -> dict[str, list[JudgeRequest]]:
     """The judge's requests per gate condition: nothing, the passage, the passage with both options masked."""
     out: dict[str, list[JudgeRequest]] = {c: [] for c in GATE_CONDITIONS}
@@ -59,8 +68,7 @@ def run_gates(items: list[PassageItem], judge: CachedJudge, cfg: DebateConfig, p
     replies = ("letter", "text") if cfg.text_judge else ("letter",)
     raw: dict[str, dict[str, Any]] = {r: {} for r in replies}
     for c in GATE_CONDITIONS:
-        label = f"debate gates: {c} (prompts)"
-        tick: Callable[[int, int], None] = lambda d, t, label=label: progress(label, d, t)  # noqa: E731
+        tick = stage_progress(progress, f"debate gates: {c} (prompts)")
         if cfg.text_judge:
             raw["letter"][c], raw["text"][c] = judge.p_correct_both(reqs[c], tick)
         else:
