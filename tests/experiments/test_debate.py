@@ -63,6 +63,12 @@ class ScriptedJudge:
     def score_options(self, prefixes, options):
         out = []
         for pre, opts in zip(prefixes, options):
+            if not pre.startswith("["):  # the plain-text cloze diagnostic: " correct", " distractor"
+                q = re.search(r"Question: (.*)\n", pre).group(1)
+                passage = pre.split("Question:")[0]
+                know = 4.0 if self.answers[q] in passage else (self.masked_hint if passage else 0.0)
+                out.append([know if o.strip() == self.answers[q] else 0.0 for o in opts])
+                continue
             user = json.loads(pre)[0]["content"]
             self.seen.append(user)
             q = re.search(r"Question: (.*)\n", user).group(1)
@@ -117,6 +123,17 @@ def test_gate_gain_ci_and_threshold_on_known_inputs():
     assert c["p_says_a"] == pytest.approx(np.mean([0.9, 0.7, 0.4, 0.8, 0.4, 0.6]), abs=1e-4)
 
 
+def test_the_cloze_diagnostic_is_plain_text_without_options():
+    req = jd.JudgeRequest("Q?", "right", "wrong", "Some passage.")
+    assert jd.cloze_prompt(req) == "Some passage.\nQuestion: Q?\nAnswer:"
+    assert jd.cloze_prompt(jd.JudgeRequest("Q?", "right", "wrong")) == "Question: Q?\nAnswer:"
+    scripted = ScriptedJudge({"Q?": "right"})
+    judge = jd.CachedJudge(lambda: scripted, "t")
+    p = judge.cloze_p_correct([req, jd.JudgeRequest("Q?", "right", "wrong", "the answer is right")])
+    assert p[0, 0] == p[0, 1] == pytest.approx(0.5) and p[1, 0] == pytest.approx(1 / (1 + np.exp(-4)))
+    assert not scripted.seen  # no chat was rendered
+
+
 def _pilot(tmp_path: Path, monkeypatch, scripted: ScriptedJudge, stage: str = "pilot") -> dict:
     monkeypatch.setenv("SUPERALIGN_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(rn, "judge_for", lambda *a, **k: jd.CachedJudge(lambda: scripted, "s"))
@@ -138,6 +155,8 @@ def test_a_pilot_whose_judge_reads_the_passage_passes_and_stops_at_the_pilot(tmp
     assert "**pass**" in text and "FAIL" not in text.split("## Diagnostic")[0]
     json.loads((tmp_path / "out" / "metrics.json").read_text(encoding="utf-8"))
     assert len(m["gates"]["items"]) == 40 and len(m["gates"]["items"][0]["letter:naive"]) == 2
+    assert m["gates"]["cloze_judge"]["conditions"]["naive"]["accuracy"]["mean"] == 0.5  # ties only
+    assert "plain-text cloze judge" in text
 
 
 def test_a_failed_gate_stops_the_run_before_any_protocol(tmp_path, monkeypatch):
@@ -158,6 +177,6 @@ def test_the_tiny_model_runs_the_pilot(tmp_path, monkeypatch):
     out.mkdir()
     cfg = DebateConfig(stage="pilot", pilot_items=6, bootstrap=100, text_judge=False)
     m = rn.run(out, False, None, model_dir, lambda *a: None, config=cfg)
-    assert m["preset"] == "custom" and m["model_prompts_scored"] == 6 * 3 * 2
+    assert m["preset"] == "custom" and m["model_prompts_scored"] == 6 * 3 * 2 + 6 * 3  # letter x 2 orders, cloze
     again = rn.run(out, False, None, model_dir, lambda *a: None, config=cfg)
     assert again["model_prompts_scored"] == 0 and again["gates"]["items"] == m["gates"]["items"]

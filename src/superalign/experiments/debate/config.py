@@ -31,6 +31,13 @@ class DebateConfig(BaseModel):
     text_judge: bool = Field(
         True, description="Also score the reply as the option's text (a diagnostic beside the letter judge; no gate)."
     )
+    cloze_judge: bool = Field(
+        True,
+        description=(
+            "Also score a plain-text cloze judge (passage, question, 'Answer:' + each option; lm-eval's SciQ format): "
+            "a diagnostic, no gate."
+        ),
+    )
     dtype: Literal["float32", "bfloat16"] = Field("float32", description="Judge weights on the CPU.")
     batch_size: int = Field(16, ge=1, description="Prompts per forward pass (score_options runs half as many rows).")
     bootstrap: int = Field(2000, ge=100, description="Bootstrap resamples of items for every CI.")

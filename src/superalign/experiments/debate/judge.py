@@ -6,8 +6,10 @@
 Each request is asked in both answer orders (order 0: the correct option is A; order 1: it is B). The chat
 ends with the assistant's "Answer:" and the judge's choice is the log-probability of " A" against " B"
 (softmax over the two letters); `p_correct_both` also scores the option's own text as the reply (a
-diagnostic), in the same forward pass. A small model prefers one letter whatever the question, so only the
-mean over both orders says what it knows: `p_correct` returns P(correct) per order and callers average them.
+diagnostic), in the same forward pass, and `cloze_p_correct` is a second diagnostic judge in the plain-text
+SciQ format of lm-evaluation-harness (passage, question, "Answer:", each option as the continuation). A
+small model prefers one letter whatever the question, so only the mean over both orders says what it knows:
+`p_correct` returns P(correct) per order and callers average them.
 
 Every score is cached on disk per (model tag, chat, replies) under `$SUPERALIGN_CACHE/debate-judge/`, so a
 rerun loads no model; the model is loaded on the first miss only.
@@ -72,6 +74,13 @@ def order_prompts(req: JudgeRequest, with_text: bool = False) -> list[tuple[Chat
     return out
 
 
+def cloze_prompt(req: JudgeRequest) -> str:
+    """lm-evaluation-harness's SciQ prompt, plain text: "{context}\nQuestion: {question}\nAnswer:"; each
+    option is scored as the continuation. A diagnostic judge (the options are never shown together)."""
+    head = f"{req.context}\n" if req.context else ""
+    return f"{head}Question: {req.question}\nAnswer:"
+
+
 def softmax2(a: float, b: float) -> float:
     """P(first) of a two-way softmax over log-scores a, b."""
     import math
@@ -95,16 +104,17 @@ class CachedJudge:
         assert self._model is not None
         return self._model
 
-    def key(self, chat: Chat, replies: Sequence[str]) -> str:
+    def key(self, chat: Chat | str, replies: Sequence[str]) -> str:
         text = json.dumps([self.tag, VERSION, chat, list(replies)], ensure_ascii=False)
         return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
     def scores(
         self,
-        prompts: Sequence[tuple[Chat, Sequence[str]]],
+        prompts: Sequence[tuple[Chat | str, Sequence[str]]],
         progress: Callable[[int, int], None] | None = None,
     ) -> list[list[float]]:
-        """Summed log P(reply | chat) for each reply of each prompt, from the cache where present."""
+        """Summed log P(reply | prompt) for each reply of each prompt, from the cache where present. A chat
+        is rendered with the model's chat template; a string is scored as plain text."""
         import numpy as np
 
         keys = [self.key(c, r) for c, r in prompts]
@@ -116,7 +126,10 @@ class CachedJudge:
                 progress(b, len(todo))
             part = todo[b : b + self.chunk]
             m = self.model()
-            got = m.score_options([m.render(prompts[where[k]][0]) for k in part], [prompts[where[k]][1] for k in part])
+            texts = [prompts[where[k]][0] for k in part]
+            got = m.score_options(
+                [t if isinstance(t, str) else m.render(t) for t in texts], [prompts[where[k]][1] for k in part]
+            )
             self.scored += len(part)
             for k, s in zip(part, got):
                 have[k] = np.asarray(s, dtype=np.float64)
@@ -131,6 +144,17 @@ class CachedJudge:
     ) -> np.ndarray:
         """(n, 2) P(correct option) by letter, per request in order 0 (correct = A) and order 1 (= B)."""
         return self._probs(requests, False, progress)[0]
+
+    def cloze_p_correct(
+        self, requests: Sequence[JudgeRequest], progress: Callable[[int, int], None] | None = None
+    ) -> np.ndarray:
+        """(n, 2) P(correct) of the cloze judge (`cloze_prompt`: no options listed, so no order: both columns
+        are the same), the two options' summed log-probabilities softmaxed."""
+        import numpy as np
+
+        s = self.scores([(cloze_prompt(r), (" " + r.correct, " " + r.distractor)) for r in requests], progress)
+        p = np.asarray([softmax2(a, b) for a, b in s])
+        return np.column_stack([p, p])
 
     def p_correct_both(
         self, requests: Sequence[JudgeRequest], progress: Callable[[int, int], None] | None = None

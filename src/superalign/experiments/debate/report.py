@@ -93,6 +93,16 @@ def results_markdown(metrics: dict[str, Any], cfg: DebateConfig) -> list[str]:
             + "\n\n"
             + gate_table(t["gates"])
         )
+    if g.get("cloze_judge"):
+        t = g["cloze_judge"]
+        sections.append(
+            "## Diagnostic: a plain-text cloze judge (no gate)\n\n"
+            "lm-evaluation-harness's SciQ format without the chat template: `{passage}\\nQuestion: {question}\\n"
+            "Answer:` and each option scored as the continuation (summed log-probability, softmax over the two); "
+            "the options are never listed, so there is no answer order (both order columns are the same). Not the "
+            "pre-registered judge: it says whether the model can use the passage at all when it is asked this way."
+            "\n\n" + condition_table(t["conditions"]) + "\n\n" + gate_table(t["gates"])
+        )
     sections.append(
         "## Data\n\n"
         f"{d['items']} items; the passage names the correct answer in {d['answer_in_passage']:.1%} of them and the "

@@ -43,6 +43,17 @@ def gate_requests(items: list[PassageItem], cfg: DebateConfig) -> dict[str, list
     return out
 
 
+def cloze_requests(items: list[PassageItem], cfg: DebateConfig, condition: str) -> list[JudgeRequest]:
+    """The cloze diagnostic's requests: the bare passage (masked or not) as context, or none."""
+
+    def context(it: PassageItem) -> str:
+        if condition == "naive":
+            return ""
+        return it.passage if condition == "passage" else mask_options(it.passage, it.options, cfg.mask_token)
+
+    return [JudgeRequest(it.question, it.correct, it.distractor, context(it)) for it in items]
+
+
 def data_summary(items: list[PassageItem], cfg: DebateConfig) -> dict[str, Any]:
     """How often the passage names the answer / the distractor, and whether masking leaves either."""
     n = len(items)
@@ -73,6 +84,12 @@ def run_gates(items: list[PassageItem], judge: CachedJudge, cfg: DebateConfig, p
             raw["letter"][c], raw["text"][c] = judge.p_correct_both(reqs[c], tick)
         else:
             raw["letter"][c] = judge.p_correct(reqs[c], tick)
+    if cfg.cloze_judge:
+        replies += ("cloze",)
+        raw["cloze"] = {}
+        for c in GATE_CONDITIONS:
+            tick = stage_progress(progress, f"debate gates: {c} (cloze diagnostic)")
+            raw["cloze"][c] = judge.cloze_p_correct(cloze_requests(items, cfg, c), tick)
     summaries = {r: {c: condition_summary(raw[r][c], idx) for c in GATE_CONDITIONS} for r in replies}
     ok = {r: {c: item_correct(raw[r][c]) for c in GATE_CONDITIONS} for r in replies}
 
@@ -88,6 +105,7 @@ def run_gates(items: list[PassageItem], judge: CachedJudge, cfg: DebateConfig, p
         "gates": letter_gates,
         "gates_passed": all(g["passed"] for g in letter_gates),
         "text_judge": {"conditions": summaries["text"], "gates": gates_of("text")} if cfg.text_judge else None,
+        "cloze_judge": {"conditions": summaries["cloze"], "gates": gates_of("cloze")} if cfg.cloze_judge else None,
         "items": [
             {
                 "id": it.id,
