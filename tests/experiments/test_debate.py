@@ -180,3 +180,19 @@ def test_the_tiny_model_runs_the_pilot(tmp_path, monkeypatch):
     assert m["preset"] == "custom" and m["model_prompts_scored"] == 6 * 3 * 2 + 6 * 3  # letter x 2 orders, cloze
     again = rn.run(out, False, None, model_dir, lambda *a: None, config=cfg)
     assert again["model_prompts_scored"] == 0 and again["gates"]["items"] == m["gates"]["items"]
+
+
+def test_preset_by_name_runs_the_pilot_and_bad_names_exit_2(tmp_path, monkeypatch):
+    from superalign.errors import UserError
+    from superalign.experiments import run_experiment
+
+    answers = {it.question: it.correct for it in ps.load_passage_items(200)}
+    monkeypatch.setenv("SUPERALIGN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(rn, "judge_for", lambda *a, **k: jd.CachedJudge(lambda: ScriptedJudge(answers), "s"))
+    m = run_experiment("debate", tmp_path / "out", preset="pilot")
+    assert m["preset"] == "pilot" and m["config"]["stage"] == "pilot" and len(m["gates"]["items"]) == 200
+    assert (tmp_path / "out" / "report.html").is_file()
+    with pytest.raises(UserError, match="has the presets pilot, quick, full"):
+        run_experiment("debate", tmp_path / "o2", preset="pilto")
+    with pytest.raises(UserError, match="--quick and --preset pilot disagree"):
+        run_experiment("debate", tmp_path / "o3", quick=True, preset="pilot")
