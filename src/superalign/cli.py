@@ -470,10 +470,17 @@ def critic_eval(
 @app.command()
 def experiment(
     name: str = typer.Argument(
-        ..., help="noisy-labels | co-optimize | w2s | w2s-probe | sandwich | self-enhance | teacher-student | intrinsic"
+        ...,
+        help=(
+            "noisy-labels | co-optimize | w2s | w2s-probe | sandwich | self-enhance | teacher-student | intrinsic | "
+            "debate"
+        ),
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Directory for metrics.json, results.md and plots."),
     quick: bool = typer.Option(False, "--quick", help="The small preset (<= 15 min on 2 CPU cores)."),
+    preset: str | None = typer.Option(
+        None, "--preset", help="A named preset: full | quick, or the experiment's own (debate: pilot)."
+    ),
     seeds: int | None = typer.Option(None, "--seeds", help="Seeds per setting (default: the preset's)."),
     learner: str = typer.Option("embedded", "--learner", "-m", help="embedded | tiny | HF model dir."),
     config: Path | None = typer.Option(
@@ -499,7 +506,17 @@ def experiment(
     from superalign.experiments.common import RichProgress
 
     with RichProgress() as bar:
-        run_experiment(name, out, quick=quick, seeds=seeds, learner=learner, progress=bar, config=config, resume=resume)
+        run_experiment(
+            name,
+            out,
+            quick=quick,
+            seeds=seeds,
+            learner=learner,
+            progress=bar,
+            config=config,
+            resume=resume,
+            preset=preset,
+        )
     results = out / "results.md"
     if results.is_file():
         typer.echo(results.read_text(encoding="utf-8"))

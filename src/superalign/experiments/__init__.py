@@ -3,7 +3,8 @@ become underscores) holding what serves that experiment alone. Its module `run` 
 
     run(out: Path, quick: bool, seeds: int | None, learner: str, progress: Progress) -> dict
 
-(plus `config=` and, for those in RESUMABLE, `resume=`), which writes `metrics.json`, `results.md` and plots
+(plus `config=` and, for those in RESUMABLE, `resume=`), and a dict `PRESETS` with at least `full` and `quick`
+(`--preset NAME` picks any of them, e.g. debate's `pilot`), which writes `metrics.json`, `results.md` and plots
 into `out` and returns the metrics; `run_experiment` then renders them into `out/report.html`
 (store/experiment_report.py). Modules are imported lazily, so a missing or broken experiment never slows or
 breaks the others. `review_budget/` (docs/review.md) is run with `python -m` instead and prints a table.
@@ -27,6 +28,7 @@ EXPERIMENTS = (
     "self-enhance",
     "teacher-student",
     "intrinsic",
+    "debate",
 )
 RESUMABLE = (
     "noisy-labels",
@@ -62,21 +64,20 @@ def load_experiment(name: str) -> Any:
     return importlib.import_module(module_name(name))
 
 
-def load_experiment_config(module: Any, path: Path, quick: bool) -> Any:
-    """The experiment's config from a YAML file: either one config, or `full:` / `quick:` entries like
-    configs/experiments/NAME.yaml (the one --quick selects). Bad keys or values: UserError with file:line."""
+def load_experiment_config(module: Any, path: Path, quick: bool, preset: str | None = None) -> Any:
+    """The experiment's config from a YAML file: either one config, or one entry per preset (`full:`,
+    `quick:`, ...) like configs/experiments/NAME.yaml (the one `preset`, else --quick, selects). Bad keys or
+    values: UserError with file:line."""
     from superalign.config import read_yaml, validate_model
 
     data, node = read_yaml(path, hint="copy one from configs/experiments/")
     cls = type(module.PRESETS["full"])
     base: tuple[Any, ...] = ()
-    if data and set(data) <= {"full", "quick"}:
-        key = "quick" if quick else "full"
+    if data and set(data) <= {"full", "quick"} | set(module.PRESETS):
+        key = preset or ("quick" if quick else "full")
         if key not in data:
-            raise UserError(
-                f"{path}: has no '{key}:' entry (it has {', '.join(data)}); "
-                f"add one, or {'drop' if quick else 'pass'} --quick"
-            )
+            fix = f"{'drop' if quick else 'pass'} --quick" if preset is None else "choose another --preset"
+            raise UserError(f"{path}: has no '{key}:' entry (it has {', '.join(data)}); add one, or {fix}")
         data, base = data[key], (key,)
     return validate_model(cls, data, str(path), node, base)
 
@@ -90,10 +91,12 @@ def run_experiment(
     progress: Any = None,
     config: Path | None = None,
     resume: bool = False,
+    preset: str | None = None,
 ) -> dict:
     """Run experiment `name` into `out` (created); returns its metrics dict. `config`: a YAML file that
     replaces the preset (see load_experiment_config); --seeds / --learner still override it. `resume`:
-    keep the finished runs of an earlier run in `out` (experiments in RESUMABLE only)."""
+    keep the finished runs of an earlier run in `out` (experiments in RESUMABLE only). `preset`: one of the
+    module's PRESETS by name (`quick` is --quick; other names are passed as the config)."""
     from superalign.experiments.common import no_progress
     from superalign.store.jsonl import make_out_dir
 
@@ -103,8 +106,16 @@ def run_experiment(
     if resume and name not in RESUMABLE:
         raise UserError(f"--resume: {name} cannot resume yet (only {', '.join(RESUMABLE)}); drop --resume")
     kwargs: dict[str, Any] = {"resume": True} if resume else {}
+    if preset is not None:
+        if preset not in module.PRESETS:
+            raise UserError(f"--preset {preset}: {name} has the presets {', '.join(module.PRESETS)}")
+        if quick and preset != "quick":
+            raise UserError(f"--quick and --preset {preset} disagree; give one of them")
+        quick = preset == "quick"
+        if preset not in ("quick", "full"):
+            kwargs["config"] = module.PRESETS[preset]
     if config is not None:
-        kwargs["config"] = load_experiment_config(module, config, quick)
+        kwargs["config"] = load_experiment_config(module, config, quick, preset)
     make_out_dir(out)
     metrics = module.run(out, quick, seeds, learner, progress or no_progress, **kwargs)
     from superalign.store.experiment_report import write_experiment_report
