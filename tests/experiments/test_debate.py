@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from superalign.experiments.debate import judge as jd, passages as ps, runner as rn, stats as st
+import superalign.experiments.debate.run as rn
+from superalign.experiments.debate import judge as jd, passages as ps, stats as st
 from superalign.experiments.debate.config import DebateConfig
 
 PASSAGE = (

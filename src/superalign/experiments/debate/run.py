@@ -76,7 +76,7 @@ def run_gates(items: list[PassageItem], judge: CachedJudge, cfg: DebateConfig, p
 
     reqs = gate_requests(items, cfg)
     idx = bootstrap_indices(len(items), cfg.bootstrap, seed=0)
-    replies = ("letter", "text") if cfg.text_judge else ("letter",)
+    replies: tuple[str, ...] = ("letter", "text") if cfg.text_judge else ("letter",)
     raw: dict[str, dict[str, Any]] = {r: {} for r in replies}
     for c in GATE_CONDITIONS:
         tick = stage_progress(progress, f"debate gates: {c} (prompts)")
@@ -130,7 +130,7 @@ def run(
 ) -> dict[str, Any]:
     """Run the preset (`config`, else quick / full) into `out`: metrics.json, results.md. `seeds` is unused
     (the protocols are deterministic given the items; CIs come from resampling items)."""
-    from superalign.experiments.w2s_probe import machine
+    from superalign.experiments.w2s_probe.run import machine
 
     t0 = time.time()
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
