@@ -47,6 +47,8 @@ def test_messages_rows_give_the_last_user_turn_the_final_answer_and_the_system_t
     assert "system" not in row  # only where the command takes a system prompt
     src.write_text(json.dumps({"prompt": "mine", "messages": answered}) + "\n")
     assert read_user_rows(src, required=["prompt"])[0]["prompt"] == "mine"  # the row's own field wins
+    src.write_text(json.dumps({"prompt": "p", "response": "r", "messages": "not turns"}) + "\n")
+    assert read_user_rows(src, ["prompt", "response"])[0]["response"] == "r"  # messages not needed: not read
 
 
 def test_csv_with_a_field_map_reads_typed_cells_and_keeps_every_column(tmp_path):

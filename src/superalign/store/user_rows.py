@@ -110,7 +110,8 @@ def _prepare(row: dict[str, Any], required: Sequence[str], fmap: dict[str, str],
             raise ValueError(
                 f"missing key {column!r} (read as {name!r} by --field {name}={column}); add it or fix --field"
             )
-    if "messages" in out:
+    wanted = any(k not in out for k in required) or (system and "system" not in out)
+    if "messages" in out and wanted:  # a row that gives every field itself is read as it is
         _unpack_messages(out, required, system)
     missing = [k for k in required if k not in out]
     if missing:
