@@ -76,7 +76,7 @@ def run_gates(items: list[PassageItem], judge: CachedJudge, cfg: DebateConfig, p
 
     reqs = gate_requests(items, cfg)
     idx = bootstrap_indices(len(items), cfg.bootstrap, seed=0)
-    replies = ("letter", "text") if cfg.text_judge else ("letter",)
+    replies: tuple[str, ...] = ("letter", "text") if cfg.text_judge else ("letter",)
     raw: dict[str, dict[str, Any]] = {r: {} for r in replies}
     for c in GATE_CONDITIONS:
         tick = stage_progress(progress, f"debate gates: {c} (prompts)")
