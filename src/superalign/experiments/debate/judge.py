@@ -94,14 +94,15 @@ class CachedJudge:
     """Scores chats' replies with a lazily loaded model, each (chat, replies) once per machine."""
 
     def __init__(self, load: Callable[[], OptionScorer], tag: str, cache: Path | None = None, chunk: int = 64) -> None:
-        self._load, self._model = load, None
+        self._load = load
+        self._model: OptionScorer | None = None
         self.tag, self.cache, self.chunk = tag, cache, chunk
         self.scored = 0  # prompts the model ran (cache misses)
 
     def model(self) -> OptionScorer:
+        """The model, loaded on first use."""
         if self._model is None:
-            self._model = self._load()  # type: ignore[assignment]
-        assert self._model is not None
+            self._model = self._load()
         return self._model
 
     def key(self, chat: Chat | str, replies: Sequence[str]) -> str:
