@@ -7,7 +7,7 @@ import pytest
 def tiny():
     from superalign.backends import load_backend
 
-    return load_backend("tiny", batch_size=8)
+    return load_backend("tiny", batch_size=8, dtype="float32")  # fp32 on every CPU (auto is bf16 on AMX ones)
 
 
 @pytest.fixture()
@@ -15,4 +15,4 @@ def fresh_tiny():
     """A tiny backend the test may train (not shared with other tests)."""
     from superalign.backends import load_backend
 
-    return load_backend("tiny", batch_size=8)
+    return load_backend("tiny", batch_size=8, dtype="float32")  # fp32 on every CPU (auto is bf16 on AMX ones)

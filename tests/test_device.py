@@ -26,8 +26,22 @@ def test_resolve_device_and_dtype(monkeypatch):
         resolve_device("tpu")
     monkeypatch.setattr(device, "cuda_available", lambda: True)
     assert resolve_device("auto") == "cuda" and resolve_device("cuda") == "cuda" and resolve_device("cpu") == "cpu"
-    assert resolve_dtype("auto", "cuda") == "bfloat16" and resolve_dtype("auto", "cpu") == "float32"
+    assert resolve_dtype("auto", "cuda") == "bfloat16"
+    monkeypatch.setattr(device, "cpu_has_amx_bf16", lambda: False)
+    assert resolve_dtype("auto", "cpu") == "float32"
+    monkeypatch.setattr(device, "cpu_has_amx_bf16", lambda: True)
+    assert resolve_dtype("auto", "cpu") == "bfloat16"
     assert resolve_dtype("float32", "cuda") == "float32" and resolve_dtype("bfloat16", "cpu") == "bfloat16"
+
+
+def test_amx_is_read_from_the_cpu_flags(tmp_path):
+    from superalign.device import cpu_has_amx_bf16
+
+    amx, avx512 = tmp_path / "amx", tmp_path / "avx512"
+    amx.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f amx_bf16 amx_tile amx_int8\n")
+    avx512.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16\n")
+    assert cpu_has_amx_bf16(str(amx)) and not cpu_has_amx_bf16(str(avx512))
+    assert not cpu_has_amx_bf16(str(tmp_path / "missing"))
 
 
 def test_use_device_sets_the_default_and_restores_it():
@@ -57,6 +71,7 @@ def test_run_config_resolves_device_for_the_store(monkeypatch):
     from superalign.preflight import check_resume
 
     monkeypatch.setattr(device, "cuda_available", lambda: False)
+    monkeypatch.setattr(device, "cpu_has_amx_bf16", lambda: False)
     cfg = resolved_config(RunConfig(learner="tiny"))
     assert (cfg.device, cfg.dtype) == ("cpu", "float32")
     old = RunConfig(learner="tiny", dtype="float32").model_dump(mode="json")
@@ -139,7 +154,7 @@ def test_backoff_lets_other_errors_through():
 def tiny():
     from superalign.backends import load_backend
 
-    return load_backend("tiny", batch_size=8, device="cpu")
+    return load_backend("tiny", batch_size=8, device="cpu", dtype="float32")
 
 
 def test_generation_backs_off_on_a_simulated_oom(tiny, monkeypatch, capsys):
@@ -293,3 +308,20 @@ def test_cli_device_option(tmp_path):
             timeout=300,
         )
         assert "--device" in r.stdout, cmd
+
+
+def test_a_run_resumes_in_the_dtype_it_started_in(tmp_path, monkeypatch):
+    """A run started in fp32 (dtype auto on a CPU without AMX) goes on in fp32 when resumed where auto now
+    means bf16 (a newer superalign, or the run directory moved to an AMX machine), instead of being refused."""
+    import superalign.device as device
+    from superalign.loop import run_loop
+    from superalign.store.runstore import RunStore
+
+    cfg = load_config("configs/scripted.yaml", rounds=1)
+    monkeypatch.setattr(device, "cpu_has_amx_bf16", lambda: False)
+    run_loop(cfg, tmp_path, log=lambda m: None)
+    monkeypatch.setattr(device, "cpu_has_amx_bf16", lambda: True)
+    rows = run_loop(cfg.model_copy(update={"rounds": 2}), tmp_path, resume=True, log=lambda m: None)
+    assert len(rows) == 3
+    with RunStore(tmp_path / "run.sqlite") as store:
+        assert store.get_meta("config")["dtype"] == "float32"

@@ -240,3 +240,19 @@ def test_labels_for_halfwidth_predicts_the_width_it_buys():
         idx = rng.choice(N, n, replace=False)
         widths.append(ppi_mean(f, f[idx], y[idx]).halfwidth)
     assert np.mean(widths) == pytest.approx(0.04, rel=0.1)
+
+
+def test_paired_difference_counts_only_the_items_that_changed():
+    from superalign.stats import paired_difference_ci
+
+    assert paired_difference_ci([1, 0, 1], [1, 0, 1]) == (0.0, 0.0, 0.0)
+    before = [1.0] * 30 + [0.0] * 270
+    after = [0.0] * 15 + [1.0] * 15 + [0.0] * 270  # 15 of 300 items lost
+    drop, lo, hi = paired_difference_ci(before, after)
+    assert drop == pytest.approx(0.05) and 0 < lo < drop < hi
+    # narrower than the two readings' separate Wilson intervals would suggest
+    from superalign.stats import wilson
+
+    assert hi - lo < (wilson(30, 300)[1] - wilson(30, 300)[0])
+    with pytest.raises(ValueError, match="3 scores before, 2 after"):
+        paired_difference_ci([1, 0, 1], [1, 0])

@@ -64,6 +64,14 @@ class DataConfig(_Frozen):
         ge=0,
         description="Dev prompts: benign-edgy prompts taken out of training, read each round (`dev_over_refusal`).",
     )
+    dev_competence: int = Field(
+        0,
+        ge=0,
+        description=(
+            "Dev MC items (sciq + ARC-Easy), disjoint from the competence items and the replay examples, scored each "
+            "round (`dev_competence`); oversight.max_dev_competence_drop gates on them. 0 = none."
+        ),
+    )
 
 
 class AttackerConfig(_Frozen):
@@ -303,6 +311,16 @@ class OversightConfig(_Frozen):
             "null = approve every version. Read on dev prompts, never on the held-out sets."
         ),
     )
+    max_dev_competence_drop: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description=(
+            "With promotion: auto, a version whose dev competence (data.dev_competence items) is more than this below "
+            "round 0's on the same items is rejected, and the next round trains from the current version again. "
+            "null = no competence gate. Read on dev items, never on the reported competence items."
+        ),
+    )
     review_fraction: float = Field(
         0.0,
         ge=0,
@@ -364,7 +382,8 @@ class RunConfig(_Frozen):
     dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto",
         description=(
-            "Learner weights' dtype: auto = bfloat16 on cuda, float32 on cpu (fp32 measured faster on 2-core CPUs)."
+            "Learner weights' dtype: auto = bfloat16 on cuda and on CPUs with AMX-BF16 (2.2x faster there), float32 on "
+            "other CPUs (where fp32 measured faster)."
         ),
     )
     executor: Literal["local", "ray", "vllm"] = Field(

@@ -88,6 +88,16 @@ def safety_metrics(
 
 def competence(learner: Any, items: Sequence[Any]) -> tuple[float, tuple[float, float], dict[str, float]]:
     """MC accuracy by log-likelihood of each option (argmax of summed log-prob), overall and per task."""
+    correct = competence_correct(learner, items)
+    per_task: dict[str, list[float]] = {}
+    for it, c in zip(items, correct):
+        per_task.setdefault(it.task, []).append(c)
+    acc = round(sum(correct) / len(correct), 4) if correct else float("nan")
+    return acc, bootstrap_ci(correct), {t: round(sum(v) / len(v), 4) for t, v in per_task.items()}
+
+
+def competence_correct(learner: Any, items: Sequence[Any]) -> list[float]:
+    """1.0 / 0.0 per MC item: is the option with the highest summed log-prob the right one?"""
     from superalign.data.competence import mc_prompt
 
     prefixes = [mc_prompt(it) for it in items]
@@ -103,12 +113,7 @@ def competence(learner: Any, items: Sequence[Any]) -> tuple[float, tuple[float, 
             scores.append(flat[at : at + len(os)])
             at += len(os)
     best = {i: max(range(len(s)), key=s.__getitem__) for i, s in enumerate(scores)}
-    correct = [1.0 if best[i] == it.answer else 0.0 for i, it in enumerate(items)]
-    per_task: dict[str, list[float]] = {}
-    for it, c in zip(items, correct):
-        per_task.setdefault(it.task, []).append(c)
-    acc = round(sum(correct) / len(correct), 4) if correct else float("nan")
-    return acc, bootstrap_ci(correct), {t: round(sum(v) / len(v), 4) for t, v in per_task.items()}
+    return [1.0 if best[i] == it.answer else 0.0 for i, it in enumerate(items)]
 
 
 def eval_sampling(max_new_tokens: int) -> Sampling:

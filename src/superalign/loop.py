@@ -112,9 +112,22 @@ def run_loop(
     from superalign.preflight import check_run
 
     check_run(cfg, source)  # every name, file and server, before the run directory or its store exists
+    if resume and cfg.dtype == "auto":  # a run goes on in the dtype it started in (auto may resolve otherwise now)
+        cfg = cfg.model_copy(update={"dtype": _stored_dtype(out) or "auto"})
     cfg = resolved_config(cfg)  # device and dtype as this machine runs them: stored, and compared on resume
     with use_device(cfg.device):  # every model the run loads (attacker, judge models too) goes there
         return _run_loop(cfg, out, resume, log)
+
+
+def _stored_dtype(out: Path) -> str | None:
+    """The resolved dtype a run in `out` was started with (None: no run there yet)."""
+    from superalign.store.runstore import RunStore
+
+    if not (out / "run.sqlite").is_file():
+        return None
+    with RunStore(out / "run.sqlite") as store:
+        stored = store.get_meta("config")
+    return stored.get("dtype") if isinstance(stored, dict) else None
 
 
 def resolved_config(cfg: RunConfig) -> RunConfig:
@@ -545,26 +558,41 @@ def _dev_eval(cfg, store, plan, critic, model, k: int) -> dict[str, Any]:
     critic: `dev_asr` and `dev_over_refusal`, what a recipe is read by and a version gated on
     (oversight.max_dev_over_refusal), so the held-out sets are only ever reported. Stored at step `eval_dev`."""
     qs: list[Query] = plan.dev_harmful + plan.dev_benign
-    if not qs:
+    if not qs and not plan.dev_competence:
         return {}
     if store.step_done(k, "eval_dev"):
         return {key: v for key, v in (store.step_payload(k, "eval_dev") or {}).items() if key.startswith("dev_")}
-    from superalign.evaluate import eval_sampling
-
-    texts = model.generate([user_chat(q.text) for q in qs], eval_sampling(cfg.max_new_tokens))
-    responses = [Response(stable_id("eval-dev", q.id, k), q.id, t, model.name, k) for q, t in zip(qs, texts)]
-    s, verdicts, _ = judge_heldout(qs, responses, critic)
+    from superalign.evaluate import competence_correct, eval_sampling
 
     def num(x: float) -> float | None:
         return None if x != x else x  # nan (no prompt of that kind) -> None
 
-    dev = {
-        "dev_asr": num(s["asr"]),
-        "dev_over_refusal": num(s["over_refusal"]),
-        "dev_n_harmful": len(plan.dev_harmful),
-        "dev_n_benign": len(plan.dev_benign),
-    }
-    store.commit_step(k, "eval_dev", responses=responses, verdicts=verdicts, payload=dev)
+    responses: list[Response] = []
+    verdicts: list = []
+    dev: dict[str, Any] = {}
+    if qs:
+        texts = model.generate([user_chat(q.text) for q in qs], eval_sampling(cfg.max_new_tokens))
+        responses = [Response(stable_id("eval-dev", q.id, k), q.id, t, model.name, k) for q, t in zip(qs, texts)]
+        s, verdicts, _ = judge_heldout(qs, responses, critic)
+        dev.update(
+            dev_asr=num(s["asr"]),
+            dev_over_refusal=num(s["over_refusal"]),
+            dev_n_harmful=len(plan.dev_harmful),
+            dev_n_benign=len(plan.dev_benign),
+        )
+    payload: dict[str, Any] = dict(dev)
+    if plan.dev_competence:
+        correct = competence_correct(model, plan.dev_competence)
+        dev.update(dev_competence=round(sum(correct) / len(correct), 4), dev_n_competence=len(correct))
+        payload.update(dev, competence_correct=correct)  # per item, for the paired gate (oversight/in_loop.py)
+        base = correct if k == 0 else (store.step_payload(0, "eval_dev") or {}).get("competence_correct")
+        if base is not None and len(base) == len(correct):
+            from superalign.stats import paired_difference_ci
+
+            drop, lo, hi = paired_difference_ci(base, correct)
+            dev.update(dev_competence_drop=round(drop, 4), dev_competence_drop_ci=[round(lo, 4), round(hi, 4)])
+            payload.update(dev)
+    store.commit_step(k, "eval_dev", responses=responses, verdicts=verdicts, payload=payload)
     return dev
 
 

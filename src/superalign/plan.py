@@ -30,6 +30,7 @@ class RunPlan:
     replay: list[tuple[Chat, str]]  # competence SFT examples, disjoint from competence_items
     dev_harmful: list[Query] = field(default_factory=list)  # taken out of training; read each round, never trained
     dev_benign: list[Query] = field(default_factory=list)
+    dev_competence: list = field(default_factory=list)  # list[MCItem]: disjoint from competence_items and replay
 
 
 def harmful_split(data: DataConfig) -> SourceSplit:
@@ -73,9 +74,13 @@ def make_plan(cfg: RunConfig) -> RunPlan:
         h_held = from_source + _sample(h.heldout, n - len(from_source), rng)
     e_held = _sample(e_held, cfg.data.heldout_benign, rng)
     n_eval = cfg.data.competence_items
-    pool = load_competence(n_eval + cfg.train.competence_replay * 4, seed=cfg.seed)
+    n_replay = cfg.train.competence_replay * 4
+    # a prefix-stable pool (load_competence): eval items, then replay, then dev; adding dev changes neither
+    pool = load_competence(n_eval + n_replay + cfg.data.dev_competence, seed=cfg.seed)
     eval_ids = {it.id for it in pool[:n_eval]}
-    rest = [it for it in pool if it.id not in eval_ids]
+    rest = [it for it in pool[n_eval : n_eval + n_replay] if it.id not in eval_ids]
+    seen = eval_ids | {it.id for it in rest}
+    dev_items = [it for it in pool[n_eval + n_replay :] if it.id not in seen]
     # MC format with the options listed: a bare "The answer is X." template collapsed every answer
     # of the embedded model into that template (measured: it then answered "The answer is Facebook.").
     replay = [(user_chat(f"{it.question}\nOptions: " + "; ".join(it.options)), it.options[it.answer]) for it in rest]
@@ -89,6 +94,7 @@ def make_plan(cfg: RunConfig) -> RunPlan:
         replay,
         _sample(h_dev, cfg.data.dev_harmful, dev_rng),
         _sample(e_dev, cfg.data.dev_benign, dev_rng),
+        dev_items,
     )
 
 

@@ -109,7 +109,7 @@ def test_weights_changed_between_calls_are_used(fresh_tiny):
 
 def test_on_by_default_for_bf16_only():
     """fp32 keeps the transformers forward unless forced (the demo was not faster with it, and used more memory)."""
-    fp32, bf16 = load_backend("tiny"), load_backend("tiny", dtype="bfloat16")
+    fp32, bf16 = load_backend("tiny", dtype="float32"), load_backend("tiny", dtype="bfloat16")
     assert fp32.fast_decode is None and fp32.fast_decoder() is None and "fp32" in fp32.fast_decode_skipped
     assert bf16.fast_decoder() is not None
     fp32.fast_decode = True

@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 def _tiny():
     from superalign.backends import load_backend
 
-    return load_backend("tiny", batch_size=4, device="cpu")
+    return load_backend("tiny", batch_size=4, device="cpu", dtype="float32")
 
 
 def _random_round(backend, ckpts, k, trained_from, seed, r=4):

@@ -179,6 +179,21 @@ def test_dev_prompts_are_out_of_training_and_held_out(plan):
     assert not none.dev_harmful and not none.dev_benign and len(none.train_harmful) > len(plan.train_harmful)
 
 
+def test_dev_competence_items_are_disjoint_and_change_nothing_else(plan):
+    assert plan.dev_competence == []  # off by default
+    cfg = _cfg(competence_items=40, dev_competence=30)
+    with_dev, without = make_plan(cfg), make_plan(_cfg(competence_items=40))
+    assert len(with_dev.dev_competence) == 30
+    dev = {it.id for it in with_dev.dev_competence}
+    assert not dev & {it.id for it in with_dev.competence_items}
+    assert not {it.question for it in with_dev.dev_competence} & {
+        chat[-1]["content"].split("\nOptions: ")[0] for chat, _ in with_dev.replay
+    }
+    # the reported competence items and the replay examples are the same with or without dev items
+    assert [it.id for it in with_dev.competence_items] == [it.id for it in without.competence_items]
+    assert with_dev.replay == without.replay
+
+
 def test_plan_without_a_heldout_source_trains_on_every_set(seeds):
     p = make_plan(_cfg(heldout_source=None))
     assert {q.source for q in p.train_harmful} == set(SOURCES)

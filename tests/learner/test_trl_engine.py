@@ -64,10 +64,10 @@ def test_trl_engine_matches_native(adapter, loss_type, eps, lr):
         competence_replay=3,
         replay_weight=0.5,
     )
-    native = load_backend("tiny", batch_size=4, device="cpu")
+    native = load_backend("tiny", batch_size=4, device="cpu", dtype="float32")
     _, ns = train_dpo(native, _pairs(), cfg, seed=5, replay=REPLAY)
     steps = []
-    theirs = load_backend("tiny", batch_size=4, device="cpu")
+    theirs = load_backend("tiny", batch_size=4, device="cpu", dtype="float32")
     _, ts = train_dpo_trl(
         theirs,
         _pairs(),
@@ -87,7 +87,7 @@ def test_trl_engine_matches_native(adapter, loss_type, eps, lr):
 
 
 def test_trl_engine_without_pairs_leaves_the_model():
-    b = load_backend("tiny", batch_size=4, device="cpu")
+    b = load_backend("tiny", batch_size=4, device="cpu", dtype="float32")
     model = b.model
     out, stats = train_dpo_trl(b, [], TrainConfig(engine="trl"))
     assert out is model and stats.steps == 0

@@ -130,6 +130,31 @@ def test_auto_gate_rejects_a_version_over_the_dev_over_refusal_limit(tmp_path, m
     assert gate.current() == "round-2"
 
 
+def test_auto_gate_rejects_a_version_whose_dev_competence_fell(tmp_path, monkeypatch):
+    import superalign.evaluate as evaluate
+
+    real = evaluate.competence_correct
+
+    def round_1_forgets(model, items):  # round 1's version gets a third of the dev items it got right wrong
+        got = real(model, items)
+        if model.name.endswith("@round-1") and len(items) == 30:
+            return [0.0 if i % 3 == 0 else c for i, c in enumerate(got)]
+        return got
+
+    monkeypatch.setattr(evaluate, "competence_correct", round_1_forgets)
+    cfg = _cfg(max_dev_competence_drop=0.02)
+    data = cfg.data.model_copy(update={"dev_harmful": 0, "dev_benign": 0, "dev_competence": 30})
+    rows = run_loop(cfg.model_copy(update={"rounds": 2, "data": data}), tmp_path, log=quiet)
+    assert [r["dev_n_competence"] for r in rows] == [30, 30, 30] and "dev_asr" not in rows[0]
+    assert rows[0]["dev_competence_drop"] == 0.0 and rows[2]["dev_competence_drop"] == 0.0
+    drop = rows[1]["dev_competence_drop"]
+    assert drop > 0.02 and rows[1]["dev_competence_drop_ci"][0] <= drop <= rows[1]["dev_competence_drop_ci"][1]
+    assert [r.get("promoted") for r in rows[1:]] == [False, True]
+    assert [r.get("trained_from") for r in rows] == [None, 0, 0]
+    [rejected] = [e for e in PromotionGate(tmp_path / "run.sqlite").events("round-1") if e.action == "rejected"]
+    assert "below round 0's > oversight.max_dev_competence_drop 0.020" in rejected.note
+
+
 def test_human_gate_never_promotes_a_version_approved_before_it_was_proposed(tmp_path):
     """The gate test of issue 26: approvals of `round-2` sent before the loop proposed it (through the
     desk, or written straight into run.sqlite by an older desk) do not let round 2 through; the run

@@ -125,3 +125,43 @@ def test_damage_inside_a_live_store_file_is_found_without_writing(tmp_path):
     with pytest.raises(UserError, match="damaged"):
         RunStore(db)
     assert db.read_bytes() == bytes(data)
+
+
+class _FlakyConn:
+    """A connection whose quick_check fails with SQLite's transient "disk I/O error" the first `fails` times."""
+
+    calls = 0
+
+    def __init__(self, real, fails):
+        self.real, self.fails = real, fails
+
+    def execute(self, sql):
+        type(self).calls += 1
+        if type(self).calls <= self.fails:
+            raise sqlite3.OperationalError("disk I/O error")
+        return self.real.execute(sql)
+
+    def close(self):
+        self.real.close()
+
+
+@pytest.mark.parametrize("fails", [1, 3])
+def test_a_transient_disk_error_is_retried_and_never_called_damage(tmp_path, monkeypatch, fails):
+    import superalign.store.integrity as integrity
+
+    path = tmp_path / "run.sqlite"
+    with RunStore(path) as store:
+        store.set_meta("k", "v")
+    connect = sqlite3.connect
+    _FlakyConn.calls = 0
+    monkeypatch.setattr(integrity.sqlite3, "connect", lambda *a, **k: _FlakyConn(connect(*a, **k), fails))
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    before = path.read_bytes()
+    if fails < integrity._RETRIES:
+        check_store_file(path)  # the second read succeeds: the store is whole
+    else:
+        with pytest.raises(UserError) as e:
+            check_store_file(path)
+        assert not isinstance(e.value, integrity.DamagedStore)
+        assert "not judged damaged" in str(e.value) and "disk I/O error" in str(e.value)
+    assert path.read_bytes() == before

@@ -21,7 +21,8 @@ def load_backend(
     """A Backend for `spec`; raises BackendUnavailable with the fix when it cannot be loaded.
 
     `device` (auto | cpu | cuda) places a local model; None = the current default (`superalign.device.use_device`,
-    "cpu" unless a command or the loop set another). `dtype` "auto" = bfloat16 on cuda, float32 on cpu."""
+    "cpu" unless a command or the loop set another). `dtype` "auto" = bfloat16 on cuda and AMX CPUs, else
+    float32 (device.resolve_dtype)."""
     from superalign.backends.scripted import STATE_FILE, ScriptedBackend
 
     if spec == "scripted":

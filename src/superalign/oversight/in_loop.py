@@ -15,6 +15,8 @@ no marker, and neither step ever writes a label or a decision twice):
   `promotion: auto` the loop approves it, logged as `auto:loop`; with `promotion: human` the run stops
   until a reviewer approves or rejects it at /promotion. A version becomes current only when approved;
   the next round trains from the current version (`base_round`), so a rejected version is never built on.
+  Under `auto`, the run config's dev limits (`gate_failures`: dev over-refusal, dev competence fallen from
+  round 0 on the same items) reject a version instead; they are read on dev data, never on the held-out sets.
 """
 
 from __future__ import annotations
@@ -136,6 +138,21 @@ def round_pairs(cfg: Any, store: Any, out: Path, k: int) -> list:
     return build_pairs(queries, samples, revisions, verdicts, mode=cfg.train.pairs, benign_below=cfg.train.benign_below)
 
 
+def gate_failures(cfg: Any, m: dict) -> list[str]:
+    """Why the run config's dev limits reject a round's version (its eval metrics `m`); [] = none broken."""
+    out = []
+    limit, dev_or = cfg.oversight.max_dev_over_refusal, m.get("dev_over_refusal")
+    if limit is not None and dev_or is not None and dev_or > limit:
+        out.append(f"dev over-refusal {dev_or:.3f} > oversight.max_dev_over_refusal {limit:.3f}")
+    limit, drop = cfg.oversight.max_dev_competence_drop, m.get("dev_competence_drop")
+    if limit is not None and drop is not None and drop > limit:
+        out.append(
+            f"dev competence {m.get('dev_competence', float('nan')):.3f} is {drop:.3f} below round 0's "
+            f"> oversight.max_dev_competence_drop {limit:.3f}"
+        )
+    return out
+
+
 def promote_step(cfg: Any, store: Any, out: Path, k: int, log: Any) -> None:
     """Propose `round-k` at the gate and get it decided (auto, or stop for a human); see the module doc."""
     from superalign.oversight.promotion import PromotionGate, promote_if_approved
@@ -151,19 +168,20 @@ def promote_step(cfg: Any, store: Any, out: Path, k: int, log: Any) -> None:
     )
     if m.get("dev_asr") is not None:
         summary += f"; dev ASR {m['dev_asr']:.3f}, dev over-refusal {m.get('dev_over_refusal') or 0:.3f}"
+    if m.get("dev_competence") is not None:
+        summary += f"; dev competence {m['dev_competence']:.3f}"
     if not any(e.action == "proposed" for e in gate.events(version)):  # a decision made before it existed is void
         gate.propose(version, actor="loop", note=summary)
     if gate.status(version) == "proposed":
-        limit = cfg.oversight.max_dev_over_refusal
-        dev_or = m.get("dev_over_refusal")
-        if cfg.oversight.promotion == "auto" and limit is not None and dev_or is not None and dev_or > limit:
+        reasons = gate_failures(cfg, m)
+        if cfg.oversight.promotion == "auto" and reasons:
             gate.decide(
                 version,
                 False,
                 actor="loop",
                 auto=True,
-                note=f"rejected by the run config: dev over-refusal {dev_or:.3f} > oversight.max_dev_over_refusal "
-                f"{limit:.3f}; the next round trains from the current version",
+                note=f"rejected by the run config: {'; '.join(reasons)}; "
+                "the next round trains from the current version",
             )
         elif cfg.oversight.promotion == "auto":
             gate.decide(

@@ -56,24 +56,42 @@ def check_store_file(path: str | Path) -> None:
     _quick_check(path)
 
 
-def _quick_check(path: Path) -> None:
-    try:
-        conn = sqlite3.connect(str(path), isolation_level=None)
-    except sqlite3.Error as exc:
-        raise UserError(f"{path}: cannot open it ({exc}); check that it and its directory are readable") from None
-    try:
-        rows = conn.execute("PRAGMA quick_check(5)").fetchall()
-    except sqlite3.OperationalError as exc:
-        if "unable to open" in str(exc) or "readonly" in str(exc):
-            raise UserError(
-                f"{path}: cannot open it ({exc}); SQLite needs write access to the run "
-                "directory, so make it writable (or copy the run somewhere writable)"
-            ) from None
-        raise DamagedStore(path, f"is damaged ({exc})") from None
-    except sqlite3.DatabaseError as exc:
-        raise DamagedStore(path, f"is damaged ({exc})") from None
-    finally:
-        conn.close()
+# Errors that say the file could not be READ just now, not that what was read is wrong: a transient
+# "disk I/O error" (seen once mid-run under heavy load, quick_check "ok" right after) or another writer's lock.
+_TRANSIENT = ("disk I/O", "database is locked", "database is busy")
+_RETRIES = 3
+
+
+def _quick_check(path: Path, retry_wait_s: float = 1.0) -> None:
+    import time
+
+    for attempt in range(_RETRIES):
+        try:
+            conn = sqlite3.connect(str(path), isolation_level=None)
+        except sqlite3.Error as exc:
+            raise UserError(f"{path}: cannot open it ({exc}); check that it and its directory are readable") from None
+        try:
+            rows = conn.execute("PRAGMA quick_check(5)").fetchall()
+            break
+        except sqlite3.OperationalError as exc:
+            if "unable to open" in str(exc) or "readonly" in str(exc):
+                raise UserError(
+                    f"{path}: cannot open it ({exc}); SQLite needs write access to the run "
+                    "directory, so make it writable (or copy the run somewhere writable)"
+                ) from None
+            if not any(w in str(exc) for w in _TRANSIENT):
+                raise DamagedStore(path, f"is damaged ({exc})") from None
+            if attempt == _RETRIES - 1:
+                raise UserError(
+                    f"{path}: SQLite could not read it ({exc}, {_RETRIES} tries); that is the disk or another "
+                    "process, not the file's content, which was not judged damaged. Nothing was written. Check free "
+                    "space (df) and that no other command is writing this run, then run the command again"
+                ) from None
+        except sqlite3.DatabaseError as exc:
+            raise DamagedStore(path, f"is damaged ({exc})") from None
+        finally:
+            conn.close()
+        time.sleep(retry_wait_s)
     problems = [str(r[0]) for r in rows if r and r[0] != "ok"]
     if problems:
         raise DamagedStore(path, "is damaged (SQLite quick_check: " + "; ".join(problems)[:300] + ")")

@@ -69,7 +69,7 @@ def _dumps(obj: Any) -> str:
 
 
 def _is_access_error(exc: sqlite3.OperationalError) -> bool:
-    return any(w in str(exc) for w in ("unable to open", "readonly", "read-only", "disk I/O"))
+    return any(w in str(exc) for w in ("unable to open", "readonly", "read-only"))
 
 
 def _open_error(path: Path, exc: sqlite3.OperationalError) -> UserError:
@@ -108,6 +108,11 @@ class RunStore:
             self.close()
             if isinstance(exc, sqlite3.OperationalError) and _is_access_error(exc):
                 raise _open_error(self.path, exc) from None
+            if isinstance(exc, sqlite3.OperationalError) and "disk I/O" in str(exc):
+                raise UserError(
+                    f"{self.path}: SQLite could not read or write it ({exc}); that is the disk or another process, "
+                    "not a damaged store. Check free space (df), then run the command again"
+                ) from None
             raise UserError(
                 f"{self.path}: not a run store ({exc}); give the run.sqlite of a `superalign run`"
             ) from None
