@@ -1,7 +1,7 @@
 """DPO step time: TRL 1.16 DPOTrainer vs our fast path (learner/dpo.py), same model, batch, LoRA rank, precision.
 
     python benchmarks/dpo_bench.py --json [--steps 5] [--warmup 2] [--dtype bfloat16|float32] [--adapter lora|full]
-                                  [--no-share-prompt]
+                                  [--no-share-prompt] [--trl-precompute]
 
 Both sides train the embedded SmolLM2-135M on the same batch of 4 pairs x 128 tokens (the same token ids:
 our `encode_example` output is fed to TRL's collator), with AdamW at a constant lr, grad-norm clip 1.0,
@@ -12,7 +12,9 @@ Time per optimiser step is the median over `--steps` steps after `--warmup` step
 reference log-probs in every step; ours computes them once per round. Our s/step counts that one-off pass
 amortised honestly: a round of E epochs (TrainConfig.epochs, default 2) uses each batch's reference
 log-probs E times, so ours = train step + reference pass of one batch / E (`--round-epochs`). The JSON
-also gives the worst case (E = 1, reference paid every step).
+also gives the worst case (E = 1, reference paid every step). `--trl-precompute` adds TRL at its best setting
+for this workload, `precompute_ref_log_probs=True`: its one reference pass is amortised the same way
+(`speedup_vs_trl_precompute`).
 
 The last line of output is JSON: speedup_vs_trl, max_loss_diff (over the timed steps; the first-step
 losses are both log 2 by construction, since policy = reference at step 1), tok_s, s/step of each side.
@@ -65,8 +67,10 @@ def _load(dtype: str):
     return AutoModelForCausalLM.from_pretrained(d, dtype=getattr(torch, dtype)), AutoTokenizer.from_pretrained(d)
 
 
-def run_trl(args: argparse.Namespace, enc: list, cfg) -> dict:
-    """TRL DPOTrainer.train for warmup + steps steps on the batch; per-step wall times and losses."""
+def run_trl(args: argparse.Namespace, enc: list, cfg, precompute: bool = False) -> dict:
+    """TRL DPOTrainer.train for warmup + steps steps on the batch; per-step wall times and losses.
+    `precompute`: TRL's `precompute_ref_log_probs=True` (one reference pass over the dataset before training,
+    timed apart as `reference_seconds`), its best setting for a fixed reference, like our cached one."""
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import TrainerCallback
@@ -112,6 +116,7 @@ def run_trl(args: argparse.Namespace, enc: list, cfg) -> dict:
         logging_steps=1,
         disable_tqdm=True,
         seed=0,
+        precompute_ref_log_probs=precompute,
     )
     peft = None
     if args.adapter == "lora":
@@ -127,11 +132,18 @@ def run_trl(args: argparse.Namespace, enc: list, cfg) -> dict:
         model=model, args=targs, train_dataset=placeholder, processing_class=tok, peft_config=peft, callbacks=[Timer()]
     )
     # The same token ids as ours (TRL's own tokenisation of the text differs by the template's trailing newline).
-    trainer.train_dataset = Dataset.from_list(
+    data = Dataset.from_list(
         [{"prompt_ids": c[:n], "chosen_ids": c[n:], "rejected_ids": r[n:]} for (c, n), (r, _) in enc]
     )
+    reference_seconds = 0.0
+    if precompute:  # what DPOTrainer.__init__ does to its train_dataset, on the real batch
+        t0 = time.perf_counter()
+        data = trainer._precompute_ref_logps(data, "train", len(enc))
+        reference_seconds = time.perf_counter() - t0
+        _say(f"TRL precompute_ref_log_probs: reference pass {reference_seconds:.2f} s")
+    trainer.train_dataset = data
     trainer.train()
-    return {"times": times, "losses": losses}
+    return {"times": times, "losses": losses, "reference_seconds": reference_seconds}
 
 
 def run_ours(args: argparse.Namespace, pairs: list, cfg) -> dict:
@@ -179,6 +191,11 @@ def main(argv: list[str] | None = None) -> dict:
         "--no-share-prompt",
         action="store_true",
         help="ours without running each pair's prompt once (TrainConfig.share_prompt=False): the A/B",
+    )
+    ap.add_argument(
+        "--trl-precompute",
+        action="store_true",
+        help="also run TRL with precompute_ref_log_probs=True (its reference pass amortised like ours)",
     )
     ap.add_argument("--out", default="/tmp/dpo_bench_trl", help="TRL output_dir (nothing is saved)")
     args = ap.parse_args(argv)
@@ -261,6 +278,22 @@ def main(argv: list[str] | None = None) -> dict:
             "share_prompt": cfg.share_prompt,
         },
     }
+    if args.trl_precompute:
+        pre = run_trl(args, enc, cfg, precompute=True)
+        pre_train = statistics.median(pre["times"][args.warmup :])
+        pre_step = pre_train + pre["reference_seconds"] / args.round_epochs
+        kp = min(len(pre["losses"]), len(ours["losses"]))
+        result.update(
+            speedup_vs_trl_precompute=round(pre_step / our_step, 3),
+            s_per_step_trl_precompute=round(pre_step, 3),
+            s_per_step_trl_precompute_train_only=round(pre_train, 3),
+            s_reference_pass_trl_precompute=round(pre["reference_seconds"], 3),
+            max_loss_diff_trl_precompute=round(
+                max(abs(a - b) for a, b in zip(pre["losses"][:kp], ours["losses"][:kp])), 6
+            ),
+            losses_trl_precompute=[round(x, 5) for x in pre["losses"][:kp]],
+        )
+        result["settings"]["trl_precompute"] = True
     print(f"{'':28}{'TRL DPOTrainer':>16}{'ours':>10}")
     print(
         f"{'s/step (median)':28}{trl_step:>16.3f}{our_step:>10.3f}   (ours: train {our_train:.3f} + ref "
@@ -272,6 +305,13 @@ def main(argv: list[str] | None = None) -> dict:
         f"{result['speedup_vs_trl_ref_every_step']:.2f}x)"
     )
     print(f"{'max |loss diff| over steps':28}{result['max_loss_diff']:>26.2e}")
+    if args.trl_precompute:
+        print(
+            f"{'TRL precompute_ref_log_probs':28}{result['s_per_step_trl_precompute']:>16.3f}   (train "
+            f"{result['s_per_step_trl_precompute_train_only']:.3f} + ref "
+            f"{result['s_reference_pass_trl_precompute']:.3f}/{args.round_epochs}); ours "
+            f"{result['speedup_vs_trl_precompute']:.2f}x"
+        )
     print(json.dumps(result))
     return result
 

@@ -7,7 +7,7 @@ become underscores) holding what serves that experiment alone. Its module `run` 
 (`--preset NAME` picks any of them, e.g. debate's `pilot`), which writes `metrics.json`, `results.md` and plots
 into `out` and returns the metrics; `run_experiment` then renders them into `out/report.html`
 (store/experiment_report.py). Modules are imported lazily, so a missing or broken experiment never slows or
-breaks the others. `review_budget/` (docs/review.md) is run with `python -m` instead and prints a table.
+breaks the others.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ EXPERIMENTS = (
     "teacher-student",
     "intrinsic",
     "debate",
+    "review-budget",
 )
 RESUMABLE = (
     "noisy-labels",

@@ -27,8 +27,11 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field
 
+from superalign.experiments.common import Progress, no_progress
 from superalign.records import Query, Response, Verdict, stable_id, user_chat
 
 CONDITIONS = ("critic", "uncertainty", "random", "oracle")
@@ -167,16 +170,19 @@ def run_condition(condition: str, cfg: RoutingExperimentConfig, seed: int, plan:
     return {"condition": condition, "seed": seed, "rounds": rows}
 
 
-def run_experiment(cfg: RoutingExperimentConfig) -> dict[str, Any]:
+def run_experiment(cfg: RoutingExperimentConfig, progress: Progress = no_progress) -> dict[str, Any]:
     """Every condition x seed; summary = mean (and sd) over seeds of the final round's ASR, the ASR drop
     from round 0, over-refusal and the share of items humans labelled."""
     from superalign.config import RunConfig
     from superalign.plan import make_plan
 
-    runs = []
+    runs: list[dict[str, Any]] = []
+    total = len(cfg.seeds) * len(CONDITIONS)
     for seed in cfg.seeds:
         plan = make_plan(RunConfig(learner="scripted", seed=seed, data={"competence_items": 1}))
-        runs += [run_condition(c, cfg, seed, plan) for c in CONDITIONS]
+        for c in CONDITIONS:
+            runs.append(run_condition(c, cfg, seed, plan))
+            progress("conditions x seeds", len(runs), total)
     summary = {}
     for c in CONDITIONS:
         rs = [r["rounds"] for r in runs if r["condition"] == c]
@@ -197,6 +203,71 @@ def run_experiment(cfg: RoutingExperimentConfig) -> dict[str, Any]:
     return {"config": cfg.model_dump(mode="json"), "summary": summary, "runs": runs}
 
 
+PRESETS = {
+    "full": RoutingExperimentConfig(),
+    "quick": RoutingExperimentConfig(seeds=(0, 1, 2), rounds=2),
+    "uncalibrated": RoutingExperimentConfig(calibrated=False),  # confidence says nothing about hardness
+}
+LABELS = {
+    "critic": "critic only",
+    "uncertainty": "uncertainty routing",
+    "random": "random routing",
+    "oracle": "oracle labels everything",
+}
+
+
+def run(
+    out: Path,
+    quick: bool,
+    seeds: int | None,
+    learner: str,
+    progress: Progress,
+    config: RoutingExperimentConfig | None = None,
+) -> dict[str, Any]:
+    """`superalign experiment review-budget`: every condition x seed, written to metrics.json / results.md.
+    The learner is always the scripted one: ground truth (what is unsafe, what is a refusal) must be exact
+    for the comparison to mean anything, so `--learner` may only name it (or be left at its default)."""
+    import time
+
+    from superalign.errors import UserError
+    from superalign.experiments.common import RATE, markdown_table, mean_ci, write_metrics, write_results
+
+    if learner not in ("embedded", "scripted"):  # "embedded" is the CLI's default: not given
+        raise UserError(f"--learner {learner}: review-budget runs on the scripted learner only; drop --learner")
+    cfg = config or PRESETS["quick" if quick else "full"]
+    if seeds is not None:
+        cfg = cfg.model_copy(update={"seeds": tuple(range(seeds))})
+    t0 = time.time()
+    result = run_experiment(cfg, progress)
+    by = {c: [r["rounds"] for r in result["runs"] if r["condition"] == c] for c in CONDITIONS}
+    rows = []
+    for c in CONDITIONS:
+        s = result["summary"][c]
+        rows.append(
+            [
+                LABELS[c],
+                f"{100 * s['human_share']:.0f} %",
+                mean_ci([r[-1]["asr"] for r in by[c]], bounds=RATE),
+                mean_ci([r[-1]["over_refusal"] for r in by[c]], bounds=RATE),
+                s["wrong_verdicts_after_review"],
+            ]
+        )
+    table = markdown_table(
+        ["condition", "humans label", "final ASR [95 % CI over seeds]", "over-refusal", "wrong verdicts left"], rows
+    )
+    note = (
+        f"Scripted learner, {cfg.rounds} rounds, seeds {list(cfg.seeds)}, budget {cfg.budget_fraction:.0%} of a "
+        f"round's judged items, {'calibrated' if cfg.calibrated else 'uncalibrated'} simulated critic "
+        f"(hard share {cfg.hard_share}, error {cfg.hard_error} on hard items, {cfg.easy_error} on the rest). "
+        "ASR and over-refusal are measured by ground truth on the held-out prompts; 'wrong verdicts left' are "
+        "verdicts still wrong after the humans' labels, summed over the rounds (mean over seeds)."
+    )
+    metrics = {"experiment": "review-budget", "learner": "scripted", **result, "seconds": round(time.time() - t0, 1)}
+    write_metrics(out, metrics)
+    write_results(out, "review-budget: what a small human budget buys", [note, table])
+    return metrics
+
+
 def format_summary(result: dict[str, Any]) -> str:
     """A plain-text table of `run_experiment`'s summary."""
     cols = ("final_asr", "final_asr_sd", "asr_drop", "final_over_refusal", "human_share", "wrong_verdicts_after_review")
@@ -206,7 +277,7 @@ def format_summary(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # python -m superalign.experiments.review_budget.run [--uncalibrated]
+if __name__ == "__main__":  # the older entry: python -m superalign.experiments.review_budget.run [--uncalibrated]
     import json
     import sys
 

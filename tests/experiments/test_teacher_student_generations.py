@@ -4,6 +4,8 @@ import pytest
 
 from superalign.experiments.teacher_student.generations import Labelled, generations, label_with, train_student
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny-model training: one thread (conftest)
+
 
 class NoisyOracle:
     """A scripted teacher: the true label, flipped on every 4th item (75 % accurate)."""

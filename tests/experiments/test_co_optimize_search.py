@@ -1,6 +1,10 @@
 """Search over learning directions: the Pareto front on hand-made points, and the choice on a synthetic case."""
 
+import pytest
+
 from superalign.experiments.co_optimize.search import DevScore, Direction, choose, pareto_front, search_round
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny-model training: one thread (conftest)
 
 
 def test_pareto_front_on_hand_made_points():

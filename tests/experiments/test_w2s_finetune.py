@@ -1,11 +1,14 @@
 """The fine-tuned weak-to-strong student (experiments/w2s/finetune.py) on the tiny 2-layer model."""
 
 import numpy as np
+import pytest
 import torch
 
 from superalign.backends.embedded import tiny_model_dir
 from superalign.critic.learned import PairFeatures
 from superalign.experiments.w2s.finetune import FinetuneConfig, _batch, encode_bottom, predict_student, train_student
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny-model training: one thread (conftest)
 
 PROMPTS = ["Is it good?", "Tell me more", "Why?"]
 RESPONSES = ["A fine film.", "No, this is a much longer reply about a great many things", "Because."]

@@ -1,5 +1,7 @@
 """Self-reflection (draft -> critique -> final) and the empathy measure, on the scripted backend and the tiny model."""
 
+import pytest
+
 from superalign.backends.scripted import REFUSAL, ScriptedBackend
 from superalign.experiments.intrinsic.empathy import (
     EMPATHY_OPENERS,
@@ -17,6 +19,8 @@ from superalign.experiments.intrinsic.reflect import (
     reflection_sft_examples,
 )
 from superalign.records import Query, user_chat
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny-model training: one thread (conftest)
 
 
 class Recording(ScriptedBackend):

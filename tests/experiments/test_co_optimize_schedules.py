@@ -16,6 +16,8 @@ from superalign.experiments.co_optimize.schedules import (
 )
 from superalign.records import Pair, user_chat
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny-model training: one thread (conftest)
+
 
 def test_every_schedule_gets_the_same_steps_and_mixed_ones_the_same_data():
     b = {s: planned_budget(plan_round(s, 8, 4)) for s in SCHEDULES}
