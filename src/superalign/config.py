@@ -10,7 +10,7 @@ import difflib
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from superalign.errors import UserError
 from superalign.user_text import read_user_text
@@ -311,6 +311,15 @@ class OversightConfig(_Frozen):
             "null = approve every version. Read on dev prompts, never on the held-out sets."
         ),
     )
+    shrink_alphas: tuple[float, ...] = Field(
+        (),
+        description=(
+            "With promotion: auto and a dev limit set: when a version breaks one, the round's update is scaled "
+            "back, weights = base + alpha * (trained - base) (weight-space interpolation, as WiSE-FT), for each "
+            "alpha here in turn (descending, each in (0, 1)); the first whose dev metrics meet every limit is the "
+            "version proposed, else the trained one is rejected. Chosen on dev only. () = reject at once."
+        ),
+    )
     max_dev_competence_drop: float | None = Field(
         None,
         ge=0,
@@ -363,6 +372,13 @@ class OversightConfig(_Frozen):
             "/promotion. A rejected version is not trained on: the next round starts from the current one."
         ),
     )
+
+    @field_validator("shrink_alphas")
+    @classmethod
+    def _alphas_shrink(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not 0 < a < 1 for a in v) or list(v) != sorted(v, reverse=True) or len(set(v)) != len(v):
+            raise ValueError("each alpha in (0, 1), in descending order, no repeats (e.g. [0.5, 0.25])")
+        return v
 
 
 class RunConfig(_Frozen):

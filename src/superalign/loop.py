@@ -178,6 +178,7 @@ def _run_loop(cfg: RunConfig, out: Path, resume: bool, log: Log) -> list[dict]:
             for k in range(cfg.rounds + 1):
                 if k > 0:
                     _train_round(cfg, out, store, plan, critic, learner, k, log)
+                    _shrink_step(cfg, out, store, plan, critic, learner, k, log)
                 if not store.step_done(k, "eval"):
                     log(f"round {k}: evaluating on held-out sets")
                     _eval_step(cfg, store, plan, critic, eval_judge, learner.at(k), k, time.time() - t0)
@@ -556,17 +557,30 @@ def _eval_step(cfg, store, plan, critic, eval_judge, model, k: int, elapsed: flo
 def _dev_eval(cfg, store, plan, critic, model, k: int) -> dict[str, Any]:
     """The dev prompts (taken out of training, never trained on) answered greedily and judged by the training
     critic: `dev_asr` and `dev_over_refusal`, what a recipe is read by and a version gated on
-    (oversight.max_dev_over_refusal), so the held-out sets are only ever reported. Stored at step `eval_dev`."""
-    qs: list[Query] = plan.dev_harmful + plan.dev_benign
-    if not qs and not plan.dev_competence:
+    (oversight.max_dev_over_refusal), so the held-out sets are only ever reported; and the dev MC items'
+    `dev_competence` with its paired drop from round 0 (oversight.max_dev_competence_drop). Step `eval_dev`."""
+    if not plan.dev_harmful and not plan.dev_benign and not plan.dev_competence:
         return {}
     if store.step_done(k, "eval_dev"):
         return {key: v for key, v in (store.step_payload(k, "eval_dev") or {}).items() if key.startswith("dev_")}
+    base = None if k == 0 else (store.step_payload(0, "eval_dev") or {}).get("competence_correct")
+    dev, responses, verdicts, correct = _dev_metrics(cfg, plan, critic, model, k, base)
+    payload = {**dev, **({"competence_correct": correct} if correct is not None else {})}
+    store.commit_step(k, "eval_dev", responses=responses, verdicts=verdicts, payload=payload)
+    return dev
+
+
+def _dev_metrics(
+    cfg, plan, critic, model, k: int, base_correct: list[float] | None
+) -> tuple[dict[str, Any], list[Response], list, list[float] | None]:
+    """(dev metrics, dev answers, their verdicts, per-item dev MC correctness) of `model`; stores nothing.
+    `base_correct`: round 0's per-item correctness, for the paired drop (None at round 0: the drop is 0)."""
     from superalign.evaluate import competence_correct, eval_sampling
 
     def num(x: float) -> float | None:
         return None if x != x else x  # nan (no prompt of that kind) -> None
 
+    qs: list[Query] = plan.dev_harmful + plan.dev_benign
     responses: list[Response] = []
     verdicts: list = []
     dev: dict[str, Any] = {}
@@ -580,20 +594,67 @@ def _dev_eval(cfg, store, plan, critic, model, k: int) -> dict[str, Any]:
             dev_n_harmful=len(plan.dev_harmful),
             dev_n_benign=len(plan.dev_benign),
         )
-    payload: dict[str, Any] = dict(dev)
+    correct = None
     if plan.dev_competence:
         correct = competence_correct(model, plan.dev_competence)
         dev.update(dev_competence=round(sum(correct) / len(correct), 4), dev_n_competence=len(correct))
-        payload.update(dev, competence_correct=correct)  # per item, for the paired gate (oversight/in_loop.py)
-        base = correct if k == 0 else (store.step_payload(0, "eval_dev") or {}).get("competence_correct")
-        if base is not None and len(base) == len(correct):
+        base = correct if base_correct is None else base_correct
+        if len(base) == len(correct):
             from superalign.stats import paired_difference_ci
 
             drop, lo, hi = paired_difference_ci(base, correct)
             dev.update(dev_competence_drop=round(drop, 4), dev_competence_drop_ci=[round(lo, 4), round(hi, 4)])
-            payload.update(dev)
-    store.commit_step(k, "eval_dev", responses=responses, verdicts=verdicts, payload=payload)
-    return dev
+    return dev, responses, verdicts, correct
+
+
+def _shrink_step(cfg, out, store, plan, critic, learner, k: int, log: Log) -> None:
+    """oversight.shrink_alphas: when round k's trained version breaks a dev limit of the auto gate, scale its
+    update back (base + alpha * (trained - base)) for each alpha in turn and keep the first that meets every
+    limit, read on dev prompts and dev MC items only. Step `shrink` records every alpha tried.
+
+    Crash-safe: the step is committed before the checkpoint is rewritten, and a rewritten checkpoint carries
+    its alpha (learner/checkpoint.py `checkpoint_meta`), so a resume applies a committed choice exactly once."""
+    from superalign.learner.checkpoint import Interpolation, checkpoint_meta, save_checkpoint
+    from superalign.oversight.in_loop import gate_failures
+
+    o = cfg.oversight
+    limits = o.max_dev_over_refusal is not None or o.max_dev_competence_drop is not None
+    if not o.shrink_alphas or o.promotion != "auto" or not limits or cfg.learner == "scripted":
+        return
+    ck = out / "checkpoints" / f"round-{k}"
+    if not store.step_done(k, "shrink"):
+        base_correct = (store.step_payload(0, "eval_dev") or {}).get("competence_correct")
+        trained_from = (store.step_payload(k, "train") or {}).get("trained_from", k - 1)
+        model = learner.at(k)
+        tried: list[dict[str, Any]] = []
+        chosen = None
+        mix = None
+        for alpha in (1.0, *o.shrink_alphas):
+            if alpha < 1.0:
+                if mix is None:
+                    base_state = learner._load(trained_from, "local").model.state_dict()
+                    mix = Interpolation(model.model, base_state)
+                mix.set(alpha)
+            dev = _dev_metrics(cfg, plan, critic, model, k, base_correct)[0]
+            fails = gate_failures(cfg, dev)
+            tried.append({"alpha": alpha, **dev, "failures": fails})
+            log(f"round {k}: alpha {alpha}: " + ("; ".join(fails) if fails else "meets every dev limit"))
+            if not fails:
+                chosen = alpha
+                break
+        store.commit_step(k, "shrink", payload={"alpha": chosen, "trained_from": trained_from, "tried": tried})
+        learner.close()
+        tick("after-shrink")
+    payload = store.step_payload(k, "shrink") or {}
+    alpha = payload.get("alpha")
+    if alpha is None or alpha == 1.0 or checkpoint_meta(ck).get("alpha") == alpha:
+        return
+    model = learner.at(k)  # the checkpoint as trained (a rewrite is atomic and carries its alpha)
+    base_state = learner._load(payload["trained_from"], "local").model.state_dict()
+    Interpolation(model.model, base_state).set(alpha)
+    save_checkpoint(model, ck, meta={"alpha": alpha, "trained_from": payload["trained_from"]})
+    learner.close()  # what we evaluate is what we ship
+    log(f"round {k}: version round-{k} is the update scaled by {alpha}")
 
 
 class _progress:

@@ -61,6 +61,14 @@ def _problems(cfg: RunConfig) -> Iterator[tuple[Loc, str]]:
         if cfg.eval_judge.kind == "llm-judge":
             yield from _refused(("eval_judge", "judge_model"), _check_spec, cfg.eval_judge.judge_model)
     yield from _policy_problems(cfg)
+    if o.shrink_alphas and cfg.executor == "vllm":
+        yield (
+            ("oversight", "shrink_alphas"),
+            (
+                "scaled-back versions are merged checkpoints, and the vllm executor serves each round as stacked LoRA "
+                "adapters; drop shrink_alphas or use executor: local"
+            ),
+        )
     yield from _refused(("data", "heldout_source"), _check_heldout_source, cfg.data.heldout_source)
     if cfg.executor == "ray" and importlib.util.find_spec("ray") is None:
         yield ("executor",), "needs Ray: pip install 'superalign[ray]' (or executor: local)"

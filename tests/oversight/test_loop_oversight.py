@@ -233,3 +233,101 @@ def test_learned_critic_is_refitted_on_earlier_rounds_labels(tmp_path, monkeypat
     assert [r.response for r in seen[-1]] == ["step 1 ..."]  # round 2 learns from round 1 only
     assert critic_for_round(learned, "C", tmp_path, 1, quiet) == "C"  # nothing reviewed before round 1
     assert critic_for_round(_cfg(review_fraction=0.05), "C", tmp_path, 2, quiet) == "C"  # ensemble: unchanged
+
+
+def _smoke_with_gate(**oversight):
+    cfg = load_config("configs/smoke.yaml", dtype="float32")
+    data = cfg.data.model_copy(update={"dev_harmful": 6, "dev_benign": 6, "dev_competence": 20})
+    return cfg.model_copy(update={"data": data, "oversight": cfg.oversight.model_copy(update=oversight)})
+
+
+def test_interpolation_is_exact_at_its_ends_and_linear_between():
+    import torch
+
+    from superalign.learner.checkpoint import Interpolation
+
+    model = torch.nn.Linear(3, 2)
+    base = {n: torch.zeros_like(t) for n, t in model.state_dict().items()}
+    trained = {n: t.clone() for n, t in model.state_dict().items()}
+    mix = Interpolation(model, base)
+    mix.set(0.25)
+    assert all(torch.allclose(model.state_dict()[n], 0.25 * trained[n]) for n in trained)
+    mix.set(1.0)
+    assert all(torch.equal(model.state_dict()[n], trained[n]) for n in trained)
+    mix.set(0.0)
+    assert all(torch.equal(model.state_dict()[n], base[n]) for n in trained)
+    with pytest.raises(ValueError, match="differ in their weights"):
+        Interpolation(model, {"weight": base["weight"]})
+
+
+def test_a_version_over_a_dev_limit_is_scaled_back_to_the_first_alpha_that_meets_it(tmp_path, monkeypatch):
+    """Round 1's trained version breaks the competence limit; scaled by 0.5 it meets it (a stand-in for the dev
+    reading): that version is saved, evaluated and approved, and it IS base + 0.5 * (trained - base). A crash
+    between the step's commit and the checkpoint's rewrite is finished by --resume without choosing again."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    import superalign.learner.checkpoint as ckpt
+    import superalign.loop as loop
+    from superalign.store.runstore import RunStore
+
+    real_metrics, readings = loop._dev_metrics, []
+
+    def dev_reading(cfg, plan, critic, model, k, base_correct):
+        dev, *rest = real_metrics(cfg, plan, critic, model, k, base_correct)
+        if k == 1 and len(readings) < 2:  # the shrink step's readings: alpha 1, then alpha 0.5
+            readings.append(1)
+            dev = {**dev, "dev_competence_drop": 0.05 if len(readings) == 1 else 0.01}
+        elif k == 1:  # the evaluation of the version saved
+            dev = {**dev, "dev_competence_drop": 0.01}
+        return (dev, *rest)
+
+    monkeypatch.setattr(loop, "_dev_metrics", dev_reading)
+    real_save, trained_copy = ckpt.save_checkpoint, tmp_path / "trained-round-1"
+
+    def save_and_keep(learner, directory, adapter_from=None, meta=None):
+        if meta is not None:
+            raise KeyboardInterrupt("killed before the rewrite")
+        path = real_save(learner, directory, adapter_from, meta)
+        shutil.copytree(path, trained_copy)
+        return path
+
+    monkeypatch.setattr(ckpt, "save_checkpoint", save_and_keep)
+    cfg = _smoke_with_gate(max_dev_competence_drop=0.02, shrink_alphas=(0.5, 0.25))
+    with pytest.raises(KeyboardInterrupt):
+        run_loop(cfg, tmp_path / "run", log=quiet)
+    monkeypatch.setattr(ckpt, "save_checkpoint", real_save)
+    rows = run_loop(cfg, tmp_path / "run", resume=True, log=quiet)
+    with RunStore(tmp_path / "run" / "run.sqlite") as store:
+        shrink = store.step_payload(1, "shrink")
+    assert shrink["alpha"] == 0.5 and [t["alpha"] for t in shrink["tried"]] == [1.0, 0.5]
+    assert shrink["tried"][0]["failures"] and not shrink["tried"][1]["failures"]
+    assert rows[1]["promoted"] is True and len(readings) == 2  # resume did not choose again
+    ck = tmp_path / "run" / "checkpoints" / "round-1"
+    assert ckpt.checkpoint_meta(ck) == {"alpha": 0.5, "trained_from": 0}
+    from superalign.backends import load_backend
+
+    base = load_backend("tiny", dtype="float32").model.state_dict()
+    trained, shipped = load_file(str(trained_copy / "model.safetensors")), load_file(str(ck / "model.safetensors"))
+    for name, w in shipped.items():
+        b = base[name].float()
+        assert torch_allclose(w.float(), b + 0.5 * (trained[name].float() - b)), name
+    assert any(not torch_allclose(shipped[n].float(), trained[n].float()) for n in shipped)
+
+
+def torch_allclose(a, b):
+    import torch
+
+    return torch.allclose(a, b, atol=1e-6)
+
+
+def test_shrink_alphas_must_descend_in_the_open_interval():
+    from pydantic import ValidationError
+
+    from superalign.config import OversightConfig
+
+    assert OversightConfig(shrink_alphas=(0.5, 0.25)).shrink_alphas == (0.5, 0.25)
+    for bad in ((0.25, 0.5), (1.0,), (0.0,), (0.5, 0.5)):
+        with pytest.raises(ValidationError, match="descending"):
+            OversightConfig(shrink_alphas=bad)

@@ -5,8 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+CHECKPOINT_META = "superalign_checkpoint.json"  # {"alpha": a, "trained_from": b} when a version was scaled back
 
-def save_checkpoint(learner: Any, directory: str | Path, adapter_from: int | None = None) -> Path:
+
+def save_checkpoint(
+    learner: Any, directory: str | Path, adapter_from: int | None = None, meta: dict[str, Any] | None = None
+) -> Path:
     """Write the learner to `directory` atomically (temp dir, fsync, rename): loadable or absent.
 
     `adapter_from` (the round the training started from): also write the round's LoRA delta under
@@ -22,6 +26,10 @@ def save_checkpoint(learner: Any, directory: str | Path, adapter_from: int | Non
             learner.tokenizer.save_pretrained(tmp)
         if adapter_from is not None:
             save_adapter(getattr(learner, "last_adapter", None), tmp / "adapter", adapter_from)
+        if meta is not None:  # inside the atomic write: the weights and what they are arrive together
+            import json
+
+            (tmp / CHECKPOINT_META).write_text(json.dumps(meta), encoding="utf-8")
 
     return atomic_write_dir(directory, build, replace=True)
 
@@ -41,3 +49,42 @@ def save_adapter(snapshot: tuple[dict[str, Any], Any] | None, directory: Path, t
     (directory / "superalign.json").write_text(
         json.dumps({"trained_from": trained_from, "empty": snapshot is None}), encoding="utf-8"
     )
+
+
+def checkpoint_meta(directory: str | Path) -> dict[str, Any]:
+    """What `save_checkpoint(meta=...)` wrote with the weights; {} for a checkpoint as trained."""
+    import json
+
+    path = Path(directory) / CHECKPOINT_META
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+class Interpolation:
+    """A model's weights between a base and a trained version: `set(alpha)` makes them
+    base + alpha * (trained - base), computed in fp32 and cast to the model's dtype (alpha 1 = trained exactly,
+    0 = base exactly). `model` (a torch module holding the trained weights) is changed in place."""
+
+    def __init__(self, model: Any, base_state: dict[str, Any]):
+        import torch
+
+        with torch.no_grad():
+            self.model = model
+            self.trained = {n: t.detach().clone() for n, t in model.state_dict().items()}
+            missing = set(self.trained) ^ set(base_state)
+            if missing:
+                raise ValueError(f"base and trained versions differ in their weights: {sorted(missing)[:3]}")
+            self.base = base_state
+
+    def set(self, alpha: float) -> None:
+        import torch
+
+        with torch.no_grad():
+            for name, t in self.model.state_dict().items():
+                trained, base = self.trained[name], self.base[name]
+                if alpha == 1.0:
+                    t.copy_(trained)
+                elif alpha == 0.0:
+                    t.copy_(base.to(t.dtype))
+                else:
+                    b = base.float()
+                    t.copy_((b + alpha * (trained.float() - b)).to(t.dtype))
