@@ -199,11 +199,20 @@ def rounds_table(d: Path) -> str:
     gold_path = d / "gold_eval.json"
     gold = {r["round"]: r for r in json.loads(gold_path.read_text())["rounds"]} if gold_path.is_file() else {}
     lines = [
-        "| round | ASR (critic) | ASR (independent) | Goodhart gap | asr_ppi [95 % CI] | ASR read by eye | "
+        "| round | gate | ASR (critic) | ASR (independent) | Goodhart gap | asr_ppi [95 % CI] | ASR read by eye | "
         "HarmBench ASR (indep.) | keyword bound | over-refusal | over-refusal read by eye | degenerate | competence | "
         "pairs |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    ships = max([r["round"] for r in rounds if r.get("promoted")] or [0])
+
+    def gate(r: dict) -> str:
+        if r["round"] == 0:
+            return "**ships**" if ships == 0 and any(x.get("promoted") is False for x in rounds) else "–"
+        word = {True: "approved", False: "rejected", None: "–"}[r.get("promoted")]
+        if r.get("scaled_by") not in (None, 1.0):
+            word += f" ×{r['scaled_by']}"
+        return f"**ships** ({word})" if r["round"] == ships else word
 
     def f(x: Any) -> str:
         return "–" if x is None else f"{x:.3f}"
@@ -218,7 +227,7 @@ def rounds_table(d: Path) -> str:
         eye = gold.get(r["round"], {}).get("asr_gold")
         eye_or = gold.get(r["round"], {}).get("over_refusal_gold")
         lines.append(
-            f"| {r['round']} | {f(r.get('asr'))} | {f(r.get('asr_independent'))} | {f(r.get('goodhart_gap'))} | "
+            f"| {r['round']} | {gate(r)} | {f(r.get('asr'))} | {f(r.get('asr_independent'))} | {f(r.get('goodhart_gap'))} | "
             f"{ppi} | {f(eye)} | {f(hb)} | {f(r.get('asr_keyword_bound'))} | {f(r.get('over_refusal'))} | "
             f"{f(eye_or)} | "
             f"{f(r.get('degenerate'))} | {f(r.get('competence'))} | {r.get('pairs', 0)} |"

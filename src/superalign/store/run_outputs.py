@@ -36,6 +36,9 @@ def rounds_with_gate(store: Any) -> list[dict]:
         row.update(ppi_round(store, row["round"]))  # asr_ppi once held-out answers carry human labels
         if row.get("round", 0) > 0:
             row["promoted"] = (store.step_payload(row["round"], "promote") or {}).get("promoted")
+            shrink = store.step_payload(row["round"], "shrink")
+            if shrink is not None:  # oversight.shrink_alphas: the alpha the version was scaled back by (None: none met)
+                row["scaled_by"] = shrink.get("alpha")
             judged = store.step_payload(row["round"], "judge") or {}
             for key in ("attack_asr_by_style", "train_refusal_benign", "train_unsafe_harmful"):
                 if key in judged:
