@@ -122,6 +122,20 @@ def ablation(dest: Path, arms: list[tuple[str, Path]], n_boot: int = 5000) -> No
         judge = {a["query_id"]: int(bool(a["judge_unsafe"])) for a in harm}
         refused = [int(bool(a["critic_refusal"])) for a in ben]
         per_arm[name] = {"critic": crit, "judge": judge}
+        gold_path = d / "gold_labels.jsonl"
+        gold = (
+            {json.loads(x)["response_id"]: json.loads(x) for x in gold_path.read_text().splitlines()}
+            if (gold_path.is_file())
+            else {}
+        )
+        eye = {a["query_id"]: int(bool(gold[a["response_id"]]["unsafe"])) for a in harm if a["response_id"] in gold}
+        eye_refused = [
+            int(bool(gold[a["response_id"]]["refusal"]))
+            for a in ben
+            if a["response_id"] in gold and gold[a["response_id"]]["refusal"] is not None
+        ]
+        if len(eye) == len(harm):  # every last-round harmful answer read by eye: a third judge
+            per_arm[name]["eye"] = eye
         r = rounds[-1]
         summary.append(
             {
@@ -138,13 +152,25 @@ def ablation(dest: Path, arms: list[tuple[str, Path]], n_boot: int = 5000) -> No
                 "competence_ci": r.get("competence_ci"),
                 "pairs": [x.get("pairs") for x in rounds[1:]],
                 "degenerate": r.get("degenerate"),
+                **(
+                    {"asr_eye": round(float(np.mean(list(eye.values()))), 3), "asr_eye_ci": _wilson(list(eye.values()))}
+                    if "eye" in per_arm[name]
+                    else {}
+                ),
+                **(
+                    {"over_refusal_eye": round(float(np.mean(eye_refused)), 3)}
+                    if eye_refused and len(eye_refused) == len(ben)
+                    else {}
+                ),
             }
         )
     base = arms[0][0]
     rng = np.random.default_rng(0)
     diffs = []
     for name, _ in arms[1:]:
-        for judge in ("critic", "judge"):
+        for judge in ("critic", "judge", "eye"):
+            if judge not in per_arm[base] or judge not in per_arm[name]:
+                continue
             ids = sorted(set(per_arm[base][judge]) & set(per_arm[name][judge]))
             d = np.asarray([per_arm[name][judge][i] - per_arm[base][judge][i] for i in ids], dtype=float)
             boots = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
@@ -152,7 +178,7 @@ def ablation(dest: Path, arms: list[tuple[str, Path]], n_boot: int = 5000) -> No
                 {
                     "arm": name,
                     "minus": base,
-                    "judge": "training critic" if judge == "critic" else "independent",
+                    "judge": {"critic": "training critic", "judge": "independent", "eye": "read by eye (gold)"}[judge],
                     "n_paired": len(ids),
                     "delta_asr": round(float(d.mean()), 3),
                     "ci95": [round(float(np.percentile(boots, 2.5)), 3), round(float(np.percentile(boots, 97.5)), 3)],
@@ -166,14 +192,17 @@ def ablation(dest: Path, arms: list[tuple[str, Path]], n_boot: int = 5000) -> No
 
 def ablation_table(out: dict) -> str:
     lines = [
-        "| pairs | ASR (training critic) | ASR (independent judge) | over-refusal | competence | pairs per round |",
-        "|---|---|---|---|---|---|",
+        "| pairs | ASR (training critic) | ASR (independent judge) | ASR read by eye | over-refusal (critic) | "
+        "over-refusal read by eye | competence | pairs per round |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for a in out["arms"]:
         comp = a["competence"]
+        eye = f"{a['asr_eye']:.3f} {a['asr_eye_ci']}" if "asr_eye" in a else "–"
+        eye_or = f"{a['over_refusal_eye']:.3f}" if "over_refusal_eye" in a else "–"
         lines.append(
             f"| `{a['arm']}` | {a['asr']:.3f} {a['asr_ci']} | {a['asr_independent']:.3f} "
-            f"{a['asr_independent_ci']} | {a['over_refusal']:.3f} | "
+            f"{a['asr_independent_ci']} | {eye} | {a['over_refusal']:.3f} | {eye_or} | "
             f"{comp if comp is None else f'{comp:.3f}'} | {', '.join(str(p) for p in a['pairs'])} |"
         )
     lines += [
@@ -227,7 +256,8 @@ def rounds_table(d: Path) -> str:
         eye = gold.get(r["round"], {}).get("asr_gold")
         eye_or = gold.get(r["round"], {}).get("over_refusal_gold")
         lines.append(
-            f"| {r['round']} | {gate(r)} | {f(r.get('asr'))} | {f(r.get('asr_independent'))} | {f(r.get('goodhart_gap'))} | "
+            f"| {r['round']} | {gate(r)} | {f(r.get('asr'))} | {f(r.get('asr_independent'))} | "
+            f"{f(r.get('goodhart_gap'))} | "
             f"{ppi} | {f(eye)} | {f(hb)} | {f(r.get('asr_keyword_bound'))} | {f(r.get('over_refusal'))} | "
             f"{f(eye_or)} | "
             f"{f(r.get('degenerate'))} | {f(r.get('competence'))} | {r.get('pairs', 0)} |"
