@@ -29,6 +29,7 @@ EXPERIMENTS = (
     "teacher-student",
     "intrinsic",
     "debate",
+    "weight-mix",
 )
 RESUMABLE = (
     "noisy-labels",
