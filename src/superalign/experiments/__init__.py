@@ -30,6 +30,7 @@ EXPERIMENTS = (
     "intrinsic",
     "debate",
     "review-budget",
+    "weight-mix",
 )
 RESUMABLE = (
     "noisy-labels",
