@@ -29,6 +29,7 @@ EXPERIMENTS = (
     "teacher-student",
     "intrinsic",
     "debate",
+    "judge-quality",
 )
 RESUMABLE = (
     "noisy-labels",
