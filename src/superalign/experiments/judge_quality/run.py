@@ -220,6 +220,7 @@ def run(
             for it, g, s in zip(split.dev, dev_greedy, dev_samples)
         ],
     )
+    write_metrics(out, {**metrics, "complete": False})  # the gates survive a run stopped before the arms finish
     if not gates["passed"]:
         failed = [g["name"] for g in gates["gates"] if not g["passed"]]
         metrics["stopped"] = f"gate failed: {'; '.join(failed)}; no arm was trained"
