@@ -43,7 +43,8 @@ class Group:
 class Ranker(Protocol):
     """Scores every answer of every group (higher = better)."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def scores(self, groups: Sequence[Group]) -> list[list[float]]: ...
 

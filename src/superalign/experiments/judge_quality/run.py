@@ -286,7 +286,7 @@ def train_arms(backend: Any, split: Split, cfg: JudgeQualityConfig, stage: Any) 
     backend.model = base
     idx = bootstrap_indices(len(split.test), cfg.bootstrap, seed=2)
     base_c = np.array(base_m["correct"], float)
-    summary = {}
+    summary: dict[str, dict[str, Any]] = {}
     for name, a in arms.items():
         runs = a["runs"]
         per_item = np.mean([r["correct"] for r in runs], axis=0)
