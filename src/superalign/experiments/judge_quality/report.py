@@ -94,7 +94,8 @@ def plot_gain_vs_accuracy(path: Path, metrics: dict[str, Any]) -> Path:
     ax.set_xlabel("ranker's pick accuracy where the k answers disagree (95 % Wilson)")
     ax.set_ylabel("held-out accuracy gain (95 % paired bootstrap)")
     ax.set_title("Self-enhancement: gain vs judge quality")
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:  # no arm has a pick accuracy when no training item's answers disagree
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
