@@ -473,7 +473,7 @@ def experiment(
         ...,
         help=(
             "noisy-labels | co-optimize | w2s | w2s-probe | sandwich | self-enhance | teacher-student | intrinsic | "
-            "debate | review-budget | weight-mix"
+            "debate | review-budget | weight-mix | judge-quality"
         ),
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Directory for metrics.json, results.md and plots."),

@@ -31,6 +31,7 @@ EXPERIMENTS = (
     "debate",
     "review-budget",
     "weight-mix",
+    "judge-quality",
 )
 RESUMABLE = (
     "noisy-labels",
