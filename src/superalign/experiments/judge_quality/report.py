@@ -142,6 +142,12 @@ def results_markdown(metrics: dict[str, Any], cfg: JudgeQualityConfig) -> list[s
     if metrics.get("positive_control"):
         gates += gate_rows([metrics["positive_control"]])
     verdict = f"**Stopped: {metrics['stopped']}.**" if metrics.get("stopped") else "**Dev gates pass; arms trained.**"
+    control = metrics.get("positive_control")
+    if control and not control["passed"]:
+        verdict += (
+            " **The positive control fails**: the oracle arm's gain is not shown (its interval reaches 0 or below), so "
+            "this run cannot say whether a better ranker helps; the gain-vs-accuracy figure is read as no effect."
+        )
     sections = [
         head,
         "## Gates\n\n" + markdown_table(["gate", "value [95 % CI]", "result"], gates) + "\n\n" + verdict,

@@ -309,7 +309,8 @@ def train_arms(backend: Any, split: Split, cfg: JudgeQualityConfig, stage: Any) 
             "name": "oracle arm gains (positive control)",
             "value": oracle["gain"]["diff"],
             "ci": oracle["gain"]["ci"],
-            "passed": oracle["gain"]["diff"] > 0,
+            # a positive control passes only when the gain is shown: its paired interval lies above 0
+            "passed": oracle["gain"]["ci"][0] > 0,
             "ci_excludes_0": oracle["gain"]["ci"][0] > 0,
         }
         if oracle
