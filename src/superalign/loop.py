@@ -643,9 +643,13 @@ def _shrink_step(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
                 chosen = alpha
                 break
         store.commit_step(k, "shrink", payload={"alpha": chosen, "trained_from": trained_from, "tried": tried})
-        learner.close()
         tick("after-shrink")
-    payload = store.step_payload(k, "shrink") or {}
+        if chosen is not None and chosen != 1.0:  # the model in memory is the chosen version: save it as it is
+            save_checkpoint(model, ck, meta={"alpha": chosen, "trained_from": trained_from})
+            log(f"round {k}: version round-{k} is the update scaled by {chosen}")
+        learner.close()  # what we evaluate is what we ship
+        return
+    payload = store.step_payload(k, "shrink") or {}  # resumed: finish a committed choice the kill interrupted
     alpha = payload.get("alpha")
     if alpha is None or alpha == 1.0 or checkpoint_meta(ck).get("alpha") == alpha:
         return
