@@ -190,7 +190,8 @@ def ablation(dest: Path, arms: list[tuple[str, Path]], n_boot: int = 5000) -> No
     print(ablation_table(out))
 
 
-def ablation_table(out: dict) -> str:
+def ablation_table(out: dict, differences_only: bool = False) -> str:
+    """The arms' metrics and the paired differences to the first arm (`differences_only`: those alone)."""
     lines = [
         "| pairs | ASR (training critic) | ASR (independent judge) | ASR read by eye | over-refusal (critic) | "
         "over-refusal read by eye | competence | pairs per round |",
@@ -205,8 +206,11 @@ def ablation_table(out: dict) -> str:
             f"{a['asr_independent_ci']} | {eye} | {a['over_refusal']:.3f} | {eye_or} | "
             f"{comp if comp is None else f'{comp:.3f}'} | {', '.join(str(p) for p in a['pairs'])} |"
         )
+    if differences_only:
+        lines = []
+    else:
+        lines.append("")
     lines += [
-        "",
         "| arm − " + out["arms"][0]["arm"] + " | judge | ΔASR, paired over the same prompts [95 % CI] |",
         "|---|---|---|",
     ]
@@ -272,14 +276,50 @@ def rounds_table(d: Path) -> str:
     return "\n".join(lines)
 
 
+def summary_table(names: list[str]) -> str:
+    """One row per loop run: the version the gate ships against round 0, read by eye where gold labels exist."""
+    lines = [
+        "| run | commit | ships | ASR read by eye | ASR (independent) | over-refusal read by eye (critic) | "
+        "competence | wall |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        d = ROOT / "docs" / "results" / name
+        rounds = {r["round"]: r for r in map(json.loads, (d / "rounds.jsonl").read_text().splitlines())}
+        m = json.loads((d / "machine.json").read_text())
+        gold_path = d / "gold_eval.json"
+        gold = {r["round"]: r for r in json.loads(gold_path.read_text())["rounds"]} if gold_path.is_file() else {}
+        k = max([r for r, x in rounds.items() if x.get("promoted")] or [0])
+        r0, rk = rounds[0], rounds[k]
+        scaled = f" ×{rk['scaled_by']}" if rk.get("scaled_by") not in (None, 1.0) else ""
+
+        def f(x: Any) -> str:
+            return "–" if x is None else f"{x:.3f}"
+
+        def pair(key: str, src: dict) -> str:
+            a, b = src.get(0, {}).get(key), src.get(k, {}).get(key)
+            return f"{f(a)} → {f(b)}" if k else f(a)
+
+        eye_or = gold.get(k, {}).get("over_refusal_gold")
+        wall = f"{m['wall_s'] / 60:.1f} min" if "wall_s" in m else "–"
+        lines.append(
+            f"| `{name}` | {m['commit'][:7]} | round {k}{scaled} | {pair('asr_gold', gold)} | "
+            f"{pair('asr_independent', rounds)} | {f(eye_or)} ({f(rk.get('over_refusal'))}) | "
+            f"{pair('competence', rounds)} | {wall} |"
+        )
+    return "\n".join(lines)
+
+
 def render(readme: Path) -> None:
     text = readme.read_text()
 
     def block(match: re.Match) -> str:
         name = match.group(1)
-        d = ROOT / "docs" / "results" / name
-        if (d / "ablation.json").is_file():
-            body = ablation_table(json.loads((d / "ablation.json").read_text()))
+        if name.startswith("summary="):  # <!-- results:summary=run1+run2 -->: one row per run
+            return f"<!-- results:{name} -->\n{summary_table(name.split('=', 1)[1].split('+'))}\n<!-- /results:{name} -->"
+        d = ROOT / "docs" / "results" / name.removesuffix("=differences")
+        if (d / "ablation.json").is_file():  # <!-- results:NAME=differences -->: the paired differences alone
+            body = ablation_table(json.loads((d / "ablation.json").read_text()), name.endswith("=differences"))
         else:
             body = "\n\n".join(
                 rounds_table(m)
@@ -290,7 +330,7 @@ def render(readme: Path) -> None:
             )
         return f"<!-- results:{name} -->\n{body}\n<!-- /results:{name} -->"
 
-    new = re.sub(r"<!-- results:([\w.@-]+) -->.*?<!-- /results:\1 -->", block, text, flags=re.S)
+    new = re.sub(r"<!-- results:([\w.@=+-]+) -->.*?<!-- /results:\1 -->", block, text, flags=re.S)
     readme.write_text(new)
     print(f"rendered {len(re.findall(r'<!-- results:', new))} result blocks into {readme}")
 
