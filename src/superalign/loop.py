@@ -627,6 +627,7 @@ def _shrink_step(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
         trained_from = (store.step_payload(k, "train") or {}).get("trained_from", k - 1)
         model = learner.at(k)
         tried: list[dict[str, Any]] = []
+        reads = []
         chosen = None
         mix = None
         for alpha in (1.0, *o.shrink_alphas):
@@ -635,7 +636,8 @@ def _shrink_step(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
                     base_state = learner._load(trained_from, "local").model.state_dict()
                     mix = Interpolation(model.model, base_state)
                 mix.set(alpha)
-            dev = _dev_metrics(cfg, plan, critic, model, k, base_correct)[0]
+            reads.append(_dev_metrics(cfg, plan, critic, model, k, base_correct))
+            dev = reads[-1][0]
             fails = gate_failures(cfg, dev)
             tried.append({"alpha": alpha, **dev, "failures": fails})
             log(f"round {k}: alpha {alpha}: " + ("; ".join(fails) if fails else "meets every dev limit"))
@@ -647,6 +649,11 @@ def _shrink_step(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
         if chosen is not None and chosen != 1.0:  # the model in memory is the chosen version: save it as it is
             save_checkpoint(model, ck, meta={"alpha": chosen, "trained_from": trained_from})
             log(f"round {k}: version round-{k} is the update scaled by {chosen}")
+        # the version that stays (the chosen alpha, else the trained one) was just read on dev: that read is the
+        # round's eval_dev step, not done again after reloading it (a checkpoint reloads to the same weights)
+        dev, responses, verdicts, correct = reads[-1] if chosen is not None else reads[0]
+        extra = {"competence_correct": correct} if correct is not None else {}
+        store.commit_step(k, "eval_dev", responses=responses, verdicts=verdicts, payload={**dev, **extra})
         learner.close()  # what we evaluate is what we ship
         return
     payload = store.step_payload(k, "shrink") or {}  # resumed: finish a committed choice the kill interrupted

@@ -316,6 +316,41 @@ def test_a_version_over_a_dev_limit_is_scaled_back_to_the_first_alpha_that_meets
     assert any(not torch_allclose(shipped[n].float(), trained[n].float()) for n in shipped)
 
 
+def test_the_shrink_steps_reading_of_the_version_kept_is_its_dev_evaluation(tmp_path, monkeypatch):
+    """The scaled version chosen is read on dev once, by the shrink step: that reading is stored as the round's
+    eval_dev (no second pass after the reload), and it is what reading the saved checkpoint gives."""
+    import superalign.loop as loop
+    from superalign.backends import load_backend
+    from superalign.critic import build_critic
+    from superalign.plan import make_plan
+    from superalign.store.runstore import RunStore
+
+    real_metrics, calls = loop._dev_metrics, []
+
+    def dev_reading(cfg, plan, critic, model, k, base_correct):
+        dev, *rest = real_metrics(cfg, plan, critic, model, k, base_correct)
+        if k == 1:
+            calls.append(1)
+            dev = {**dev, "dev_competence_drop": 0.05 if len(calls) == 1 else 0.0}  # alpha 1 fails, 0.5 passes
+        return (dev, *rest)
+
+    monkeypatch.setattr(loop, "_dev_metrics", dev_reading)
+    cfg = _smoke_with_gate(max_dev_competence_drop=0.02, shrink_alphas=(0.5, 0.25))
+    cfg = cfg.model_copy(update={"rounds": 1})
+    run_loop(cfg, tmp_path / "run", log=quiet)
+    assert len(calls) == 2  # alpha 1 and alpha 0.5; no third reading for eval_dev
+    with RunStore(tmp_path / "run" / "run.sqlite") as store:
+        assert store.step_payload(1, "shrink")["alpha"] == 0.5
+        stored = store.step_payload(1, "eval_dev")
+        base_correct = store.step_payload(0, "eval_dev")["competence_correct"]
+        answers = [r.text for r in store.responses(round=1, step="eval_dev")]
+    shipped = load_backend(str(tmp_path / "run" / "checkpoints" / "round-1"), dtype="float32")
+    cfg = loop.resolved_config(cfg)
+    again, responses, _, correct = real_metrics(cfg, make_plan(cfg), build_critic(cfg.critic), shipped, 1, base_correct)
+    assert [r.text for r in responses] == answers and correct == stored["competence_correct"]
+    assert stored["dev_competence_drop"] == 0.0 and stored["dev_asr"] == again["dev_asr"]
+
+
 def torch_allclose(a, b):
     import torch
 
