@@ -53,7 +53,12 @@ def load_backend(
     if (p / STATE_FILE).is_file():
         return ScriptedBackend.load(p)
     if not p.exists():
-        raise _not_found(spec)
+        from superalign.backends.hub_cache import cached_model_dir
+
+        cached = cached_model_dir(spec)  # a hub id already in the local Hugging Face cache (never downloaded)
+        if cached is None:
+            raise _not_found(spec)
+        return HFBackend.from_dir(cached, name=name or spec, batch_size=batch_size, dtype=dtype, device=device)
     return HFBackend.from_dir(p, name=name, batch_size=batch_size, dtype=dtype, device=device)
 
 
@@ -77,7 +82,11 @@ def check_backend_spec(spec: str, probe_timeout: float = 5.0) -> None:
         return
     p = Path(spec).expanduser()
     if not p.exists():
-        raise _not_found(spec)
+        from superalign.backends.hub_cache import cached_model_dir
+
+        if cached_model_dir(spec) is None:
+            raise _not_found(spec)
+        return
     if not (p / "config.json").is_file() and not (p / STATE_FILE).is_file():
         raise BackendUnavailable(
             f"{p}: not a model directory (no config.json); give a directory saved with "
@@ -87,6 +96,7 @@ def check_backend_spec(spec: str, probe_timeout: float = 5.0) -> None:
 
 def _not_found(spec: str) -> BackendUnavailable:
     return BackendUnavailable(
-        f"model '{spec}' not found: give 'embedded', 'tiny', 'scripted', an existing HF "
-        "model directory, or openai:<model>@<base_url>"
+        f"model '{spec}' not found: give 'embedded', 'tiny', 'scripted', an existing HF model directory, the id "
+        "of a model already in the local Hugging Face cache (org/name; nothing is downloaded), or "
+        "openai:<model>@<base_url>"
     )
