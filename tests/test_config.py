@@ -68,3 +68,21 @@ def test_config_doc_is_generated_from_the_fields():
     assert missing == [], f"scripts/config_table.py leaves out {missing}"
     page = (root / "docs" / "config.md").read_text(encoding="utf-8")
     assert page == expected, "docs/config.md is stale: run python scripts/config_table.py --write"
+
+
+@pytest.mark.parametrize(
+    "extra,fix",
+    [("  adapter: full\n", "needs adapter: lora"), ("  engine: trl\n", "native engine only")],
+)
+def test_replay_loss_kl_needs_lora_and_the_native_engine(tmp_path, extra, fix):
+    """replay_loss: kl takes its reference from the LoRA adapter switched off (learner/dpo.py `replay_kl`): full
+    fine-tuning has none, and the trl engine does not implement it; both are refused with the fix."""
+    assert load_config(None).train.replay_loss == "nll"
+    p = tmp_path / "c.yaml"
+    p.write_text("train:\n  replay_loss: kl\n")
+    assert load_config(p).train.replay_loss == "kl"  # lora + native: accepted
+    p.write_text("train:\n  replay_loss: kl\n" + extra)
+    with pytest.raises(UserError) as e:
+        load_config(p)
+    msg = str(e.value)
+    assert "replay_loss: kl" in msg and fix in msg and "replay_loss: nll" in msg and f"{p}:1" in msg

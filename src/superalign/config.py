@@ -10,7 +10,7 @@ import difflib
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from superalign.errors import UserError
 from superalign.user_text import read_user_text
@@ -263,7 +263,19 @@ class TrainConfig(_Frozen):
         0, ge=0, description="Competence SFT examples (MC questions, held-out excluded) mixed in per round."
     )
     replay_weight: float = Field(
-        0.1, ge=0, description="Weight of the replay NLL; at 1.0 it cancelled the safety update (measured)."
+        0.1,
+        ge=0,
+        description="Weight of the replay term (replay_loss); with nll, 1.0 cancelled the safety update (measured).",
+    )
+    replay_loss: Literal["nll", "kl"] = Field(
+        "nll",
+        description=(
+            "What a competence replay example adds to each step: nll = the per-token NLL of its answer (teaches the "
+            "right options); kl = the per-token KL(reference || policy) over the vocabulary at each of its positions, "
+            "prompt and answer (keeps the model's distribution where the round started; the reference is the model "
+            "with the LoRA adapter switched off, one extra no-grad forward per step). kl needs adapter: lora and "
+            "engine: native. docs/training.md."
+        ),
     )
     max_steps: int = Field(0, ge=0, description="Stop after this many optimiser steps (0 = no cap).")
     engine: Literal["native", "trl"] = Field(
@@ -298,6 +310,21 @@ class TrainConfig(_Frozen):
             "steps here). Turn off for attention kernels without 4D masks (flash-attention 2)."
         ),
     )
+
+    @model_validator(mode="after")
+    def _replay_kl_needs_lora_native(self) -> TrainConfig:
+        if self.replay_loss == "kl" and self.adapter != "lora":
+            raise ValueError(
+                "replay_loss: kl needs adapter: lora (its reference is the model with the LoRA adapter switched "
+                "off; full fine-tuning keeps no copy of the round's start weights): set adapter: lora or "
+                "replay_loss: nll"
+            )
+        if self.replay_loss == "kl" and self.engine != "native":
+            raise ValueError(
+                "replay_loss: kl runs in the native engine only (the trl engine's fused LM head computes no "
+                "full-vocabulary logits): set engine: native or replay_loss: nll"
+            )
+        return self
 
 
 class OversightConfig(_Frozen):

@@ -1,7 +1,8 @@
 """Fast preference training (DPO / cDPO / IPO / rDPO) with LoRA or full fine-tuning, RPO + competence replay.
 
 loss = preference loss (learner/losses.py, cfg.loss_type) + nll_weight * NLL(chosen) (RPO, keeps the policy
-       close) + replay_weight * NLL on competence replay examples (keeps competence).
+       close) + replay_weight * NLL on competence replay examples (keeps competence; cfg.replay_loss: kl puts
+       the per-token KL(reference || policy) on them instead, `replay_kl`).
 Why it is fast (benchmarks/dpo_bench.py, docs/training.md): reference log-probs are computed once per round
 and cached (TRL recomputes them every step), chosen and rejected go through one forward, batches are
 length-sorted, and the LM head + log-softmax run on response tokens only. The preference loss equals TRL's
@@ -78,6 +79,38 @@ def sequence_logps(model: Any, examples: Sequence[tuple[list[int], int]], pad_id
     rows = torch.arange(len(examples), device=dev)[:, None].expand_as(m)[m]
     total = torch.zeros(len(examples), dtype=lp.dtype, device=dev).index_add(0, rows, lp)
     return total, m.sum(-1)
+
+
+def replay_kl(model: Any, examples: Sequence[tuple[list[int], int]], pad_id: int) -> Any:
+    """Per example, the mean over its positions of KL(reference || policy), summed over the vocabulary.
+
+    Every position that predicts a next token of the example counts (prompt and answer; padding does not):
+    for an example of L tokens, the L - 1 next-token distributions. The reference is `model` with its LoRA
+    adapter switched off (peft's `disable_adapter`, no gradient): the round's start weights, with no second
+    copy of them. Both log-softmaxes run in float32 over the full vocabulary.
+    """
+    import torch
+
+    if not hasattr(model, "disable_adapter"):
+        raise ValueError("replay_loss: kl needs a LoRA (peft) model: its reference is the model with the adapter off")
+    base = model.get_base_model()
+    dev = next(base.parameters()).device
+    width = max(len(ids) for ids, _ in examples)
+    ids = torch.tensor([e + [pad_id] * (width - len(e)) for e, _ in examples], device=dev)
+    attn = torch.tensor([[1] * len(e) + [0] * (width - len(e)) for e, _ in examples], device=dev)
+    m = attn[:, 1:].bool()  # position t predicts token t + 1 of the same example
+    mask = None if bool(attn.all()) else attn  # no padding: SDPA's plain causal path, as in sequence_logps
+
+    def log_probs() -> Any:
+        hidden = base.model(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state[:, :-1]
+        return torch.log_softmax(base.lm_head(hidden[m]).float(), dim=-1)
+
+    with torch.no_grad(), model.disable_adapter():
+        ref = log_probs()
+    per_token = (ref.exp() * (ref - log_probs())).sum(-1)
+    rows = torch.arange(len(examples), device=dev)[:, None].expand_as(m)[m]
+    total = torch.zeros(len(examples), dtype=per_token.dtype, device=dev).index_add(0, rows, per_token)
+    return total / m.sum(-1)
 
 
 def pair_logps_shared(
@@ -291,7 +324,9 @@ def _accumulate(
         loss.backward()
         pref_total += float((w * losses).detach().sum()) / w_sum
         margins.append((pi_c.detach() - ref_c) - (pi_r.detach() - ref_r))
-    if replay:
+    if replay and cfg.replay_loss == "kl":
+        (cfg.replay_weight * replay_kl(model, replay, pad).mean()).backward()
+    elif replay:
         s_lp, s_n = sequence_logps(model, replay, pad)
         (cfg.replay_weight * response_nll(s_lp, s_n).mean()).backward()
     return pref_total, torch.cat(margins)
@@ -309,7 +344,8 @@ def train_dpo(
     """Train `backend.model` (an HFBackend) on the pairs (LoRA or full, cfg.adapter); returns (model, stats).
 
     The backend's model is replaced by the trained (LoRA: merged) model, so `backend` serves the new weights.
-    `replay` are (chat, answer) SFT examples mixed into every step with weight cfg.replay_weight.
+    `replay` are (chat, answer) SFT examples mixed into every step with weight cfg.replay_weight (their answer's
+    NLL, or with cfg.replay_loss kl their KL to the round's start weights, `replay_kl`).
     stats.losses are the (weighted) mean preference losses per step, without the NLL terms.
     `ref_cache` (see `reference_logps`) reuses reference log-probs across trainings from the same weights.
     """

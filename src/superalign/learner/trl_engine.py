@@ -16,6 +16,9 @@ What is ours, in a small subclass (`_trainer_class`), and why:
   per-pair weights), + `nll_weight` x the chosen responses' per-token NLL (RPO; TRL 1.16 has no `rpo_alpha`), +
   `replay_weight` x the NLL of competence replay examples, appended as extra rows to the first micro-batch of
   each optimiser step (one forward per micro-batch, so DDP sees a plain forward / backward).
+  `train.replay_loss: kl` (a KL to the reference on the replay examples) is not implemented here: it needs the
+  full-vocabulary logits that the fused LM head never forms, and a second forward with the adapter off; the
+  config refuses engine: trl with it.
 - `_prepare_dataset` is skipped: the pairs arrive tokenised by the native engine's `encode_example` (the backend's
   chat template, the prompt's end kept within `max_len`), so both engines train on the same token ids.
 - `compute_ref_log_probs` drops the pair weights from the batch before TRL's reference forward.
@@ -222,7 +225,10 @@ def train_dpo_trl(
 ) -> tuple[Any, TrainStats]:
     """`train_dpo`'s contract with TRL's DPOTrainer: trains `backend.model` (LoRA: merged afterwards) on the pairs
     and replay examples, leaves the trained model on `backend`, returns (model, stats) with per-step preference
-    losses (without the NLL terms, as the native engine reports them)."""
+    losses (without the NLL terms, as the native engine reports them). `replay_loss: kl` is native-only
+    (TrainConfig refuses it with engine: trl; a config that skipped validation is refused here)."""
+    if cfg.replay_loss != "nll":
+        raise ValueError("replay_loss: kl runs in the native engine only: set engine: native or replay_loss: nll")
     import tempfile
     import time
 
