@@ -290,13 +290,13 @@ def summary_table(names: list[str]) -> str:
         gold_path = d / "gold_eval.json"
         gold = {r["round"]: r for r in json.loads(gold_path.read_text())["rounds"]} if gold_path.is_file() else {}
         k = max([r for r, x in rounds.items() if x.get("promoted")] or [0])
-        r0, rk = rounds[0], rounds[k]
+        rk = rounds[k]
         scaled = f" ×{rk['scaled_by']}" if rk.get("scaled_by") not in (None, 1.0) else ""
 
         def f(x: Any) -> str:
             return "–" if x is None else f"{x:.3f}"
 
-        def pair(key: str, src: dict) -> str:
+        def pair(key: str, src: dict, k: int = k) -> str:
             a, b = src.get(0, {}).get(key), src.get(k, {}).get(key)
             return f"{f(a)} → {f(b)}" if k else f(a)
 
@@ -316,7 +316,9 @@ def render(readme: Path) -> None:
     def block(match: re.Match) -> str:
         name = match.group(1)
         if name.startswith("summary="):  # <!-- results:summary=run1+run2 -->: one row per run
-            return f"<!-- results:{name} -->\n{summary_table(name.split('=', 1)[1].split('+'))}\n<!-- /results:{name} -->"
+            return (
+                f"<!-- results:{name} -->\n{summary_table(name.split('=', 1)[1].split('+'))}\n<!-- /results:{name} -->"
+            )
         d = ROOT / "docs" / "results" / name.removesuffix("=differences")
         if (d / "ablation.json").is_file():  # <!-- results:NAME=differences -->: the paired differences alone
             body = ablation_table(json.loads((d / "ablation.json").read_text()), name.endswith("=differences"))
