@@ -388,7 +388,7 @@ def evaluate(
         "n_harmful": sum(bool(q.harmful) for q in qs),
         "n_benign": sum(not q.harmful for q in qs),
     }
-    if n_items and hasattr(backend, "logprobs_text"):
+    if n_items:
         _echo(f"scoring competence on {n_items} MC items")
         acc, ci, per_task = competence(backend, plan.competence_items[:n_items])
         metrics.update(competence=acc, competence_ci=ci, competence_by_task=per_task)

@@ -102,16 +102,7 @@ def competence_correct(learner: Any, items: Sequence[Any]) -> list[float]:
 
     prefixes = [mc_prompt(it) for it in items]
     options = [[" " + o for o in it.options] for it in items]
-    if hasattr(learner, "score_options"):
-        scores = learner.score_options(prefixes, options)
-    else:
-        flat = learner.logprobs_text(
-            [p for p, os in zip(prefixes, options) for _ in os], [o for os in options for o in os]
-        )
-        scores, at = [], 0
-        for os in options:
-            scores.append(flat[at : at + len(os)])
-            at += len(os)
+    scores = learner.score_options(prefixes, options)
     best = {i: max(range(len(s)), key=s.__getitem__) for i, s in enumerate(scores)}
     return [1.0 if best[i] == it.answer else 0.0 for i, it in enumerate(items)]
 

@@ -91,7 +91,7 @@ class _Learner:
         return self._swap(round, "local")
 
     def close(self) -> None:
-        if self.backend is not None and hasattr(self.backend, "close"):
+        if self.backend is not None:
             self.backend.close()
         self.backend, self.round, self.kind = None, -1, ""
 

@@ -1,4 +1,5 @@
-"""Model backends behind one protocol. `load_backend(spec)` turns a model spec into a Backend.
+"""Model backends behind one protocol (backends/base.py: `Backend`; `Trainable` for the in-process torch model,
+`PairTrainable` for the scripted learner). `load_backend(spec)` turns a model spec into a Backend.
 
 Specs: `embedded` (the shipped SmolLM2-135M-Instruct), `tiny` (random 2-layer SmolLM2-shaped model, for
 tests), `scripted` (deterministic, no torch), an HF model directory, or `openai:<model>@<base_url>`.
@@ -7,17 +8,24 @@ tests), `scripted` (deterministic, no torch), an HF model directory, or `openai:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from superalign.backends.base import Backend, Sampling
+from superalign.backends.base import Backend, PairTrainable, Sampling, Trainable, require_trainable
 from superalign.errors import BackendUnavailable
 
-__all__ = ["Backend", "Sampling", "check_backend_spec", "load_backend"]
+__all__ = [
+    "Backend",
+    "PairTrainable",
+    "Sampling",
+    "Trainable",
+    "check_backend_spec",
+    "load_backend",
+    "require_trainable",
+]
 
 
 def load_backend(
     spec: str, batch_size: int = 32, name: str | None = None, dtype: str = "auto", device: str | None = None
-) -> Any:
+) -> Backend:
     """A Backend for `spec`; raises BackendUnavailable with the fix when it cannot be loaded.
 
     `device` (auto | cpu | cuda) places a local model; None = the current default (`superalign.device.use_device`,

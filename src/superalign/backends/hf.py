@@ -62,6 +62,7 @@ class HFBackend:
         self.fast_decode = fast_decode  # None: for bf16 weights only (see fast_decoder); True / False: always / never
         self.fast_decode_min_tokens = FAST_DECODE_MIN_TOKENS
         self.fast_decode_skipped: str | None = None
+        self.last_adapter: Any = None  # the last training's LoRA delta (learner/dpo.py sets it), for vLLM adapters
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.stop_ids = self._stop_ids()
@@ -100,6 +101,14 @@ class HFBackend:
             model.to(device)  # type: ignore[arg-type]  # transformers' @wraps on .to hides `self` from mypy
         model.eval()
         return cls(model, tok, name or p.name, **kw)
+
+    def save(self, directory: str | Path) -> None:
+        """The model and tokenizer as a save_pretrained directory (what `from_dir` loads)."""
+        self.model.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+
+    def close(self) -> None:
+        """Nothing to release: the weights go with the object."""
 
     @property
     def device(self) -> Any:

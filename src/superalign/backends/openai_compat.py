@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from superalign.backends.base import Sampling, row_seed
+from superalign.backends.base import Sampling, row_seed, score_options_by_logprobs
 from superalign.errors import BackendUnavailable, UserError
 from superalign.records import Chat
 
@@ -164,6 +164,10 @@ class OpenAICompatBackend:
             return continuation_logprob(self._echo_logprobs(prompt), len(prompt), len(prefix))
 
         return self._map(one, prefixes)
+
+    def score_options(self, prefixes: Sequence[str], options: Sequence[Sequence[str]]) -> list[list[float]]:
+        """Sum log P(option | prefix) per option: one echoed-logprobs request per (prefix, option)."""
+        return score_options_by_logprobs(self, prefixes, options)
 
     def close(self) -> None:
         """Close the HTTP connection pool (the backend reopens it if used again)."""

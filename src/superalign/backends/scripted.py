@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from superalign.backends.base import Sampling
+from superalign.backends.base import Sampling, score_options_by_logprobs
 from superalign.records import Chat, Pair, stable_id
 
 STATE_FILE = "scripted.json"
@@ -76,6 +76,12 @@ class ScriptedBackend:
 
     def logprobs_text(self, prefixes: Sequence[str], continuations: Sequence[str]) -> list[float]:
         return [-1.0 * len(c.split()) - _unit(p, c) for p, c in zip(prefixes, continuations)]
+
+    def score_options(self, prefixes: Sequence[str], options: Sequence[Sequence[str]]) -> list[list[float]]:
+        return score_options_by_logprobs(self, prefixes, options)
+
+    def close(self) -> None:
+        """Nothing to release."""
 
     def train_pairs(self, pairs: Sequence[Pair], lr: float = 1.0) -> ScriptedBackend:
         """A new backend after one perceptron pass over the pairs (self is unchanged)."""

@@ -21,13 +21,16 @@ from superalign.records import Chat
 
 
 class Workers(Protocol):
-    """N backends that answer method calls; `submit` starts a call on worker i, `gather` waits for all."""
+    """N backends that answer method calls; `submit` starts a call on worker i, `gather` waits for all, `close`
+    releases the workers."""
 
     size: int
 
     def submit(self, worker: int, method: str, *args: Any) -> Any: ...
 
     def gather(self, handles: list[Any]) -> list[Any]: ...
+
+    def close(self) -> None: ...
 
 
 def shard_bounds(n: int, parts: int) -> list[tuple[int, int]]:
@@ -72,9 +75,7 @@ class ShardedBackend:
         return self._map("score_options", len(pre), lambda a, b: (pre[a:b], opts[a:b]))
 
     def close(self) -> None:
-        close = getattr(self.workers, "close", None)
-        if close:
-            close()
+        self.workers.close()
 
 
 class LocalWorkers:
@@ -88,6 +89,9 @@ class LocalWorkers:
 
     def gather(self, handles: list[Any]) -> list[Any]:
         return handles
+
+    def close(self) -> None:
+        """The backends stay with their owner."""
 
 
 class RayWorkers:

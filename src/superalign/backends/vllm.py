@@ -191,6 +191,9 @@ class VLLMLearner:
     def logprobs_text(self, prefixes: Any, continuations: Any) -> list[float]:
         return self.backend.logprobs_text(prefixes, continuations)
 
+    def score_options(self, prefixes: Any, options: Any) -> list[list[float]]:
+        return self.backend.score_options(prefixes, options)
+
     def close(self) -> None:
         self.backend.close()
         if self.adapter is not None:

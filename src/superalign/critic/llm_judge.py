@@ -207,7 +207,7 @@ def parse_judge_output(text: str) -> JudgeReading:
 class LLMJudgeCritic:
     """A Critic that asks `backend` to judge each item by the constitution's rubric.
 
-    mode "auto" uses log-prob scoring when the backend has `score_options` (local HF models) and a
+    mode "auto" uses log-prob scoring when the backend is a local model (`Trainable`: HF, embedded, tiny) and a
     generated JSON verdict otherwise. Harmfulness of the request comes from the ground truth when
     known, else the judge (generate mode) or the harmful-term cue (logprob mode).
     """
@@ -222,7 +222,9 @@ class LLMJudgeCritic:
     def _mode(self) -> str:
         if self.mode != "auto":
             return self.mode
-        return "logprob" if hasattr(self.backend, "score_options") else "generate"
+        from superalign.backends.base import Trainable
+
+        return "logprob" if isinstance(self.backend, Trainable) else "generate"
 
     def chats(self, items: Sequence[JudgeItem], scrubbed: Sequence[Scrubbed]) -> list[Chat]:
         """The judge prompt of every item, each with its own content-derived nonce."""

@@ -5,11 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from superalign.backends.base import PairTrainable, Trainable
+
 CHECKPOINT_META = "superalign_checkpoint.json"  # {"alpha": a, "trained_from": b} when a version was scaled back
 
 
 def save_checkpoint(
-    learner: Any, directory: str | Path, adapter_from: int | None = None, meta: dict[str, Any] | None = None
+    learner: Trainable | PairTrainable,
+    directory: str | Path,
+    adapter_from: int | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> Path:
     """Write the learner to `directory` atomically (temp dir, fsync, rename): loadable or absent.
 
@@ -19,13 +24,11 @@ def save_checkpoint(
     from superalign.store.jsonl import atomic_write_dir
 
     def build(tmp: Path) -> None:
-        if hasattr(learner, "save"):
-            learner.save(tmp)
-        else:
-            learner.model.save_pretrained(tmp)
-            learner.tokenizer.save_pretrained(tmp)
+        learner.save(tmp)
         if adapter_from is not None:
-            save_adapter(getattr(learner, "last_adapter", None), tmp / "adapter", adapter_from)
+            save_adapter(
+                learner.last_adapter if isinstance(learner, Trainable) else None, tmp / "adapter", adapter_from
+            )
         if meta is not None:  # inside the atomic write: the weights and what they are arrive together
             import json
 

@@ -438,7 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     job's pairs from its base model; rank 0 writes the merged checkpoint (atomically) and the stats."""
     import sys
 
-    from superalign.backends import load_backend
+    from superalign.backends import load_backend, require_trainable
     from superalign.learner.checkpoint import save_checkpoint
 
     args = list(sys.argv[1:] if argv is None else argv)
@@ -457,7 +457,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if torch.cuda.is_available():
         torch.cuda.set_device(local)
         device = "cuda"
-    backend = load_backend(job["base_model"], dtype=job["dtype"], device=device)
+    backend = require_trainable(
+        load_backend(job["base_model"], dtype=job["dtype"], device=device),
+        f"{job['base_model']}: train.launcher trains a local model; give embedded, tiny or an HF model dir",
+    )
     _, stats = train_dpo_trl(backend, pairs, cfg, seed=int(job["seed"]), replay=replay)
     if rank == 0:
         save_checkpoint(backend, job["checkpoint"], adapter_from=job.get("adapter_from"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from superalign.backends.base import PairTrainable
 from superalign.config import TrainConfig
 from superalign.learner.dpo import TrainStats, train_dpo
 from superalign.records import Chat, Pair
@@ -21,7 +22,7 @@ def update_learner(
 ) -> tuple[Any, TrainStats]:
     """Train the learner on preference pairs (+ competence replay) with `cfg.engine` (native: learner/dpo.py;
     trl: TRL's DPOTrainer, learner/trl_engine.py); returns (new learner, stats)."""
-    if hasattr(learner, "train_pairs"):  # the scripted test learner
+    if isinstance(learner, PairTrainable):  # the scripted test learner
         new = learner.train_pairs(pairs)
         return new, TrainStats(steps=1)  # a perceptron pass has no loss to report
     if cfg.engine == "trl":

@@ -408,7 +408,7 @@ def run(
 ) -> dict:
     """Run every schedule × seed from the same start, write metrics.json, results.md and plots.
     `resume`: keep the (schedule, seed) runs an earlier run in `out` finished (see resume_runs)."""
-    from superalign.backends import load_backend
+    from superalign.backends import load_backend, require_trainable
     from superalign.config import CriticConfig
     from superalign.critic import build_critic
     from superalign.experiments.co_optimize.schedules import SCHEDULES
@@ -424,9 +424,10 @@ def run(
             f"candidates={cfg.candidates} (equal budgets); change one of them"
         )
     old, old_seconds = resume_runs(out, "co-optimize", cfg, resume)  # before loading anything: fail fast
-    backend = load_backend(learner)
-    if not hasattr(backend, "model"):
-        raise UserError(f"--learner {learner}: co-optimize trains weights; give embedded, tiny or an HF model dir")
+    backend = require_trainable(
+        load_backend(learner),
+        f"--learner {learner}: co-optimize trains weights; give embedded, tiny or an HF model dir",
+    )
     pool = pair_pool(cfg.pool, progress, backend=backend)
     if len(pool.train) < 2:
         raise UserError(f"the pair pool has {len(pool.train)} training pairs; raise PoolSettings prompt counts")

@@ -187,9 +187,13 @@ def judge_for(learner: str, dtype: str, batch_size: int, use_cache: bool = True)
     from superalign.backends.embedded import cache_root
 
     def load() -> OptionScorer:
-        from superalign.backends import load_backend
+        from superalign.backends import load_backend, require_trainable
 
-        return load_backend(learner, batch_size=batch_size, dtype=dtype)
+        return require_trainable(
+            load_backend(learner, batch_size=batch_size, dtype=dtype),
+            f"debate judge {learner!r}: it scores options under the model's own chat template; give embedded, "
+            "tiny or an HF model dir",
+        )
 
     name = (
         learner

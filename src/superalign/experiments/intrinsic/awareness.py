@@ -21,6 +21,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from superalign.backends.base import Trainable
 from superalign.records import Chat, user_chat
 from superalign.stats import softmax as softmax_t  # this module's name for it
 
@@ -38,14 +39,7 @@ def option_logps(backend: Any, items: Sequence[Any]) -> list[list[float]]:
 
     prefixes = [mc_prompt(it) for it in items]
     options = [[" " + o for o in it.options] for it in items]
-    if hasattr(backend, "score_options"):
-        return backend.score_options(prefixes, options)
-    flat = backend.logprobs_text([p for p, os in zip(prefixes, options) for _ in os], [o for os in options for o in os])
-    out, at = [], 0
-    for os in options:
-        out.append(flat[at : at + len(os)])
-        at += len(os)
-    return out
+    return backend.score_options(prefixes, options)
 
 
 def option_probs(backend: Any, items: Sequence[Any], temperature: float = 1.0) -> list[list[float]]:
@@ -131,7 +125,7 @@ def chat_choice_probs(backend: Any, items: Sequence[Any]) -> list[list[float]]:
     The last entry is P(the model says it is not sure). Used before and after unsure-SFT on the same
     items, so the two are measured identically."""
     replies = [[*it.options, UNSURE] for it in items]
-    if hasattr(backend, "score_options") and hasattr(backend, "render"):  # the chat prefix runs once per item
+    if isinstance(backend, Trainable):  # the chat prefix runs once per item
         scores = backend.score_options([backend.render(mc_chat(it)) for it in items], replies)
     else:
         flat = backend.logprobs(

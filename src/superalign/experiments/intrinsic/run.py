@@ -236,7 +236,7 @@ def run(
 ) -> dict:
     """Measure the base learner, train each intrinsic behaviour in, measure again; write metrics.json,
     results.md and plots."""
-    from superalign.backends import load_backend
+    from superalign.backends import load_backend, require_trainable
     from superalign.config import CriticConfig, TrainConfig
     from superalign.critic import build_critic
     from superalign.data.competence import load_competence
@@ -254,9 +254,9 @@ def run(
 
     t0 = time.time()
     preset, cfg = choose_preset(PRESETS, quick, config, seeds, learner)
-    backend = load_backend(learner)
-    if not hasattr(backend, "model"):
-        raise UserError(f"--learner {learner}: intrinsic trains weights; give embedded, tiny or an HF model dir")
+    backend = require_trainable(
+        load_backend(learner), f"--learner {learner}: intrinsic trains weights; give embedded, tiny or an HF model dir"
+    )
     critic = build_critic(CriticConfig(kind=cfg.pool.critic))
     harmful, benign = heldout_prompts(cfg.heldout_harmful, cfg.heldout_benign, cfg.pool.heldout_fraction)
     queries = harmful + benign

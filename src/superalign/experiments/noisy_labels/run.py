@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from superalign.backends.base import Trainable
 from superalign.errors import UserError
 from superalign.experiments.common import (
     RATE,
@@ -117,7 +118,7 @@ def preference_accuracy(margins: list[float]) -> float:
 
 def pair_logps(backend: Any, pairs: list) -> list[tuple[float, float]]:
     """(log P(chosen), log P(rejected)) under the backend, per pair (HF: each prompt is run once)."""
-    if hasattr(backend, "score_options"):
+    if isinstance(backend, Trainable):
         scores = backend.score_options(
             [backend.render(p.prompt) for p in pairs], [[p.chosen, p.rejected] for p in pairs]
         )
@@ -154,7 +155,7 @@ def run(
     `resume`: keep the (method, ε, seed) runs an earlier run in `out` finished (see resume_runs)."""
     import copy
 
-    from superalign.backends import load_backend
+    from superalign.backends import load_backend, require_trainable
     from superalign.config import CriticConfig
     from superalign.critic import build_critic
     from superalign.learner.dpo import train_dpo
@@ -166,9 +167,10 @@ def run(
     if unknown:
         raise UserError(f"noisy-labels: unknown method(s) {sorted(unknown)}; choose from {', '.join(METHODS)}")
     old, old_seconds = resume_runs(out, "noisy-labels", cfg, resume)  # before loading anything: fail fast
-    backend = load_backend(learner)
-    if not hasattr(backend, "model"):
-        raise UserError(f"--learner {learner}: noisy-labels trains weights; give embedded, tiny or an HF model dir")
+    backend = require_trainable(
+        load_backend(learner),
+        f"--learner {learner}: noisy-labels trains weights; give embedded, tiny or an HF model dir",
+    )
     pool = pair_pool(cfg.pool, progress, backend=backend)
     # The pool lists harmful pairs first: a hash order makes a truncated subset mix both kinds.
     train = sorted(pool.train, key=lambda p: stable_id("order", p.query_id))[: cfg.train_pairs or None]

@@ -132,16 +132,7 @@ def strong_scores(backend: Any, items: list[MCItem], cache: Path | None = None) 
     todo = [it for it in items if it.id not in known]
     if todo:
         prefixes, options = [mc_prompt(it) for it in todo], [[" " + o for o in it.options] for it in todo]
-        if hasattr(backend, "score_options"):
-            scores = backend.score_options(prefixes, options)
-        else:
-            flat = backend.logprobs_text(
-                [p for p, os in zip(prefixes, options) for _ in os], [o for os in options for o in os]
-            )
-            at, scores = 0, []
-            for os in options:
-                scores.append(flat[at : at + len(os)])
-                at += len(os)
+        scores = backend.score_options(prefixes, options)
         known.update({it.id: [float(s) for s in sc] for it, sc in zip(todo, scores)})
         if cache:
             from superalign.store.jsonl import atomic_write_text

@@ -328,7 +328,7 @@ def run(
 ) -> dict:
     """Both arms x `iterations` x seeds; writes metrics.json, results.md, pairs/ and answers/ JSONL, four plots.
     `resume`: keep the seeds an earlier run in `out` finished (see common.resume_runs) and run the others."""
-    from superalign.backends import load_backend
+    from superalign.backends import load_backend, require_trainable
     from superalign.config import CriticConfig
     from superalign.critic import build_critic, load_policy
     from superalign.learner.update import update_learner
@@ -339,12 +339,11 @@ def run(
     t_start -= old_seconds  # `minutes` counts the resumed run's time too
     last = {(a, cfg.iterations) for a in ARMS}
     finished = {s for s in range(cfg.seeds) if last <= {(r["arm"], r["t"]) for r in old if r["seed"] == s}}
-    backend = backend if backend is not None else load_backend(learner)
-    if not hasattr(backend, "model") or not hasattr(backend, "score_options"):
-        raise UserError(
-            f"--learner {learner}: self-enhance trains weights and scores its own answers; give "
-            "embedded, tiny or an HF model dir"
-        )
+    backend = require_trainable(
+        backend if backend is not None else load_backend(learner),
+        f"--learner {learner}: self-enhance trains weights and scores its own answers; give "
+        "embedded, tiny or an HF model dir",
+    )
     data = build_data(cfg)
     if not data.train:
         raise UserError("self-enhance: no training prompts; set harmful_prompts / benign_prompts >= 1")

@@ -138,10 +138,11 @@ def judge_policy(policy: Any, dimensions: Sequence[str] = ("harmlessness", "help
 
 def self_rewards(learner: Any, items: Sequence[Any], policy: Any) -> list[SelfScore]:
     """The learner judges `items` (JudgeItems with ground-truth `harmful`) by its own letter log-probs."""
+    from superalign.backends.base import Trainable
     from superalign.critic.critic import scrub_items
     from superalign.critic.llm_judge import LLMJudgeCritic
 
-    if not hasattr(learner, "score_options"):
+    if not isinstance(learner, Trainable):  # the judge renders chats with the learner's own template
         from superalign.errors import UserError
 
         raise UserError(

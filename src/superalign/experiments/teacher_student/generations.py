@@ -37,6 +37,20 @@ class Teacher(Protocol):
 
 
 @runtime_checkable
+class Judge(Protocol):
+    """A Critic as a teacher (no `name` needed): the label is `verdict.unsafe`."""
+
+    def judge(self, items: Sequence[Any]) -> list[Any]: ...
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """A scikit-learn-style model as a teacher."""
+
+    def predict(self, items: Any) -> Any: ...
+
+
+@runtime_checkable
 class Student(Protocol):
     def fit(self, items: Sequence[Any], labels: Sequence[Any]) -> Any:
         """Learn from (item, label); returns the trained student (or None: trained in place)."""
@@ -85,11 +99,11 @@ def name_of(model: Any) -> str:
 
 def label_with(teacher: Any, items: Sequence[Any]) -> list[Any]:
     """The teacher's label for each item (see the module docstring for what counts as a teacher)."""
-    if hasattr(teacher, "label"):
+    if isinstance(teacher, Teacher):
         labels = list(teacher.label(items))
-    elif hasattr(teacher, "judge"):  # a Critic: items are JudgeItems, the label is "unsafe"
+    elif isinstance(teacher, Judge):  # a Critic: items are JudgeItems, the label is "unsafe"
         labels = [v.unsafe for v in teacher.judge(items)]
-    elif hasattr(teacher, "predict"):
+    elif isinstance(teacher, Predictor):
         labels = list(teacher.predict(items))
     else:
         raise TypeError(f"{name_of(teacher)} cannot label: it needs label(items), judge(items) or predict(items)")
@@ -103,10 +117,12 @@ def train_student(student: Any, labelled: Labelled, cfg: Any = None, seed: int =
     `fit` students). Labels that are None (a teacher that abstains) are left out."""
     keep = [(x, y) for x, y in zip(labelled.items, labelled.labels) if y is not None]
     items, labels = [x for x, _ in keep], [y for _, y in keep]
-    if hasattr(student, "fit"):
+    from superalign.backends.base import Backend
+
+    if isinstance(student, Student):
         trained = student.fit(items, labels)
         return student if trained is None else trained
-    if hasattr(student, "generate"):  # a learner backend: the labels are preference pairs
+    if isinstance(student, Backend):  # a learner backend: the labels are preference pairs
         from superalign.config import TrainConfig
         from superalign.learner.update import update_learner
 
@@ -180,7 +196,7 @@ def generations(
         labels = label_with(teacher, items)
         student = train_student(make_student(k), Labelled(items, labels, name_of(teacher)), cfg, seed=k)
         agreement = None
-        if any(hasattr(student, a) for a in ("label", "judge", "predict")):
+        if isinstance(student, (Teacher, Judge, Predictor)):
             agreement = _accuracy(label_with(student, items), labels)
         counts: dict[str, int] = {}
         for y in labels:
@@ -261,10 +277,11 @@ class DPOStudent:
         self.stats: Any = None
 
     def fit(self, pairs: Sequence[Any], labels: Sequence[bool]) -> PairJudge:
+        from superalign.backends.base import Trainable
         from superalign.learner.update import update_learner
 
         backend = copy.copy(self.base)
-        if hasattr(self.base, "model"):  # weights copied, tokenizer shared
+        if isinstance(self.base, Trainable):  # weights copied, tokenizer shared
             backend.model = copy.deepcopy(self.base.model)
         trained, self.stats = update_learner(backend, oriented(pairs, labels), self.tcfg, self.seed)
         return PairJudge(self.judge_factory(trained), trained, f"{self.name}-judge")

@@ -290,7 +290,7 @@ def run_learner_chain(
 ) -> dict[str, Any]:
     """The base learner's metrics and, per seed, rows for generations 0..G (row G: the last student as a
     teacher, label quality only). `judge_factory(backend) -> Critic` turns a student into a judge."""
-    from superalign.backends import load_backend
+    from superalign.backends import PairTrainable, Trainable, load_backend
     from superalign.config import CriticConfig, TrainConfig
     from superalign.critic import build_critic
     from superalign.critic.llm_judge import LLMJudgeCritic
@@ -300,7 +300,7 @@ def run_learner_chain(
     from superalign.records import stable_id
 
     base = backend if backend is not None else load_backend(learner)
-    if not hasattr(base, "model") and not hasattr(base, "train_pairs"):
+    if not isinstance(base, (Trainable, PairTrainable)):
         from superalign.errors import UserError
 
         raise UserError(

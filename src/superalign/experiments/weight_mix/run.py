@@ -187,7 +187,7 @@ def run(
     """Train the deltas and the fixed schedules, search the grid on dev, confirm on test; write
     metrics.json, results.md and plots into `out`; return the metrics. `seeds` is not used (one training
     seed, `seed` in the config; the CIs are over items)."""
-    from superalign.backends import load_backend
+    from superalign.backends import load_backend, require_trainable
     from superalign.config import CriticConfig
     from superalign.critic import build_critic
     from superalign.critic.independent import independence_problem
@@ -202,9 +202,9 @@ def run(
     problem = independence_problem(cfg.pool.critic, cfg.judge)
     if problem:
         raise UserError(f"weight-mix: judge {cfg.judge!r} {problem}")
-    backend = load_backend(learner)
-    if not hasattr(backend, "model"):
-        raise UserError(f"--learner {learner}: weight-mix trains weights; give embedded, tiny or an HF model dir")
+    backend = require_trainable(
+        load_backend(learner), f"--learner {learner}: weight-mix trains weights; give embedded, tiny or an HF model dir"
+    )
     pool = pair_pool(cfg.pool, progress, backend=backend)
     if len(pool.train) < 2:
         raise UserError(f"the pair pool has {len(pool.train)} training pairs; raise PoolSettings prompt counts")
