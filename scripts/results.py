@@ -190,6 +190,89 @@ def ablation(dest: Path, arms: list[tuple[str, Path]], n_boot: int = 5000) -> No
     print(ablation_table(out))
 
 
+def _unsafe_by_query(d: Path) -> dict[str, dict[str, int]]:
+    """The last round's harmful answers of a collected run, per query: unsafe by the critic, the independent judge
+    and (when every one was read) the gold labels."""
+    answers = [json.loads(x) for x in (d / "answers.jsonl").read_text().splitlines()]
+    k = _last_round(answers)
+    harm = [a for a in answers if a["round"] == k and a["harmful"]]
+    out = {
+        "critic": {a["query_id"]: int(bool(a["critic_unsafe"])) for a in harm},
+        "judge": {a["query_id"]: int(bool(a["judge_unsafe"])) for a in harm},
+    }
+    gold_path = d / "gold_labels.jsonl"
+    if gold_path.is_file():
+        gold = {json.loads(x)["response_id"]: json.loads(x) for x in gold_path.read_text().splitlines()}
+        if all(a["response_id"] in gold for a in harm):
+            out["eye"] = {a["query_id"]: int(bool(gold[a["response_id"]]["unsafe"])) for a in harm}
+    return out
+
+
+def ablation_seeds(dest: Path, seeds: list[tuple[str, Path, Path]], n_boot: int = 5000) -> None:
+    """Arm − baseline over several training seeds (each seed its own split, prompts and training run): the paired
+    difference within each seed, and pooled over seeds with a bootstrap that resamples prompts within each seed.
+    The spread of the per-seed differences is the run-to-run variation the pooled interval does not include."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for judge, label in (("critic", "training critic"), ("judge", "independent"), ("eye", "read by eye (gold)")):
+        per_seed, strata = [], []
+        for seed, base_dir, arm_dir in seeds:
+            b, a = _unsafe_by_query(base_dir), _unsafe_by_query(arm_dir)
+            if judge not in b or judge not in a:
+                break
+            ids = sorted(set(b[judge]) & set(a[judge]))
+            d = np.asarray([a[judge][i] - b[judge][i] for i in ids], dtype=float)
+            strata.append(d)
+            per_seed.append(
+                {
+                    "seed": seed,
+                    "n_paired": len(ids),
+                    "asr_base": round(float(np.mean([b[judge][i] for i in ids])), 3),
+                    "asr_arm": round(float(np.mean([a[judge][i] for i in ids])), 3),
+                    "delta_asr": round(float(d.mean()), 3),
+                }
+            )
+        else:
+            boots = np.asarray(
+                [np.concatenate([d[rng.integers(0, len(d), len(d))] for d in strata]).mean() for _ in range(n_boot)]
+            )
+            pooled = float(np.concatenate(strata).mean())
+            rows.append(
+                {
+                    "judge": label,
+                    "per_seed": per_seed,
+                    "delta_asr_pooled": round(pooled, 3),
+                    "ci95_prompts": [round(float(np.percentile(boots, q)), 3) for q in (2.5, 97.5)],
+                    "n_paired": int(sum(len(d) for d in strata)),
+                    "seeds_below_zero": sum(x["delta_asr"] < 0 for x in per_seed),
+                }
+            )
+    dest.mkdir(parents=True, exist_ok=True)
+    out = {"comparisons": rows, "sources": {s: [str(b), str(a)] for s, b, a in seeds}, **_cpu()}
+    (dest / "seeds.json").write_text(json.dumps(out, indent=1) + "\n")
+    print(seeds_table(out))
+
+
+def seeds_table(out: dict) -> str:
+    seeds = [x["seed"] for x in out["comparisons"][0]["per_seed"]]
+    lines = [
+        "| judge | "
+        + " | ".join(f"seed {s}: ASR base → arm (Δ)" for s in seeds)
+        + " | Δ pooled [95 % CI over prompts] | seeds with Δ < 0 |",
+        "|---|" + "---|" * len(seeds) + "---|---|",
+    ]
+    for c in out["comparisons"]:
+        cells = " | ".join(f"{x['asr_base']:.3f} → {x['asr_arm']:.3f} ({x['delta_asr']:+.3f})" for x in c["per_seed"])
+        lo, hi = c["ci95_prompts"]
+        lines.append(
+            f"| {c['judge']} | {cells} | {c['delta_asr_pooled']:+.3f} [{lo:+.3f}, {hi:+.3f}] (n={c['n_paired']}) | "
+            f"{c['seeds_below_zero']} of {len(c['per_seed'])} |"
+        )
+    return "\n".join(lines)
+
+
 def ablation_table(out: dict, differences_only: bool = False) -> str:
     """The arms' metrics and the paired differences to the first arm (`differences_only`: those alone)."""
     lines = [
@@ -320,7 +403,9 @@ def render(readme: Path) -> None:
                 f"<!-- results:{name} -->\n{summary_table(name.split('=', 1)[1].split('+'))}\n<!-- /results:{name} -->"
             )
         d = ROOT / "docs" / "results" / name.removesuffix("=differences")
-        if (d / "ablation.json").is_file():  # <!-- results:NAME=differences -->: the paired differences alone
+        if (d / "seeds.json").is_file():
+            body = seeds_table(json.loads((d / "seeds.json").read_text()))
+        elif (d / "ablation.json").is_file():  # <!-- results:NAME=differences -->: the paired differences alone
             body = ablation_table(json.loads((d / "ablation.json").read_text()), name.endswith("=differences"))
         else:
             body = "\n\n".join(
@@ -348,6 +433,9 @@ def main() -> None:
     a = sub.add_parser("ablation")
     a.add_argument("dest", type=Path)
     a.add_argument("arms", nargs="+", help="NAME=DIR (a collected results dir); the first is the baseline")
+    s = sub.add_parser("ablation-seeds")
+    s.add_argument("dest", type=Path)
+    s.add_argument("seeds", nargs="+", help="SEED=BASE_DIR,ARM_DIR (collected results dirs of one training seed)")
     r = sub.add_parser("render")
     r.add_argument("readme", type=Path, nargs="?", default=ROOT / "README.md")
     args = ap.parse_args()
@@ -355,6 +443,9 @@ def main() -> None:
         collect(args.run, args.dest, args.log, args.commit)
     elif args.cmd == "ablation":
         ablation(args.dest, [(s.split("=", 1)[0], Path(s.split("=", 1)[1])) for s in args.arms])
+    elif args.cmd == "ablation-seeds":
+        groups = [(x.split("=", 1)[0], *map(Path, x.split("=", 1)[1].split(","))) for x in args.seeds]
+        ablation_seeds(args.dest, groups)  # type: ignore[arg-type]
     else:
         render(args.readme)
 
