@@ -460,6 +460,7 @@ def _critique_step(cfg, store, critic, model, queries, k: int, log: Log) -> None
 
 def _eval_step(cfg, store, plan, critic, eval_judge, model, k: int, elapsed: float) -> None:
     from superalign.evaluate import evaluate_model
+    from superalign.metrics import RoundMetrics
     from superalign.plan import heldout_subset
 
     qs: list[Query] = plan.heldout_harmful + plan.heldout_benign
@@ -492,6 +493,7 @@ def _eval_step(cfg, store, plan, critic, eval_judge, model, k: int, elapsed: flo
         "minutes": round(elapsed / 60, 2),
         **dev,
     }
+    RoundMetrics.model_validate(metrics)  # the row's contract, checked before the payload is committed
     if ev.independent and not store.step_done(k, "eval_independent"):  # the judge's verdicts, for asr_ppi (ppi.py)
         store.commit_step(k, "eval_independent", verdicts=ev.independent)
     # Held-out queries are stored once (round 0) so reports can show them; they never reach training.
