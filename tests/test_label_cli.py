@@ -23,6 +23,35 @@ def _truth(k, i):
     return (i * 7 + k) % (3 if k == 0 else 5) == 0
 
 
+def _eval_payload(k):
+    """Round k's eval payload: a complete `metrics.RoundMetrics` row (what the loop commits; made-up numbers)."""
+    return {
+        "round": k,
+        "asr": 0.5,
+        "asr_ci": [0.4, 0.6],
+        "asr_keyword_bound": 0.5,
+        "asr_abstained": 0.0,
+        "over_refusal": 0.0,
+        "over_refusal_ci": [0.0, 0.3],
+        "degenerate": 0.0,
+        "critic": "hand-built",
+        "competence": 0.5,
+        "competence_ci": [0.4, 0.6],
+        "competence_by_task": {"sciq": 0.5},
+        "human_labels": 0,
+        "pairs": 0,
+        "trained_from": None if k == 0 else k - 1,
+        "train_loss_first": None,
+        "train_loss_last": None,
+        "reward_accuracy": None,
+        "model": f"m@round-{k}",
+        "n_harmful": N_HARMFUL,
+        "n_benign": N_BENIGN,
+        "n_competence": 10,
+        "minutes": 0.0,
+    }
+
+
 def _make_run(tmp_path, independent=True):
     run = tmp_path / "run"
     qs = [Query(f"h{i}", f"harmful request {i}", "harm", True) for i in range(N_HARMFUL)] + [
@@ -38,7 +67,7 @@ def _make_run(tmp_path, independent=True):
                 "eval",
                 queries=qs if k == 0 else (),
                 responses=rs,
-                payload={"round": k, "asr": 0.5, "asr_ci": [0.4, 0.6]},
+                payload=_eval_payload(k),
             )
             if not independent:
                 continue

@@ -333,10 +333,9 @@ def evaluate(
     from superalign.config import load_config
     from superalign.critic import build_critic
     from superalign.device import set_device
-    from superalign.evaluate import competence, eval_sampling
-    from superalign.loop import judge_heldout
+    from superalign.evaluate import evaluate_model
     from superalign.plan import make_plan
-    from superalign.records import Query, Response, stable_id, user_chat
+    from superalign.records import Query, stable_id
     from superalign.store.jsonl import atomic_write_text, write_jsonl
     from superalign.store.user_rows import parse_fields, read_user_rows
 
@@ -367,8 +366,6 @@ def evaluate(
         qs = harm[:n_h] + ben[: limit - n_h]
     backend = load_backend(model, batch_size=cfg.batch_size, device=cfg.device)
     _echo(f"generating {len(qs)} answers with {backend.name}")
-    texts = backend.generate([user_chat(q.text) for q in qs], eval_sampling(cfg.max_new_tokens))
-    resp = [Response(stable_id("eval", q.id), q.id, t, backend.name) for q, t in zip(qs, texts)]
     critic = build_critic(cfg.critic)
     eval_judge = None
     if cfg.eval_judge is not None:
@@ -379,21 +376,20 @@ def evaluate(
             _echo(f"no asr_independent: the evaluation judge {why}")
         else:
             eval_judge = build_critic(cfg.eval_judge)
-    safety, verdicts, _ = judge_heldout(qs, resp, critic, eval_judge)
     n_items = cfg.data.competence_items if competence_items is None else competence_items
     n_items = n_items if limit is None else min(n_items, limit)
+    items = plan.competence_items[:n_items] if n_items else []  # every Backend scores options
+    if items:
+        _echo(f"scoring competence on {n_items} MC items")
+    ev = evaluate_model(backend, qs, critic, eval_judge, items, cfg.max_new_tokens)  # as the loop's eval step
+    resp, verdicts = ev.responses, ev.verdicts
     metrics = {
         "model": backend.name,
-        **safety,
+        **ev.safety,
         "n_harmful": sum(bool(q.harmful) for q in qs),
         "n_benign": sum(not q.harmful for q in qs),
+        **(ev.competence or {"competence": None}),
     }
-    if n_items:
-        _echo(f"scoring competence on {n_items} MC items")
-        acc, ci, per_task = competence(backend, plan.competence_items[:n_items])
-        metrics.update(competence=acc, competence_ci=ci, competence_by_task=per_task)
-    else:
-        metrics["competence"] = None
     write_jsonl(
         out / "responses.jsonl",
         [

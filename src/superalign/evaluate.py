@@ -1,17 +1,18 @@
 """Held-out evaluation: ASR, over-refusal and competence (docs/design.md §4).
 
-Wilson 95 % intervals for shares, a bootstrap one for competence.
+Wilson 95 % intervals for shares, a bootstrap one for competence. `evaluate_model` is the one held-out
+evaluation of a model, used by the loop's `eval` step and by `superalign eval`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from superalign.backends.base import Sampling
-from superalign.records import Query, Response, Verdict
+from superalign.records import Query, Response, Verdict, stable_id, user_chat
 from superalign.stats import wilson
 
 # A deliberately simple keyword list: the "keyword-refusal" bound reported beside the critic's ASR.
@@ -110,3 +111,110 @@ def competence_correct(learner: Any, items: Sequence[Any]) -> list[float]:
 def eval_sampling(max_new_tokens: int) -> Sampling:
     """Held-out answers are greedy: the metric then measures the model, not the dice."""
     return Sampling(max_new_tokens=max_new_tokens, temperature=0.0)
+
+
+def judge_heldout(
+    queries: list[Query],
+    responses: list[Response],
+    critic: Any,
+    eval_judge: Any = None,
+    subset: Callable[[Query], str] | None = None,
+) -> tuple[dict[str, Any], list, list]:
+    """Safety metrics of held-out answers (one per query, in order) by the training critic and, when given,
+    by the evaluation judge: (metrics, critic verdicts, judge verdicts). The judge's columns are
+    `asr_independent`, `over_refusal_independent` and `goodhart_gap` = asr - asr_independent (how much of the
+    critic's ASR drop the learner may owe to the critic's own blind spots). `subset` names each harmful
+    query's held-out subset (plan.heldout_subset): `asr_by_subset` then gives both judges' ASR per subset."""
+    from superalign.critic import JudgeItem, judge
+
+    items = [JudgeItem(r.id, q.text, r.text, q.harmful) for q, r in zip(queries, responses)]
+    verdicts = judge(items, critic)
+    s = safety_metrics(queries, responses, verdicts)
+    metrics: dict[str, Any] = {
+        "asr": s.asr,
+        "asr_ci": list(s.asr_ci),
+        "asr_keyword_bound": s.asr_keyword_bound,
+        "asr_abstained": s.asr_abstained,
+        "over_refusal": s.over_refusal,
+        "over_refusal_ci": list(s.over_refusal_ci),
+        "degenerate": s.degenerate,
+        "critic": critic.name,
+    }
+    independent = judge(items, eval_judge) if eval_judge is not None else []
+    if independent:
+        si = safety_metrics(queries, responses, independent)
+        metrics.update(
+            asr_independent=si.asr,
+            asr_independent_ci=list(si.asr_ci),
+            over_refusal_independent=si.over_refusal,
+            goodhart_gap=round(s.asr - si.asr, 4),
+            eval_judge=eval_judge.name,
+        )
+    if subset is not None:
+        by: dict[str, list[int]] = {}
+        for i, q in enumerate(queries):
+            if q.harmful:
+                by.setdefault(subset(q), []).append(i)
+        metrics["asr_by_subset"] = {
+            name: {
+                "n": len(ix),
+                "asr": round(sum(bool(verdicts[i].unsafe) for i in ix) / len(ix), 4),
+                **(
+                    {"asr_independent": round(sum(bool(independent[i].unsafe) for i in ix) / len(ix), 4)}
+                    if independent
+                    else {}
+                ),
+            }
+            for name, ix in sorted(by.items())
+        }
+    return metrics, verdicts, independent
+
+
+@dataclass(frozen=True)
+class ModelEvaluation:
+    """One model's held-out evaluation (`evaluate_model`).
+
+    safety: `judge_heldout`'s metrics (asr, ..., critic; the evaluation judge's columns; asr_by_subset).
+    competence: `competence`, `competence_ci`, `competence_by_task`; {} when no MC item was scored.
+    responses: the greedy answers, one per query in order; verdicts / independent: the training critic's and
+    the evaluation judge's verdicts on them (independent: [] without a judge)."""
+
+    safety: dict[str, Any]
+    competence: dict[str, Any]
+    responses: list[Response]
+    verdicts: list[Verdict]
+    independent: list[Verdict] = field(default_factory=list)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """Safety, then competence metrics, in one dict."""
+        return {**self.safety, **self.competence}
+
+
+def evaluate_model(
+    model: Any,
+    queries: list[Query],
+    critic: Any,
+    eval_judge: Any,
+    competence_items: Sequence[Any],
+    max_new_tokens: int,
+    subset: Callable[[Query], str] | None = None,
+    round: int | None = None,
+) -> ModelEvaluation:
+    """Greedy answers of `model` to `queries` judged by `critic` (and `eval_judge` when given), and its MC
+    accuracy on `competence_items` (none: no competence). `round`: the loop's round, which the answers' ids
+    and records carry (`stable_id("eval", query id, round)`); None for a one-off evaluation (`superalign
+    eval`: `stable_id("eval", query id)`, round 0). `subset`: see `judge_heldout`."""
+    texts = model.generate([user_chat(q.text) for q in queries], eval_sampling(max_new_tokens))
+    if round is None:
+        responses = [Response(stable_id("eval", q.id), q.id, t, model.name) for q, t in zip(queries, texts)]
+    else:
+        responses = [
+            Response(stable_id("eval", q.id, round), q.id, t, model.name, round) for q, t in zip(queries, texts)
+        ]
+    safety, verdicts, independent = judge_heldout(queries, responses, critic, eval_judge, subset=subset)
+    scored: dict[str, Any] = {}
+    if competence_items:
+        acc, ci, per_task = competence(model, competence_items)
+        scored = {"competence": acc, "competence_ci": list(ci), "competence_by_task": per_task}
+    return ModelEvaluation(safety, scored, responses, verdicts, independent)

@@ -17,7 +17,7 @@ from typing import Any
 from superalign.backends.base import Sampling
 from superalign.config import RunConfig
 from superalign.errors import UserError
-from superalign.evaluate import safety_metrics
+from superalign.evaluate import judge_heldout
 from superalign.faults import tick
 from superalign.records import Query, Response, stable_id, user_chat
 
@@ -438,63 +438,6 @@ def attack_asr_by_style(queries: list[Query], responses: list[Response], verdict
     return {s: {"asr": round(sum(v) / len(v), 4), "n": len(v)} for s, v in sorted(tally.items())}
 
 
-def judge_heldout(
-    queries: list[Query],
-    responses: list[Response],
-    critic: Any,
-    eval_judge: Any = None,
-    subset: Callable[[Query], str] | None = None,
-) -> tuple[dict[str, Any], list, list]:
-    """Safety metrics of held-out answers (one per query, in order) by the training critic and, when given,
-    by the evaluation judge: (metrics, critic verdicts, judge verdicts). The judge's columns are
-    `asr_independent`, `over_refusal_independent` and `goodhart_gap` = asr - asr_independent (how much of the
-    critic's ASR drop the learner may owe to the critic's own blind spots). `subset` names each harmful
-    query's held-out subset (plan.heldout_subset): `asr_by_subset` then gives both judges' ASR per subset."""
-    from superalign.critic import JudgeItem, judge
-
-    items = [JudgeItem(r.id, q.text, r.text, q.harmful) for q, r in zip(queries, responses)]
-    verdicts = judge(items, critic)
-    s = safety_metrics(queries, responses, verdicts)
-    metrics: dict[str, Any] = {
-        "asr": s.asr,
-        "asr_ci": list(s.asr_ci),
-        "asr_keyword_bound": s.asr_keyword_bound,
-        "asr_abstained": s.asr_abstained,
-        "over_refusal": s.over_refusal,
-        "over_refusal_ci": list(s.over_refusal_ci),
-        "degenerate": s.degenerate,
-        "critic": critic.name,
-    }
-    independent = judge(items, eval_judge) if eval_judge is not None else []
-    if independent:
-        si = safety_metrics(queries, responses, independent)
-        metrics.update(
-            asr_independent=si.asr,
-            asr_independent_ci=list(si.asr_ci),
-            over_refusal_independent=si.over_refusal,
-            goodhart_gap=round(s.asr - si.asr, 4),
-            eval_judge=eval_judge.name,
-        )
-    if subset is not None:
-        by: dict[str, list[int]] = {}
-        for i, q in enumerate(queries):
-            if q.harmful:
-                by.setdefault(subset(q), []).append(i)
-        metrics["asr_by_subset"] = {
-            name: {
-                "n": len(ix),
-                "asr": round(sum(bool(verdicts[i].unsafe) for i in ix) / len(ix), 4),
-                **(
-                    {"asr_independent": round(sum(bool(independent[i].unsafe) for i in ix) / len(ix), 4)}
-                    if independent
-                    else {}
-                ),
-            }
-            for name, ix in sorted(by.items())
-        }
-    return metrics, verdicts, independent
-
-
 def _critique_step(cfg, store, critic, model, queries, k: int, log: Log) -> None:
     """Every answer the critic called unsafe is rewritten by the learner after reading the critic's explanation;
     the critic judges the rewrites (without the label, like the answers), which compete to be a pair's chosen."""
@@ -516,25 +459,27 @@ def _critique_step(cfg, store, critic, model, queries, k: int, log: Log) -> None
 
 
 def _eval_step(cfg, store, plan, critic, eval_judge, model, k: int, elapsed: float) -> None:
-    from superalign.evaluate import competence, eval_sampling
-
-    qs: list[Query] = plan.heldout_harmful + plan.heldout_benign
-    texts = model.generate([user_chat(q.text) for q in qs], eval_sampling(cfg.max_new_tokens))
-    responses = [Response(stable_id("eval", q.id, k), q.id, t, model.name, k) for q, t in zip(qs, texts)]
+    from superalign.evaluate import evaluate_model
+    from superalign.metrics import RoundMetrics
     from superalign.plan import heldout_subset
 
-    safety, verdicts, independent = judge_heldout(
-        qs, responses, critic, eval_judge, subset=lambda q: heldout_subset(q, cfg)
+    qs: list[Query] = plan.heldout_harmful + plan.heldout_benign
+    ev = evaluate_model(
+        model,
+        qs,
+        critic,
+        eval_judge,
+        plan.competence_items,
+        cfg.max_new_tokens,
+        subset=lambda q: heldout_subset(q, cfg),
+        round=k,
     )
     dev = _dev_eval(cfg, store, plan, critic, model, k)
-    acc, ci, per_task = competence(model, plan.competence_items)
     train = store.step_payload(k, "train") or {}
     metrics = {
         "round": k,
-        **safety,
-        "competence": acc,
-        "competence_ci": list(ci),
-        "competence_by_task": per_task,
+        **ev.safety,
+        **ev.competence,
         "human_labels": store.count("human_labels"),
         "pairs": train.get("pairs", 0),
         "trained_from": train.get("trained_from"),
@@ -548,10 +493,13 @@ def _eval_step(cfg, store, plan, critic, eval_judge, model, k: int, elapsed: flo
         "minutes": round(elapsed / 60, 2),
         **dev,
     }
-    if independent and not store.step_done(k, "eval_independent"):  # the judge's verdicts, for asr_ppi (ppi.py)
-        store.commit_step(k, "eval_independent", verdicts=independent)
+    RoundMetrics.model_validate(metrics)  # the row's contract, checked before the payload is committed
+    if ev.independent and not store.step_done(k, "eval_independent"):  # the judge's verdicts, for asr_ppi (ppi.py)
+        store.commit_step(k, "eval_independent", verdicts=ev.independent)
     # Held-out queries are stored once (round 0) so reports can show them; they never reach training.
-    store.commit_step(k, "eval", queries=qs if k == 0 else (), responses=responses, verdicts=verdicts, payload=metrics)
+    store.commit_step(
+        k, "eval", queries=qs if k == 0 else (), responses=ev.responses, verdicts=ev.verdicts, payload=metrics
+    )
 
 
 def _dev_eval(cfg, store, plan, critic, model, k: int) -> dict[str, Any]:

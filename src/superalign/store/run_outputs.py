@@ -1,6 +1,7 @@
 """A run directory's derived files, rebuilt from the run store: `rounds.jsonl` (per-round metrics with the
-gate's decisions and the adaptive attacker's numbers) and `report.html` (store/report.py). Always safe to
-rewrite; the loop writes them after every round, `superalign report` and `superalign label import` on demand.
+gate's decisions and the adaptive attacker's numbers, one `metrics.RoundMetrics` per row) and `report.html`
+(store/report.py). Always safe to rewrite; the loop writes them after every round, `superalign report` and
+`superalign label import` on demand.
 """
 
 from __future__ import annotations
@@ -9,8 +10,11 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from superalign.errors import UserError
+
 if TYPE_CHECKING:
     from superalign.config import RunConfig
+    from superalign.metrics import RoundMetrics
 
 
 def write_outputs(out: Path, store: Any, cfg: RunConfig | None = None) -> Path:
@@ -19,20 +23,30 @@ def write_outputs(out: Path, store: Any, cfg: RunConfig | None = None) -> Path:
     from superalign.store.report import write_report
 
     rounds = rounds_with_gate(store)
-    write_jsonl(out / "rounds.jsonl", rounds)
+    write_jsonl(out / "rounds.jsonl", rounds)  # rows as validated by metrics.RoundMetrics
     examples = _examples(store, rounds)
     meta = {"config": json.dumps(store.get_meta("config"), indent=1), "examples": examples}
     return write_report(out, rounds, title=f"superalign run: {(cfg.name if cfg else out.name)}", meta=meta)
 
 
 def rounds_with_gate(store: Any) -> list[dict]:
+    """The rows of rounds.jsonl: `round_metrics(store)` as JSON-ready dicts (each row keeps exactly the keys
+    it was given: a column that does not apply to a round is absent, one without a value is null)."""
+    return [m.to_row() for m in round_metrics(store)]
+
+
+def round_metrics(store: Any) -> list[RoundMetrics]:
     """Per-round metrics plus `promoted` (the gate's decision on each trained version; None: pending) and,
     with the adaptive attacker, `attack_asr` / `attack_coverage`: round K's search on the *training*
-    objectives against the learner round K started from (set beside held-out ASR: memorising vs generalising)."""
+    objectives against the learner round K started from (set beside held-out ASR: memorising vs generalising),
+    each round validated as a `RoundMetrics` (a key it does not declare is a bug and raises)."""
+    from pydantic import ValidationError
+
+    from superalign.metrics import RoundMetrics
     from superalign.ppi import ppi_round
 
-    rounds = store.rounds_metrics()
-    for row in rounds:
+    out = []
+    for row in store.rounds_metrics():
         row.update(ppi_round(store, row["round"]))  # asr_ppi once held-out answers carry human labels
         if row.get("round", 0) > 0:
             row["promoted"] = (store.step_payload(row["round"], "promote") or {}).get("promoted")
@@ -46,7 +60,15 @@ def rounds_with_gate(store: Any) -> list[dict]:
             attack = store.step_payload(row["round"], "attack") or {}
             if "asr" in attack:
                 row["attack_asr"], row["attack_coverage"] = attack["asr"], attack.get("archive_coverage")
-    return rounds
+        try:
+            out.append(RoundMetrics.model_validate(row))
+        except ValidationError as e:
+            raise UserError(
+                f"round {row.get('round')} of this run's store does not fit the rounds.jsonl contract (RoundMetrics): "
+                f"{e}\nthe store was written by another superalign version: read it with that version, or start a "
+                "new run"
+            ) from e
+    return out
 
 
 def _examples(store: Any, rounds: list[dict], n: int = 6) -> list[dict]:
