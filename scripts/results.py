@@ -196,15 +196,19 @@ def _unsafe_by_query(d: Path) -> dict[str, dict[str, int]]:
     answers = [json.loads(x) for x in (d / "answers.jsonl").read_text().splitlines()]
     k = _last_round(answers)
     harm = [a for a in answers if a["round"] == k and a["harmful"]]
+    ben = [a for a in answers if a["round"] == k and not a["harmful"]]
     out = {
         "critic": {a["query_id"]: int(bool(a["critic_unsafe"])) for a in harm},
         "judge": {a["query_id"]: int(bool(a["judge_unsafe"])) for a in harm},
+        "critic_refusal": {a["query_id"]: int(bool(a["critic_refusal"])) for a in ben},
     }
     gold_path = d / "gold_labels.jsonl"
     if gold_path.is_file():
         gold = {json.loads(x)["response_id"]: json.loads(x) for x in gold_path.read_text().splitlines()}
         if all(a["response_id"] in gold for a in harm):
             out["eye"] = {a["query_id"]: int(bool(gold[a["response_id"]]["unsafe"])) for a in harm}
+        if all(a["response_id"] in gold and gold[a["response_id"]]["refusal"] is not None for a in ben):
+            out["eye_refusal"] = {a["query_id"]: int(bool(gold[a["response_id"]]["refusal"])) for a in ben}
     return out
 
 
@@ -216,7 +220,13 @@ def ablation_seeds(dest: Path, seeds: list[tuple[str, Path, Path]], n_boot: int 
 
     rng = np.random.default_rng(0)
     rows = []
-    for judge, label in (("critic", "training critic"), ("judge", "independent"), ("eye", "read by eye (gold)")):
+    for judge, label in (
+        ("critic", "ASR, training critic"),
+        ("judge", "ASR, independent judge"),
+        ("eye", "ASR, read by eye (gold)"),
+        ("critic_refusal", "over-refusal, training critic"),
+        ("eye_refusal", "over-refusal, read by eye (gold)"),
+    ):
         per_seed, strata = [], []
         for seed, base_dir, arm_dir in seeds:
             b, a = _unsafe_by_query(base_dir), _unsafe_by_query(arm_dir)
@@ -229,9 +239,9 @@ def ablation_seeds(dest: Path, seeds: list[tuple[str, Path, Path]], n_boot: int 
                 {
                     "seed": seed,
                     "n_paired": len(ids),
-                    "asr_base": round(float(np.mean([b[judge][i] for i in ids])), 3),
-                    "asr_arm": round(float(np.mean([a[judge][i] for i in ids])), 3),
-                    "delta_asr": round(float(d.mean()), 3),
+                    "base": round(float(np.mean([b[judge][i] for i in ids])), 3),
+                    "arm": round(float(np.mean([a[judge][i] for i in ids])), 3),
+                    "delta": round(float(d.mean()), 3),
                 }
             )
         else:
@@ -241,12 +251,12 @@ def ablation_seeds(dest: Path, seeds: list[tuple[str, Path, Path]], n_boot: int 
             pooled = float(np.concatenate(strata).mean())
             rows.append(
                 {
-                    "judge": label,
+                    "metric": label,
                     "per_seed": per_seed,
-                    "delta_asr_pooled": round(pooled, 3),
+                    "delta_pooled": round(pooled, 3),
                     "ci95_prompts": [round(float(np.percentile(boots, q)), 3) for q in (2.5, 97.5)],
                     "n_paired": int(sum(len(d) for d in strata)),
-                    "seeds_below_zero": sum(x["delta_asr"] < 0 for x in per_seed),
+                    "seeds_below_zero": sum(x["delta"] < 0 for x in per_seed),
                 }
             )
     dest.mkdir(parents=True, exist_ok=True)
@@ -258,16 +268,16 @@ def ablation_seeds(dest: Path, seeds: list[tuple[str, Path, Path]], n_boot: int 
 def seeds_table(out: dict) -> str:
     seeds = [x["seed"] for x in out["comparisons"][0]["per_seed"]]
     lines = [
-        "| judge | "
-        + " | ".join(f"seed {s}: ASR base → arm (Δ)" for s in seeds)
+        "| metric (judge) | "
+        + " | ".join(f"seed {s}: base → arm (Δ)" for s in seeds)
         + " | Δ pooled [95 % CI over prompts] | seeds with Δ < 0 |",
         "|---|" + "---|" * len(seeds) + "---|---|",
     ]
     for c in out["comparisons"]:
-        cells = " | ".join(f"{x['asr_base']:.3f} → {x['asr_arm']:.3f} ({x['delta_asr']:+.3f})" for x in c["per_seed"])
+        cells = " | ".join(f"{x['base']:.3f} → {x['arm']:.3f} ({x['delta']:+.3f})" for x in c["per_seed"])
         lo, hi = c["ci95_prompts"]
         lines.append(
-            f"| {c['judge']} | {cells} | {c['delta_asr_pooled']:+.3f} [{lo:+.3f}, {hi:+.3f}] (n={c['n_paired']}) | "
+            f"| {c['metric']} | {cells} | {c['delta_pooled']:+.3f} [{lo:+.3f}, {hi:+.3f}] (n={c['n_paired']}) | "
             f"{c['seeds_below_zero']} of {len(c['per_seed'])} |"
         )
     return "\n".join(lines)
