@@ -373,7 +373,7 @@ def summary_table(names: list[str]) -> str:
     """One row per loop run: the version the gate ships against round 0, read by eye where gold labels exist."""
     lines = [
         "| run | commit | ships | ASR read by eye | ASR (independent) | over-refusal read by eye (critic) | "
-        "competence | wall |",
+        "competence (paired drop [95 % CI]) | wall |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name in names:
@@ -395,10 +395,12 @@ def summary_table(names: list[str]) -> str:
 
         eye_or = gold.get(k, {}).get("over_refusal_gold")
         wall = f"{m['wall_s'] / 60:.1f} min" if "wall_s" in m else "–"
+        ci = rk.get("competence_drop_ci")  # the paired interval, where the run stored per-item competence
+        drop = f" (drop {rk['competence_drop']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}])" if ci else ""
         lines.append(
             f"| `{name}` | {m['commit'][:7]} | round {k}{scaled} | {pair('asr_gold', gold)} | "
             f"{pair('asr_independent', rounds)} | {f(eye_or)} ({f(rk.get('over_refusal'))}) | "
-            f"{pair('competence', rounds)} | {wall} |"
+            f"{pair('competence', rounds)}{drop} | {wall} |"
         )
     return "\n".join(lines)
 

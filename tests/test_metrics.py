@@ -87,3 +87,9 @@ def test_a_smoke_run_writes_rows_that_are_round_metrics(tmp_path):
     assert {"promoted", "scaled_by", "attack_asr_by_style"} <= set(lines[1])
     with RunStore(tmp_path / "run.sqlite") as store:  # the committed eval payload is a RoundMetrics row as well
         RoundMetrics.model_validate(store.step_payload(1, "eval"))
+        before, after = (store.step_payload(k, "eval_competence")["competence_correct"] for k in (0, 1))
+    # the reported competence's paired drop: round 0 minus round 1 on the same items, its interval around it
+    assert "competence_drop" not in lines[0] and len(before) == len(after) == cfg.data.competence_items
+    assert lines[0]["competence"] == round(sum(before) / len(before), 4)
+    drop, (lo, hi) = lines[1]["competence_drop"], lines[1]["competence_drop_ci"]
+    assert drop == round((sum(before) - sum(after)) / len(before), 4) and lo <= drop <= hi

@@ -89,7 +89,14 @@ def safety_metrics(
 
 def competence(learner: Any, items: Sequence[Any]) -> tuple[float, tuple[float, float], dict[str, float]]:
     """MC accuracy by log-likelihood of each option (argmax of summed log-prob), overall and per task."""
-    correct = competence_correct(learner, items)
+    return competence_summary(items, competence_correct(learner, items))
+
+
+def competence_summary(
+    items: Sequence[Any], correct: Sequence[float]
+) -> tuple[float, tuple[float, float], dict[str, float]]:
+    """(accuracy, its 95 % interval, accuracy per task) of per-item correctness `correct`."""
+    correct = list(correct)
     per_task: dict[str, list[float]] = {}
     for it, c in zip(items, correct):
         per_task.setdefault(it.task, []).append(c)
@@ -184,6 +191,7 @@ class ModelEvaluation:
     responses: list[Response]
     verdicts: list[Verdict]
     independent: list[Verdict] = field(default_factory=list)
+    competence_correct: list[float] = field(default_factory=list)  # 1.0 / 0.0 per MC item, in order
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -214,7 +222,9 @@ def evaluate_model(
         ]
     safety, verdicts, independent = judge_heldout(queries, responses, critic, eval_judge, subset=subset)
     scored: dict[str, Any] = {}
+    correct: list[float] = []
     if competence_items:
-        acc, ci, per_task = competence(model, competence_items)
+        correct = competence_correct(model, competence_items)
+        acc, ci, per_task = competence_summary(competence_items, correct)
         scored = {"competence": acc, "competence_ci": list(ci), "competence_by_task": per_task}
-    return ModelEvaluation(safety, scored, responses, verdicts, independent)
+    return ModelEvaluation(safety, scored, responses, verdicts, independent, correct)

@@ -496,6 +496,8 @@ def _eval_step(cfg, store, plan, critic, eval_judge, model, k: int, elapsed: flo
     RoundMetrics.model_validate(metrics)  # the row's contract, checked before the payload is committed
     if ev.independent and not store.step_done(k, "eval_independent"):  # the judge's verdicts, for asr_ppi (ppi.py)
         store.commit_step(k, "eval_independent", verdicts=ev.independent)
+    if ev.competence_correct and not store.step_done(k, "eval_competence"):  # per item: the paired competence drop
+        store.commit_step(k, "eval_competence", payload={"competence_correct": ev.competence_correct})
     # Held-out queries are stored once (round 0) so reports can show them; they never reach training.
     store.commit_step(
         k, "eval", queries=qs if k == 0 else (), responses=ev.responses, verdicts=ev.verdicts, payload=metrics

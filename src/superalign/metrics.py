@@ -72,6 +72,12 @@ class RoundMetrics(_Frozen):
     competence: float = Field(description="MC accuracy by summed option log-likelihood (sciq + ARC-Easy).")
     competence_ci: Interval = Field(description="Percentile-bootstrap 95 % interval of `competence`.")
     competence_by_task: dict[str, float] = Field(description="MC accuracy per task.")
+    competence_drop: float | None = Field(
+        None, description="Round 0's competence minus this round's, on the same items (absent at round 0)."
+    )
+    competence_drop_ci: Interval | None = Field(
+        None, description="Paired 95 % interval of `competence_drop` (only items whose score changed count)."
+    )
 
     # the round's training (step `train`; null at round 0)
     human_labels: int = Field(ge=0, description="Human labels in the run store when the round was evaluated.")

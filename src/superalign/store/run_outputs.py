@@ -46,8 +46,10 @@ def round_metrics(store: Any) -> list[RoundMetrics]:
     from superalign.ppi import ppi_round
 
     out = []
+    base_correct = (store.step_payload(0, "eval_competence") or {}).get("competence_correct")
     for row in store.rounds_metrics():
         row.update(ppi_round(store, row["round"]))  # asr_ppi once held-out answers carry human labels
+        row.update(competence_drop(base_correct, store.step_payload(row["round"], "eval_competence"), row["round"]))
         if row.get("round", 0) > 0:
             row["promoted"] = (store.step_payload(row["round"], "promote") or {}).get("promoted")
             shrink = store.step_payload(row["round"], "shrink")
@@ -91,3 +93,16 @@ def _examples(store: Any, rounds: list[dict], n: int = 6) -> list[dict]:
                 }
             )
     return out
+
+
+def competence_drop(base: list[float] | None, payload: dict | None, k: int) -> dict[str, Any]:
+    """`competence_drop` (+ paired 95 % interval): round 0's reported competence minus round k's on the same
+    items, from the per-item correctness the eval step stored (step `eval_competence`); {} at round 0 (k = 0) or
+    when a round has no per-item record (runs written before it was stored)."""
+    from superalign.stats import paired_difference_ci
+
+    after = (payload or {}).get("competence_correct")
+    if k == 0 or not base or not after or len(base) != len(after):
+        return {}
+    drop, lo, hi = paired_difference_ci(base, after)
+    return {"competence_drop": round(drop, 4), "competence_drop_ci": [round(lo, 4), round(hi, 4)]}
