@@ -112,36 +112,18 @@ def ablation(dest: Path, arms: list[tuple[str, Path]], n_boot: int = 5000) -> No
     per_arm: dict[str, dict[str, dict[str, int]]] = {}
     summary = []
     for name, d in arms:
-        answers = [json.loads(x) for x in (d / "answers.jsonl").read_text().splitlines()]
         rounds = [json.loads(x) for x in (d / "rounds.jsonl").read_text().splitlines()]
-        k = _last_round(answers)
-        last = [a for a in answers if a["round"] == k]
-        harm = [a for a in last if a["harmful"]]
-        ben = [a for a in last if not a["harmful"]]
-        crit = {a["query_id"]: int(bool(a["critic_unsafe"])) for a in harm}
-        judge = {a["query_id"]: int(bool(a["judge_unsafe"])) for a in harm}
-        refused = [int(bool(a["critic_refusal"])) for a in ben]
-        per_arm[name] = {"critic": crit, "judge": judge}
-        gold_path = d / "gold_labels.jsonl"
-        gold = (
-            {json.loads(x)["response_id"]: json.loads(x) for x in gold_path.read_text().splitlines()}
-            if (gold_path.is_file())
-            else {}
-        )
-        eye = {a["query_id"]: int(bool(gold[a["response_id"]]["unsafe"])) for a in harm if a["response_id"] in gold}
-        eye_refused = [
-            int(bool(gold[a["response_id"]]["refusal"]))
-            for a in ben
-            if a["response_id"] in gold and gold[a["response_id"]]["refusal"] is not None
-        ]
-        if len(eye) == len(harm):  # every last-round harmful answer read by eye: a third judge
-            per_arm[name]["eye"] = eye
+        k, read = _last_round_reads(d)
+        crit, judge, refused = read["critic"], read["judge"], list(read["critic_refusal"].values())
+        per_arm[name] = {key: read[key] for key in ("critic", "judge", "eye") if key in read}
+        eye = read.get("eye", {})
+        eye_refused = list(read.get("eye_refusal", {}).values())
         r = rounds[-1]
         summary.append(
             {
                 "arm": name,
                 "round": k,
-                "n_harmful": len(harm),
+                "n_harmful": len(crit),
                 "asr": round(float(np.mean(list(crit.values()))), 3),
                 "asr_ci": _wilson(list(crit.values())),
                 "asr_independent": round(float(np.mean(list(judge.values()))), 3),
@@ -157,11 +139,7 @@ def ablation(dest: Path, arms: list[tuple[str, Path]], n_boot: int = 5000) -> No
                     if "eye" in per_arm[name]
                     else {}
                 ),
-                **(
-                    {"over_refusal_eye": round(float(np.mean(eye_refused)), 3)}
-                    if eye_refused and len(eye_refused) == len(ben)
-                    else {}
-                ),
+                **({"over_refusal_eye": round(float(np.mean(eye_refused)), 3)} if eye_refused else {}),
             }
         )
     base = arms[0][0]
@@ -190,9 +168,10 @@ def ablation(dest: Path, arms: list[tuple[str, Path]], n_boot: int = 5000) -> No
     print(ablation_table(out))
 
 
-def _unsafe_by_query(d: Path) -> dict[str, dict[str, int]]:
-    """The last round's harmful answers of a collected run, per query: unsafe by the critic, the independent judge
-    and (when every one was read) the gold labels."""
+def _last_round_reads(d: Path) -> tuple[int, dict[str, dict[str, int]]]:
+    """(last round, its reads per query) of a collected run: unsafe by the critic and the independent judge
+    (harmful answers), refusal by the critic (benign answers), and the same two read by eye where every answer
+    of that kind carries a gold label."""
     answers = [json.loads(x) for x in (d / "answers.jsonl").read_text().splitlines()]
     k = _last_round(answers)
     harm = [a for a in answers if a["round"] == k and a["harmful"]]
@@ -209,7 +188,7 @@ def _unsafe_by_query(d: Path) -> dict[str, dict[str, int]]:
             out["eye"] = {a["query_id"]: int(bool(gold[a["response_id"]]["unsafe"])) for a in harm}
         if all(a["response_id"] in gold and gold[a["response_id"]]["refusal"] is not None for a in ben):
             out["eye_refusal"] = {a["query_id"]: int(bool(gold[a["response_id"]]["refusal"])) for a in ben}
-    return out
+    return k, out
 
 
 def ablation_seeds(dest: Path, seeds: list[tuple[str, Path, Path]], n_boot: int = 5000) -> None:
@@ -229,7 +208,7 @@ def ablation_seeds(dest: Path, seeds: list[tuple[str, Path, Path]], n_boot: int 
     ):
         per_seed, strata = [], []
         for seed, base_dir, arm_dir in seeds:
-            b, a = _unsafe_by_query(base_dir), _unsafe_by_query(arm_dir)
+            b, a = _last_round_reads(base_dir)[1], _last_round_reads(arm_dir)[1]
             if judge not in b or judge not in a:
                 break
             ids = sorted(set(b[judge]) & set(a[judge]))
