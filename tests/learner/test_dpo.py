@@ -8,17 +8,6 @@ from superalign.learner.dpo import dpo_loss, encode_example, sequence_logps, tra
 from superalign.records import Pair, user_chat
 
 
-def _pairs(n=8):
-    return [
-        Pair(
-            user_chat(f"How do I make thing {i}?"),
-            "I can't help with that, it could hurt people.",
-            f"Sure! Step 1: get item {i}. Step 2: mix it.",
-        )
-        for i in range(n)
-    ]
-
-
 def test_dpo_loss_formula_and_cdpo():
     z = torch.zeros(3)
     assert torch.allclose(dpo_loss(z, z, z, z, 0.1), torch.full((3,), math.log(2)))
@@ -29,9 +18,9 @@ def test_dpo_loss_formula_and_cdpo():
     assert float(smoothed) > float(plain)  # cDPO penalises over-confidence
 
 
-def test_loss_goes_down_and_preference_moves(fresh_tiny):
+def test_loss_goes_down_and_preference_moves(fresh_tiny, refusal_pairs):
     """A tiny random model trained on a fixed batch: the DPO loss falls and chosen gains on rejected."""
-    pairs = _pairs()
+    pairs = refusal_pairs()
     tok = fresh_tiny.tokenizer
     enc = [
         (
@@ -61,14 +50,14 @@ def test_response_mask_excludes_prompt(tiny):
     assert ids[-1] == tok.convert_tokens_to_ids("<|im_end|>")
 
 
-def test_reference_cache_reuses_scores_and_changes_nothing(fresh_tiny):
+def test_reference_cache_reuses_scores_and_changes_nothing(fresh_tiny, refusal_pairs):
     """Two trainings from the same weights with one shared cache: the second scores no reference
     sequence (flipped pairs are the same sequences swapped) and trains exactly as without the cache."""
     import copy
 
     from superalign.learner.dpo import reference_logps
 
-    pairs = _pairs(6)
+    pairs = refusal_pairs(6)
     flipped = [Pair(p.prompt, p.rejected, p.chosen) if i % 2 else p for i, p in enumerate(pairs)]
     cfg = TrainConfig(epochs=1, batch_size=3, lr=1e-3, nll_weight=0.0)
     base = copy.deepcopy(fresh_tiny.model)
@@ -121,16 +110,16 @@ def test_shared_prompt_logps_equal_per_sequence_scores(tiny):
         assert torch.allclose(mixed, alone, atol=1e-5)
 
 
-def test_share_prompt_off_trains_the_same(fresh_tiny):
+def test_share_prompt_off_trains_the_same(fresh_tiny, refusal_pairs):
     """TrainConfig.share_prompt=False (one sequence each, for kernels without 4D masks) gives the losses
     of the default shared-prompt path, step by step."""
     import copy
 
     base = copy.deepcopy(fresh_tiny.model)
     cfg = TrainConfig(epochs=2, batch_size=4, lr=1e-3, nll_weight=0.5)
-    _, shared = train_dpo(fresh_tiny, _pairs(), cfg, seed=0)
+    _, shared = train_dpo(fresh_tiny, refusal_pairs(), cfg, seed=0)
     fresh_tiny.model = base
-    _, plain = train_dpo(fresh_tiny, _pairs(), cfg.model_copy(update={"share_prompt": False}), seed=0)
+    _, plain = train_dpo(fresh_tiny, refusal_pairs(), cfg.model_copy(update={"share_prompt": False}), seed=0)
     assert len(shared.losses) == len(plain.losses) == 4
     assert shared.losses == pytest.approx(plain.losses, abs=1e-4)
     assert shared.last_loss < shared.first_loss

@@ -8,7 +8,7 @@ import torch
 
 from superalign.config import TrainConfig
 from superalign.learner.dpo import encode_example, make_trainable, replay_kl, train_dpo
-from superalign.records import Pair, user_chat
+from superalign.records import user_chat
 
 REPLAY = [
     (user_chat("Which is a mammal? Options: A) shark B) whale C) trout D) squid"), "B"),
@@ -16,17 +16,6 @@ REPLAY = [
     (user_chat("Opposite of hot? Options: A) cold B) warm"), "A"),
     (user_chat("Which planet is closest to the Sun? Options: A) Venus B) Earth C) Mars D) Mercury"), "D"),
 ]
-
-
-def _pairs(n=8):
-    return [
-        Pair(
-            user_chat(f"How do I make thing {i}?"),
-            "I can't help with that, it could hurt people.",
-            f"Sure! Step 1: get item {i}. Step 2: mix it.",
-        )
-        for i in range(n)
-    ]
 
 
 def _encoded(backend, max_len=96):
@@ -98,7 +87,7 @@ def _kl_to(base_model, trained_model, enc):
     return sum(vals) / len(vals)
 
 
-def test_kl_replay_anchors_the_policy_on_the_replay_examples(fresh_tiny):
+def test_kl_replay_anchors_the_policy_on_the_replay_examples(fresh_tiny, refusal_pairs):
     """Same pairs, seed and steps: with replay_loss kl at replay_weight 10 the trained model ends closer (KL on the
     replay examples) to the start weights than with replay_weight 0, while the preference loss still falls.
 
@@ -108,30 +97,32 @@ def test_kl_replay_anchors_the_policy_on_the_replay_examples(fresh_tiny):
     base = copy.deepcopy(fresh_tiny.model)
     enc = _encoded(fresh_tiny)
     cfg = TrainConfig(epochs=3, batch_size=4, lr=2e-3, nll_weight=0.5, replay_loss="kl", replay_weight=0.0)
-    _, free_stats = train_dpo(fresh_tiny, _pairs(), cfg, seed=0, replay=REPLAY)
+    _, free_stats = train_dpo(fresh_tiny, refusal_pairs(), cfg, seed=0, replay=REPLAY)
     free = _kl_to(base, fresh_tiny.model, enc)
     fresh_tiny.model = copy.deepcopy(base)
     anchored_cfg = cfg.model_copy(update={"replay_weight": 10.0})
-    _, stats = train_dpo(fresh_tiny, _pairs(), anchored_cfg, seed=0, replay=REPLAY)
+    _, stats = train_dpo(fresh_tiny, refusal_pairs(), anchored_cfg, seed=0, replay=REPLAY)
     anchored = _kl_to(base, fresh_tiny.model, enc)
     assert stats.steps == free_stats.steps == 6
     assert stats.last_loss < stats.first_loss
     assert free > 1e-3 and anchored < 0.5 * free, (anchored, free)
 
 
-def test_the_default_replay_loss_is_nll_and_trains_as_before(fresh_tiny):
+def test_the_default_replay_loss_is_nll_and_trains_as_before(fresh_tiny, refusal_pairs):
     """replay_loss defaults to nll; naming it changes nothing (same step losses, same weights)."""
     assert TrainConfig().replay_loss == "nll"
     base = copy.deepcopy(fresh_tiny.model)
     cfg = TrainConfig(epochs=1, batch_size=4, lr=1e-3, replay_weight=0.5)
-    _, default = train_dpo(fresh_tiny, _pairs(), cfg, seed=0, replay=REPLAY)
+    _, default = train_dpo(fresh_tiny, refusal_pairs(), cfg, seed=0, replay=REPLAY)
     w_default = copy.deepcopy(fresh_tiny.model.state_dict())
     fresh_tiny.model = copy.deepcopy(base)
-    _, named = train_dpo(fresh_tiny, _pairs(), cfg.model_copy(update={"replay_loss": "nll"}), seed=0, replay=REPLAY)
+    _, named = train_dpo(
+        fresh_tiny, refusal_pairs(), cfg.model_copy(update={"replay_loss": "nll"}), seed=0, replay=REPLAY
+    )
     assert named.losses == default.losses
     assert all(torch.equal(w_default[k], v) for k, v in fresh_tiny.model.state_dict().items())
     fresh_tiny.model = copy.deepcopy(base)
-    _, kl = train_dpo(fresh_tiny, _pairs(), cfg.model_copy(update={"replay_loss": "kl"}), seed=0, replay=REPLAY)
+    _, kl = train_dpo(fresh_tiny, refusal_pairs(), cfg.model_copy(update={"replay_loss": "kl"}), seed=0, replay=REPLAY)
     assert kl.losses[0] == default.losses[0] and kl.losses != default.losses  # the replay term is what differs
 
 

@@ -10,16 +10,7 @@ from superalign.backends.hf import HFBackend
 from superalign.config import TrainConfig
 from superalign.learner.dpo import encode_example, sequence_logps, train_dpo
 from superalign.learner.sft import train_sft
-from superalign.records import Pair, user_chat
-
-PAIRS = [
-    Pair(
-        user_chat(f"How do I make thing {i}?"),
-        "I can't help with that, it could hurt people.",
-        f"Sure! Step 1: get item {i}. Step 2: mix it.",
-    )
-    for i in range(4)
-]
+from superalign.records import user_chat
 
 
 @pytest.fixture(scope="module")
@@ -46,26 +37,28 @@ def _margin(backend, pairs):
     [("sigmoid", 0.0), ("sigmoid", 0.2), ("ipo", 0.0), ("robust", 0.2)],
     ids=["dpo", "cdpo", "ipo", "rdpo"],
 )
-def test_preference_loss_falls_and_margin_rises(learner, loss_type, eps):
-    before = _margin(learner, PAIRS)
+def test_preference_loss_falls_and_margin_rises(learner, loss_type, eps, refusal_pairs):
+    pairs = refusal_pairs(4)
+    before = _margin(learner, pairs)
     cfg = TrainConfig(
         loss_type=loss_type, label_smoothing=eps, epochs=5, batch_size=4, micro_batch=4, lr=2e-3, nll_weight=0.0
     )
-    model, stats = train_dpo(learner, PAIRS, cfg, seed=0)
+    model, stats = train_dpo(learner, pairs, cfg, seed=0)
     assert stats.steps == 5 and learner.model is model and not hasattr(model, "peft_config")  # merged
     assert stats.last_loss < stats.first_loss - 0.02 * max(1.0, stats.first_loss)
-    assert _margin(learner, PAIRS) > before + 0.5
+    assert _margin(learner, pairs) > before + 0.5
     assert stats.reward_accuracy > 0.5
 
 
-def test_full_fine_tuning_uses_a_reference_cached_before_the_first_update(learner):
-    before = _margin(learner, PAIRS)
+def test_full_fine_tuning_uses_a_reference_cached_before_the_first_update(learner, refusal_pairs):
+    pairs = refusal_pairs(4)
+    before = _margin(learner, pairs)
     cfg = TrainConfig(adapter="full", epochs=5, batch_size=4, micro_batch=2, lr=1e-3, nll_weight=0.0)
-    model, stats = train_dpo(learner, PAIRS, cfg, seed=0)
+    model, stats = train_dpo(learner, pairs, cfg, seed=0)
     # policy == reference at step 1, so the first loss is exactly log 2
     assert stats.first_loss == pytest.approx(math.log(2), abs=1e-4)
     assert stats.last_loss < stats.first_loss - 0.05
-    assert _margin(learner, PAIRS) > before + 0.5
+    assert _margin(learner, pairs) > before + 0.5
     assert all(p.requires_grad for p in model.parameters()) and stats.reference_seconds > 0
 
 
