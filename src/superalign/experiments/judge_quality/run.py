@@ -186,7 +186,7 @@ def run(
 ) -> dict[str, Any]:
     """Run the preset (`config`, else quick / full) into `out`: metrics.json, results.md, gain_vs_accuracy.png."""
     from superalign.backends import load_backend
-    from superalign.experiments.w2s_probe.run import machine
+    from superalign.experiments.common import machine
 
     t0, cpu0 = time.time(), resource.getrusage(resource.RUSAGE_SELF)
     cfg = config or PRESETS["quick" if quick else "full"]

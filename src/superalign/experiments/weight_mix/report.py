@@ -55,7 +55,7 @@ def gates(cfg: Any, data: MixData, raw: dict[str, Any]) -> dict[str, dict[str, A
 
 
 def summarise(cfg: Any, preset: str, data: MixData, raw: dict[str, Any], pool_stats: dict) -> dict[str, Any]:
-    from superalign.experiments.w2s_probe.run import machine
+    from superalign.experiments.common import machine
 
     w, search, best = cfg.weight, raw["search"], raw["best_fixed"]
     test = raw["test"]
