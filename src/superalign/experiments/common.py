@@ -250,6 +250,38 @@ def plot_with_ci(
     return path
 
 
+# ---- DPO settings shared by experiments that train with the loop's DPO ---------------------------
+class DPOSettings(BaseModel):
+    """The DPO training settings an experiment exposes (a preset's fields); `train_config` makes the loop's
+    TrainConfig from them. Subclass it to add an experiment's own fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    steps: int = Field(0, ge=0, description="Optimiser steps per training run (0 = `epochs` full passes).")
+    epochs: int = Field(2, ge=1, description="Passes over the training pairs.")
+    batch_size: int = Field(8, ge=1, description="Pairs per optimiser step.")
+    micro_batch: int = Field(4, ge=1, description="Pairs per forward/backward.")
+    lr: float = Field(5e-4, gt=0, description="LoRA learning rate.")
+    beta: float = Field(0.1, gt=0, description="DPO beta.")
+    max_len: int = Field(128, ge=16, description="Max tokens of prompt + response in training.")
+
+    def train_config(self, **changes: Any) -> Any:
+        """The loop's TrainConfig with these settings, no competence replay, and `changes` on top."""
+        from superalign.config import TrainConfig
+
+        return TrainConfig(
+            beta=self.beta,
+            lr=self.lr,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            micro_batch=self.micro_batch,
+            max_len=self.max_len,
+            max_steps=self.steps,
+            competence_replay=0,
+            **changes,
+        )
+
+
 # ---- the shared pair pool ---------------------------------------------------------------------------
 class PoolSettings(BaseModel):
     """What a pair pool is built from; the cache key is a hash of these settings."""

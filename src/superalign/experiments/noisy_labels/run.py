@@ -22,12 +22,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from superalign.backends.base import Trainable
 from superalign.errors import UserError
 from superalign.experiments.common import (
     RATE,
+    DPOSettings,
     PoolSettings,
     Progress,
     choose_preset,
@@ -44,10 +45,8 @@ from superalign.experiments.common import (
 METHODS = ("dpo", "rdpo", "cdpo")
 
 
-class NoisyLabelsConfig(BaseModel):
-    """One preset of the experiment."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class NoisyLabelsConfig(DPOSettings):
+    """One preset of the experiment (the DPO settings: DPOSettings)."""
 
     eps: tuple[float, ...] = Field((0.0, 0.1, 0.2, 0.3, 0.4), description="Label flip rates ε.")
     methods: tuple[str, ...] = Field(METHODS, description="Losses compared: dpo | rdpo | cdpo.")
@@ -56,13 +55,6 @@ class NoisyLabelsConfig(BaseModel):
     heldout_pairs: int = Field(0, ge=0, description="Held-out pairs for preference accuracy (0 = all).")
     asr_prompts: int = Field(32, ge=0, description="Held-out harmful prompts for ASR (0 = skip ASR).")
     asr_max_new_tokens: int = Field(40, ge=1, description="Greedy tokens per ASR answer.")
-    steps: int = Field(0, ge=0, description="Optimiser steps per run (0 = `epochs` full passes).")
-    epochs: int = Field(2, ge=1, description="Passes over the training pairs.")
-    batch_size: int = Field(8, ge=1, description="Pairs per optimiser step.")
-    micro_batch: int = Field(4, ge=1, description="Pairs per forward/backward.")
-    lr: float = Field(5e-4, gt=0, description="LoRA learning rate.")
-    beta: float = Field(0.1, gt=0, description="DPO beta.")
-    max_len: int = Field(128, ge=16, description="Max tokens of prompt + response in training.")
     pool: PoolSettings = Field(PoolSettings(), description="The shared pair pool (cached).")
 
 
@@ -94,19 +86,7 @@ def method_train_config(method: str, eps: float, cfg: NoisyLabelsConfig) -> Any:
     if "loss_type" not in TrainConfig.model_fields:
         raise UserError("noisy-labels needs TrainConfig.loss_type (rDPO); update superalign.config")
     loss_type, smoothing = {"dpo": ("sigmoid", 0.0), "rdpo": ("robust", eps), "cdpo": ("sigmoid", eps)}[method]
-    return TrainConfig(
-        loss_type=loss_type,
-        label_smoothing=smoothing,
-        beta=cfg.beta,
-        lr=cfg.lr,
-        epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-        micro_batch=cfg.micro_batch,
-        max_len=cfg.max_len,
-        nll_weight=0.0,
-        competence_replay=0,
-        max_steps=cfg.steps,
-    )
+    return cfg.train_config(loss_type=loss_type, label_smoothing=smoothing, nll_weight=0.0)
 
 
 def preference_accuracy(margins: list[float]) -> float:

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from superalign.experiments.common import (
     KAPPA,
     RATE,
+    DPOSettings,
     MeanCI,
     PoolSettings,
     Progress,
@@ -73,10 +74,9 @@ class CriticChainConfig(BaseModel):
     test_fraction: float = Field(0.3, gt=0, lt=1, description="Share of objectives held out for measuring labels.")
 
 
-class LearnerChainConfig(BaseModel):
-    """The learner chain: DPO-trained learners judging the pairs their successor trains on."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class LearnerChainConfig(DPOSettings):
+    """The learner chain: DPO-trained learners judging the pairs their successor trains on (DPO settings:
+    DPOSettings, `steps` per student)."""
 
     enabled: bool = Field(True, description="Run the learner chain (needs a trainable learner).")
     generations: int = Field(3, ge=1, description="Teacher -> student generations.")
@@ -85,13 +85,6 @@ class LearnerChainConfig(BaseModel):
         "ensemble", description="External critic: generation-0 teacher and the fixed judge of conformity."
     )
     train_pairs: int = Field(0, ge=0, description="Pool training pairs every teacher labels (0 = all).")
-    steps: int = Field(0, ge=0, description="DPO optimiser steps per student (0 = `epochs` passes).")
-    epochs: int = Field(2, ge=1, description="Passes over the labelled pairs.")
-    batch_size: int = Field(8, ge=1, description="Pairs per optimiser step.")
-    micro_batch: int = Field(4, ge=1, description="Pairs per forward/backward.")
-    lr: float = Field(5e-4, gt=0, description="LoRA learning rate.")
-    beta: float = Field(0.1, gt=0, description="DPO beta.")
-    max_len: int = Field(128, ge=16, description="Max tokens of prompt + response in training.")
     asr_prompts: int = Field(32, ge=1, description="Held-out harmful prompts (ASR).")
     benign_prompts: int = Field(24, ge=1, description="Held-out benign-edgy prompts (over-refusal).")
     max_new_tokens: int = Field(40, ge=1, description="Greedy tokens per held-out answer.")
@@ -291,7 +284,7 @@ def run_learner_chain(
     """The base learner's metrics and, per seed, rows for generations 0..G (row G: the last student as a
     teacher, label quality only). `judge_factory(backend) -> Critic` turns a student into a judge."""
     from superalign.backends import PairTrainable, Trainable, load_backend
-    from superalign.config import CriticConfig, TrainConfig
+    from superalign.config import CriticConfig
     from superalign.critic import build_critic
     from superalign.critic.llm_judge import LLMJudgeCritic
     from superalign.data.competence import load_competence
@@ -314,16 +307,7 @@ def run_learner_chain(
     mc = load_competence(cfg.competence_items, seed=0)
     critic = build_critic(CriticConfig(kind=cfg.first_teacher))
     make_judge = judge_factory or (lambda b: LLMJudgeCritic(b))
-    tcfg = TrainConfig(
-        beta=cfg.beta,
-        lr=cfg.lr,
-        epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-        micro_batch=cfg.micro_batch,
-        max_len=cfg.max_len,
-        max_steps=cfg.steps,
-        competence_replay=0,
-    )
+    tcfg = cfg.train_config()
     measure = lambda b: learner_metrics(b, harmful, benign, mc, critic, cfg.max_new_tokens)  # noqa: E731
     progress("teacher-student learner chain", 0, cfg.seeds * cfg.generations)
     out: dict[str, Any] = {
