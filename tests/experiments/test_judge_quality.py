@@ -136,6 +136,25 @@ def test_model_rankers_score_every_answer(tiny):
     assert [len(r) for r in sj] == [4, 4, 4] and len({round(x, 6) for r in sj for x in r}) > 1
 
 
+def test_the_outside_judge_asks_a_base_model_in_plain_text_and_is_left_out_without_one():
+    asked: list[str] = []
+
+    class Recorder:  # an OptionScorer that says yes exactly to the answers containing the reference answer
+        def score_options(self, prefixes, options):
+            asked.extend(prefixes)
+            return [[0.0, -1.0] if "Proposed answer: mitochondria" in p else [-1.0, 0.0] for p in prefixes]
+
+    gs = groups(5)
+    scores = rk.OutsideJudge(Recorder()).scores(gs)  # type: ignore[arg-type]
+    assert len(asked) == 20 and all(p.startswith("<bos>Passage: ") and p.endswith("\nAnswer:") for p in asked)
+    assert not any("<|im_start|>" in p or "user:" in p for p in asked)  # no chat turns for a base model
+    assert rk.pick_accuracy(gs, rk.pick(scores)) == (5, 5)  # a judge that tells right from wrong picks right
+    names = [r.name for r in rn.build_rankers(("self-judge", "gemma-judge", "random"), (), None, 0)]
+    assert names == ["self-judge", "random"]  # no outside model: no gemma-judge arm
+    with_outside = rn.build_rankers(("gemma-judge",), (), None, 0, outside=Recorder())
+    assert [r.name for r in with_outside] == ["gemma-judge"]
+
+
 def test_end_to_end_every_ranker_sees_the_same_answers(tmp_path, monkeypatch, tiny):
     """A tiny run with the gates opened (a random model answers nothing right): every ranker scores the very
     same groups, every arm trains and is measured, and the outputs are written."""
@@ -155,12 +174,17 @@ def test_end_to_end_every_ranker_sees_the_same_answers(tmp_path, monkeypatch, ti
     import superalign.backends as backends
 
     monkeypatch.setattr(backends, "load_backend", lambda *a, **k: tiny)
+    monkeypatch.setattr(rn, "outside_judge", lambda cfg: tiny)  # the outside judge's seat, whether Gemma is installed
+    monkeypatch.setattr(tiny, "close", lambda: None, raising=False)  # the learner is the judge here: keep it open
     cfg = JudgeQualityConfig(
         dev_items=10, test_items=10, train_items=12, max_new_tokens=4, diversity_items=4, greedy_min=0.0,
         min_best_of_k_gain=0.0, epochs=1, batch_size=4, bootstrap=100, max_len=256,
     )  # fmt: skip
     m = rn.run(tmp_path, True, None, "tiny", lambda *a: None, config=cfg)
-    names = ["oracle", "oracle-flip-10", "oracle-flip-30", "self-consistency", "mean-logprob", "self-judge", "random"]
+    names = [
+        "oracle", "oracle-flip-10", "oracle-flip-30", "self-consistency", "mean-logprob", "self-judge", "gemma-judge",
+        "random",
+    ]  # fmt: skip
     assert [n for n, _ in seen] == names and len({i for _, i in seen}) == 1  # one and the same groups object
     assert list(m["arms"]) == names and m["gates_passed"]
     train = m["raw"]["train"]

@@ -1,8 +1,9 @@
 """Model backends behind one protocol (backends/base.py: `Backend`; `Trainable` for the in-process torch model,
 `PairTrainable` for the scripted learner). `load_backend(spec)` turns a model spec into a Backend.
 
-Specs: `embedded` (the shipped SmolLM2-135M-Instruct), `tiny` (random 2-layer SmolLM2-shaped model, for
-tests), `scripted` (deterministic, no torch), an HF model directory, or `openai:<model>@<base_url>`.
+Specs: `embedded` (the shipped SmolLM2-135M-Instruct), `gemma` (Gemma-3-270M base, optional wheels: another
+family), `tiny` (random 2-layer SmolLM2-shaped model, for tests), `scripted` (deterministic, no torch), an HF model
+directory, or `openai:<model>@<base_url>`.
 """
 
 from __future__ import annotations
@@ -51,6 +52,12 @@ def load_backend(
         return HFBackend.from_dir(
             embedded_model_dir(), name=name or "embedded", batch_size=batch_size, dtype=dtype, device=device
         )
+    if spec == "gemma":
+        from superalign.backends.gemma import gemma_model_dir
+
+        return HFBackend.from_dir(
+            gemma_model_dir(), name=name or "gemma", batch_size=batch_size, dtype=dtype, device=device
+        )
     if spec == "tiny":
         from superalign.backends.embedded import tiny_model_dir
 
@@ -80,6 +87,12 @@ def check_backend_spec(spec: str, probe_timeout: float = 5.0) -> None:
     Loads no weights: a run calls it before it writes anything."""
     from superalign.backends.scripted import STATE_FILE
 
+    if spec == "gemma":
+        from superalign.backends.gemma import INSTALL_HINT, gemma_available
+
+        if not gemma_available():
+            raise BackendUnavailable(f"model 'gemma' needs the optional Gemma-3-270M wheels: {INSTALL_HINT}")
+        return
     if spec in NAMED_SPECS:
         return
     if spec.startswith("openai:"):
@@ -104,7 +117,7 @@ def check_backend_spec(spec: str, probe_timeout: float = 5.0) -> None:
 
 def _not_found(spec: str) -> BackendUnavailable:
     return BackendUnavailable(
-        f"model '{spec}' not found: give 'embedded', 'tiny', 'scripted', an existing HF model directory, the id "
-        "of a model already in the local Hugging Face cache (org/name; nothing is downloaded), or "
+        f"model '{spec}' not found: give 'embedded', 'gemma', 'tiny', 'scripted', an existing HF model directory, "
+        "the id of a model already in the local Hugging Face cache (org/name; nothing is downloaded), or "
         "openai:<model>@<base_url>"
     )

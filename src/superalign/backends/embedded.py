@@ -40,20 +40,26 @@ def embedded_model_dir() -> Path:
     target = cache_root() / CACHE_NAME
     if (target / "model.safetensors").is_file():
         return target
+    d, g = gguf_location()
+    return convert_gguf(d, g, target, "the embedded SmolLM2 GGUF")
+
+
+def convert_gguf(d: Path, g: str, target: Path, what: str) -> Path:
+    """Dequantise GGUF `d / g` with transformers and save it as a bf16 checkpoint at `target` (temp dir +
+    rename), telling stderr once that `what` is being converted."""
     import sys
 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    print("converting the embedded SmolLM2 GGUF to a bf16 checkpoint (first use only)", file=sys.stderr)
-    d, g = gguf_location()
-    tok = AutoTokenizer.from_pretrained(d, gguf_file=g)
+    print(f"converting {what} to a bf16 checkpoint (first use only)", file=sys.stderr)
     # transformers' shard bar and the GGUF reader's own tqdm bar would leak into the run's output
     bars, before = hf_logging.is_progress_bar_enabled(), os.environ.get("TQDM_DISABLE")
     hf_logging.disable_progress_bar()
     os.environ["TQDM_DISABLE"] = "1"
     try:
+        tok = AutoTokenizer.from_pretrained(d, gguf_file=g)
         model = AutoModelForCausalLM.from_pretrained(d, gguf_file=g, dtype=torch.float32)
     finally:
         if before is None:

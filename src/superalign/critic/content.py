@@ -177,12 +177,14 @@ def refit_for_pyrit_fold(critic: ContentCritic, fold: int, folds: int) -> Conten
 
 @dataclass(frozen=True)
 class ContentFeatures:
-    """Features of (prompt, response): SmolLM2 states of the whole scrubbed response and of its content
-    (refusal/disclaimer sentences removed), and the segment features."""
+    """Features of (prompt, response): a frozen LM's states of the whole scrubbed response and of its content
+    (refusal/disclaimer sentences removed), and the segment features. With `second`, a second model's states
+    of the same two texts are appended (e.g. Gemma-3-270M beside SmolLM2: two families)."""
 
     # all 30 blocks: grouped dev CV 0.868 vs 0.850 with the first 10 (docs/critic.md)
     pair: PairFeatures = field(default_factory=lambda: PairFeatures(layers=30, response_tokens=160, prompt_tokens=48))
     blocks: tuple[str, ...] = ("whole", "content", "hand")  # which feature blocks the heads see
+    second: PairFeatures | None = None
 
     def encode(
         self, prompts: Sequence[str], responses: Sequence[str], progress: Callable[[str], None] | None = None
@@ -191,17 +193,20 @@ class ContentFeatures:
         import numpy as np
 
         segs = [segment_response(p, r) for p, r in zip(prompts, responses)]
+        contents = [s.content or " " for s in segs]
         parts = []
-        if "whole" in self.blocks:
-            parts.append(self.pair.encode(prompts, responses, progress))
-        if "content" in self.blocks:
-            parts.append(self.pair.encode(prompts, [s.content or " " for s in segs], progress))
+        for model in (self.pair, self.second) if self.second else (self.pair,):
+            if "whole" in self.blocks:
+                parts.append(model.encode(prompts, responses, progress))
+            if "content" in self.blocks:
+                parts.append(model.encode(prompts, contents, progress))
         if "hand" in self.blocks:
             parts.append(np.asarray([s.features() for s in segs], dtype=np.float32))
         return np.concatenate(parts, axis=1)
 
     def tag(self) -> str:
-        return self.pair.tag() + ("" if self.blocks == ("whole", "content", "hand") else "-" + "+".join(self.blocks))
+        tag = self.pair.tag() + ("" if self.blocks == ("whole", "content", "hand") else "-" + "+".join(self.blocks))
+        return tag + (f"+{self.second.tag()}" if self.second else "")
 
 
 @dataclass(frozen=True)
@@ -469,6 +474,18 @@ def build_content_critic(
     from superalign.critic.classifier import fit_classifier_cached
 
     classifier = classifier or fit_classifier_cached()
+    features = features or features_for_backbone(cfg.backbone if cfg is not None else "smollm2")
     return ContentCritic(
         load_or_fit_content_heads(features), classifier, abstain_below=cfg.abstain_below if cfg is not None else 0.0
     )
+
+
+def features_for_backbone(backbone: str) -> ContentFeatures:
+    """The content features read from `backbone`'s states: smollm2 (the default, all 30 blocks) or gemma (all 18
+    blocks of Gemma-3-270M, same token budgets)."""
+    import dataclasses
+
+    features = ContentFeatures()
+    if backbone == "gemma":
+        return ContentFeatures(dataclasses.replace(features.pair, model_dir="gemma", layers=18), features.blocks)
+    return features

@@ -141,8 +141,10 @@ def load_or_fit_independent_heads(features: ContentFeatures | None = None) -> Co
 
 def build_independent_judge(cfg: CriticConfig | None = None) -> ContentCritic:
     """The evaluation judge: PyRIT-fitted heads over the content features, no fitted prompt head."""
+    from superalign.critic.content import features_for_backbone
+
     return ContentCritic(
-        load_or_fit_independent_heads(),
+        load_or_fit_independent_heads(features_for_backbone(cfg.backbone if cfg is not None else "smollm2")),
         classifier=None,
         abstain_below=cfg.abstain_below if cfg is not None else 0.0,
         name=NAME,

@@ -67,9 +67,9 @@ def group_of(text: str) -> str:
 
 @dataclass(frozen=True)
 class PairFeatures:
-    """Batched, cached SmolLM2 feature extraction for (prompt, response) pairs."""
+    """Batched, cached feature extraction for (prompt, response) pairs from a frozen causal LM's states."""
 
-    model_dir: str = ""  # "" = the embedded SmolLM2-135M-Instruct
+    model_dir: str = ""  # "" = the embedded SmolLM2-135M-Instruct; "gemma" = Gemma-3-270M (backends/gemma.py)
     layers: int = (
         10  # transformer blocks run (of 30; upper ones skipped for speed); features from layers // 2 and layers
     )
@@ -79,6 +79,10 @@ class PairFeatures:
     use_cache: bool = True
 
     def resolved_dir(self) -> Path:
+        if self.model_dir == "gemma":
+            from superalign.backends.gemma import gemma_model_dir
+
+            return gemma_model_dir()
         if self.model_dir:
             return Path(self.model_dir)
         from superalign.backends.embedded import embedded_model_dir
@@ -135,11 +139,11 @@ class PairFeatures:
         return model, tok
 
     def token_ids(self, tok: Any, prompt: str, response: str) -> tuple[list[int], int]:
-        """Chat-formatted ids of one pair and the index where the response starts."""
+        """Chat-formatted ids of one pair and the index where the response starts (the turn markers of the
+        tokenizer's family: SmolLM2's ChatML, Gemma's turns, else plain `User:` / `Assistant:` lines)."""
         enc = lambda s: tok(s, add_special_tokens=False)["input_ids"]  # noqa: E731
-        head = (
-            enc("<|im_start|>user\n") + enc(prompt)[: self.prompt_tokens] + enc("<|im_end|>\n<|im_start|>assistant\n")
-        )
+        bos, user, assistant = turn_format(tok)
+        head = bos + enc(user) + enc(prompt)[: self.prompt_tokens] + enc(assistant)
         body = enc(response)[: self.response_tokens] or enc(" ")
         return head + body, len(head)
 
@@ -176,6 +180,22 @@ class PairFeatures:
             if progress:
                 progress(f"encoded {min(b + self.batch_size, len(order))}/{len(order)} pairs")
         return result
+
+
+def _has_token(tok: Any, token: str) -> bool:
+    tid = tok.convert_tokens_to_ids(token)
+    return tid is not None and tid != tok.unk_token_id
+
+
+def turn_format(tok: Any) -> tuple[list[int], str, str]:
+    """(ids that open the text, text before the user's message, text between it and the answer) for the
+    tokenizer's model family. Gemma reads badly without its <bos>; SmolLM2's features never had one."""
+    if _has_token(tok, "<|im_start|>"):
+        return [], "<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n"
+    bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
+    if _has_token(tok, "<start_of_turn>"):
+        return bos, "<start_of_turn>user\n", "<end_of_turn>\n<start_of_turn>model\n"
+    return bos, "User: ", "\nAssistant: "
 
 
 def _inner_splits(groups: Sequence[str], k: int = 3) -> list[tuple[Any, Any]]:

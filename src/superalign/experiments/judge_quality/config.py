@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RANKERS = ("oracle", "oracle-flip", "self-consistency", "mean-logprob", "self-judge", "random")
+RANKERS = ("oracle", "oracle-flip", "self-consistency", "mean-logprob", "self-judge", "gemma-judge", "random")
 
 
 class JudgeQualityConfig(BaseModel):

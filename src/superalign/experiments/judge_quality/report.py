@@ -115,7 +115,8 @@ def results_markdown(metrics: dict[str, Any], cfg: JudgeQualityConfig) -> list[s
         f"over items ({cfg.bootstrap} resamples, paired for differences). Machine: {m.get('model_name')} (amx "
         f"{m.get('amx')}, avx512 {m.get('avx512')}, {m.get('cpus')} CPUs); commit {m.get('commit')}"
         f"{' + uncommitted changes' if m.get('dirty') else ''}. Took {metrics['minutes']} min wall, "
-        f"{metrics['cpu_seconds'] / 60:.1f} min CPU. Not built: {metrics['not_built']}."
+        f"{metrics['cpu_seconds'] / 60:.1f} min CPU."
+        + (f" Not built: {metrics['not_built']}." if metrics.get("not_built") else "")
     )
     dev = markdown_table(
         [

