@@ -121,3 +121,26 @@ def test_prefix_shared_by_every_item_runs_once_and_scores_the_same(tiny):
         hook.remove()
     assert calls[0][0] == 1 and calls[0][1] == shared_prefix_len(ids)  # the shared part, once
     assert all(c[1] < len(ids[0]) - SHARED_PREFIX_MIN for c in calls[1:])  # the rest never re-reads it
+
+
+class _BaseModelTokenizer:
+    """A base model's tokenizer: no chat template; a plain encode starts with BOS when `adds_bos`."""
+
+    chat_template = None
+    bos_token, bos_token_id = "<s>", 1
+
+    def __init__(self, adds_bos: bool) -> None:
+        self.adds_bos = adds_bos
+
+    def __call__(self, text, add_special_tokens=True):
+        return {"input_ids": ([1] if self.adds_bos and add_special_tokens else []) + [7] * len(text)}
+
+
+@pytest.mark.parametrize("adds_bos", [True, False])
+def test_a_base_model_without_chat_template_gets_role_lines_after_its_bos(adds_bos):
+    from superalign.backends.hf import HFBackend
+
+    backend = HFBackend.__new__(HFBackend)  # render reads the tokenizer only
+    backend.tokenizer = _BaseModelTokenizer(adds_bos)
+    text = backend.render([{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hel"}])
+    assert text == ("<s>" if adds_bos else "") + "user: Hi?\nassistant:Hel"

@@ -135,9 +135,19 @@ class HFBackend:
             chat, prefill = chat[:-1], chat[-1]["content"]
         if self.tokenizer.chat_template:
             text = self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
-        else:
-            text = "".join(f"{m['role']}: {m['content']}\n" for m in chat) + "assistant:"
+        else:  # a base model: plain role lines, after its BOS token when its tokenizer would add one (Gemma)
+            text = self._bos_text() + "".join(f"{m['role']}: {m['content']}\n" for m in chat) + "assistant:"
         return text + prefill
+
+    def _bos_text(self) -> str:
+        """The BOS token as text when the tokenizer adds it to a plain encode (so `encode(render(...))`, which adds
+        no special tokens, still starts with it), else ""."""
+        tok = self.tokenizer
+        bos = getattr(tok, "bos_token", None)
+        if not bos or tok.bos_token_id is None:
+            return ""
+        ids = tok("a")["input_ids"]
+        return bos if ids and ids[0] == tok.bos_token_id else ""
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
