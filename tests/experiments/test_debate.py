@@ -61,6 +61,9 @@ class ScriptedJudge:
     def render(self, chat):
         return json.dumps(chat)
 
+    def bos_text(self):
+        return ""
+
     def score_options(self, prefixes, options):
         out = []
         for pre, opts in zip(prefixes, options):

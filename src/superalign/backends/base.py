@@ -82,6 +82,10 @@ class Trainable(Backend, Protocol):
         """The chat as the model sees it, ending with the assistant generation prompt."""
         ...
 
+    def bos_text(self) -> str:
+        """The BOS token as text when a plain-text prompt must start with it (its tokenizer adds one), else ""."""
+        ...
+
     def encode(self, text: str) -> list[int]:
         """Token ids of `text` (no special tokens added)."""
         ...

@@ -136,10 +136,10 @@ class HFBackend:
         if self.tokenizer.chat_template:
             text = self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
         else:  # a base model: plain role lines, after its BOS token when its tokenizer would add one (Gemma)
-            text = self._bos_text() + "".join(f"{m['role']}: {m['content']}\n" for m in chat) + "assistant:"
+            text = self.bos_text() + "".join(f"{m['role']}: {m['content']}\n" for m in chat) + "assistant:"
         return text + prefill
 
-    def _bos_text(self) -> str:
+    def bos_text(self) -> str:
         """The BOS token as text when the tokenizer adds it to a plain encode (so `encode(render(...))`, which adds
         no special tokens, still starts with it), else ""."""
         tok = self.tokenizer

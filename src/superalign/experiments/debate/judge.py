@@ -39,6 +39,8 @@ class OptionScorer(Protocol):
 
     def render(self, chat: Chat) -> str: ...
 
+    def bos_text(self) -> str: ...
+
     def score_options(self, prefixes: Sequence[str], options: Sequence[Sequence[str]]) -> list[list[float]]: ...
 
 
@@ -115,7 +117,8 @@ class CachedJudge:
         progress: Callable[[int, int], None] | None = None,
     ) -> list[list[float]]:
         """Summed log P(reply | prompt) for each reply of each prompt, from the cache where present. A chat
-        is rendered with the model's chat template; a string is scored as plain text."""
+        is rendered with the model's chat template; a string is scored as plain text (after the model's BOS token
+        where its tokenizer adds one: Gemma)."""
         import numpy as np
 
         keys = [self.key(c, r) for c, r in prompts]
@@ -129,7 +132,8 @@ class CachedJudge:
             m = self.model()
             texts = [prompts[where[k]][0] for k in part]
             got = m.score_options(
-                [t if isinstance(t, str) else m.render(t) for t in texts], [prompts[where[k]][1] for k in part]
+                [m.bos_text() + t if isinstance(t, str) else m.render(t) for t in texts],
+                [prompts[where[k]][1] for k in part],
             )
             self.scored += len(part)
             for k, s in zip(part, got):
@@ -192,12 +196,12 @@ def judge_for(learner: str, dtype: str, batch_size: int, use_cache: bool = True)
         return require_trainable(
             load_backend(learner, batch_size=batch_size, dtype=dtype),
             f"debate judge {learner!r}: it scores options under the model's own chat template; give embedded, "
-            "tiny or an HF model dir",
+            "gemma, tiny or an HF model dir",
         )
 
     name = (
         learner
-        if learner in ("embedded", "tiny")
+        if learner in ("embedded", "gemma", "tiny")
         else hashlib.sha1(str(Path(learner).resolve()).encode()).hexdigest()[:12]
     )
     tag = f"{name}-{dtype}"
