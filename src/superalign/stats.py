@@ -30,8 +30,10 @@ cov(e, f) from the labelled items, ddof=1). The interval is the normal approxima
 estimate and interval are clipped to [0, 1] (the values are rates).
 
 Also `paired_difference_ci` (one set of items scored twice: the mean of the per-item differences, with a
-normal interval from their variance), and `softmax`, the numerically stable softmax over log-scores that the
-LLM judge and the experiments share.
+normal interval from their variance), `softmax`, the numerically stable softmax over log-scores that the
+LLM judge and the experiments share, and the percentile bootstrap over items of the experiments
+(`bootstrap_indices` drawn once per run, so every difference of two conditions is paired: `mean_cell`,
+`diff_cell`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 
@@ -336,3 +339,25 @@ def labels_for_halfwidth(
     while not fits(n):
         n += 1
     return n if n <= N else None
+
+
+def bootstrap_indices(n: int, n_boot: int, seed: int = 0) -> np.ndarray:
+    """(n_boot, n) item indices drawn with replacement: one draw per run, shared by every CI of that run."""
+    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+
+def percentile_ci(samples: np.ndarray, digits: int = 4) -> list[float]:
+    """The 95 % percentile interval of bootstrap replicates."""
+    return [round(float(np.percentile(samples, 2.5)), digits), round(float(np.percentile(samples, 97.5)), digits)]
+
+
+def mean_cell(values: Sequence[float] | np.ndarray, idx: np.ndarray) -> dict[str, Any]:
+    """Mean of per-item values with its 95 % bootstrap CI over the items `idx` resamples."""
+    v = np.asarray(values, float)
+    return {"mean": round(float(v.mean()), 4), "ci": percentile_ci(v[idx].mean(axis=1)), "n": int(len(v))}
+
+
+def diff_cell(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, idx: np.ndarray) -> dict[str, Any]:
+    """mean(a) - mean(b) over the same items, with its paired 95 % bootstrap CI."""
+    d = np.asarray(a, float) - np.asarray(b, float)
+    return {"diff": round(float(d.mean()), 4), "ci": percentile_ci(d[idx].mean(axis=1))}

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import superalign.experiments.debate.run as rn
-from superalign.experiments.debate import judge as jd, passages as ps, stats as st
+from superalign import stats as bs
+from superalign.experiments.debate import judge as jd, passages as ps, scoring as st
 from superalign.experiments.debate.config import DebateConfig
 
 PASSAGE = (
@@ -115,13 +116,13 @@ def test_scores_are_cached_and_a_rerun_loads_no_model(tmp_path: Path):
 def test_gate_gain_ci_and_threshold_on_known_inputs():
     better = np.array([1, 1, 1, 1, 0, 1, 1, 1, 0, 1], float)  # 0.8
     worse = np.array([1, 0, 1, 0, 0, 1, 0, 1, 0, 1], float)  # 0.5
-    idx = st.bootstrap_indices(10, 500, seed=0)
+    idx = bs.bootstrap_indices(10, 500, seed=0)
     g = st.gate("x", better, worse, 0.3, idx)
     assert g["gain"] == pytest.approx(0.3) and g["passed"]  # exactly at the threshold passes
     assert g["ci"][0] <= 0.3 <= g["ci"][1] and not g["ci_clears"]
     assert not st.gate("x", better, worse, 0.31, idx)["passed"]
     assert st.gate("x", worse, better, 0.0, idx)["gain"] == pytest.approx(-0.3)
-    c = st.condition_summary(np.array([[0.9, 0.2], [0.7, 0.6], [0.4, 0.4]]), st.bootstrap_indices(3, 200))
+    c = st.condition_summary(np.array([[0.9, 0.2], [0.7, 0.6], [0.4, 0.4]]), bs.bootstrap_indices(3, 200))
     assert c["accuracy"]["mean"] == pytest.approx(2 / 3, abs=1e-4)  # order means 0.55, 0.65, 0.40: right, right, wrong
     assert c["order_accuracy"] == [pytest.approx(2 / 3, abs=1e-4), pytest.approx(1 / 3, abs=1e-4)]
     assert c["p_says_a"] == pytest.approx(np.mean([0.9, 0.7, 0.4, 0.8, 0.4, 0.6]), abs=1e-4)

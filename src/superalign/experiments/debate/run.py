@@ -18,7 +18,8 @@ from superalign.experiments.debate.config import PRESETS, DebateConfig, preset_n
 from superalign.experiments.debate.judge import CachedJudge, JudgeRequest, judge_for, passage_context
 from superalign.experiments.debate.passages import PassageItem, load_passage_items, mask_options, mentions, sentences
 from superalign.experiments.debate.report import write_outputs
-from superalign.experiments.debate.stats import bootstrap_indices, condition_summary, gate, item_correct
+from superalign.experiments.debate.scoring import condition_summary, gate, item_correct
+from superalign.stats import bootstrap_indices
 
 GATE_CONDITIONS = ("naive", "passage", "passage_masked")
 

@@ -22,7 +22,6 @@ from typing import Any
 from superalign.backends.base import Sampling
 from superalign.experiments.common import Progress, write_metrics
 from superalign.experiments.debate.passages import PassageItem
-from superalign.experiments.debate.stats import bootstrap_indices, diff_cell, mean_cell
 from superalign.experiments.judge_quality import rankers as rk
 from superalign.experiments.judge_quality.answers import (
     Split,
@@ -36,7 +35,7 @@ from superalign.experiments.judge_quality.answers import (
 from superalign.experiments.judge_quality.config import PRESETS, JudgeQualityConfig, preset_name
 from superalign.experiments.judge_quality.report import write_outputs
 from superalign.experiments.judge_quality.sampling import sample_k
-from superalign.stats import wilson
+from superalign.stats import bootstrap_indices, diff_cell, mean_cell, wilson
 
 SEEDLESS = (
     "self-consistency",

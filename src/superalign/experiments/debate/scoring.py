@@ -1,12 +1,12 @@
-"""Accuracies, paired differences and gates, with percentile bootstrap CIs over items.
-
-Every CI of one run resamples the same items (`bootstrap_indices` once per run), so a difference of two
-conditions is paired: each replicate compares the two on the same resampled items.
+"""The judge's accuracy per condition and the pilot's gates, with percentile bootstrap CIs over items
+(`superalign.stats`: every CI of one run resamples the same items, so a difference of two conditions is paired).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from superalign.stats import diff_cell, mean_cell
 
 if TYPE_CHECKING:
     import numpy as np
@@ -21,35 +21,6 @@ def item_correct(p: np.ndarray) -> np.ndarray:
 
     m = np.asarray(p, float).mean(axis=1)
     return np.where(np.abs(m - 0.5) <= TIE, 0.5, np.where(m > 0.5, 1.0, 0.0))
-
-
-def bootstrap_indices(n: int, n_boot: int, seed: int = 0) -> np.ndarray:
-    """(n_boot, n) item indices drawn with replacement."""
-    import numpy as np
-
-    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-
-
-def percentile_ci(samples: np.ndarray, digits: int = 4) -> list[float]:
-    import numpy as np
-
-    return [round(float(np.percentile(samples, 2.5)), digits), round(float(np.percentile(samples, 97.5)), digits)]
-
-
-def mean_cell(values: np.ndarray, idx: np.ndarray) -> dict[str, Any]:
-    """Mean of per-item values with its 95 % bootstrap CI."""
-    import numpy as np
-
-    v = np.asarray(values, float)
-    return {"mean": round(float(v.mean()), 4), "ci": percentile_ci(v[idx].mean(axis=1)), "n": int(len(v))}
-
-
-def diff_cell(a: np.ndarray, b: np.ndarray, idx: np.ndarray) -> dict[str, Any]:
-    """mean(a) - mean(b) over the same items, with its paired 95 % bootstrap CI."""
-    import numpy as np
-
-    d = np.asarray(a, float) - np.asarray(b, float)
-    return {"diff": round(float(d.mean()), 4), "ci": percentile_ci(d[idx].mean(axis=1))}
 
 
 def condition_summary(p: np.ndarray, idx: np.ndarray) -> dict[str, Any]:
