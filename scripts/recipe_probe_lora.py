@@ -1,24 +1,43 @@
-"""recipe_probe with two extra (unvalidated) train keys: lora_layers=[a,b] (inclusive range), lora_targets=[...]"""
-import sys, runpy
+"""recipe_probe.py with LoRA placed on part of the model: two more train keys per variant (not TrainConfig fields).
+
+    python scripts/recipe_probe_lora.py RUN --round 3 --dev-competence 1000 --out probe.json \\
+        --variant base= --variant up15=lora_lo=15,lora_hi=29 --variant attn='lora_targets="attn"'
+
+lora_lo / lora_hi: the inclusive range of blocks that get adapters (peft `layers_to_transform`); lora_targets:
+"attn" (q, k, v, o projections) or "mlp" (gate, up, down). Everything else is recipe_probe.py's: same round,
+pairs, seed and dev reading (docs/results/recipe-probe/round3-lora-placement.json).
+"""
+
+import runpy
+import sys
+from pathlib import Path
+
 import superalign.learner.dpo as dpo
+
+TARGETS = {"attn": ["q_proj", "k_proj", "v_proj", "o_proj"], "mlp": ["gate_proj", "up_proj", "down_proj"]}
+
 
 def add_lora(model, cfg):
     from peft import LoraConfig, get_peft_model
-    lo, hi = getattr(cfg, "lora_lo", None), getattr(cfg, "lora_hi", None)
-    layers = (lo, hi) if lo is not None else None
-    t = getattr(cfg, "lora_targets", None)
-    targets = {"attn": ["q_proj", "k_proj", "v_proj", "o_proj"], "mlp": ["gate_proj", "up_proj", "down_proj"]}.get(t, dpo.LORA_TARGETS)
-    kw = {}
-    if layers:
-        kw["layers_to_transform"] = list(range(layers[0], layers[1] + 1))
-        kw["layers_pattern"] = "layers"
-    lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules=targets,
-                      task_type="CAUSAL_LM", **kw)
-    m = get_peft_model(model, lcfg)
-    n = sum(p.numel() for p in m.parameters() if p.requires_grad)
-    print(f"lora layers={layers} targets={targets} trainable={n}", flush=True)
-    return m
 
-dpo.add_lora = add_lora
-sys.argv = ["recipe_probe.py"] + sys.argv[1:]
-runpy.run_path("/work/main/scripts/recipe_probe.py", run_name="__main__")
+    lo, hi = getattr(cfg, "lora_lo", None), getattr(cfg, "lora_hi", None)
+    targets = TARGETS.get(getattr(cfg, "lora_targets", None), dpo.LORA_TARGETS)
+    where = {"layers_to_transform": list(range(lo, hi + 1)), "layers_pattern": "layers"} if lo is not None else {}
+    lcfg = LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=0.0,
+        target_modules=targets,
+        task_type="CAUSAL_LM",
+        **where,
+    )
+    model = get_peft_model(model, lcfg)
+    n = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    print(f"lora blocks={(lo, hi) if lo is not None else 'all'} targets={targets} trainable={n}", flush=True)
+    return model
+
+
+if __name__ == "__main__":
+    dpo.add_lora = add_lora  # make_trainable looks it up in the module at call time
+    sys.argv = ["recipe_probe.py", *sys.argv[1:]]
+    runpy.run_path(str(Path(__file__).with_name("recipe_probe.py")), run_name="__main__")

@@ -256,3 +256,19 @@ def test_paired_difference_counts_only_the_items_that_changed():
     assert hi - lo < (wilson(30, 300)[1] - wilson(30, 300)[0])
     with pytest.raises(ValueError, match="3 scores before, 2 after"):
         paired_difference_ci([1, 0, 1], [1, 0])
+
+
+def test_stratified_drop_weights_each_task_to_the_reported_mix():
+    from superalign.stats import paired_difference_ci, stratified_paired_difference_ci
+
+    # 700 items of a task that loses 1 point, 300 of one that loses 5: the plain mean says 2.2, the 50/50 mix 3
+    tasks = ["sciq"] * 700 + ["arc"] * 300
+    before = [1.0] * 1000
+    after = [0.0 if i < 7 or 700 <= i < 715 else 1.0 for i in range(1000)]  # sciq 7 of 700 lost, arc 15 of 300
+    mean, lo, hi = stratified_paired_difference_ci(before, after, tasks, {"sciq": 0.5, "arc": 0.5})
+    assert mean == pytest.approx(0.5 * 0.01 + 0.5 * 0.05) and lo < mean < hi
+    assert paired_difference_ci(before, after)[0] == pytest.approx(0.022)
+    # weights equal to the items' own mix give the plain mean back
+    assert stratified_paired_difference_ci(before, after, tasks, {"sciq": 0.7, "arc": 0.3})[0] == pytest.approx(0.022)
+    # a weighted task with no item cannot be estimated
+    assert np.isnan(stratified_paired_difference_ci(before, after, tasks, {"sciq": 0.5, "boolq": 0.5})[0])

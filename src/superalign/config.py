@@ -362,7 +362,9 @@ class OversightConfig(_Frozen):
         description=(
             "With promotion: auto, a version whose dev competence (data.dev_competence items) is more than this below "
             "round 0's on the same items is rejected, and the next round trains from the current version again. "
-            "null = no competence gate. Read on dev items, never on the reported competence items."
+            "null = no competence gate. Read on dev items, never on the reported competence items; the drop is "
+            "weighted per task to the reported items' mix (sciq / ARC-Easy), so the gate and the report measure "
+            "the same thing."
         ),
     )
     review_fraction: float = Field(

@@ -101,8 +101,17 @@ class RoundMetrics(_Frozen):
     dev_n_benign: int | None = Field(None, description="Dev benign prompts.")
     dev_competence: float | None = Field(None, description="MC accuracy on the dev MC items.")
     dev_n_competence: int | None = Field(None, description="Dev MC items.")
-    dev_competence_drop: float | None = Field(None, description="Round 0's dev competence minus this round's.")
+    dev_competence_drop: float | None = Field(
+        None,
+        description=(
+            "Round 0's dev competence minus this round's, per task weighted to the reported items' task mix (what "
+            "the gate reads)."
+        ),
+    )
     dev_competence_drop_ci: Interval | None = Field(None, description="Paired 95 % interval of the drop.")
+    dev_competence_drop_unweighted: float | None = Field(
+        None, description="The same drop as a plain mean over the dev items (their own task mix)."
+    )
 
     # prediction-powered ASR (ppi.ppi_round; absent until held-out answers carry human labels)
     asr_ppi: float | None = Field(None, description="PPI estimate of held-out ASR (judge + human labels).")

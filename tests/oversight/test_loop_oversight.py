@@ -366,3 +366,27 @@ def test_shrink_alphas_must_descend_in_the_open_interval():
     for bad in ((0.25, 0.5), (1.0,), (0.0,), (0.5, 0.5)):
         with pytest.raises(ValidationError, match="descending"):
             OversightConfig(shrink_alphas=bad)
+
+
+def test_the_gates_competence_drop_is_weighted_to_the_reported_task_mix():
+    """Dev items left after the reported ones are 71 % sciq; the reported ones are half ARC-Easy. When ARC-Easy
+    loses more, the plain dev mean under-reads the reported drop: the gate reads the per-task drops at the
+    reported mix, and keeps the plain mean beside it."""
+    from types import SimpleNamespace
+
+    from superalign.loop import dev_competence_drop
+
+    item = lambda task: SimpleNamespace(task=task)  # noqa: E731
+    plan = SimpleNamespace(
+        competence_items=[item("sciq"), item("arc_easy")] * 250,
+        dev_competence=[item("sciq")] * 700 + [item("arc_easy")] * 300,
+    )
+    base = [1.0] * 1000
+    after = [0.0 if i < 7 or 700 <= i < 715 else 1.0 for i in range(1000)]  # sciq -1 point, ARC-Easy -5 points
+    got = dev_competence_drop(plan, base, after)
+    assert got["dev_competence_drop"] == pytest.approx(0.03) and got["dev_competence_drop_unweighted"] == 0.022
+    lo, hi = got["dev_competence_drop_ci"]
+    assert lo < 0.03 < hi
+    balanced = SimpleNamespace(competence_items=plan.competence_items, dev_competence=plan.competence_items * 2)
+    same = dev_competence_drop(balanced, base, after)
+    assert same["dev_competence_drop"] == pytest.approx(same["dev_competence_drop_unweighted"], abs=1e-4)
