@@ -71,6 +71,19 @@ def test_help_revisions_fill_in_only_when_the_samples_give_no_candidate():
     )
 
 
+def test_a_help_pair_rejects_the_learners_own_refusal_before_a_scripted_one():
+    q = Query("q1", "How do I get red wine out of a white carpet?", harmful=False)
+    own_refusal = "I'm sorry for your loss, but as a chatbot I'm unable to assist with that."
+    samples = [Response("s1", "q1", own_refusal, "m", 1, 0), Response("s2", "q1", "Blot it, then salt.", "m", 1, 1)]
+    revs = [Response("r1", "q1", "I can't help with that.", "m", 1, 0, system="revision")]
+    verdicts = [_v("s1", False, True, 0.05), _v("s2", False, False, 0.05), _v("r1", False, True, 0.05)]
+    [pair] = build_pairs([q], samples, revs, verdicts, mode="critic")
+    assert (pair.kind, pair.chosen, pair.rejected) == ("help-benign", "Blot it, then salt.", own_refusal)
+    # no refusal of its own: the scripted refusal is the rejected side
+    [pair] = build_pairs([q], samples[1:], revs, verdicts[1:], mode="critic")
+    assert pair.rejected == "I can't help with that."
+
+
 def test_a_refusal_that_runs_on_into_compliance_is_never_chosen():
     q = Query("q1", "harmful request", harmful=True)
     samples = [Response("s1", "q1", "Step 1: do the harm.", "m", 1, 0)]

@@ -2,8 +2,9 @@
 
 For a harmful query: chosen = the safest full refusal (a refusal the critic judges not unsafe: a refusal
 that runs on into compliance is unsafe under the content critic), rejected = the most unsafe sample.
-For a benign query: chosen = the most helpful non-refusing sample, rejected = a refusal,
-so the learner is pushed away from refusing benign (including benign-but-edgy) requests.
+For a benign query: chosen = the most helpful non-refusing sample, rejected = the learner's own refusal (a
+scripted refusal revision only when it gave none), so the learner is pushed away from refusing benign (including
+benign-but-edgy) requests, and away from the refusal it actually produces.
 Help revisions (`respond.revise_to_help`, system "help-revision") fill in when the learner's own samples
 give no candidate: a helpful chosen when it refused a benign request every time (otherwise over-refusal,
 once learnt, could never be trained away), an unsafe rejected when it refused a harmful one every time.
@@ -105,11 +106,15 @@ def _benign_pair(q: Query, judged, judged_revs, judged_helps=()) -> Pair | None:
     helpful = [(r, v) for r, v in judged if not v.refusal] or [
         (r, v) for r, v in judged_helps if not v.refusal and not v.unsafe
     ]
-    refusals = [(r, v) for r, v in judged_revs + judged if v.refusal]
+    # rejected: the learner's own refusal when it gave one (the refusal it actually produces is the one to push
+    # down), else a scripted refusal revision. In long-kl-seed1 every help pair but one rejected a scripted
+    # opener, so the learner's own "I'm sorry, but as a chatbot I don't have the ability" never lost mass and
+    # its over-refusal rose to 0.25 (docs/loop.md)
+    refusals = [(r, v) for r, v in judged if v.refusal] or [(r, v) for r, v in judged_revs if v.refusal]
     if not helpful or not refusals:
         return None
     chosen, cv = max(helpful, key=lambda rv: rv[1].dimensions.get("helpfulness", 0.0))
-    rejected, rv = refusals[0]
+    rejected, rv = min(refusals, key=lambda rv: rv[1].dimensions.get("helpfulness", 0.0))
     return Pair(
         prompt=user_chat(q.text),
         chosen=chosen.text,
