@@ -17,21 +17,13 @@ import superalign.learner.dpo as dpo
 TARGETS = {"attn": ["q_proj", "k_proj", "v_proj", "o_proj"], "mlp": ["gate_proj", "up_proj", "down_proj"]}
 
 
-def add_lora(model, cfg):
-    from peft import LoraConfig, get_peft_model
+PLAIN_ADD_LORA = dpo.add_lora
 
+
+def add_lora(model, cfg):
     lo, hi = getattr(cfg, "lora_lo", None), getattr(cfg, "lora_hi", None)
     targets = TARGETS.get(getattr(cfg, "lora_targets", None), dpo.LORA_TARGETS)
-    where = {"layers_to_transform": list(range(lo, hi + 1)), "layers_pattern": "layers"} if lo is not None else {}
-    lcfg = LoraConfig(
-        r=cfg.lora_r,
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=0.0,
-        target_modules=targets,
-        task_type="CAUSAL_LM",
-        **where,
-    )
-    model = get_peft_model(model, lcfg)
+    model = PLAIN_ADD_LORA(model, cfg, targets, range(lo, hi + 1) if lo is not None else None)
     n = sum(p.numel() for p in model.parameters() if p.requires_grad)
     print(f"lora blocks={(lo, hi) if lo is not None else 'all'} targets={targets} trainable={n}", flush=True)
     return model

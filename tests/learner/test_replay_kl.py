@@ -130,3 +130,16 @@ def test_full_fine_tuning_model_is_refused_at_run_time(tiny):
     """A config that skipped validation (model_copy) still cannot use kl without an adapter."""
     with pytest.raises(ValueError, match="needs a LoRA"):
         replay_kl(tiny.model, _encoded(tiny), tiny.tokenizer.pad_token_id)
+
+
+def test_add_lora_places_adapters_on_the_blocks_and_modules_asked_for(tiny):
+    from superalign.learner.dpo import add_lora
+
+    def adapted(model):
+        names = [n for n, p in model.named_parameters() if p.requires_grad]
+        return {int(n.split(".layers.")[1].split(".")[0]) for n in names}, {n.split(".")[-4] for n in names}
+
+    blocks, modules = adapted(add_lora(copy.deepcopy(tiny.model), TrainConfig()))
+    assert blocks == {0, 1} and {"q_proj", "up_proj"} <= modules
+    blocks, modules = adapted(add_lora(copy.deepcopy(tiny.model), TrainConfig(), targets=["q_proj"], layers=[1]))
+    assert (blocks, modules) == ({1}, {"q_proj"})

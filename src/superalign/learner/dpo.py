@@ -173,11 +173,21 @@ def _pair_logps(model: Any, chosen: list, rejected: list, pad_id: int, share_pro
     return sequence_logps(model, chosen + rejected, pad_id)
 
 
-def add_lora(model: Any, cfg: TrainConfig) -> Any:
+def add_lora(
+    model: Any, cfg: TrainConfig, targets: Sequence[str] | None = None, layers: Sequence[int] | None = None
+) -> Any:
+    """`model` wrapped in a fresh LoRA adapter (rank cfg.lora_r) on `targets` (default LORA_TARGETS) of every block,
+    or of the blocks in `layers` only (peft's layers_to_transform)."""
     from peft import LoraConfig, get_peft_model
 
+    where = {"layers_to_transform": list(layers), "layers_pattern": "layers"} if layers is not None else {}
     lcfg = LoraConfig(
-        r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules=LORA_TARGETS, task_type="CAUSAL_LM"
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=0.0,
+        target_modules=list(targets or LORA_TARGETS),
+        task_type="CAUSAL_LM",
+        **where,
     )
     import warnings
 

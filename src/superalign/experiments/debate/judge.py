@@ -131,8 +131,9 @@ class CachedJudge:
             part = todo[b : b + self.chunk]
             m = self.model()
             texts = [prompts[where[k]][0] for k in part]
+            bos = m.bos_text()  # once per chunk: it tokenizes a probe string
             got = m.score_options(
-                [m.bos_text() + t if isinstance(t, str) else m.render(t) for t in texts],
+                [bos + t if isinstance(t, str) else m.render(t) for t in texts],
                 [prompts[where[k]][1] for k in part],
             )
             self.scored += len(part)
