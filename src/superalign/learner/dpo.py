@@ -180,14 +180,14 @@ def add_lora(
     or of the blocks in `layers` only (peft's layers_to_transform)."""
     from peft import LoraConfig, get_peft_model
 
-    where = {"layers_to_transform": list(layers), "layers_pattern": "layers"} if layers is not None else {}
     lcfg = LoraConfig(
         r=cfg.lora_r,
         lora_alpha=cfg.lora_alpha,
         lora_dropout=0.0,
         target_modules=list(targets or LORA_TARGETS),
         task_type="CAUSAL_LM",
-        **where,
+        layers_to_transform=None if layers is None else list(layers),
+        layers_pattern=None if layers is None else "layers",
     )
     import warnings
 
