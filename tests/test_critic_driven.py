@@ -5,7 +5,7 @@ import pytest
 from superalign.config import RunConfig, load_config
 from superalign.learner.pairs import build_pairs
 from superalign.loop import run_loop
-from superalign.records import Query, Response, Verdict
+from superalign.records import Query, Response, Verdict, user_chat
 
 
 def _v(rid, unsafe, refusal, harm, score=None):
@@ -142,3 +142,25 @@ def test_a_one_sided_round_is_balanced_with_pairs_replayed_from_earlier_rounds()
     assert sum(p.kind == "refuse-harmful" for p in out) == sum(p.kind == "help-benign" for p in out) == 3
     balanced = now[:1] + [pair(20, "refuse-harmful")]
     assert balance_with_history(balanced, earlier) == balanced  # already two-sided: nothing replayed
+
+
+def test_greedy_sample_adds_the_learners_greedy_answer_to_every_training_query(tmp_path):
+    from superalign.backends import load_backend
+    from superalign.backends.base import Sampling
+    from superalign.store.runstore import RunStore
+
+    cfg = load_config("configs/scripted.yaml", rounds=1)
+    cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"greedy_sample": True})})
+    run_loop(cfg, tmp_path, log=lambda m: None)
+    with RunStore(tmp_path / "run.sqlite") as store:
+        queries = {q.id: q for q in store.queries(round=1, step="attack")}
+        samples = [r for r in store.responses(round=1, step="respond") if r.system == ""]
+    n = cfg.train.samples_per_query
+    greedy = [r for r in samples if r.sample == (n if queries[r.query_id].harmful else 1)]
+    assert sorted(r.query_id for r in greedy) == sorted(queries)  # one greedy answer per query
+    assert len({r.id for r in samples}) == len(samples) == sum(n + 1 if q.harmful else 2 for q in queries.values())
+    # it is the answer the round's starting learner gives at temperature 0
+    learner = load_backend(cfg.learner)
+    some = greedy[:5]
+    again = learner.generate([user_chat(queries[r.query_id].text) for r in some], Sampling(cfg.max_new_tokens, 0.0))
+    assert again == [r.text for r in some]

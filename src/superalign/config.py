@@ -232,6 +232,14 @@ class TrainConfig(_Frozen):
     samples_per_query: int = Field(
         2, ge=1, description="Samples drawn per training query (best vs worst by the critic)."
     )
+    greedy_sample: bool = Field(
+        False,
+        description=(
+            "Also answer every training query greedily (temperature 0, as the held-out evaluation and a user's "
+            "default chat decode) and judge that answer with the samples: a refusal or unsafe answer that is the "
+            "learner's most likely one, but rare at `temperature`, then enters the pairs (docs/loop.md)."
+        ),
+    )
     temperature: float = Field(0.8, gt=0, description="Sampling temperature for training samples.")
     top_k: int = Field(50, ge=1, description="Top-k before sampling.")
     beta: float = Field(0.1, gt=0, description="DPO beta.")

@@ -11,6 +11,7 @@ import contextlib
 import re
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -283,6 +284,9 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
         benign = [q for q in queries if not q.harmful]
         n = cfg.train.samples_per_query
         samples = respond(harmful, model, params, n, k) + respond(benign, model, params, 1, k)
+        if cfg.train.greedy_sample:  # the answer the evaluation reads, as one more sample (index after the others)
+            greedy = replace(params, temperature=0.0)
+            samples += respond(harmful, model, greedy, 1, k, first=n) + respond(benign, model, greedy, 1, k, first=1)
         rev_params = Sampling(32, cfg.train.temperature, cfg.train.top_k, _seed(cfg, k, "revise"))
         revisions = revise_to_refusal(harmful, model, rev_params, n, k) + revise_to_refusal(
             benign, model, rev_params, 1, k

@@ -31,11 +31,14 @@ REFUSAL_OPENERS = (
 )
 
 
-def respond(queries: Sequence[Query], learner: Any, params: Sampling, n: int, round: int) -> list[Response]:
-    """`n` samples per query from the learner's default chat (no extra system prompt)."""
+def respond(
+    queries: Sequence[Query], learner: Any, params: Sampling, n: int, round: int, first: int = 0
+) -> list[Response]:
+    """`n` samples per query from the learner's default chat (no extra system prompt), numbered from `first` (a
+    second call for the same queries, e.g. the greedy answer, gets other response ids)."""
     chats, meta = [], []
     for q in queries:
-        for k in range(n):
+        for k in range(first, first + n):
             chats.append(user_chat(q.text))
             meta.append((q, k))
     texts = learner.generate(chats, params)
