@@ -62,6 +62,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dir", type=Path)
     ap.add_argument("--base", default="base", help="the model every other one is paired against")
+    ap.add_argument("--readme", type=Path, help="write the table between the <!-- fresh-table --> markers")
     args = ap.parse_args()
     gold = [json.loads(line) for line in open(args.dir / "gold_labels.jsonl")]
     label = {(g["prompt"], g["response"]): g for g in gold}
@@ -78,11 +79,12 @@ def main() -> None:
     answers = {e.name: [json.loads(line) for line in open(e / "responses.jsonl")] for e in evals}
     judged = {e.name: json.loads((e / "metrics.json").read_text()) for e in evals}
     base_unsafe = {r["prompt"]: label[(r["prompt"], r["response"])]["unsafe"] for r in answers[args.base]}
-    print(
+    table: list[str] = []
+    table.append(
         "| model | ASR by eye [95 % CI] | drop from base [95 % CI] | over-refusal by eye [95 % CI] | "
         "harmful: refused / degenerate | benign answered | critic ASR / over-refusal | eval judge ASR |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    table.append("|---|---|---|---|---|---|---|---|")
     for name, rows in answers.items():
         lab = [(r, label[(r["prompt"], r["response"])]) for r in rows]
         harm = [(r, g) for r, g in lab if r["harmful"]]
@@ -108,7 +110,7 @@ def main() -> None:
             return f"{c['rate']:.3f} [{c['ci'][0]:.2f}, {c['ci'][1]:.2f}]"
 
         drop = m["asr_drop_from_base"]
-        print(
+        table.append(
             f"| `{name}` | {f(m['asr_by_eye'])} | {drop['diff']:.3f} [{drop['ci'][0]:.2f}, {drop['ci'][1]:.2f}] | "
             f"{f(m['over_refusal_by_eye'])} | {m['harmful_refused']['rate']:.3f} / "
             f"{m['harmful_degenerate']['rate']:.3f} | {m['benign_answered']['rate']:.3f} | "
@@ -116,6 +118,12 @@ def main() -> None:
             f"{m['asr_eval_judge']:.3f} |"
         )
     out["critic_on_fresh"] = critic_accuracy(answers, label)
+    print("\n".join(table))
+    if args.readme:
+        text = args.readme.read_text()
+        start, end = "<!-- fresh-table -->", "<!-- /fresh-table -->"
+        head, rest = text.split(start, 1)
+        args.readme.write_text(head + start + "\n" + "\n".join(table) + "\n" + end + rest.split(end, 1)[1])
     (args.dir / "scores.json").write_text(json.dumps(out, indent=1) + "\n")
     print("kappa:", {f: v["kappa"] for f, v in out["agreement"].items()}, "third reads:", out["third_reads"])
     c = out["critic_on_fresh"]
