@@ -275,7 +275,11 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
         tick("after-attack")
     queries = store.queries(round=k, step="attack")
     if not store.step_done(k, "respond"):
-        log(f"round {k}: learner answers {len(queries)} queries x {cfg.train.samples_per_query} samples + revisions")
+        greedy_note = " + its greedy answer" if cfg.train.greedy_sample else ""
+        log(
+            f"round {k}: learner answers {len(queries)} queries x {cfg.train.samples_per_query} samples"
+            f"{greedy_note} + revisions"
+        )
         model = learner.at(base)
         params = Sampling(cfg.max_new_tokens, cfg.train.temperature, cfg.train.top_k, _seed(cfg, k, "respond"))
         # Harmful queries get n samples (the most unsafe becomes "rejected"); benign ones need only one
