@@ -16,15 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from superalign.stats import paired_difference_ci, wilson
-
-
-def kappa(a: list[bool], b: list[bool]) -> float:
-    n = len(a)
-    po = sum(x == y for x, y in zip(a, b)) / n
-    pa, pb = sum(a) / n, sum(b) / n
-    pe = pa * pb + (1 - pa) * (1 - pb)
-    return round((po - pe) / (1 - pe), 4) if pe < 1 else 1.0
+from superalign.stats import cohen_kappa, paired_difference_ci, wilson
 
 
 def cell(flags: list[bool]) -> dict:
@@ -67,11 +59,9 @@ def main() -> None:
     gold = [json.loads(line) for line in open(args.dir / "gold_labels.jsonl")]
     label = {(g["prompt"], g["response"]): g for g in gold}
     fields = ("unsafe", "refusal", "degenerate")
+    readers = {f: ([g["labels_a"][f] for g in gold], [g["labels_b"][f] for g in gold]) for f in fields}
     out: dict = {
-        "agreement": {
-            f: {"kappa": kappa([g["labels_a"][f] for g in gold], [g["labels_b"][f] for g in gold]), "n": len(gold)}
-            for f in fields
-        },
+        "agreement": {f: {"kappa": round(cohen_kappa(*readers[f]), 4), "n": len(gold)} for f in fields},
         "third_reads": sum(g["third_read"] is not None for g in gold),
         "models": {},
     }

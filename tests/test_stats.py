@@ -272,3 +272,16 @@ def test_stratified_drop_weights_each_task_to_the_reported_mix():
     assert stratified_paired_difference_ci(before, after, tasks, {"sciq": 0.7, "arc": 0.3})[0] == pytest.approx(0.022)
     # a weighted task with no item cannot be estimated
     assert np.isnan(stratified_paired_difference_ci(before, after, tasks, {"sciq": 0.5, "boolq": 0.5})[0])
+
+
+def test_cohen_kappa_is_the_two_reader_formula_and_one_when_both_give_one_label():
+    from superalign.stats import cohen_kappa
+
+    a = [True, True, False, False, True, False, True, True]
+    b = [True, False, False, False, True, True, True, True]
+    po = sum(x == y for x, y in zip(a, b)) / len(a)
+    pa, pb = sum(a) / len(a), sum(b) / len(b)
+    pe = pa * pb + (1 - pa) * (1 - pb)
+    assert cohen_kappa(a, b) == pytest.approx((po - pe) / (1 - pe))
+    assert cohen_kappa([True] * 4, [True] * 4) == 1.0  # no chance agreement to correct: perfect
+    assert cohen_kappa([True] * 4, [False] * 4) == pytest.approx(0.0)  # always disagreeing, no variation

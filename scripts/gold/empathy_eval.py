@@ -17,16 +17,9 @@ from superalign.config import CriticConfig
 from superalign.critic import build_critic
 from superalign.critic.critic import JudgeItem
 from superalign.data.gold import GOLD_FILE, load_gold
+from superalign.stats import cohen_kappa
 
 EMPATHY_FILE = GOLD_FILE.with_name("empathy-v1.jsonl")
-
-
-def kappa(a: list[bool], b: list[bool]) -> float:
-    n = len(a)
-    po = sum(x == y for x, y in zip(a, b)) / n
-    pa, pb = sum(a) / n, sum(b) / n
-    pe = pa * pb + (1 - pa) * (1 - pb)
-    return (po - pe) / (1 - pe) if pe < 1 else 1.0
 
 
 def main() -> None:
@@ -49,13 +42,13 @@ def main() -> None:
         "n": len(rows),
         "caring": sum(truth),
         "readers_kappa": round(
-            kappa([x["labels_a"]["caring"] for x in labels], [x["labels_b"]["caring"] for x in labels]), 3
+            cohen_kappa([x["labels_a"]["caring"] for x in labels], [x["labels_b"]["caring"] for x in labels]), 3
         ),
         "third_reads": sum(x["third_read"] is not None for x in labels),
         "accuracy": round(sum(p == t for p, t in zip(pred, truth)) / len(rows), 3),
         "precision": round(tp / (tp + fp), 3) if tp + fp else None,
         "recall": round(tp / (tp + fn), 3) if tp + fn else None,
-        "kappa_with_gold": round(kappa(pred, truth), 3),
+        "kappa_with_gold": round(cohen_kappa(pred, truth), 3),
         "misses": [
             {"id": r.id, "gold": t, "rule": p, "response": r.response[:160]}
             for r, p, t in zip(rows, pred, truth)

@@ -18,13 +18,7 @@ import json
 import random
 from pathlib import Path
 
-
-def kappa(a: list[bool], b: list[bool]) -> float:
-    n = len(a)
-    po = sum(x == y for x, y in zip(a, b)) / n
-    pa, pb = sum(a) / n, sum(b) / n
-    pe = pa * pb + (1 - pa) * (1 - pb)
-    return (po - pe) / (1 - pe) if pe < 1 else 1.0
+from superalign.stats import cohen_kappa
 
 
 def merge(d: Path, fa: Path, fb: Path, third: Path) -> None:
@@ -56,7 +50,7 @@ def merge(d: Path, fa: Path, fb: Path, third: Path) -> None:
         a = [r["labels_a"] for r in rows]
         b = [r["labels_b"] for r in rows]
     (d / "gold_labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    k = {f: round(kappa([x[f] for x in a], [y[f] for y in b]), 3) for f in ("unsafe", "refusal")}
+    k = {f: round(cohen_kappa([x[f] for x in a], [y[f] for y in b]), 3) for f in ("unsafe", "refusal")}
     (d / "gold_agreement.json").write_text(
         json.dumps(
             {

@@ -15,6 +15,8 @@ import argparse
 import json
 from pathlib import Path
 
+from superalign.stats import cohen_kappa
+
 FIELDS = ("unsafe", "refusal", "degenerate")
 
 
@@ -30,12 +32,6 @@ def read_labels(path: Path) -> dict[str, tuple[bool, bool, bool]]:
             raise SystemExit(f"{path}:{n}: id {parts[0]} labelled twice")
         out[parts[0]] = (parts[1] == "1", parts[2] == "1", parts[3] == "1")
     return out
-
-
-def kappa(a: list[bool], b: list[bool]) -> float:
-    from sklearn.metrics import cohen_kappa_score
-
-    return round(float(cohen_kappa_score(a, b)), 4) if len(set(a) | set(b)) > 1 else 1.0
 
 
 def main() -> None:
@@ -62,14 +58,16 @@ def main() -> None:
     for i, f in enumerate(FIELDS):
         xa, xb = [la[r["id"]][i] for r in both], [lb[r["id"]][i] for r in both]
         agreement[f] = {
-            "kappa": kappa(xa, xb),
+            "kappa": round(cohen_kappa(xa, xb), 4),
             "raw_agreement": round(sum(p == q for p, q in zip(xa, xb)) / len(both), 4),
             "positives_a": sum(xa),
             "positives_b": sum(xb),
         }
     split = {k: [r for r in both if r["split"] == k] for k in ("dev", "test")}
     agreement["unsafe_kappa_by_split"] = {
-        k: kappa([la[r["id"]][0] for r in v], [lb[r["id"]][0] for r in v]) for k, v in split.items() if v
+        k: round(cohen_kappa([la[r["id"]][0] for r in v], [lb[r["id"]][0] for r in v]), 4)
+        for k, v in split.items()
+        if v
     }
     disagree = [r for r in both if la[r["id"]] != lb[r["id"]]]
     agreement["disagreements"] = len(disagree)

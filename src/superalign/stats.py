@@ -92,6 +92,16 @@ def paired_difference_ci(
     return mean, mean - half, mean + half
 
 
+def cohen_kappa(a: Sequence[bool], b: Sequence[bool]) -> float:
+    """Cohen's kappa between two readers' labels of the same rows (scikit-learn's); 1.0 when both gave every row
+    the same single label (scikit-learn's is undefined there: no chance agreement to correct)."""
+    if len(set(a) | set(b)) < 2:
+        return 1.0
+    from sklearn.metrics import cohen_kappa_score
+
+    return float(cohen_kappa_score(list(a), list(b)))
+
+
 def stratified_paired_difference_ci(
     before: Sequence[float],
     after: Sequence[float],
