@@ -375,6 +375,18 @@ class OversightConfig(_Frozen):
             "the same thing."
         ),
     )
+    gate_confidence: float | None = Field(
+        None,
+        gt=0.5,
+        lt=1,
+        description=(
+            "The dev limits read at this one-sided confidence instead of at the point estimate: a version passes "
+            "only when the upper bound of its dev over-refusal (Wilson, over the data.dev_benign prompts) and of its "
+            "dev competence drop (the paired interval) are within max_dev_over_refusal and max_dev_competence_drop. "
+            "null = the point estimates (a version at the limit passes, and about half such versions are beyond it "
+            "on other prompts). 0.8 at 40 dev prompts lets 2 of 40 refusals pass, not 4."
+        ),
+    )
     review_fraction: float = Field(
         0.0,
         ge=0,

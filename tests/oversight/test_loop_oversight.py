@@ -390,3 +390,35 @@ def test_the_gates_competence_drop_is_weighted_to_the_reported_task_mix():
     balanced = SimpleNamespace(competence_items=plan.competence_items, dev_competence=plan.competence_items * 2)
     same = dev_competence_drop(balanced, base, after)
     assert same["dev_competence_drop"] == pytest.approx(same["dev_competence_drop_unweighted"], abs=1e-4)
+
+
+def test_gate_confidence_reads_each_limit_at_its_upper_bound():
+    # 2 of 40 dev refusals (0.05) pass a 0.10 limit at the point estimate; at 80 % one-sided confidence the
+    # Wilson upper bound of 3 of 40 (0.118) breaks it while 2 of 40 (0.087) still passes. A competence drop of
+    # 1.5 points with a 95 % interval of +-1.4 passes a 2-point limit at the point, not at 80 % (1.5 + 0.84 * 0.71)
+    from superalign.oversight.in_loop import gate_failures
+
+    point = _cfg(max_dev_over_refusal=0.1, max_dev_competence_drop=0.02)
+    bound = _cfg(max_dev_over_refusal=0.1, max_dev_competence_drop=0.02, gate_confidence=0.8)
+    m2 = {"dev_over_refusal": 0.05, "dev_n_benign": 40}
+    m3 = {"dev_over_refusal": 0.075, "dev_n_benign": 40}
+    assert gate_failures(point, m3) == [] and gate_failures(bound, m2) == []
+    [why] = gate_failures(bound, m3)
+    assert "3 of 40" in why and "upper bound 0.118" in why
+    drop = {"dev_competence": 0.5, "dev_competence_drop": 0.015, "dev_competence_drop_ci": [0.001, 0.029]}
+    assert gate_failures(point, drop) == []
+    [why] = gate_failures(bound, drop)
+    assert "upper bound 0.021" in why
+    # a tighter interval (more dev items) passes at the same point estimate
+    assert gate_failures(bound, {**drop, "dev_competence_drop_ci": [0.012, 0.018]}) == []
+
+
+def test_gate_confidence_is_a_one_sided_level_above_one_half():
+    from pydantic import ValidationError
+
+    from superalign.config import OversightConfig
+
+    assert OversightConfig(gate_confidence=0.8).gate_confidence == 0.8
+    for bad in (0.5, 1.0):
+        with pytest.raises(ValidationError, match="gate_confidence"):
+            OversightConfig(gate_confidence=bad)

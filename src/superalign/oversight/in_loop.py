@@ -21,6 +21,7 @@ no marker, and neither step ever writes a label or a decision twice):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -139,18 +140,47 @@ def round_pairs(cfg: Any, store: Any, out: Path, k: int) -> list:
 
 
 def gate_failures(cfg: Any, m: dict) -> list[str]:
-    """Why the run config's dev limits reject a round's version (its eval metrics `m`); [] = none broken."""
+    """Why the run config's dev limits reject a round's version (its eval metrics `m`); [] = none broken.
+    With oversight.gate_confidence each limit is read at that one-sided upper bound, not at the point estimate."""
+    o = cfg.oversight
     out = []
-    limit, dev_or = cfg.oversight.max_dev_over_refusal, m.get("dev_over_refusal")
-    if limit is not None and dev_or is not None and dev_or > limit:
-        out.append(f"dev over-refusal {dev_or:.3f} > oversight.max_dev_over_refusal {limit:.3f}")
-    limit, drop = cfg.oversight.max_dev_competence_drop, m.get("dev_competence_drop")
-    if limit is not None and drop is not None and drop > limit:
-        out.append(
-            f"dev competence {m.get('dev_competence', float('nan')):.3f} is {drop:.3f} below round 0's "
-            f"> oversight.max_dev_competence_drop {limit:.3f}"
-        )
+    limit, dev_or = o.max_dev_over_refusal, m.get("dev_over_refusal")
+    if limit is not None and dev_or is not None:
+        value, what = dev_or, f"dev over-refusal {dev_or:.3f}"
+        n = m.get("dev_n_benign")
+        if o.gate_confidence is not None and n:
+            value = over_refusal_upper(dev_or, n, o.gate_confidence)
+            what += f" ({round(dev_or * n)} of {n}; one-sided {o.gate_confidence:.0%} upper bound {value:.3f})"
+        if value > limit:
+            out.append(f"{what} > oversight.max_dev_over_refusal {limit:.3f}")
+    limit, drop = o.max_dev_competence_drop, m.get("dev_competence_drop")
+    if limit is not None and drop is not None:
+        value, what = drop, f"{drop:.3f}"
+        ci = m.get("dev_competence_drop_ci")
+        if o.gate_confidence is not None and ci:
+            value = drop_upper(drop, ci, o.gate_confidence)
+            what += f" (one-sided {o.gate_confidence:.0%} upper bound {value:.3f})"
+        if value > limit:
+            out.append(
+                f"dev competence {m.get('dev_competence', float('nan')):.3f} is {what} below round 0's "
+                f"> oversight.max_dev_competence_drop {limit:.3f}"
+            )
     return out
+
+
+def over_refusal_upper(rate: float, n: int, confidence: float) -> float:
+    """The one-sided `confidence` upper bound of an over-refusal rate read on n prompts (Wilson)."""
+    from superalign.stats import wilson
+
+    return wilson(round(rate * n), n, 2 * confidence - 1)[1]
+
+
+def drop_upper(drop: float, ci95: Sequence[float], confidence: float) -> float:
+    """The one-sided `confidence` upper bound of a competence drop whose paired 95 % interval is `ci95` (normal)."""
+    from superalign.stats import z_value
+
+    se = (ci95[1] - ci95[0]) / (2 * z_value(0.95))
+    return drop + z_value(2 * confidence - 1) * se
 
 
 def promote_step(cfg: Any, store: Any, out: Path, k: int, log: Any) -> None:
