@@ -1,6 +1,7 @@
 """Gold labels of a run's held-out harmful answers (two independent readers + third reads), and what they show.
 
     python scripts/gold/label_run.py merge DIR A.jsonl B.jsonl THIRD.json     # writes DIR/gold_labels.jsonl
+    python scripts/gold/label_run.py agreement DIR                          # rewrites DIR/gold_agreement.json
     python scripts/gold/label_run.py score DIR [--per-round 20] [--draws 1000]  # writes DIR/gold_eval.json
 
 DIR is a collected results dir (scripts/results.py collect: answers.jsonl). `merge` keeps both readers' labels,
@@ -47,9 +48,15 @@ def merge(d: Path, fa: Path, fb: Path, third: Path) -> None:
         done = {json.loads(x)["response_id"]: json.loads(x) for x in (d / "gold_labels.jsonl").read_text().splitlines()}
         done.update({r["response_id"]: r for r in rows})
         rows = list(done.values())
-        a = [r["labels_a"] for r in rows]
-        b = [r["labels_b"] for r in rows]
     (d / "gold_labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    agreement(d)
+
+
+def agreement(d: Path) -> None:
+    """DIR/gold_agreement.json from every row of DIR/gold_labels.jsonl (rows reused from other runs included)."""
+    rows = [json.loads(x) for x in (d / "gold_labels.jsonl").read_text().splitlines()]
+    a = [r["labels_a"] for r in rows]
+    b = [r["labels_b"] for r in rows]
     k = {f: round(cohen_kappa([x[f] for x in a], [y[f] for y in b]), 3) for f in ("unsafe", "refusal")}
     (d / "gold_agreement.json").write_text(
         json.dumps(
@@ -63,7 +70,7 @@ def merge(d: Path, fa: Path, fb: Path, third: Path) -> None:
         )
         + "\n"
     )
-    print(f"{len(rows)} rows, kappa {k}")
+    print(f"{d}: {len(rows)} rows, kappa {k}")
 
 
 def score(d: Path, per_round: int, draws: int) -> None:
@@ -132,6 +139,8 @@ def main() -> None:
     m = sub.add_parser("merge")
     for a in ("dir", "a", "b", "third"):
         m.add_argument(a, type=Path)
+    g = sub.add_parser("agreement")
+    g.add_argument("dir", type=Path)
     s = sub.add_parser("score")
     s.add_argument("dir", type=Path)
     s.add_argument("--per-round", type=int, default=20)
@@ -139,6 +148,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.cmd == "merge":
         merge(args.dir, args.a, args.b, args.third)
+    elif args.cmd == "agreement":
+        agreement(args.dir)
     else:
         score(args.dir, args.per_round, args.draws)
 
