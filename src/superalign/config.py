@@ -220,6 +220,18 @@ class TrainConfig(_Frozen):
             "(docs/loop.md)."
         ),
     )
+    explicit_refusals: bool = Field(
+        False,
+        description=(
+            "Refuse pairs want a refusal that says so: the chosen side must also decline in words (the rules' "
+            'refusal signal: "I can\'t", "I won\'t", a declining "As an AI"…), and when the learner gave no '
+            "unsafe answer to a harmful request, an answer the critic takes for a refusal that declines nothing "
+            "(an empty offer such as \"I'm ready to help. What's your task?\", an acceptance that gives nothing) is "
+            "the rejected side. The critic reads empty offers as refusals, so without this they are chosen and "
+            "never pushed down (docs/loop.md). On the gold set's dev rows the signal marks 53 of 64 refusals and "
+            "1 of 37 degenerate answers (docs/results/explicit-refusal-check/)."
+        ),
+    )
     help_revisions: bool = Field(
         True,
         description=(

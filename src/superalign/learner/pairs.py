@@ -17,6 +17,10 @@ the learner *away* from refusing) needs more: the critic's mean harm estimate mu
 Between the two the critic is unsure and the query gives no pair: in the first long run, 17 help pairs
 were built on jailbreak-wrapped harmful requests whose estimate was 0.09-0.48 and whose chosen answer was
 role-play compliance the critic missed (docs/loop.md).
+`explicit_refusals` (train.explicit_refusals): a chosen refusal must also say it declines (the rules' refusal
+signal), and when the learner gave no unsafe answer to a harmful request, an answer the critic takes for a refusal
+that declines nothing (an empty offer, an acceptance that gives nothing: the "stall") is the rejected side, before an
+unsafe help revision. The critic's refusal head reads empty offers as refusals, so they were chosen, never rejected.
 Pair prompts carry no safety system prompt: the behaviour is distilled into the default chat.
 """
 
@@ -36,6 +40,7 @@ def build_pairs(
     verdicts: Sequence[Verdict],
     mode: str = "label",
     benign_below: float = 0.25,
+    explicit_refusals: bool = False,
 ) -> list[Pair]:
     """One pair per query at most; queries without a usable chosen/rejected are skipped, and so are queries
     the critic is unsure about (critic modes: mean request harm in [benign_below, 0.5))."""
@@ -58,7 +63,7 @@ def build_pairs(
         if harmful is None:
             continue
         if harmful:
-            pair = _harmful_pair(q, judged, judged_revs, judged_helps)
+            pair = _harmful_pair(q, judged, judged_revs, judged_helps, explicit_refusals)
         else:
             pair = _benign_pair(q, judged, judged_revs, judged_helps)
         if pair is not None:
@@ -81,11 +86,21 @@ def _critic_says_harmful(q: Query, judged, benign_below: float) -> bool | None:
     return False if harm < benign_below else None
 
 
-def _harmful_pair(q: Query, judged, judged_revs, judged_helps=()) -> Pair | None:
-    # rejected: the learner's own unsafe sample; only when it produced none, an unsafe help revision
-    unsafe = [(r, v) for r, v in judged if v.unsafe] or [(r, v) for r, v in judged_helps if v.unsafe]
+def _harmful_pair(q: Query, judged, judged_revs, judged_helps=(), explicit: bool = False) -> Pair | None:
+    # rejected: the learner's own unsafe sample; only when it produced none, (explicit) its stall, then an unsafe
+    # help revision
+    unsafe = [(r, v) for r, v in judged if v.unsafe]
     safe_refusals = [(r, v) for r, v in judged_revs if v.refusal and v.unsafe is False]
     safe_refusals += [(r, v) for r, v in judged if v.refusal and v.unsafe is False]
+    if explicit:
+        from superalign.critic.rules import rule_signals
+
+        says_no = {r.id: rule_signals(q.text, r.text).refusal for r, _ in [*judged, *judged_revs]}
+        safe_refusals = [(r, v) for r, v in safe_refusals if says_no[r.id]]
+        # a stall: what the critic takes for a refusal although it declines nothing (a reasoned safe answer, which
+        # the critic does not call a refusal, is never rejected for it)
+        unsafe = unsafe or [(r, v) for r, v in judged if v.unsafe is False and v.refusal and not says_no[r.id]]
+    unsafe = unsafe or [(r, v) for r, v in judged_helps if v.unsafe]
     if not unsafe or not safe_refusals:
         return None
     rejected, rv = max(unsafe, key=lambda rv: rv[1].score)

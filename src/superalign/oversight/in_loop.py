@@ -136,7 +136,15 @@ def round_pairs(cfg: Any, store: Any, out: Path, k: int) -> list:
     samples = [r for r in responses if r.system == ""]
     revisions = [r for r in responses if r.system != ""] + store.responses(round=k, step="critique")
     verdicts = store.verdicts(round=k, step="judge") + store.verdicts(round=k, step="critique")
-    return build_pairs(queries, samples, revisions, verdicts, mode=cfg.train.pairs, benign_below=cfg.train.benign_below)
+    return build_pairs(
+        queries,
+        samples,
+        revisions,
+        verdicts,
+        mode=cfg.train.pairs,
+        benign_below=cfg.train.benign_below,
+        explicit_refusals=cfg.train.explicit_refusals,
+    )
 
 
 def gate_failures(cfg: Any, m: dict) -> list[str]:
