@@ -9,7 +9,7 @@ with model M_t (self_feedback.py):
      - arm `self`:   the self-reward, M_t as LLM judge of its own candidates (letter log-probs);
      - arm `critic`: the external critic (default ensemble), same reward scale (self_feedback.critic_rewards);
      in both arms a degenerate candidate (empty, too short or repetitive) is left out (`degenerate`: drop);
-  4. DPO + NLL on LoRA with competence replay (the demo's recipe) for exactly `steps` optimiser steps -> M_{t+1}.
+  4. DPO + NLL on LoRA with competence replay (the demo's earlier recipe) for `steps` optimiser steps -> M_{t+1}.
 Both arms make the same generations, the same number of DPO steps of the same batch size (pair counts
 may differ: reported), and at t = 0 they share the very same candidates, so their pairs differ only by
 who labelled them. Every M_t is measured on held-out sets that never enter training: ASR and
@@ -54,7 +54,7 @@ ARMS = ("self", "critic")
 
 
 class SelfEnhanceConfig(BaseModel):
-    """One preset of the experiment (the training recipe defaults are configs/demo.yaml's)."""
+    """One preset of the experiment (training defaults: the demo's earlier NLL-replay recipe)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -163,7 +163,7 @@ def build_data(cfg: SelfEnhanceConfig) -> SelfEnhanceData:
 
 
 def train_config(cfg: SelfEnhanceConfig, n_pairs: int) -> Any:
-    """The demo's TrainConfig with exactly `cfg.steps` optimiser steps (epochs cycle the pairs)."""
+    """The NLL-replay TrainConfig with exactly `cfg.steps` optimiser steps (epochs cycle the pairs)."""
     from superalign.config import TrainConfig
 
     epochs = max(1, math.ceil(cfg.steps / max(1, math.ceil(n_pairs / cfg.batch_size))))
