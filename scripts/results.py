@@ -374,6 +374,8 @@ def summary_table(names: list[str]) -> str:
 
         eye_or = gold.get(k, {}).get("over_refusal_gold")
         wall = f"{m['wall_s'] / 60:.1f} min" if "wall_s" in m else "–"
+        if m.get("wall_note"):  # a run resumed after a crash, or one that shared the cores: not the config's wall
+            wall += " (see machine.json)"
         ci = rk.get("competence_drop_ci")  # the paired interval, where the run stored per-item competence
         drop = f" (drop {rk['competence_drop']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}])" if ci else ""
         lines.append(
