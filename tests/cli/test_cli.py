@@ -89,7 +89,8 @@ def test_missing_model_path_and_unreachable_server(tmp_path):
 
 
 @pytest.mark.slow
-def test_judge_defaults_to_the_learned_critic(tmp_path):
+def test_judge_defaults_to_the_content_critic(tmp_path):
+    # the default of judge, run and eval since the gold set (docs/critic.md)
     src = tmp_path / "rows.jsonl"
     src.write_text(
         json.dumps(
@@ -112,7 +113,7 @@ def test_judge_defaults_to_the_learned_critic(tmp_path):
     r = sa("judge", "--in", str(src), "--out", str(judged))
     assert r.returncode == 0, r.stderr
     out = [json.loads(x) for x in judged.read_text().splitlines()]
-    assert [row["critic"] for row in out] == ["learned", "learned"]
+    assert [row["critic"] for row in out] == ["content", "content"]
     assert out[0]["unsafe"] is True and out[1]["unsafe"] is False and out[1]["refusal"] is True
 
 
