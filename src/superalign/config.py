@@ -77,6 +77,15 @@ class DataConfig(_Frozen):
 class AttackerConfig(_Frozen):
     queries_per_round: int = Field(48, ge=1, description="Harmful training queries generated per round.")
     benign_per_round: int = Field(32, ge=0, description="Benign(-edgy) training queries per round (keep helpfulness).")
+    benign_edgy_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description=(
+            "Share of the benign training queries that are benign-but-edgy (the rest: general trivia questions). "
+            "The edgy ones sit at the refusal boundary the held-out over-refusal reads."
+        ),
+    )
     template_share: float = Field(
         0.25, ge=0, le=1, description="Share of attacks wrapped in a PyRIT jailbreak template."
     )

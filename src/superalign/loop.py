@@ -270,7 +270,9 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
             )
         else:
             harmful = attack(plan.train_harmful, cfg.attacker, k, _seed(cfg, k, "attack"))
-        benign = benign_training_queries(plan, cfg.attacker.benign_per_round, k, cfg.seed)
+        benign = benign_training_queries(
+            plan, cfg.attacker.benign_per_round, k, cfg.seed, cfg.attacker.benign_edgy_share
+        )
         store.commit_step(k, "attack", queries=harmful + benign, payload=payload)
         tick("after-attack")
     queries = store.queries(round=k, step="attack")

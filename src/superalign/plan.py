@@ -9,6 +9,7 @@ and half the held-out harmful queries come from it (`heldout_subset` names each 
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -116,10 +117,12 @@ def _sample(items: list[Query], n: int, rng: random.Random) -> list[Query]:
     return rng.sample(items, n) if n < len(items) else items
 
 
-def benign_training_queries(plan: RunPlan, n: int, round: int, seed: int) -> list[Query]:
-    """`n` benign training queries for a round: half benign-edgy, half general, deterministic."""
+def benign_training_queries(plan: RunPlan, n: int, round: int, seed: int, edgy_share: float = 0.5) -> list[Query]:
+    """`n` benign training queries for a round, deterministic: `edgy_share` of them benign-edgy (rounded half up;
+    at most as many as the training side has), the rest general questions."""
     rng = random.Random(f"{seed}-benign-{round}")
     edgy = [q for q in plan.train_benign if q.source == "benign_edgy"]
     general = [q for q in plan.train_benign if q.source != "benign_edgy"]
-    picked = rng.sample(edgy, min(len(edgy), (n + 1) // 2)) + rng.sample(general, min(len(general), n // 2))
+    n_edgy = min(n, math.floor(n * edgy_share + 0.5))
+    picked = rng.sample(edgy, min(len(edgy), n_edgy)) + rng.sample(general, min(len(general), n - n_edgy))
     return [Query(**{**q.to_dict(), "round": round}) for q in picked]

@@ -243,3 +243,37 @@ def test_the_prompt_heads_data_version_is_in_the_classifier_cache_key(monkeypatc
     before = clf._fit_cache_key(0, 5, 0, True)
     monkeypatch.setattr(clf, "PROMPT_HEAD_DATA_VERSION", clf.PROMPT_HEAD_DATA_VERSION + 1)
     assert clf._fit_cache_key(0, 5, 0, True) != before
+
+
+def test_benign_training_queries_take_the_edgy_share_and_never_dev_or_heldout(plan):
+    import math
+    import random
+
+    from superalign.plan import benign_training_queries
+
+    def edgy(qs):
+        return sum(q.source == "benign_edgy" for q in qs)
+
+    half = benign_training_queries(plan, 41, round=2, seed=0)
+    assert len(half) == 41 and edgy(half) == 21  # the default: half, rounded up (as before the option)
+    # the default draws exactly what the code drew before the option (same rng calls, same order)
+    rng = random.Random("0-benign-2")
+    pool_e = [q for q in plan.train_benign if q.source == "benign_edgy"]
+    pool_g = [q for q in plan.train_benign if q.source != "benign_edgy"]
+    old = rng.sample(pool_e, 21) + rng.sample(pool_g, 20)
+    assert [q.id for q in half] == [q.id for q in old]
+    more = benign_training_queries(plan, 40, round=2, seed=0, edgy_share=0.75)
+    assert len(more) == 40 and edgy(more) == 30
+    assert all(q.round == 2 for q in more) and len({q.id for q in more}) == 40
+    only = benign_training_queries(plan, 40, round=2, seed=0, edgy_share=1.0)
+    assert edgy(only) == 40
+    none = benign_training_queries(plan, 40, round=2, seed=0, edgy_share=0.0)
+    assert edgy(none) == 0 and len(none) == 40
+    # more than the training side holds: all of it, never a dev or held-out prompt
+    big = benign_training_queries(plan, 2 * len(pool_e), round=1, seed=0, edgy_share=1.0)
+    assert edgy(big) == len(pool_e) == len(big)
+    banned = {q.id for q in plan.dev_benign + plan.heldout_benign}
+    assert not banned & {q.id for q in big + more}
+    assert math.isclose(RunConfig(attacker={"benign_edgy_share": 0.75}).attacker.benign_edgy_share, 0.75)
+    with pytest.raises(ValueError):
+        RunConfig(attacker={"benign_edgy_share": 1.5})
