@@ -172,3 +172,18 @@ def test_run_writes_outputs_and_selection_ignores_the_test_set(tmp_path, monkeyp
     assert m2["selection"]["best_fixed"] == m["selection"]["best_fixed"]
     assert m2["items"]["dev"] == m["items"]["dev"]
     assert m2["items"]["test"] != m["items"]["test"]
+
+
+def test_testing_only_the_chosen_fixed_schedule_gives_the_same_headline(tmp_path, monkeypatch):
+    pool = PairPool(_pairs(), [], [], [], {"train": {"pairs": 8}})
+    monkeypatch.setattr(wm, "pair_pool", lambda settings, progress, backend=None: pool)
+    every = wm.run(tmp_path / "a", False, None, "tiny", lambda *a: None, config=_cfg())
+    chosen = wm.run(tmp_path / "b", False, None, "tiny", lambda *a: None, config=_cfg(test_every_fixed=False))
+    best = every["selection"]["best_fixed"]
+    assert chosen["selection"] == every["selection"]
+    # the kept weights are the trained ones: the chosen schedule's test scores are the same item by item
+    assert chosen["items"]["test"][best] == every["items"]["test"][best]
+    assert chosen["headline"] == every["headline"]
+    others = [s for s in _cfg().fixed if s != best]
+    assert others and all(s in every["items"]["test"] and s not in chosen["items"]["test"] for s in others)
+    assert wm.PRESETS["quick"].test_every_fixed is False and wm.PRESETS["full"].test_every_fixed is True

@@ -56,6 +56,13 @@ class WeightMixConfig(BaseModel):
     safety_tokens: int = Field(40, ge=1, description="Greedy tokens per answer to a harmful / benign prompt.")
     answer_tokens: int = Field(24, ge=1, description="Greedy tokens per chat answer to an MC question (capacity).")
     test_every_mixture: bool = Field(True, description="Also score every grid point on test (the test front).")
+    test_every_fixed: bool = Field(
+        True,
+        description=(
+            "Score every fixed schedule on test; false: only the one chosen on dev (best fixed), whose weights are "
+            "kept from its training run, so the headline difference is the same and the test costs less."
+        ),
+    )
     judge: str = Field("independent", description="Critic kind that grades (never the pool's training critic).")
     seed: int = Field(0, description="Training seed (data slices are fixed).")
     bootstrap: int = Field(2000, ge=100, description="Bootstrap resamples of every interval.")
@@ -80,6 +87,7 @@ PRESETS = {
         safety_tokens=24,
         answer_tokens=16,
         test_every_mixture=False,
+        test_every_fixed=False,
         pool=PoolSettings(
             critic="rules", harmful_train=24, benign_train=12, harmful_heldout=0, benign_heldout=0, max_new_tokens=32
         ),
@@ -258,12 +266,16 @@ def compare(cfg: WeightMixConfig, backend: Any, data: MixData, judge: Any, progr
     progress("train the two deltas", 2, 2)
     deltas = mixing.Deltas(base, trained)
     settings = list(cfg.fixed)
+    kept: dict[str, dict[str, Any]] = {}  # a fixed schedule's changed tensors, tested once chosen on dev
     for i, setting in enumerate(settings):
         progress("fixed schedules (train, dev, test)", i, len(settings))
         mixing.load_weights(backend, base)
         budgets[setting] = timed("train", train_fixed, backend, data, cfg, setting)
         dev[setting] = timed("dev", measure, backend, data.dev, judge, cfg.safety_tokens)
-        full_test(setting)
+        if cfg.test_every_fixed:
+            full_test(setting)
+        else:
+            kept[setting] = mixing.changed(base, mixing.snapshot(backend.model))
     progress("fixed schedules (train, dev, test)", len(settings), len(settings))
     exact = {}
     grid = [(a, b) for a in cfg.grid for b in cfg.grid]
@@ -286,6 +298,9 @@ def compare(cfg: WeightMixConfig, backend: Any, data: MixData, judge: Any, progr
     if search not in test or not test[search].capacity:
         mixing.load_weights(backend, deltas.mixture({"competence": a, "refusal": b}))
         full_test(search)
+    if best_fixed not in test:
+        mixing.load_weights(backend, {**base, **kept[best_fixed]})
+        full_test(best_fixed)
     mixing.load_weights(backend, base)
     return {
         "dev": dev,
