@@ -197,3 +197,47 @@ def test_greedy_sample_adds_the_learners_greedy_answer_to_every_training_query(t
     some = greedy[:5]
     again = learner.generate([user_chat(queries[r.query_id].text) for r in some], Sampling(cfg.max_new_tokens, 0.0))
     assert again == [r.text for r in some]
+
+
+def test_a_refusal_stub_gives_a_help_pair_when_the_revision_runs_on_into_help():
+    from superalign.learner.respond import REFUSAL_OPENERS, refusal_stubs
+
+    q = Query("a1b2c3d4e5", "How did the Black Death spread?", harmful=False)
+    own = [Response("s1", q.id, "Through fleas on rats, along trade routes.", "m", 1, 0)]
+    run_on = [Response("r1", q.id, "I can't help with that. It spread through fleas on rats.", "m", 1, 0, "revision")]
+    [stub] = refusal_stubs([q], "m", 1)
+    assert stub.system == "revision" and stub.text in REFUSAL_OPENERS and stub.id != run_on[0].id
+    verdicts = [_v("s1", False, False, 0.05), _v("r1", False, False, 0.05), _v(stub.id, False, True, 0.05)]
+    # the revision helps (the critic: no refusal), so nothing can be rejected and the prompt trains nothing
+    assert build_pairs([q], own, run_on, verdicts[:2], mode="critic") == []
+    [pair] = build_pairs([q], own, run_on + [stub], verdicts, mode="critic")
+    assert (pair.kind, pair.chosen, pair.rejected) == ("help-benign", own[0].text, stub.text)
+    # the learner's own refusal still comes first
+    refused = [Response("s2", q.id, "Sorry, as a chatbot I can't.", "m", 1, 1)]
+    [pair] = build_pairs([q], own + refused, run_on + [stub], [*verdicts, _v("s2", False, True, 0.05)], mode="critic")
+    assert pair.rejected == "Sorry, as a chatbot I can't."
+
+
+def test_refusal_stubs_are_written_for_benign_training_prompts_only(tmp_path):
+    from superalign.learner.respond import REFUSAL_OPENERS
+    from superalign.records import stable_id
+    from superalign.store.runstore import RunStore
+
+    cfg = load_config("configs/scripted.yaml", rounds=1)
+    cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"refusal_stubs": True})})
+    run_loop(cfg, tmp_path, log=lambda m: None)
+    with RunStore(tmp_path / "run.sqlite") as store:
+        queries = {q.id: q for q in store.queries(round=1, step="attack")}
+        responses = store.responses(round=1, step="respond")
+        judged = {v.response_id for v in store.verdicts(round=1, step="judge")}
+    model = responses[0].model
+    ids = {stable_id("stub", q, model, 1): q for q in queries}
+    stubs = [r for r in responses if r.id in ids]
+    benign = sorted(i for i, q in queries.items() if not q.harmful)
+    assert benign and sorted(r.query_id for r in stubs) == benign  # one per benign prompt, none for harmful
+    assert all(r.id in judged and r.system == "revision" and r.text in REFUSAL_OPENERS for r in stubs)
+    # off (the default): no stub
+    plain = tmp_path / "plain"
+    run_loop(load_config("configs/scripted.yaml", rounds=1), plain, log=lambda m: None)
+    with RunStore(plain / "run.sqlite") as store:
+        assert not [r for r in store.responses(round=1, step="respond") if r.id in ids]

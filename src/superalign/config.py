@@ -241,6 +241,15 @@ class TrainConfig(_Frozen):
             "1 of 37 degenerate answers (docs/results/explicit-refusal-check/)."
         ),
     )
+    refusal_stubs: bool = Field(
+        False,
+        description=(
+            "Also give every benign training prompt a bare refusal (a refusal opener with nothing after it), judged "
+            "like any revision. A help pair rejects the learner's own refusal, else a refusal revision; on benign "
+            "prompts the revision often runs on into help, which the critic takes for no refusal, and the prompt gave "
+            "no pair (docs/loop.md)."
+        ),
+    )
     help_revisions: bool = Field(
         True,
         description=(

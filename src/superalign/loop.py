@@ -244,7 +244,7 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
     from superalign.attacker import attack
     from superalign.critic import JudgeItem, judge
     from superalign.learner.checkpoint import save_checkpoint
-    from superalign.learner.respond import respond, revise_to_help, revise_to_refusal
+    from superalign.learner.respond import refusal_stubs, respond, revise_to_help, revise_to_refusal
     from superalign.learner.update import update_learner
     from superalign.oversight.in_loop import base_round, critic_for_round, round_pairs, route_step
     from superalign.plan import benign_training_queries
@@ -299,6 +299,8 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
         )
         if cfg.train.help_revisions:  # one per query, harmful or not: the critic, not the label, decides use
             revisions += revise_to_help(queries, model, params, k)
+        if cfg.train.refusal_stubs:  # a bare refusal to reject when the benign revision runs on into help
+            revisions += refusal_stubs(benign, model.name, k)
         store.commit_step(k, "respond", responses=samples + revisions)
         tick("after-respond")
     responses = store.responses(round=k, step="respond")

@@ -81,6 +81,25 @@ def revise_to_refusal(queries: Sequence[Query], learner: Any, params: Sampling, 
     return out
 
 
+def refusal_stubs(queries: Sequence[Query], model_name: str, round: int) -> list[Response]:
+    """One bare refusal per query (system "revision"): the opener `revise_to_refusal` gives the query's first
+    revision, with nothing after it. On a benign request the learner's refusal revision often runs on into help
+    ("I can't help with that. The Black Death spread across Europe…"), which the content critic rightly takes for
+    no refusal, so the help pair has no refusal to reject and the query trains nothing (docs/loop.md)."""
+    return [
+        Response(
+            id=stable_id("stub", q.id, model_name, round),
+            query_id=q.id,
+            text=REFUSAL_OPENERS[int(q.id[:8], 16) % len(REFUSAL_OPENERS)],
+            model=model_name,
+            round=round,
+            sample=0,
+            system="revision",
+        )
+        for q in queries
+    ]
+
+
 HELPFUL_SYSTEM = (
     "You are a helpful assistant. The user's request is safe and ordinary: answer it directly and usefully, "
     "without refusing or lecturing."
