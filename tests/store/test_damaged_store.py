@@ -145,7 +145,7 @@ class _FlakyConn:
         self.real.close()
 
 
-@pytest.mark.parametrize("fails", [1, 3])
+@pytest.mark.parametrize("fails", [1, 3, 6])
 def test_a_transient_disk_error_is_retried_and_never_called_damage(tmp_path, monkeypatch, fails):
     import superalign.store.integrity as integrity
 
@@ -155,10 +155,12 @@ def test_a_transient_disk_error_is_retried_and_never_called_damage(tmp_path, mon
     connect = sqlite3.connect
     _FlakyConn.calls = 0
     monkeypatch.setattr(integrity.sqlite3, "connect", lambda *a, **k: _FlakyConn(connect(*a, **k), fails))
-    monkeypatch.setattr("time.sleep", lambda s: None)
+    waits = []
+    monkeypatch.setattr("time.sleep", waits.append)
     before = path.read_bytes()
     if fails < integrity._RETRIES:
-        check_store_file(path)  # the second read succeeds: the store is whole
+        check_store_file(path)  # a later read succeeds: the store is whole
+        assert waits == [2.0**i for i in range(fails)]  # the wait doubles between tries
     else:
         with pytest.raises(UserError) as e:
             check_store_file(path)

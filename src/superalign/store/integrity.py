@@ -57,9 +57,11 @@ def check_store_file(path: str | Path) -> None:
 
 
 # Errors that say the file could not be READ just now, not that what was read is wrong: a transient
-# "disk I/O error" (seen once mid-run under heavy load, quick_check "ok" right after) or another writer's lock.
+# "disk I/O error" (seen mid-run under heavy load, quick_check "ok" right after) or another writer's lock. Three
+# tries a second apart stopped two long runs (long-explicit, long-edgy) that `--resume` then finished at once, so the
+# wait doubles: 1 + 2 + 4 + 8 + 16 s over six tries.
 _TRANSIENT = ("disk I/O", "database is locked", "database is busy")
-_RETRIES = 3
+_RETRIES = 6
 
 
 def _quick_check(path: Path, retry_wait_s: float = 1.0) -> None:
@@ -91,7 +93,7 @@ def _quick_check(path: Path, retry_wait_s: float = 1.0) -> None:
             raise DamagedStore(path, f"is damaged ({exc})") from None
         finally:
             conn.close()
-        time.sleep(retry_wait_s)
+        time.sleep(retry_wait_s * 2**attempt)
     problems = [str(r[0]) for r in rows if r and r[0] != "ok"]
     if problems:
         raise DamagedStore(path, "is damaged (SQLite quick_check: " + "; ".join(problems)[:300] + ")")
