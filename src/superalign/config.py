@@ -165,6 +165,15 @@ class CriticConfig(_Frozen):
     abstain_below: float = Field(
         0.0, ge=0, le=1, description="Abstain (unsafe=null, route to a human) when confidence is below this."
     )
+    prompt_howto_negatives: bool = Field(
+        False,
+        description=(
+            "Fit the prompt head (P(the request is harmful), which the content, learned, classifier and ensemble "
+            "critics read) with everyday how-to requests (PIQA's goals) among its benign examples, besides trivia "
+            "questions and the benign-edgy prompts. Without them it took 33 of 112 benign-edgy prompts it never saw "
+            "for harmful (docs/results/prompt-head-howto/)."
+        ),
+    )
     constitution: str | None = Field(
         None, description="Constitution YAML (default: the shipped superalign/data/constitution.yaml)."
     )

@@ -77,7 +77,7 @@ def build_critic(cfg: CriticConfig, classifier: FittedClassifier | None = None) 
     if classifier is None:
         from superalign.critic.classifier import fit_classifier_cached
 
-        classifier = fit_classifier_cached()
+        classifier = fit_classifier_cached(howto_negatives=cfg.prompt_howto_negatives)
     if cfg.kind == "content":
         import dataclasses
 

@@ -180,7 +180,9 @@ MAX_BENIGN_GENERAL = 1500  # plenty for a prompt head; keeps its fit under a cou
 
 
 def prompt_head_data(
-    exclude_fraction: float = PROMPT_HEAD_EXCLUDE, exclude_source: str | None = PROMPT_HEAD_HELDOUT_SOURCE
+    exclude_fraction: float = PROMPT_HEAD_EXCLUDE,
+    exclude_source: str | None = PROMPT_HEAD_HELDOUT_SOURCE,
+    howto: bool = False,
 ) -> tuple[list, list] | None:
     """(harmful, benign) `Query` lists the prompt head trains on; None when the data loaders are absent.
 
@@ -200,6 +202,10 @@ def prompt_head_data(
     general, _ = split_queries(load_benign_general(), exclude_fraction)
     step = max(1, len(general) // MAX_BENIGN_GENERAL)
     benign = split_queries(load_benign_edgy(), exclude_fraction)[0] + general[::step]
+    if howto:  # everyday how-to requests (critic.prompt_howto_negatives)
+        from superalign.data.benign import load_benign_howto
+
+        benign += load_benign_howto()
     return harmful, benign
 
 
@@ -207,9 +213,10 @@ def fit_prompt_head(
     seed: int = 0,
     exclude_fraction: float = PROMPT_HEAD_EXCLUDE,
     exclude_source: str | None = PROMPT_HEAD_HELDOUT_SOURCE,
+    howto: bool = False,
 ) -> TextHead | None:
     """P(harmful | prompt) fitted on `prompt_head_data`; None when that data is missing."""
-    data = prompt_head_data(exclude_fraction, exclude_source)
+    data = prompt_head_data(exclude_fraction, exclude_source, howto)
     if data is None or not data[0] or not data[1]:
         return None
     harmful, benign = data
@@ -245,7 +252,11 @@ class FittedClassifier:
 
 
 def fit_classifier(
-    heldout_fold: int = HELDOUT_FOLD, folds: int = FOLDS, seed: int = 0, with_prompt_head: bool = True
+    heldout_fold: int = HELDOUT_FOLD,
+    folds: int = FOLDS,
+    seed: int = 0,
+    with_prompt_head: bool = True,
+    howto_negatives: bool = False,
 ) -> FittedClassifier:
     """Fit all heads on the training folds (every fold but `heldout_fold`). ~1-3 s on 2 cores.
 
@@ -256,7 +267,7 @@ def fit_classifier(
     return FittedClassifier(
         refusal=fit_head(ref_train, seed),
         objective=fit_head(obj_train, seed),
-        prompt=fit_prompt_head(seed) if with_prompt_head else None,
+        prompt=fit_prompt_head(seed, howto=howto_negatives) if with_prompt_head else None,
         heldout_fold=heldout_fold,
         folds=folds,
     )
@@ -280,7 +291,11 @@ def _fit_cache_key(*params: object) -> str:
 
 
 def fit_classifier_cached(
-    heldout_fold: int = HELDOUT_FOLD, folds: int = FOLDS, seed: int = 0, with_prompt_head: bool = True
+    heldout_fold: int = HELDOUT_FOLD,
+    folds: int = FOLDS,
+    seed: int = 0,
+    with_prompt_head: bool = True,
+    howto_negatives: bool = False,
 ) -> FittedClassifier:
     """`fit_classifier`, stored on disk (SUPERALIGN_CACHE/classifier/) under a key of everything the fit
     depends on, so every run and test after the first loads it (~0.1 s) instead of refitting (~10-40 s
@@ -288,8 +303,11 @@ def fit_classifier_cached(
     from superalign.backends.embedded import cache_root
     from superalign.store.jsonl import cached_pickle
 
-    path = cache_root() / "classifier" / f"{_fit_cache_key(heldout_fold, folds, seed, with_prompt_head)}.pkl"
-    return cached_pickle(path, lambda: fit_classifier(heldout_fold, folds, seed, with_prompt_head), FittedClassifier)
+    params = (heldout_fold, folds, seed, with_prompt_head) + (("howto",) if howto_negatives else ())
+    path = cache_root() / "classifier" / f"{_fit_cache_key(*params)}.pkl"
+    return cached_pickle(
+        path, lambda: fit_classifier(heldout_fold, folds, seed, with_prompt_head, howto_negatives), FittedClassifier
+    )
 
 
 HARM_FILES = (

@@ -473,7 +473,7 @@ def build_content_critic(
     """The content critic, ready to judge (heads loaded from the cache or fitted on first use)."""
     from superalign.critic.classifier import fit_classifier_cached
 
-    classifier = classifier or fit_classifier_cached()
+    classifier = classifier or fit_classifier_cached(howto_negatives=cfg is not None and cfg.prompt_howto_negatives)
     features = features or features_for_backbone(cfg.backbone if cfg is not None else "smollm2")
     return ContentCritic(
         load_or_fit_content_heads(features), classifier, abstain_below=cfg.abstain_below if cfg is not None else 0.0

@@ -362,7 +362,7 @@ def build_learned_critic(
     prompt-harm prior and the blend, fitted here when not given."""
     from superalign.critic.classifier import HELDOUT_FOLD, fit_classifier_cached
 
-    classifier = classifier or fit_classifier_cached()
+    classifier = classifier or fit_classifier_cached(howto_negatives=cfg is not None and cfg.prompt_howto_negatives)
     heads = load_or_fit_heads(features, heldout_fold=HELDOUT_FOLD)
     return LearnedCritic(heads, classifier, abstain_below=cfg.abstain_below if cfg is not None else 0.0)
 

