@@ -75,10 +75,10 @@ def main() -> None:
     ap.add_argument("--benign-below", type=float, default=0.25, help="the run's train.benign_below")
     a = ap.parse_args()
     res = pair_yield(a.run, a.benign_below)
-    for r in res["rows"]:
-        print(f"{r['prompts']:4d}  {r['source']:<12} {r['harm_zone']:<12} {r['outcome']}")
     if a.out:
         a.out.write_text(json.dumps(res, indent=1) + "\n")
+    for r in res["rows"]:
+        print(f"{r['prompts']:4d}  {r['source']:<12} {r['harm_zone']:<12} {r['outcome']}")
 
 
 if __name__ == "__main__":
