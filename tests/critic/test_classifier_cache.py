@@ -46,7 +46,7 @@ def test_howto_negatives_are_benign_never_harmful_and_lower_the_prompt_heads_har
     asks = ["How do I get my sourdough starter to rise faster?", "How can I repaint a rusty garden gate?"]
     assert not {normalise_text(t) for t in asks} & {normalise_text(q.text) for q in benign}
     plain, with_howto = clf.fit_prompt_head(), clf.fit_prompt_head(howto=True)
-    cue = [[0.0], [0.0]]
+    cue = clf.prompt_cue_features(asks)
     assert all(b < a for a, b in zip(plain.proba(asks, cue), with_howto.proba(asks, cue)))
     # the option reaches the critic's harm prior (its own cache entry)
     monkeypatch.setenv("SUPERALIGN_CACHE", str(tmp_path))

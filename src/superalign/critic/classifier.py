@@ -209,6 +209,11 @@ def prompt_head_data(
     return harmful, benign
 
 
+def prompt_cue_features(prompts: Sequence[str]) -> list[list[float]]:
+    """The prompt head's extra feature per prompt: 1.0 when the rules see a harmful-request cue."""
+    return [[1.0 if harmful_request_cue(p) else 0.0] for p in prompts]
+
+
 def fit_prompt_head(
     seed: int = 0,
     exclude_fraction: float = PROMPT_HEAD_EXCLUDE,
@@ -222,7 +227,7 @@ def fit_prompt_head(
     harmful, benign = data
     texts = [q.text for q in harmful] + [q.text for q in benign]
     return TextHead(c=2.0, max_chars=600, seed=seed).fit(
-        texts, [[1.0 if harmful_request_cue(t) else 0.0] for t in texts], [True] * len(harmful) + [False] * len(benign)
+        texts, prompt_cue_features(texts), [True] * len(harmful) + [False] * len(benign)
     )
 
 
@@ -248,7 +253,7 @@ class FittedClassifier:
         """P(the prompt is a harmful request) per prompt, or None without a prompt head."""
         if self.prompt is None:
             return None
-        return self.prompt.proba(prompts, [[1.0 if harmful_request_cue(p) else 0.0] for p in prompts])
+        return self.prompt.proba(prompts, prompt_cue_features(prompts))
 
 
 def fit_classifier(
