@@ -31,6 +31,11 @@ REFUSAL_OPENERS = (
 )
 
 
+def refusal_opener(query_id: str, k: int = 0) -> str:
+    """The `k`-th refusal opener for a query: varied by query and k, the same in every run."""
+    return REFUSAL_OPENERS[(int(query_id[:8], 16) + k) % len(REFUSAL_OPENERS)]
+
+
 def respond(
     queries: Sequence[Query], learner: Any, params: Sampling, n: int, round: int, first: int = 0
 ) -> list[Response]:
@@ -60,7 +65,7 @@ def revise_to_refusal(queries: Sequence[Query], learner: Any, params: Sampling, 
     chats, meta = [], []
     for q in queries:
         for k in range(n):
-            opener = REFUSAL_OPENERS[(int(q.id[:8], 16) + k) % len(REFUSAL_OPENERS)]
+            opener = refusal_opener(q.id, k)
             chats.append(user_chat(q.text, SAFETY_SYSTEM) + [{"role": "assistant", "content": opener + " "}])
             meta.append((q, k, opener))
     texts = learner.generate(chats, params)
@@ -90,7 +95,7 @@ def refusal_stubs(queries: Sequence[Query], model_name: str, round: int) -> list
         Response(
             id=stable_id("stub", q.id, model_name, round),
             query_id=q.id,
-            text=REFUSAL_OPENERS[int(q.id[:8], 16) % len(REFUSAL_OPENERS)],
+            text=refusal_opener(q.id),
             model=model_name,
             round=round,
             sample=0,
@@ -161,7 +166,7 @@ def revise_from_critique(
     in `revise_to_refusal`. The pair prompt never contains the critique: only the rewrite is trained on."""
     chats, meta = [], []
     for q, r, critique in items:
-        opener = REFUSAL_OPENERS[(int(q.id[:8], 16) + r.sample + 3) % len(REFUSAL_OPENERS)]
+        opener = refusal_opener(q.id, r.sample + 3)
         context = CRITIQUE_CONTEXT.format(answer=first_sentences(r.text, 3)[:400], critique=critique)
         chats.append(
             [
