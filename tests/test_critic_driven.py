@@ -177,17 +177,26 @@ def test_a_one_sided_round_is_balanced_with_pairs_replayed_from_earlier_rounds()
     assert balance_with_history(balanced, earlier) == balanced  # already two-sided: nothing replayed
 
 
-def test_greedy_sample_adds_the_learners_greedy_answer_to_every_training_query(tmp_path):
-    from superalign.backends import load_backend
-    from superalign.backends.base import Sampling
+def _scripted_round(out, **train):
+    """One scripted round with `train` options: (config, round 1's queries by id, its respond-step responses, the
+    ids of the responses the judge step judged)."""
     from superalign.store.runstore import RunStore
 
     cfg = load_config("configs/scripted.yaml", rounds=1)
-    cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"greedy_sample": True})})
-    run_loop(cfg, tmp_path, log=lambda m: None)
-    with RunStore(tmp_path / "run.sqlite") as store:
+    cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update=train)})
+    run_loop(cfg, out, log=lambda m: None)
+    with RunStore(out / "run.sqlite") as store:
         queries = {q.id: q for q in store.queries(round=1, step="attack")}
-        samples = [r for r in store.responses(round=1, step="respond") if r.system == ""]
+        judged = {v.response_id for v in store.verdicts(round=1, step="judge")}
+        return cfg, queries, store.responses(round=1, step="respond"), judged
+
+
+def test_greedy_sample_adds_the_learners_greedy_answer_to_every_training_query(tmp_path):
+    from superalign.backends import load_backend
+    from superalign.backends.base import Sampling
+
+    cfg, queries, responses, _ = _scripted_round(tmp_path, greedy_sample=True)
+    samples = [r for r in responses if r.system == ""]
     n = cfg.train.samples_per_query
     greedy = [r for r in samples if r.sample == (n if queries[r.query_id].harmful else 1)]
     assert sorted(r.query_id for r in greedy) == sorted(queries)  # one greedy answer per query
@@ -221,15 +230,8 @@ def test_a_refusal_stub_gives_a_help_pair_when_the_revision_runs_on_into_help():
 def test_refusal_stubs_are_written_for_benign_training_prompts_only(tmp_path):
     from superalign.learner.respond import REFUSAL_OPENERS
     from superalign.records import stable_id
-    from superalign.store.runstore import RunStore
 
-    cfg = load_config("configs/scripted.yaml", rounds=1)
-    cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"refusal_stubs": True})})
-    run_loop(cfg, tmp_path, log=lambda m: None)
-    with RunStore(tmp_path / "run.sqlite") as store:
-        queries = {q.id: q for q in store.queries(round=1, step="attack")}
-        responses = store.responses(round=1, step="respond")
-        judged = {v.response_id for v in store.verdicts(round=1, step="judge")}
+    _, queries, responses, judged = _scripted_round(tmp_path, refusal_stubs=True)
     model = responses[0].model
     ids = {stable_id("stub", q, model, 1): q for q in queries}
     stubs = [r for r in responses if r.id in ids]
@@ -237,7 +239,5 @@ def test_refusal_stubs_are_written_for_benign_training_prompts_only(tmp_path):
     assert benign and sorted(r.query_id for r in stubs) == benign  # one per benign prompt, none for harmful
     assert all(r.id in judged and r.system == "revision" and r.text in REFUSAL_OPENERS for r in stubs)
     # off (the default): no stub
-    plain = tmp_path / "plain"
-    run_loop(load_config("configs/scripted.yaml", rounds=1), plain, log=lambda m: None)
-    with RunStore(plain / "run.sqlite") as store:
-        assert not [r for r in store.responses(round=1, step="respond") if r.id in ids]
+    _, _, plain, _ = _scripted_round(tmp_path / "plain")
+    assert not [r for r in plain if r.id in ids]
