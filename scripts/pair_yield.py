@@ -74,6 +74,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     ap.add_argument("--benign-below", type=float, default=0.25, help="the run's train.benign_below")
     a = ap.parse_args()
+    if not (a.run / "run.sqlite").is_file():
+        raise SystemExit(f"{a.run}: no run.sqlite there; give the --out directory of a finished `superalign run`")
     res = pair_yield(a.run, a.benign_below)
     if a.out:
         a.out.write_text(json.dumps(res, indent=1) + "\n")
