@@ -75,7 +75,7 @@ def make_plan(cfg: RunConfig) -> RunPlan:
         h_held = from_source + _sample(h.heldout, n - len(from_source), rng)
     e_held = _sample(e_held, cfg.data.heldout_benign, rng)
     n_eval = cfg.data.competence_items
-    n_replay = cfg.train.competence_replay * 4
+    n_replay = cfg.train.competence_replay  # every round replays the same examples (loop.py)
     # a prefix-stable pool (load_competence): eval items, then replay, then dev; adding dev changes neither
     pool = load_competence(n_eval + n_replay + cfg.data.dev_competence, seed=cfg.seed)
     eval_ids = {it.id for it in pool[:n_eval]}

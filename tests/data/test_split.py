@@ -277,3 +277,18 @@ def test_benign_training_queries_take_the_edgy_share_and_never_dev_or_heldout(pl
     assert math.isclose(RunConfig(attacker={"benign_edgy_share": 0.75}).attacker.benign_edgy_share, 0.75)
     with pytest.raises(ValueError):
         RunConfig(attacker={"benign_edgy_share": 1.5})
+
+
+def test_the_pool_reserves_the_replay_examples_the_loop_uses_and_no_more():
+    # every round replays the same `competence_replay` examples, so 500 reported + 64 replay + 1000 dev items
+    # (of 1,570) fit; reserving 4x the replay asked for 1,756 and refused the config
+    cfg = RunConfig(
+        learner="scripted",
+        seed=0,
+        data={"competence_items": 500, "dev_competence": 1000, "heldout_harmful": 40, "heldout_benign": 10},
+        train={"competence_replay": 64},
+    )
+    p = make_plan(cfg)
+    assert len(p.replay) == 64 and len(p.competence_items) == 500 and len(p.dev_competence) == 1000
+    replayed = {chat[-1]["content"].split("\nOptions: ")[0] for chat, _ in p.replay}
+    assert not replayed & {it.question for it in p.competence_items + p.dev_competence}
