@@ -156,6 +156,11 @@ def _run_loop(cfg: RunConfig, out: Path, resume: bool, log: Log) -> list[dict]:
     if db.exists() and not resume:
         raise UserError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
     resuming = db.exists()
+    # the plan and the critics before the store: a config they refuse leaves no run behind (a second try with
+    # the fix would otherwise be told the directory "already holds a run")
+    plan = make_plan(cfg)
+    critic = build_critic(cfg.critic)
+    eval_judge = build_critic(cfg.eval_judge) if cfg.eval_judge is not None else None
     with _run_lock(out), RunStore(db) as store:
         stored = store.get_meta("config")
         if stored is not None:
@@ -169,9 +174,6 @@ def _run_loop(cfg: RunConfig, out: Path, resume: bool, log: Log) -> list[dict]:
         if resuming:  # a fresh run has left nothing behind yet: the user's own temp files are not ours
             _sweep_temp(out)
         store.set_meta("config", cfg.model_dump(mode="json"))
-        plan = make_plan(cfg)
-        critic = build_critic(cfg.critic)
-        eval_judge = build_critic(cfg.eval_judge) if cfg.eval_judge is not None else None
         learner = _Learner(cfg, out)
         t0 = time.time()
         log = _timed(log)

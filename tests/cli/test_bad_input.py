@@ -66,6 +66,18 @@ def test_experiment_config_with_a_bad_value(tmp_path):
     assert not (tmp_path / "exp").exists()
 
 
+def test_run_config_the_plan_refuses_leaves_no_run_behind(tmp_path):
+    # more MC items than exist: refused with the fix named, and nothing in the directory to block the next try
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("learner: scripted\nrounds: 1\ndata:\n  competence_items: 1500\n  dev_competence: 500\n")
+    out = tmp_path / "run"
+    r = sa("run", "--config", str(cfg), "--out", str(out))
+    _assert_clean_failure(r, "competence items", "lower the competence item")
+    assert not (out / "run.sqlite").exists()
+    r = sa("run", "--config", str(cfg), "--out", str(out))  # a second try is told the same, not "already holds a run"
+    _assert_clean_failure(r, "competence items")
+
+
 def test_output_dir_not_writable(tmp_path):
     src = tmp_path / "in.jsonl"
     src.write_text('{"prompt": "hi"}\n')
