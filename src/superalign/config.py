@@ -332,6 +332,16 @@ class TrainConfig(_Frozen):
             "engine: native. docs/training.md."
         ),
     )
+    replay_format: Literal["chat", "mc"] = Field(
+        "chat",
+        description=(
+            "How a competence replay example is written: chat = the question and its options as a user turn, the "
+            "right option as the answer (the chat template, as the learner is prompted); mc = the raw text the "
+            'competence metric scores, "Question: ...\\nAnswer: <right option>", without the chat template '
+            "(the other items of the same format; none of them is reported or a dev item). With replay_loss kl this "
+            "anchors the plain-text distribution a chat-only anchor leaves free. docs/training.md."
+        ),
+    )
     max_steps: int = Field(0, ge=0, description="Stop after this many optimiser steps (0 = no cap).")
     engine: Literal["native", "trl"] = Field(
         "native",

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from superalign.config import DataConfig, RunConfig
-from superalign.records import Chat, Query, user_chat
+from superalign.records import Query, ReplayExample, user_chat
 
 if TYPE_CHECKING:
     from superalign.data.split import SourceSplit
@@ -28,7 +28,7 @@ class RunPlan:
     heldout_harmful: list[Query]
     heldout_benign: list[Query]
     competence_items: list  # list[MCItem]
-    replay: list[tuple[Chat, str]]  # competence SFT examples, disjoint from competence_items
+    replay: list[ReplayExample]  # competence SFT examples, disjoint from competence_items
     dev_harmful: list[Query] = field(default_factory=list)  # taken out of training; read each round, never trained
     dev_benign: list[Query] = field(default_factory=list)
     dev_competence: list = field(default_factory=list)  # list[MCItem]: disjoint from competence_items and replay
@@ -56,7 +56,7 @@ def heldout_subset(query: Query, cfg: RunConfig) -> str:
 
 def make_plan(cfg: RunConfig) -> RunPlan:
     from superalign.data.benign import load_benign_edgy, load_benign_general
-    from superalign.data.competence import load_competence
+    from superalign.data.competence import load_competence, mc_prompt
     from superalign.data.split import split_queries
 
     frac = cfg.data.heldout_fraction
@@ -84,7 +84,12 @@ def make_plan(cfg: RunConfig) -> RunPlan:
     dev_items = [it for it in pool[n_eval + n_replay :] if it.id not in seen]
     # MC format with the options listed: a bare "The answer is X." template collapsed every answer
     # of the embedded model into that template (measured: it then answered "The answer is Facebook.").
-    replay = [(user_chat(f"{it.question}\nOptions: " + "; ".join(it.options)), it.options[it.answer]) for it in rest]
+    if cfg.train.replay_format == "mc":  # the metric's own text (data/competence.py mc_prompt), no chat template
+        replay: list[ReplayExample] = [(mc_prompt(it), " " + it.options[it.answer]) for it in rest]
+    else:
+        replay = [
+            (user_chat(f"{it.question}\nOptions: " + "; ".join(it.options)), it.options[it.answer]) for it in rest
+        ]
     dev_rng = random.Random(f"{cfg.seed}-dev")
     return RunPlan(
         h_train,

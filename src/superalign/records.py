@@ -12,6 +12,9 @@ from typing import Any, TypeVar
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": str}
 Chat = list[Message]
+# A competence replay example: (chat, answer), or (raw text prefix, its continuation) read without the chat
+# template (train.replay_format: mc, the text the competence metric scores).
+ReplayExample = tuple[Chat | str, str]
 
 R = TypeVar("R")
 

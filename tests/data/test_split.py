@@ -292,3 +292,23 @@ def test_the_pool_reserves_the_replay_examples_the_loop_uses_and_no_more():
     assert len(p.replay) == 64 and len(p.competence_items) == 500 and len(p.dev_competence) == 1000
     replayed = {chat[-1]["content"].split("\nOptions: ")[0] for chat, _ in p.replay}
     assert not replayed & {it.question for it in p.competence_items + p.dev_competence}
+
+
+def test_replay_format_mc_writes_the_scored_text_of_the_same_items():
+    from superalign.data.competence import mc_prompt
+
+    data = {"competence_items": 40, "heldout_harmful": 40, "heldout_benign": 10}
+    chat = make_plan(RunConfig(learner="scripted", data=data, train={"competence_replay": 8}))
+    mc = make_plan(RunConfig(learner="scripted", data=data, train={"competence_replay": 8, "replay_format": "mc"}))
+    assert all(isinstance(p, str) and p.startswith("Question: ") and p.endswith("\nAnswer:") for p, _ in mc.replay)
+    questions = [c[-1]["content"].split("\nOptions: ")[0] for c, _ in chat.replay]
+    assert [p for p, _ in mc.replay] == [mc_prompt(it) for it in _items(questions)]
+    assert [a for _, a in mc.replay] == [" " + a for _, a in chat.replay]  # the right option, as it is scored
+    assert mc.competence_items == chat.competence_items and mc.dev_competence == chat.dev_competence
+
+
+def _items(questions):
+    from superalign.data.competence import load_competence
+
+    by_q = {it.question: it for it in load_competence(1570)}
+    return [by_q[q] for q in questions]

@@ -143,3 +143,39 @@ def test_add_lora_places_adapters_on_the_blocks_and_modules_asked_for(tiny):
     assert blocks == {0, 1} and {"q_proj", "up_proj"} <= modules
     blocks, modules = adapted(add_lora(copy.deepcopy(tiny.model), TrainConfig(), targets=["q_proj"], layers=[1]))
     assert (blocks, modules) == ({1}, {"q_proj"})
+
+
+MC_ITEMS = [
+    ("Which is a mammal?", ["shark", "whale", "trout", "squid"], 1),
+    ("What is 2 + 3?", ["4", "6", "5", "7"], 2),
+    ("Opposite of hot?", ["cold", "warm"], 0),
+    ("Which planet is closest to the Sun?", ["Venus", "Earth", "Mars", "Mercury"], 3),
+]
+MC_CHAT = [(user_chat(f"{q}\nOptions: " + "; ".join(o)), o[a]) for q, o, a in MC_ITEMS]
+MC_RAW = [(f"Question: {q}\nAnswer:", " " + o[a]) for q, o, a in MC_ITEMS]
+
+
+def test_a_raw_text_replay_example_is_encoded_without_the_chat_template(tiny):
+    tok = tiny.tokenizer
+    ids, n_prompt = encode_example(tok, tiny.render, "Question: Opposite of hot?\nAnswer:", " cold", 96)
+    want_p = tok("Question: Opposite of hot?\nAnswer:", add_special_tokens=False)["input_ids"]
+    assert ids == want_p + tok(" cold", add_special_tokens=False)["input_ids"] and n_prompt == len(want_p)
+    chat_ids, _ = encode_example(tok, tiny.render, user_chat("Opposite of hot?"), "cold", 96)
+    assert chat_ids != ids and len(chat_ids) > len(ids)  # the chat form carries the template and an end token
+
+
+def test_an_mc_anchor_keeps_the_scored_text_closer_than_a_chat_anchor(fresh_tiny, refusal_pairs):
+    """Same pairs, seed, steps and KL weight; the anchor written in the chat template (replay_format chat) or as the
+    raw "Question: ...\\nAnswer: ..." text the competence metric scores (mc). Read on the raw text of the same items,
+    the mc anchor leaves the trained model closer to the start than the chat one does (measured: KL 0.0008 against
+    0.0028)."""
+    base = copy.deepcopy(fresh_tiny.model)
+    raw_enc = [encode_example(fresh_tiny.tokenizer, fresh_tiny.render, c, a, 96) for c, a in MC_RAW]
+    cfg = TrainConfig(epochs=3, batch_size=4, lr=2e-3, nll_weight=0.5, replay_loss="kl", replay_weight=10.0)
+    train_dpo(fresh_tiny, refusal_pairs(), cfg, seed=0, replay=MC_CHAT)
+    chat_anchor = _kl_to(base, fresh_tiny.model, raw_enc)
+    fresh_tiny.model = copy.deepcopy(base)
+    _, stats = train_dpo(fresh_tiny, refusal_pairs(), cfg, seed=0, replay=MC_RAW)
+    mc_anchor = _kl_to(base, fresh_tiny.model, raw_enc)
+    assert stats.last_loss < stats.first_loss
+    assert chat_anchor > 1e-3 and mc_anchor < 0.5 * chat_anchor, (mc_anchor, chat_anchor)

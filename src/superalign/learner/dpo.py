@@ -18,7 +18,7 @@ from typing import Any
 
 from superalign.config import TrainConfig
 from superalign.learner.losses import dpo_loss, preference_loss, response_nll  # noqa: F401 (dpo_loss: re-exported)
-from superalign.records import Chat, Pair
+from superalign.records import Chat, Pair, ReplayExample
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 _OOM_HINT = "lower train.micro_batch or train.max_len, set train.gradient_checkpointing: true, or use dtype: bfloat16"
@@ -42,14 +42,19 @@ class TrainStats:
 
 
 def encode_example(
-    tokenizer: Any, render: Callable[[Chat], str], prompt: Chat, response: str, max_len: int
+    tokenizer: Any, render: Callable[[Chat], str], prompt: Chat | str, response: str, max_len: int
 ) -> tuple[list[int], int]:
-    """(ids, n_prompt): prompt rendered with the chat template, response + end-of-turn token."""
-    p = tokenizer(render(prompt), add_special_tokens=False)["input_ids"]
-    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    if not isinstance(end, int) or end == tokenizer.unk_token_id:
-        end = tokenizer.eos_token_id
-    r = tokenizer(response, add_special_tokens=False)["input_ids"] + [end]
+    """(ids, n_prompt): prompt rendered with the chat template, response + end-of-turn token. A `str` prompt is
+    raw text (a replay example of train.replay_format mc): no template and no end token, as the text is scored."""
+    if isinstance(prompt, str):
+        p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        r = tokenizer(response, add_special_tokens=False)["input_ids"]
+    else:
+        p = tokenizer(render(prompt), add_special_tokens=False)["input_ids"]
+        end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+        if not isinstance(end, int) or end == tokenizer.unk_token_id:
+            end = tokenizer.eos_token_id
+        r = tokenizer(response, add_special_tokens=False)["input_ids"] + [end]
     p = p[-max(max_len - len(r), max_len // 2) :]  # keep the prompt's end; the response wins the budget
     r = r[: max_len - len(p)]
     return p + r, len(p)
@@ -347,7 +352,7 @@ def train_dpo(
     pairs: Sequence[Pair],
     cfg: TrainConfig,
     seed: int = 0,
-    replay: Sequence[tuple[Chat, str]] = (),
+    replay: Sequence[ReplayExample] = (),
     progress: Callable[[int, int, float], None] | None = None,
     ref_cache: dict[tuple[tuple[int, ...], int], float] | None = None,
 ) -> tuple[Any, TrainStats]:

@@ -49,7 +49,7 @@ from typing import Any
 
 from superalign.config import TrainConfig
 from superalign.learner.dpo import TrainStats, encode_example, finish_trainable, make_trainable
-from superalign.records import Chat, Pair
+from superalign.records import Pair, ReplayExample
 
 
 def engine_problem(cfg: TrainConfig) -> str | None:
@@ -219,7 +219,7 @@ def train_dpo_trl(
     pairs: Sequence[Pair],
     cfg: TrainConfig,
     seed: int = 0,
-    replay: Sequence[tuple[Chat, str]] = (),
+    replay: Sequence[ReplayExample] = (),
     progress: Callable[[int, int, float], None] | None = None,
     work_dir: str | Path | None = None,
 ) -> tuple[Any, TrainStats]:
@@ -372,7 +372,7 @@ def write_job(
     work: Path,
     base_model: str | Path,
     pairs: Sequence[Pair],
-    replay: Sequence[tuple[Chat, str]],
+    replay: Sequence[ReplayExample],
     cfg: TrainConfig,
     seed: int,
     dtype: str,
@@ -391,7 +391,7 @@ def write_job(
         "stats": str(work / "stats.json"),
         "adapter_from": adapter_from,
         "pairs": [p.to_dict() for p in pairs],
-        "replay": [[list(c), a] for c, a in replay],
+        "replay": [[c if isinstance(c, str) else list(c), a] for c, a in replay],
     }
     path = work / "job.json"
     path.write_text(json.dumps(job), encoding="utf-8")

@@ -9,7 +9,7 @@ from typing import Any
 from superalign.backends.base import PairTrainable
 from superalign.config import TrainConfig
 from superalign.learner.dpo import TrainStats, train_dpo
-from superalign.records import Chat, Pair
+from superalign.records import Pair, ReplayExample
 
 
 def update_learner(
@@ -17,7 +17,7 @@ def update_learner(
     pairs: Sequence[Pair],
     cfg: TrainConfig,
     seed: int,
-    replay: Sequence[tuple[Chat, str]] = (),
+    replay: Sequence[ReplayExample] = (),
     progress: Callable[[int, int, float], None] | None = None,
 ) -> tuple[Any, TrainStats]:
     """Train the learner on preference pairs (+ competence replay) with `cfg.engine` (native: learner/dpo.py;
