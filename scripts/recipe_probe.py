@@ -74,8 +74,14 @@ def main() -> None:
         if n_replay > len(plan.replay):
             raise SystemExit(f"{name}: competence_replay {n_replay} > the plan's replay pool {len(plan.replay)}")
         t = time.time()
+        # a variant of the replay text (train.replay_format) writes the same replay items its own way
+        replay = (
+            plan.replay
+            if train.replay_format == cfg.train.replay_format
+            else make_plan(cfg.model_copy(update={"train": train})).replay
+        )
         model = load(spec)
-        _, stats = update_learner(model, pairs, train, _seed(cfg, args.round, "train"), replay=plan.replay[:n_replay])
+        _, stats = update_learner(model, pairs, train, _seed(cfg, args.round, "train"), replay=replay[:n_replay])
         dev = _dev_metrics(cfg, plan, critic, model, args.round, base_correct)[0]
         getattr(model, "close", lambda: None)()
         row = {
