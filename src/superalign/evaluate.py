@@ -106,10 +106,10 @@ def competence_summary(
 
 def competence_correct(learner: Any, items: Sequence[Any]) -> list[float]:
     """1.0 / 0.0 per MC item: is the option with the highest summed log-prob the right one?"""
-    from superalign.data.competence import mc_prompt
+    from superalign.data.competence import mc_options, mc_prompt
 
     prefixes = [mc_prompt(it) for it in items]
-    options = [[" " + o for o in it.options] for it in items]
+    options = [mc_options(it) for it in items]
     scores = learner.score_options(prefixes, options)
     best = {i: max(range(len(s)), key=s.__getitem__) for i, s in enumerate(scores)}
     return [1.0 if best[i] == it.answer else 0.0 for i, it in enumerate(items)]

@@ -56,7 +56,7 @@ def heldout_subset(query: Query, cfg: RunConfig) -> str:
 
 def make_plan(cfg: RunConfig) -> RunPlan:
     from superalign.data.benign import load_benign_edgy, load_benign_general
-    from superalign.data.competence import load_competence, mc_prompt
+    from superalign.data.competence import load_competence, mc_options, mc_prompt
     from superalign.data.split import split_queries
 
     frac = cfg.data.heldout_fraction
@@ -85,7 +85,7 @@ def make_plan(cfg: RunConfig) -> RunPlan:
     # MC format with the options listed: a bare "The answer is X." template collapsed every answer
     # of the embedded model into that template (measured: it then answered "The answer is Facebook.").
     if cfg.train.replay_format == "mc":  # the metric's own text (data/competence.py mc_prompt), no chat template
-        replay: list[ReplayExample] = [(mc_prompt(it), " " + it.options[it.answer]) for it in rest]
+        replay: list[ReplayExample] = [(mc_prompt(it), mc_options(it)[it.answer]) for it in rest]
     else:
         replay = [
             (user_chat(f"{it.question}\nOptions: " + "; ".join(it.options)), it.options[it.answer]) for it in rest

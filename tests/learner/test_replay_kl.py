@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from superalign.config import TrainConfig
+from superalign.data.competence import MCItem, mc_options, mc_prompt
 from superalign.learner.dpo import encode_example, make_trainable, replay_kl, train_dpo
 from superalign.records import user_chat
 
@@ -152,7 +153,10 @@ MC_ITEMS = [
     ("Which planet is closest to the Sun?", ["Venus", "Earth", "Mars", "Mercury"], 3),
 ]
 MC_CHAT = [(user_chat(f"{q}\nOptions: " + "; ".join(o)), o[a]) for q, o, a in MC_ITEMS]
-MC_RAW = [(f"Question: {q}\nAnswer:", " " + o[a]) for q, o, a in MC_ITEMS]
+MC_RAW = [  # the text the competence metric scores (data/competence.py)
+    (mc_prompt(it), mc_options(it)[it.answer])
+    for it in (MCItem(f"t{i}", "sciq", q, tuple(o), a) for i, (q, o, a) in enumerate(MC_ITEMS))
+]
 
 
 def test_a_raw_text_replay_example_is_encoded_without_the_chat_template(tiny):

@@ -37,6 +37,11 @@ def mc_prompt(item: MCItem) -> str:
     return f"Question: {item.question}\nAnswer:"
 
 
+def mc_options(item: MCItem) -> list[str]:
+    """The continuations scored after `mc_prompt(item)`: " " + option, in the item's order."""
+    return [" " + o for o in item.options]
+
+
 def _read_rows(task: str) -> list[dict[str, Any]]:
     return olmo_rows(MC_FILES[task])
 

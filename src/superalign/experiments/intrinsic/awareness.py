@@ -35,10 +35,10 @@ def mc_chat(item: Any) -> Chat:
 
 def option_logps(backend: Any, items: Sequence[Any]) -> list[list[float]]:
     """Summed log P(" " + option | mc_prompt(item)) per option (evaluate.competence's scoring)."""
-    from superalign.data.competence import mc_prompt
+    from superalign.data.competence import mc_options, mc_prompt
 
     prefixes = [mc_prompt(it) for it in items]
-    options = [[" " + o for o in it.options] for it in items]
+    options = [mc_options(it) for it in items]
     return backend.score_options(prefixes, options)
 
 

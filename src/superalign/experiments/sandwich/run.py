@@ -123,12 +123,12 @@ def load_task(task: str, limit: int) -> list[MCItem]:
 
 def strong_scores(backend: Any, items: list[MCItem], cache: Path | None = None) -> list[list[float]]:
     """Summed option log-likelihoods per item; cached per item id in `cache` (a JSON file) if given."""
-    from superalign.data.competence import mc_prompt
+    from superalign.data.competence import mc_options, mc_prompt
 
     known: dict[str, list[float]] = json.loads(cache.read_text()) if cache and cache.is_file() else {}
     todo = [it for it in items if it.id not in known]
     if todo:
-        prefixes, options = [mc_prompt(it) for it in todo], [[" " + o for o in it.options] for it in todo]
+        prefixes, options = [mc_prompt(it) for it in todo], [mc_options(it) for it in todo]
         scores = backend.score_options(prefixes, options)
         known.update({it.id: [float(s) for s in sc] for it, sc in zip(todo, scores)})
         if cache:

@@ -80,9 +80,9 @@ def measure(backend: Any, data: EvalSet, judge: Any, safety_tokens: int) -> Item
 def mc_correct(backend: Any, items: list) -> list[float]:
     """1.0 per MC item whose option has the highest summed log-prob after "Question: …\\nAnswer:" (the
     scoring of evaluate.competence, kept per item for paired comparisons)."""
-    from superalign.data.competence import mc_prompt
+    from superalign.data.competence import mc_options, mc_prompt
 
-    scores = backend.score_options([mc_prompt(it) for it in items], [[" " + o for o in it.options] for it in items])
+    scores = backend.score_options([mc_prompt(it) for it in items], [mc_options(it) for it in items])
     return [float(max(range(len(s)), key=s.__getitem__) == it.answer) for s, it in zip(scores, items)]
 
 
@@ -108,12 +108,12 @@ def option_features(backend: Any, items: list, batch: int = 16) -> tuple[Any, li
     import numpy as np
     import torch
 
-    from superalign.data.competence import mc_prompt
+    from superalign.data.competence import mc_options, mc_prompt
 
     texts, owner = [], []
     for i, it in enumerate(items):
-        for o in it.options:
-            texts.append(f"{mc_prompt(it)} {o}")
+        for o in mc_options(it):
+            texts.append(mc_prompt(it) + o)
             owner.append(i)
     tok, model = backend.tokenizer, backend.model
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
