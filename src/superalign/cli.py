@@ -54,10 +54,24 @@ def _critic_config(kind: str, **fields: Any) -> CriticConfig:
 
     try:
         return CriticConfig(kind=kind, **fields)
-    except ValidationError:
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        if err["loc"] and err["loc"][0] != "kind":
+            raise UserError(f"bad critic option: {err['loc'][0]}: {err['msg']} (--abstain-below: in [0, 1])") from None
         raise UserError(
             f"--critic {kind!r}: unknown critic; choose content, learned, ensemble, rules, classifier or llm-judge"
         ) from None
+
+
+def _run_critic(config: Path | None, kind: str | None, **fields: Any) -> CriticConfig:
+    """The critic of `--config RUN.yaml` (its whole `critic:` section: the critic that run trains against),
+    with --critic KIND and the given options laid over it; without a config, --critic KIND (default content)."""
+    if config is None:
+        return _critic_config(kind or CRITIC_DEFAULT, **fields)
+    from superalign.config import load_config
+
+    base = load_config(config).critic.model_dump()
+    return _critic_config(kind or base.pop("kind"), **{**{k: v for k, v in base.items() if k != "kind"}, **fields})
 
 
 def _with_critic(cfg: RunConfig, kind: str | None) -> RunConfig:
@@ -67,6 +81,10 @@ def _with_critic(cfg: RunConfig, kind: str | None) -> RunConfig:
     return cfg.model_copy(update={"critic": _critic_config(kind, **cfg.critic.model_dump(exclude={"kind"}))})
 
 
+CONFIG_CRITIC_HELP = (
+    "A run config: judge with its whole `critic:` section (e.g. prompt_howto_negatives), the critic that run trains "
+    "against; --critic and the options given here override it."
+)
 FIELD_HELP = "Read the file's column COLUMN as field NAME, e.g. --field prompt=question (repeatable; NAME: "
 GENERATE_IN = (
     "JSONL or .csv rows with a 'prompt' (optional 'system'); a JSONL row may give chat 'messages' instead "
@@ -228,14 +246,15 @@ def judge(
         help=JUDGE_IN,
     ),
     out: Path = typer.Option(..., "--out", help="Output JSONL: every input field plus the Verdict fields."),
-    critic: str = typer.Option(
-        CRITIC_DEFAULT,
+    critic: str | None = typer.Option(
+        None,
         "--critic",
         help=(
             "content (default: the most accurate on the gold set of the loop's own outputs, docs/critic.md) | "
             "learned | ensemble | rules | classifier | llm-judge"
         ),
     ),
+    config: Path | None = typer.Option(None, "--config", help=CONFIG_CRITIC_HELP),
     constitution: Path | None = typer.Option(
         None, "--constitution", help="Constitution YAML (default: the shipped one)."
     ),
@@ -254,31 +273,25 @@ def judge(
     field: list[str] = typer.Option([], "--field", help=JUDGE_FIELD),
 ) -> None:
     """Each row with `prompt` and `response` gets the Verdict fields (with explanation, rubric item, evidence)."""
-    from pydantic import ValidationError
-
     from superalign.device import set_device
 
     set_device(device)  # the llm-judge's --judge-model loads there
-    from superalign.config import CriticConfig
     from superalign.critic import JudgeItem, build_critic, judge as judge_items
     from superalign.records import stable_id
     from superalign.store.jsonl import write_jsonl
     from superalign.store.user_rows import parse_fields, read_user_rows
 
     fields = parse_fields(field, ["prompt", "response", "harmful", "id", "messages"])
-    try:
-        ccfg = CriticConfig(
-            kind=critic,
-            abstain_below=abstain_below,
-            profile=profile,
-            constitution=str(constitution) if constitution else None,
-            judge_model=judge_model,
-        )
-    except ValidationError as exc:
-        raise UserError(
-            f"bad critic option: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']} "
-            "(--critic: rules, classifier, ensemble, llm-judge or learned; --abstain-below in [0, 1])"
-        ) from None
+    given = {
+        "abstain_below": abstain_below,
+        "profile": profile,
+        "constitution": str(constitution) if constitution else None,
+        "judge_model": judge_model,
+    }
+    if config is not None:  # the run's critic section, with the options that differ from their defaults laid over
+        defaults = {"abstain_below": 0.0, "profile": "default", "constitution": None, "judge_model": "embedded"}
+        given = {k: v for k, v in given.items() if v != defaults[k]}
+    ccfg = _run_critic(config, critic, **given)
     rows = read_user_rows(
         inp,
         required=["prompt", "response"],  # `str(None)` was judged as the text "None"
@@ -420,9 +433,12 @@ def report(run_dir: Path = typer.Argument(..., help="A run directory (holding ru
 @app.command("critic-eval")
 def critic_eval(
     out: Path = typer.Option(..., "--out", help="Directory for metrics.json, table.md/.html and plots."),
-    critic: str = typer.Option(
-        CRITIC_DEFAULT, "--critic", help="Any `judge --critic` kind (learned: its own grouped-CV path on PyRIT's sets)."
+    critic: str | None = typer.Option(
+        None,
+        "--critic",
+        help=f"Any `judge --critic` kind (default: --config's, else {CRITIC_DEFAULT}; learned: its own CV on PyRIT's).",
     ),
+    config: Path | None = typer.Option(None, "--config", help=CONFIG_CRITIC_HELP),
     folds: int = typer.Option(5, "--folds", min=2, help="Grouped CV folds (grouped by objective text)."),
     noise: bool = typer.Option(
         True, "--noise/--no-noise", help="learned: also run the label-noise experiment (~minutes)."
@@ -446,13 +462,15 @@ def critic_eval(
     from superalign.data.gold import load_gold
     from superalign.store.jsonl import atomic_write_text, make_out_dir
 
-    ccfg = _critic_config(critic, abstain_below=abstain_below)
+    ccfg = _run_critic(config, critic, **({"abstain_below": abstain_below} if abstain_below or not config else {}))
     make_out_dir(out)
     judge_critic = build_critic(ccfg)
-    if critic == "learned":
+    abstain_below = ccfg.abstain_below
+    if ccfg.kind == "learned":
         metrics = learned_eval(out, folds, tfidf_weight, abstain_below, noise, progress=_echo)
     else:
         metrics = eval_critic(judge_critic, out, folds, abstain_below, progress=_echo)
+    metrics["critic_config"] = ccfg.model_dump()
     if gold:
         _echo("judging the gold test split (with and without the dataset's harmful label)")
         metrics["gold_test"] = gold_metrics(judge_critic, load_gold("test"))
