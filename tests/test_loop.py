@@ -85,7 +85,7 @@ def test_more_rounds_continue_a_finished_run_as_a_clean_run_would(tmp_path):
     assert [r["round"] for r in grown] == [0, 1, 2]
 
 
-def test_a_refused_resume_names_each_changed_key_and_touches_nothing(tmp_path):
+def test_a_refused_resume_names_each_changed_key_and_touches_nothing(tmp_path, monkeypatch):
     from superalign.errors import UserError
 
     run_loop(load_config("configs/scripted.yaml", rounds=2), tmp_path, log=lambda m: None)
@@ -93,8 +93,15 @@ def test_a_refused_resume_names_each_changed_key_and_touches_nothing(tmp_path):
     changed = load_config("configs/scripted.yaml", rounds=2).model_copy(
         update={"attacker": load_config("configs/scripted.yaml").attacker.model_copy(update={"queries_per_round": 90})}
     )
-    with pytest.raises(UserError, match=r"another config \(attacker\.queries_per_round: 96 → 90\)"):
-        run_loop(changed, tmp_path, resume=True, log=lambda m: None)
+    import superalign.critic
+
+    def no_critic(*a, **k):
+        raise AssertionError("a refused resume must not build critics first (minutes for the content critic)")
+
+    with monkeypatch.context() as m:
+        m.setattr(superalign.critic, "build_critic", no_critic)
+        with pytest.raises(UserError, match=r"another config \(attacker\.queries_per_round: 96 → 90\)"):
+            run_loop(changed, tmp_path, resume=True, log=lambda m: None)
     with pytest.raises(UserError, match=r"rounds: 2 → 1\).*give --rounds 2 or more"):  # rounds never shrink
         run_loop(load_config("configs/scripted.yaml", rounds=1), tmp_path, resume=True, log=lambda m: None)
     assert _tree(tmp_path) == before

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from superalign.backends.base import Sampling
 from superalign.config import RunConfig
@@ -21,6 +21,9 @@ from superalign.errors import UserError
 from superalign.evaluate import judge_heldout
 from superalign.faults import tick
 from superalign.records import Query, Response, stable_id, user_chat
+
+if TYPE_CHECKING:
+    from superalign.store.runstore import RunStore
 
 Log = Callable[[str], None]
 # Bump when make_plan's sets change for the same config (a resumed run must not switch held-out sets midway).
@@ -146,7 +149,6 @@ def _run_loop(cfg: RunConfig, out: Path, resume: bool, log: Log) -> list[dict]:
     from superalign.critic import build_critic
     from superalign.oversight.in_loop import promote_step
     from superalign.plan import make_plan
-    from superalign.preflight import check_resume
     from superalign.store.jsonl import make_out_dir
     from superalign.store.run_outputs import rounds_with_gate, write_outputs
     from superalign.store.runstore import RunStore
@@ -156,20 +158,16 @@ def _run_loop(cfg: RunConfig, out: Path, resume: bool, log: Log) -> list[dict]:
     if db.exists() and not resume:
         raise UserError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
     resuming = db.exists()
+    if resuming:  # a changed config is refused before the critics are built (minutes for some kinds)
+        with RunStore(db) as store:
+            _check_stored(store, cfg, out)
     # the plan and the critics before the store: a config they refuse leaves no run behind (a second try with
     # the fix would otherwise be told the directory "already holds a run")
     plan = make_plan(cfg)
     critic = build_critic(cfg.critic)
     eval_judge = build_critic(cfg.eval_judge) if cfg.eval_judge is not None else None
     with _run_lock(out), RunStore(db) as store:
-        stored = store.get_meta("config")
-        if stored is not None:
-            check_resume(stored, cfg, out)
-            if store.get_meta("plan_version") != PLAN_VERSION:
-                raise UserError(
-                    f"{out}: the run was started by an older superalign whose train/held-out split "
-                    "differs; its rounds cannot be carried on comparably: start a new run (another --out)"
-                )
+        _check_stored(store, cfg, out)  # again under the lock: another process may have started the run since
         store.set_meta("plan_version", PLAN_VERSION)
         if resuming:  # a fresh run has left nothing behind yet: the user's own temp files are not ours
             _sweep_temp(out)
@@ -192,6 +190,21 @@ def _run_loop(cfg: RunConfig, out: Path, resume: bool, log: Log) -> list[dict]:
         finally:
             learner.shutdown()  # Ray actors and the round's vLLM adapter go with the run
         return rounds_with_gate(store)
+
+
+def _check_stored(store: RunStore, cfg: RunConfig, out: Path) -> None:
+    """Refuse to go on with a run in `out` that was started with another config or an older plan."""
+    from superalign.preflight import check_resume
+
+    stored = store.get_meta("config")
+    if stored is None:
+        return
+    check_resume(stored, cfg, out)
+    if store.get_meta("plan_version") != PLAN_VERSION:
+        raise UserError(
+            f"{out}: the run was started by an older superalign whose train/held-out split "
+            "differs; its rounds cannot be carried on comparably: start a new run (another --out)"
+        )
 
 
 @contextlib.contextmanager
