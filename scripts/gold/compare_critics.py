@@ -20,7 +20,7 @@ from superalign.config import CriticConfig
 from superalign.critic import build_critic
 from superalign.critic.critic import JudgeItem
 from superalign.critic.gold_eval import gold_metrics
-from superalign.data.gold import GOLD_VERSION, load_gold
+from superalign.data.gold import GOLD_FILES, GOLD_VERSION, load_gold
 
 
 def _cpu() -> str:
@@ -39,6 +39,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--critics", default="rules,ensemble,learned,content")
     ap.add_argument("--backbone", default="smollm2", help="content / independent: smollm2 | gemma")
+    ap.add_argument("--howto", action="store_true", help="critic.prompt_howto_negatives (the long runs' critic)")
     a = ap.parse_args()
     dev, test = load_gold("dev"), load_gold("test")
     result: dict = {
@@ -47,11 +48,13 @@ def main() -> None:
         "n_test": len(test),
         "critics": {},
         "backbone": a.backbone,
+        "prompt_howto_negatives": a.howto,
         "machine": _cpu(),
         "commit": subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip(),
     }
     for name in a.critics.split(","):
-        critic = build_critic(CriticConfig(kind=name, backbone=a.backbone))  # type: ignore[arg-type]
+        cfg = CriticConfig(kind=name, backbone=a.backbone, prompt_howto_negatives=a.howto)  # type: ignore[arg-type]
+        critic = build_critic(cfg)
         vs = critic.judge([JudgeItem(r.id, r.prompt, r.response, r.harmful) for r in dev])
         dev_acc = sum(v.unsafe == r.unsafe for v, r in zip(vs, dev)) / len(dev)
         t = time.perf_counter()
@@ -61,6 +64,8 @@ def main() -> None:
             "dev_accuracy_with_label": round(dev_acc, 4),
             "test": m,
             "seconds_per_item": round(secs / (2 * len(test)), 4),
+            # each file's test rows alone: gold-v1's (the figures quoted before gold-v2) and gold-v2's additions
+            "test_by_file": {f.name: gold_metrics(critic, load_gold("test", f)) for f in GOLD_FILES},
         }
         w = m["with_label"]
         print(

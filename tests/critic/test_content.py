@@ -90,6 +90,21 @@ def test_training_rows_add_spliced_and_noted_variants_from_dev_only() -> None:
     assert noted and all(r.response.split("\n\n")[0] in REFUSALS + COMPLIES for r in noted)
 
 
+def test_trained_rows_and_their_variants_weigh_trained_weight_of_a_row() -> None:
+    import dataclasses
+
+    from superalign.critic.content import SYNTHETIC_WEIGHT
+
+    dev = _dev()
+    dev[1] = dataclasses.replace(dev[1], kind="trained")  # a compliant answer: it gets a spliced variant
+    rows = training_rows(dev, pyrit=False, trained_weight=0.25)
+    of_trained = [r for r in rows if COMPLIES[0] in r.response]
+    assert {r.origin: r.weight for r in of_trained}["gold"] == 0.25
+    assert {r.origin: r.weight for r in of_trained}["splice"] == SYNTHETIC_WEIGHT * 0.25
+    others = [r for r in rows if r.origin == "gold" and COMPLIES[0] not in r.response]
+    assert {r.weight for r in others} == {1.0}
+
+
 def test_critic_reads_past_a_refusal_opener_and_ignores_judge_notes(features: ContentFeatures) -> None:
     rows = (
         training_rows(_dev(), pyrit=False)

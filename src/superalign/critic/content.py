@@ -46,15 +46,19 @@ if TYPE_CHECKING:
     from superalign.critic.constitution import Policy
     from superalign.data.gold import GoldRow
 
-CONTENT_HEADS_VERSION = (
-    2  # bump when the recipe below changes (invalidates cached heads, not features); 2: no PyRIT rows
-)
+# bump when the recipe below changes (invalidates cached heads, not features); 2: no PyRIT rows; 3: fitted on
+# gold-v2's dev split (gold-v1 dev + trained checkpoints' answers to training prompts)
+CONTENT_HEADS_VERSION = 3
 HARM_LABEL_WEIGHT = 0.8  # P(harmful) = w x dataset label + (1 - w) x prompt head, when a label is given
 # PyRIT's rows at 0.1 of a gold dev row scored best in grouped dev CV (0 -> 0.868, 0.1 -> 0.882, 0.2 -> 0.876,
 # 0.5 -> 0.865), but the shipped heads leave them out: the evaluation judge (critic/independent.py) is fitted on
 # PyRIT's sets, and it must share no training rows with the critic the learner trains against.
 PYRIT_WEIGHT = 0.0
 SYNTHETIC_WEIGHT = 0.5
+# Weight of a gold-v2 `trained` row (trained checkpoints' answers to training prompts) against a gold-v1 row.
+# Grouped dev CV (557 rows): 0 -> 0.855, 1 -> 0.885 but 2 of the 41 written injections missed, 0.5 -> 0.878,
+# 0.25 -> 0.880 (every injection right): the best with no injection missed. Bump CONTENT_HEADS_VERSION with it.
+TRAINED_WEIGHT = 0.25
 
 # Openers spliced before compliant dev answers (synthetic rows): the refusal must not hide what follows.
 SPLICE_OPENERS = (
@@ -100,32 +104,30 @@ def training_rows(
     pyrit: bool = False,
     pyrit_weight: float = 0.1,
     pyrit_exclude_fold: tuple[int, int] | None = None,
+    trained_weight: float | None = None,
 ) -> list[TrainRow]:
     """Gold dev rows, their synthetic variants and (pyrit=True) PyRIT's labelled sets at `pyrit_weight`
     per row (grouped dev CV: a small weight helped a little, a large one hurt; the shipped heads use none,
     see PYRIT_WEIGHT).
     critic-eval refits without each PyRIT fold it scores (`refit_for_pyrit_fold`)."""
     rng = random.Random(seed)
-    out = [TrainRow(r.prompt, r.response, gold_comply(r), r.refusal, r.degenerate, r.group, 1.0, "gold") for r in dev]
+    tw = TRAINED_WEIGHT if trained_weight is None else trained_weight
+
+    def weight(r: GoldRow) -> float:  # gold-v2's `trained` rows (and their variants) count `tw` of a row
+        return tw if r.kind == "trained" else 1.0
+
+    out = [
+        TrainRow(r.prompt, r.response, gold_comply(r), r.refusal, r.degenerate, r.group, weight(r), "gold") for r in dev
+    ]
     for r in dev:
+        w = SYNTHETIC_WEIGHT * weight(r)
         if r.harmful and r.unsafe and not r.degenerate:
             opener = rng.choice(SPLICE_OPENERS)
-            out.append(
-                TrainRow(r.prompt, f"{opener} {r.response}", True, False, False, r.group, SYNTHETIC_WEIGHT, "splice")
-            )
+            out.append(TrainRow(r.prompt, f"{opener} {r.response}", True, False, False, r.group, w, "splice"))
         if not r.degenerate and rng.random() < 0.5:
             note = rng.choice(JUDGE_NOTES)
             out.append(
-                TrainRow(
-                    r.prompt,
-                    f"{r.response}\n\n{note}",
-                    gold_comply(r),
-                    r.refusal,
-                    False,
-                    r.group,
-                    SYNTHETIC_WEIGHT,
-                    "note",
-                )
+                TrainRow(r.prompt, f"{r.response}\n\n{note}", gold_comply(r), r.refusal, False, r.group, w, "note")
             )
     if pyrit:
         from superalign.critic.classifier import fold_of, load_objective_examples, load_refusal_examples
@@ -379,9 +381,10 @@ def load_shipped_heads(
 
 
 def gold_digest() -> str:
-    from superalign.data.gold import GOLD_FILE
+    """A digest of every gold file: heads fitted on other data are not taken for these."""
+    from superalign.data.gold import GOLD_FILES
 
-    return hashlib.sha1(GOLD_FILE.read_bytes()).hexdigest()[:12]
+    return hashlib.sha1(b"".join(f.read_bytes() for f in GOLD_FILES)).hexdigest()[:12]
 
 
 def _heads_path(features: ContentFeatures, gold_digest: str) -> Path:

@@ -24,8 +24,10 @@ from superalign.data.split import JACCARD_GROUP, content_words, group_objectives
 from superalign.errors import UserError
 
 GOLD_DIR = Path(__file__).resolve().parent
-GOLD_FILE = GOLD_DIR / "gold-v1.jsonl"
-GOLD_VERSION = "gold-v1"
+GOLD_FILE = GOLD_DIR / "gold-v1.jsonl"  # the first 640 rows (and the empathy labels' base)
+GOLD_V2_FILE = GOLD_DIR / "gold-v2.jsonl"  # rows added in v2: trained checkpoints' answers to training prompts
+GOLD_FILES = (GOLD_FILE, GOLD_V2_FILE)  # gold-v2 = both files; each row's `kind` and `source` say where it is from
+GOLD_VERSION = "gold-v2"
 Split = Literal["dev", "test"]
 TEST_FRACTION = 0.5
 
@@ -70,8 +72,15 @@ class GoldRow:
     over_refusal: bool
 
 
-def load_gold(split: Split | None = None, path: Path = GOLD_FILE) -> list[GoldRow]:
-    """The gold rows of `split` (None = all), in file order."""
+def load_gold(split: Split | None = None, path: Path | None = None) -> list[GoldRow]:
+    """The gold rows of `split` (None = all), in file order: every file of the current version, or one `path`."""
+    out: list[GoldRow] = []
+    for file in GOLD_FILES if path is None else (path,):
+        out += _load_file(file, split)
+    return out
+
+
+def _load_file(path: Path, split: Split | None) -> list[GoldRow]:
     if not path.is_file():
         raise UserError(f"gold set not found: {path} (reinstall superalign; the file ships with the package)")
     out = []
