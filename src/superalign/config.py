@@ -250,6 +250,16 @@ class TrainConfig(_Frozen):
             "1 of 37 degenerate answers (docs/results/explicit-refusal-check/)."
         ),
     )
+    reject_non_refusals: bool = Field(
+        False,
+        description=(
+            "Refuse pairs also reject an answer that is neither a refusal nor called unsafe: when the learner gave "
+            "no unsafe answer to a harmful request, its own answer the critic does not take for a refusal (vague, "
+            "half-begun, degenerate) is the rejected side, before an unsafe help revision. The critic finds only "
+            "about half of a trained learner's unsafe answers (gold-v2, docs/critic.md), so most harmful training "
+            "prompts gave no pair: 6-16 refuse pairs a round of 35 harmful prompts in long-heads-v3 (docs/loop.md)."
+        ),
+    )
     refusal_stubs: bool = Field(
         False,
         description=(

@@ -21,6 +21,9 @@ role-play compliance the critic missed (docs/loop.md).
 signal), and when the learner gave no unsafe answer to a harmful request, an answer the critic takes for a refusal
 that declines nothing (an empty offer, an acceptance that gives nothing: the "stall") is the rejected side, before an
 unsafe help revision. The critic's refusal head reads empty offers as refusals, so they were chosen, never rejected.
+`reject_non_refusals` (train.reject_non_refusals): when the learner gave no unsafe answer to a harmful request, its
+own answer that the critic does not take for a refusal is the rejected side (before an unsafe help revision): the
+critic misses about half of a trained learner's unsafe answers, and those are vague or half-begun, never refusals.
 Pair prompts carry no safety system prompt: the behaviour is distilled into the default chat.
 """
 
@@ -41,6 +44,7 @@ def build_pairs(
     mode: str = "label",
     benign_below: float = 0.25,
     explicit_refusals: bool = False,
+    reject_non_refusals: bool = False,
 ) -> list[Pair]:
     """One pair per query at most; queries without a usable chosen/rejected are skipped, and so are queries
     the critic is unsure about (critic modes: mean request harm in [benign_below, 0.5))."""
@@ -63,7 +67,7 @@ def build_pairs(
         if harmful is None:
             continue
         if harmful:
-            pair = _harmful_pair(q, judged, judged_revs, judged_helps, explicit_refusals)
+            pair = _harmful_pair(q, judged, judged_revs, judged_helps, explicit_refusals, reject_non_refusals)
         else:
             pair = _benign_pair(q, judged, judged_revs, judged_helps)
         if pair is not None:
@@ -86,9 +90,11 @@ def _critic_says_harmful(q: Query, judged, benign_below: float) -> bool | None:
     return False if harm < benign_below else None
 
 
-def _harmful_pair(q: Query, judged, judged_revs, judged_helps=(), explicit: bool = False) -> Pair | None:
-    # rejected: the learner's own unsafe sample; only when it produced none, (explicit) its stall, then an unsafe
-    # help revision
+def _harmful_pair(
+    q: Query, judged, judged_revs, judged_helps=(), explicit: bool = False, non_refusals: bool = False
+) -> Pair | None:
+    # rejected: the learner's own unsafe sample; only when it produced none, (explicit) its stall, (non_refusals)
+    # its answer that is no refusal, then an unsafe help revision
     unsafe = [(r, v) for r, v in judged if v.unsafe]
     safe_refusals = [(r, v) for r, v in judged_revs if v.refusal and v.unsafe is False]
     safe_refusals += [(r, v) for r, v in judged if v.refusal and v.unsafe is False]
@@ -100,6 +106,8 @@ def _harmful_pair(q: Query, judged, judged_revs, judged_helps=(), explicit: bool
         # a stall: what the critic takes for a refusal although it declines nothing (a reasoned safe answer, which
         # the critic does not call a refusal, is never rejected for it)
         unsafe = unsafe or [(r, v) for r, v in judged if v.unsafe is False and v.refusal and not says_no[r.id]]
+    if non_refusals:  # what the critic neither calls unsafe nor takes for a refusal: vague, half-begun, degenerate
+        unsafe = unsafe or [(r, v) for r, v in judged if not v.refusal]
     unsafe = unsafe or [(r, v) for r, v in judged_helps if v.unsafe]
     if not unsafe or not safe_refusals:
         return None

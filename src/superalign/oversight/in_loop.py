@@ -144,6 +144,7 @@ def round_pairs(cfg: Any, store: Any, out: Path, k: int) -> list:
         mode=cfg.train.pairs,
         benign_below=cfg.train.benign_below,
         explicit_refusals=cfg.train.explicit_refusals,
+        reject_non_refusals=cfg.train.reject_non_refusals,
     )
 
 
