@@ -37,7 +37,7 @@ RESULTS = Path("docs/results")
 def _heads(path: Path, features: ContentFeatures):
     with np.load(path) as z:
         meta = json.loads(str(z["meta"]))
-    heads = load_shipped_heads(path, features, meta["gold_digest"], meta["version"])
+    heads = load_shipped_heads(path, features, meta["gold_digest"], meta["version"], meta.get("trained_weight", 0.0))
     if heads is None:
         raise SystemExit(f"{path}: heads for another feature extractor")
     return heads

@@ -162,6 +162,7 @@ def test_shipped_linear_heads_predict_what_the_fitted_pipelines_do(features: Con
     path = tmp_path / "heads.npz"
     save_heads(heads, path, "digest-1")
     assert load_shipped_heads(path, features, "digest-2") is None  # fitted on another gold file: not used
+    assert load_shipped_heads(path, features, "digest-1", trained_weight=0.9) is None  # another recipe: not used
     shipped = load_shipped_heads(path, features, "digest-1")
     assert shipped is not None
     prompts, responses = [HARMFUL[0], HARMFUL[1]], [COMPLIES[0], REFUSALS[1]]

@@ -341,6 +341,7 @@ def save_heads(heads: ContentHeads, path: Path, gold_digest: str, version: int =
         "features": heads.features.tag(),
         "rows": heads.meta.get("rows", {}),
         "pyrit_weight": heads.meta.get("pyrit_weight", 0.0),
+        "trained_weight": TRAINED_WEIGHT,
     }
     arrays["meta"] = np.asarray(json.dumps(meta))
     tmp = path.with_name(f".{path.name}.tmp.npz")
@@ -349,10 +350,15 @@ def save_heads(heads: ContentHeads, path: Path, gold_digest: str, version: int =
 
 
 def load_shipped_heads(
-    path: Path, features: ContentFeatures, gold_digest: str, version: int = CONTENT_HEADS_VERSION
+    path: Path,
+    features: ContentFeatures,
+    gold_digest: str,
+    version: int = CONTENT_HEADS_VERSION,
+    trained_weight: float = TRAINED_WEIGHT,
 ) -> ContentHeads | None:
     """The shipped heads when they were fitted on this data (`gold_digest`: a digest of the training files),
-    recipe version and feature extractor."""
+    recipe version, weight of the `trained` rows (files without one: 0, they predate those rows) and feature
+    extractor."""
     import json
 
     import numpy as np
@@ -361,10 +367,11 @@ def load_shipped_heads(
         return None
     with np.load(path) as z:
         meta = json.loads(str(z["meta"]))
-        if (meta.get("gold_digest"), meta.get("version"), meta.get("features")) != (
+        if (meta.get("gold_digest"), meta.get("version"), meta.get("features"), meta.get("trained_weight", 0.0)) != (
             gold_digest,
             version,
             features.tag(),
+            trained_weight,
         ):
             return None
         heads = {
@@ -390,7 +397,8 @@ def gold_digest() -> str:
 def _heads_path(features: ContentFeatures, gold_digest: str) -> Path:
     from superalign.backends.embedded import cache_root
 
-    return cache_root() / "critic-heads" / f"content-{features.tag()}-{gold_digest}-v{CONTENT_HEADS_VERSION}.pkl"
+    name = f"content-{features.tag()}-{gold_digest}-v{CONTENT_HEADS_VERSION}-tw{TRAINED_WEIGHT}.pkl"
+    return cache_root() / "critic-heads" / name
 
 
 def load_or_fit_content_heads(
