@@ -70,8 +70,8 @@ def _run_critic(config: Path | None, kind: str | None, **fields: Any) -> CriticC
         return _critic_config(kind or CRITIC_DEFAULT, **fields)
     from superalign.config import load_config
 
-    base = load_config(config).critic.model_dump()
-    return _critic_config(kind or base.pop("kind"), **{**{k: v for k, v in base.items() if k != "kind"}, **fields})
+    base = load_config(config).critic
+    return _critic_config(kind or base.kind, **{**base.model_dump(exclude={"kind"}), **fields})
 
 
 def _with_critic(cfg: RunConfig, kind: str | None) -> RunConfig:
