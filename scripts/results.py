@@ -2,11 +2,15 @@
 
     python scripts/results.py collect RUN_DIR docs/results/NAME [--log RUN.log] [--commit HASH]
     python scripts/results.py ablation docs/results/ablation-pairs label=RUN_A critic=RUN_B critic+revise=RUN_C
+    python scripts/results.py dev RUN_DIR docs/results/NAME
     python scripts/results.py render README.md
 
 collect:  rounds.jsonl, the run's config (config.json), per-round held-out answers with both judges' verdicts
           (answers.jsonl), and machine.json (CPU, cores, commit, wall time and peak memory from the run's
           `/usr/bin/time -v` log when given). Several machines: one NAME per machine (e.g. demo, demo-avx2).
+          Also dev_answers.jsonl (below).
+dev:      dev_answers.jsonl only: every round's greedy answers to the dev prompts (taken out of training, never
+          held out; what the gate reads), with the training critic's verdicts, for reading a recipe on dev by eye.
 ablation: for each arm, the last round's ASR by the training critic and by the independent judge, over-refusal
           and competence with Wilson intervals; and each arm minus the first, paired on the same held-out
           prompts, with a bootstrap 95 % interval over prompts (the arms share seeds, prompts and budget).
@@ -87,12 +91,50 @@ def collect(run: Path, dest: Path, log: Path | None, commit: str | None) -> None
                     }
                 )
     (dest / "answers.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    dev_answers(run, dest)
     commit = (
         commit or subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     )
     machine = {**_cpu(), "commit": commit, **_time_log(log), "run_dir": str(run)}
     (dest / "machine.json").write_text(json.dumps(machine, indent=1) + "\n")
     print(f"wrote {dest}: rounds.jsonl, config.json, answers.jsonl ({len(rows)} rows), machine.json")
+
+
+def dev_answers(run: Path, dest: Path) -> int:
+    """Write dest/dev_answers.jsonl: each round's answers to the dev prompts (step `eval_dev`: the version that
+    stayed that round) with the training critic's verdicts. Dev prompts are not stored as queries; they are
+    the run's plan (`make_plan` of its stored config, deterministic), matched by id."""
+    from superalign.config import RunConfig
+    from superalign.plan import make_plan
+    from superalign.store.runstore import RunStore
+
+    with RunStore(run / "run.sqlite") as store:
+        cfg = RunConfig.model_validate(store.get_meta("config"))
+        plan = make_plan(cfg)
+        queries = {q.id: q for q in plan.dev_harmful + plan.dev_benign}
+        rows = []
+        for k in sorted({k for k, name in store.steps() if name == "eval_dev"}):
+            critic = {v.response_id: v for v in store.verdicts(round=k, step="eval_dev")}
+            for r in store.responses(round=k, step="eval_dev"):
+                q = queries[r.query_id]
+                v = critic.get(r.id)
+                rows.append(
+                    {
+                        "round": k,
+                        "response_id": r.id,
+                        "query_id": q.id,
+                        "harmful": q.harmful,
+                        "source": q.source,
+                        "prompt": q.text,
+                        "response": r.text,
+                        "critic_unsafe": v.unsafe if v else None,
+                        "critic_refusal": v.refusal if v else None,
+                    }
+                )
+    tmp = dest / "dev_answers.jsonl.tmp"
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tmp.replace(dest / "dev_answers.jsonl")
+    return len(rows)
 
 
 def _wilson(x: list[int]) -> list[float]:
@@ -429,11 +471,16 @@ def main() -> None:
     s = sub.add_parser("ablation-seeds")
     s.add_argument("dest", type=Path)
     s.add_argument("seeds", nargs="+", help="SEED=BASE_DIR,ARM_DIR (collected results dirs of one training seed)")
+    d = sub.add_parser("dev")
+    d.add_argument("run", type=Path)
+    d.add_argument("dest", type=Path)
     r = sub.add_parser("render")
     r.add_argument("readme", type=Path, nargs="?", default=ROOT / "README.md")
     args = ap.parse_args()
     if args.cmd == "collect":
         collect(args.run, args.dest, args.log, args.commit)
+    elif args.cmd == "dev":
+        print(f"wrote {args.dest / 'dev_answers.jsonl'} ({dev_answers(args.run, args.dest)} rows)")
     elif args.cmd == "ablation":
         ablation(args.dest, [(s.split("=", 1)[0], Path(s.split("=", 1)[1])) for s in args.arms])
     elif args.cmd == "ablation-seeds":
