@@ -32,3 +32,39 @@ def test_readme_renders_the_demo_and_the_long_run_summary():
     text = (ROOT / "README.md").read_text()
     assert "<!-- results:demo -->" in text
     assert "<!-- results:summary=" in text
+
+
+def test_the_dev_read_that_chose_long_yamls_recipe_is_reproduced_from_the_committed_labels(tmp_path):
+    """docs/results/rnr-dev/decision.json (the dev read by eye that made train.reject_non_refusals long.yaml's
+    recipe) follows from the committed gold labels and dev answers; and the rule it applied still holds there."""
+    import json
+
+    out = tmp_path / "decision.json"
+    res = "docs/results/"
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "dev_read.py"),
+            "decide",
+            "--labels",
+            res + "rnr-dev/labels.jsonl",
+            "--pair",
+            f"0={res}long-heads-v3:4,{res}long-rnr:2",
+            "--pair",
+            f"1={res}long-heads-v3-seed1:4,{res}long-rnr-seed1:4",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert r.returncode == 0, r.stderr
+    got = json.loads(out.read_text())
+    committed = json.loads((ROOT / res / "rnr-dev" / "decision.json").read_text())
+    assert got["seeds"] == committed["seeds"] and got["pooled"] == committed["pooled"]
+    assert got["pooled"]["asr"]["arm_minus_base"] < 0
+    assert all(s["over_refusal"]["arm"] <= 0.10 for s in got["seeds"].values())
+    import yaml
+
+    assert yaml.safe_load((ROOT / "configs" / "long.yaml").read_text())["train"]["reject_non_refusals"] is True
