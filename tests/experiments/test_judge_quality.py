@@ -195,3 +195,35 @@ def test_end_to_end_every_ranker_sees_the_same_answers(tmp_path, monkeypatch, ti
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["split"] == {"dev": 10, "test": 10, "train": 12}
     assert "## Arms" in (tmp_path / "results.md").read_text()
+
+
+@pytest.mark.parametrize("train_on", ["all", "some-right"])
+def test_some_right_trains_every_arm_on_the_items_with_a_right_answer_only(monkeypatch, train_on):
+    """train_on: some-right leaves out the items whose k answers are all wrong (where every ranker, the oracle too,
+    can only pick a wrong answer), for every arm alike; `all` trains on every item."""
+    split = rn.split_items(10, 10, 12)
+    rows = [["mitochondria"] * 4 if i % 3 == 0 else ["wrong"] * 4 if i % 3 == 1 else ["wrong", "x", "mitochondria", "y"]
+            for i in range(12)]  # fmt: skip
+    split = type(split)(split.dev, split.test, [item(i) for i in range(12)])
+    trained: list[tuple[str, list[str], list[int]]] = []
+
+    def fake_train(backend, base, gs, best, cfg, seed):
+        trained.append((cfg.train_on, [g.item.id for g in gs], best))
+        return {"steps": 1, "loss_first": None, "loss_last": None}
+
+    class Backend:
+        model = object()
+
+    monkeypatch.setattr(rn, "sampled", lambda backend, items, cfg, seed: rows)
+    monkeypatch.setattr(rn, "train_arm", fake_train)
+    test_m = {"correct": [1, 0] * 5, "answers": ["a"] * 10, "sample_distinct": 1.0, "greedy_distinct": 1.0}
+    monkeypatch.setattr(rn, "measure", lambda backend, items, cfg: {**test_m, "greedy_words": 1.0})
+    cfg = JudgeQualityConfig(rankers=("oracle", "random"), flips=(), train_on=train_on, bootstrap=100)
+    m = rn.train_arms(Backend(), split, cfg, lambda *a: None)
+    assert [t[0] for t in trained] == [train_on, train_on]
+    kept = [i for i in range(12) if i % 3 != 1] if train_on == "some-right" else list(range(12))
+    assert all(ids == [f"x-{i}" for i in kept] for _, ids, _ in trained)
+    oracle = [rows[i][b] for i, b in zip(kept, trained[0][2])]
+    assert all(a == "mitochondria" for i, a in zip(kept, oracle) if i % 3 != 1)  # the oracle picks a right answer
+    assert oracle.count("wrong") == (4 if train_on == "all" else 0)  # and a wrong one only where all are wrong
+    assert [r["train"]["examples"] for a in m["raw"]["arms"].values() for r in a] == [len(kept)] * 2

@@ -43,6 +43,15 @@ class JudgeQualityConfig(BaseModel):
     min_best_of_k_gain: float = Field(
         0.10, ge=0, description="Gate 2: best-of-k minus single-sample dev accuracy must be >= this."
     )
+    train_on: Literal["all", "some-right"] = Field(
+        "all",
+        description=(
+            "Training items of every arm: `all`, or `some-right` (only items where at least one of the k answers is "
+            "right, the same items for every arm). With `all`, items whose k answers are all wrong give every arm, "
+            "the oracle's included, a wrong answer to learn: most of the training set at this size, which buries "
+            "the ranker's effect under the cost of the SFT step (docs/experiments.md, judge-quality)."
+        ),
+    )
     gen_batch: int = Field(16, ge=1, description="Rows per forward pass (generation and scoring).")
     bootstrap: int = Field(2000, ge=100, description="Bootstrap resamples of items for every CI.")
 

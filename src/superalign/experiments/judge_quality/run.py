@@ -296,7 +296,9 @@ def train_arms(backend: Any, split: Split, cfg: JudgeQualityConfig, stage: Any) 
                 fixed[ranker.name] = scores
             picks = rk.pick(scores, seed)
             right, dec = rk.pick_accuracy(groups, picks)
-            trained = train_arm(backend, base, groups, picks.best, cfg, seed)
+            keep = [i for i, g in enumerate(groups) if cfg.train_on == "all" or any(g.correct)]
+            trained = train_arm(backend, base, [groups[i] for i in keep], [picks.best[i] for i in keep], cfg, seed)
+            trained["examples"] = len(keep)
             m = measure(backend, split.test, cfg)
             a = arms.setdefault(ranker.name, {"runs": []})
             a["runs"].append(
