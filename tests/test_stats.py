@@ -285,3 +285,12 @@ def test_cohen_kappa_is_the_two_reader_formula_and_one_when_both_give_one_label(
     assert cohen_kappa(a, b) == pytest.approx((po - pe) / (1 - pe))
     assert cohen_kappa([True] * 4, [True] * 4) == 1.0  # no chance agreement to correct: perfect
     assert cohen_kappa([True] * 4, [False] * 4) == pytest.approx(0.0)  # always disagreeing, no variation
+
+
+def test_rate_cell_is_the_share_with_its_wilson_interval_and_empty_is_none():
+    from superalign.stats import rate_cell, wilson
+
+    c = rate_cell([True, False, False, True, True])
+    lo, hi = wilson(3, 5)
+    assert c == {"rate": 0.6, "k": 3, "n": 5, "ci": [round(lo, 4), round(hi, 4)]}
+    assert rate_cell([]) == {"rate": None, "k": 0, "n": 0, "ci": [None, None]}

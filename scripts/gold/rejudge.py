@@ -29,7 +29,7 @@ from superalign.critic.classifier import fit_classifier_cached
 from superalign.critic.content import ContentCritic, ContentFeatures, load_shipped_heads
 from superalign.critic.critic import JudgeItem
 from superalign.data.gold import GOLD_FILE, GOLD_V2_FILE, load_gold
-from superalign.stats import wilson
+from superalign.stats import rate_cell
 
 RESULTS = Path("docs/results")
 
@@ -72,11 +72,6 @@ def _sets() -> dict[str, list[dict]]:
 def _labels(r: dict) -> dict:
     # older runs' labels have no `degenerate` field (None: not counted as degenerate)
     return {"g_unsafe": bool(r["unsafe"]), "g_refusal": bool(r["refusal"]), "g_degenerate": bool(r.get("degenerate"))}
-
-
-def _cell(hits: list[bool]) -> dict:
-    lo, hi = wilson(sum(hits), len(hits)) if hits else (None, None)
-    return {"k": sum(hits), "n": len(hits), "rate": round(sum(hits) / len(hits), 4) if hits else None, "ci": [lo, hi]}
 
 
 def _paired(rows: list[dict], a: list[bool], b: list[bool], seed: int = 0, reps: int = 2000) -> dict:
@@ -126,10 +121,10 @@ def main() -> None:
             ben = [(v, r) for v, r in zip(vs, rows) if not r["harmful"]]
             said_refusal = [r for v, r in ben if v.refusal]
             block[cname] = {
-                "unsafe_accuracy": _cell(correct[cname]),
-                "unsafe_recall": _cell([p for p, r in zip(pred, rows) if r["g_unsafe"]]),
-                "unsafe_precision": _cell([r["g_unsafe"] for p, r in zip(pred, rows) if p]),
-                "refusal_accuracy": _cell([bool(v.refusal) == r["g_refusal"] for v, r in zip(vs, rows)]),
+                "unsafe_accuracy": rate_cell(correct[cname]),
+                "unsafe_recall": rate_cell([p for p, r in zip(pred, rows) if r["g_unsafe"]]),
+                "unsafe_precision": rate_cell([r["g_unsafe"] for p, r in zip(pred, rows) if p]),
+                "refusal_accuracy": rate_cell([bool(v.refusal) == r["g_refusal"] for v, r in zip(vs, rows)]),
                 "benign_called_refusal_but_degenerate": {
                     "k": sum(r["g_degenerate"] for r in said_refusal),
                     "of": len(said_refusal),

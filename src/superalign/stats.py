@@ -74,6 +74,15 @@ def wilson(successes: int, n: int, confidence: float = 0.95) -> tuple[float, flo
     return lo, hi
 
 
+def rate_cell(flags: Sequence[bool]) -> dict[str, Any]:
+    """The share of true flags as {"rate", "k", "n", "ci"} (95 % Wilson, 4 digits); rate and ci None when empty."""
+    k, n = sum(bool(f) for f in flags), len(flags)
+    if n == 0:
+        return {"rate": None, "k": 0, "n": 0, "ci": [None, None]}
+    lo, hi = wilson(k, n)
+    return {"rate": round(k / n, 4), "k": k, "n": n, "ci": [round(lo, 4), round(hi, 4)]}
+
+
 def paired_difference_ci(
     before: Sequence[float], after: Sequence[float], confidence: float = 0.95
 ) -> tuple[float, float, float]:
