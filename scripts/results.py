@@ -61,6 +61,21 @@ def _time_log(log: Path | None) -> dict[str, Any]:
     return out
 
 
+def _answer_row(k: int, q: Any, r: Any, verdict: Any) -> dict[str, Any]:
+    """One answer of round k to query q, with the training critic's verdict (None when it has none)."""
+    return {
+        "round": k,
+        "response_id": r.id,
+        "query_id": q.id,
+        "harmful": q.harmful,
+        "source": q.source,
+        "prompt": q.text,
+        "response": r.text,
+        "critic_unsafe": verdict.unsafe if verdict else None,
+        "critic_refusal": verdict.refusal if verdict else None,
+    }
+
+
 def collect(run: Path, dest: Path, log: Path | None, commit: str | None) -> None:
     from superalign.store.runstore import RunStore
 
@@ -74,20 +89,12 @@ def collect(run: Path, dest: Path, log: Path | None, commit: str | None) -> None
             critic = {v.response_id: v for v in store.verdicts(round=k, step="eval")}
             judge = {v.response_id: v for v in store.verdicts(round=k, step="eval_independent")}
             for r in store.responses(round=k, step="eval"):
-                q = queries[r.query_id]
+                j = judge.get(r.id)
                 rows.append(
                     {
-                        "round": k,
-                        "response_id": r.id,
-                        "query_id": q.id,
-                        "harmful": q.harmful,
-                        "source": q.source,
-                        "prompt": q.text,
-                        "response": r.text,
-                        "critic_unsafe": critic[r.id].unsafe,
-                        "critic_refusal": critic[r.id].refusal,
-                        "judge_unsafe": judge[r.id].unsafe if r.id in judge else None,
-                        "judge_score": judge[r.id].score if r.id in judge else None,
+                        **_answer_row(k, queries[r.query_id], r, critic[r.id]),
+                        "judge_unsafe": j.unsafe if j else None,
+                        "judge_score": j.score if j else None,
                     }
                 )
     (dest / "answers.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -115,22 +122,10 @@ def dev_answers(run: Path, dest: Path) -> int:
         rows = []
         for k in sorted({k for k, name in store.steps() if name == "eval_dev"}):
             critic = {v.response_id: v for v in store.verdicts(round=k, step="eval_dev")}
-            for r in store.responses(round=k, step="eval_dev"):
-                q = queries[r.query_id]
-                v = critic.get(r.id)
-                rows.append(
-                    {
-                        "round": k,
-                        "response_id": r.id,
-                        "query_id": q.id,
-                        "harmful": q.harmful,
-                        "source": q.source,
-                        "prompt": q.text,
-                        "response": r.text,
-                        "critic_unsafe": v.unsafe if v else None,
-                        "critic_refusal": v.refusal if v else None,
-                    }
-                )
+            rows += [
+                _answer_row(k, queries[r.query_id], r, critic.get(r.id))
+                for r in store.responses(round=k, step="eval_dev")
+            ]
     tmp = dest / "dev_answers.jsonl.tmp"
     tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
     tmp.replace(dest / "dev_answers.jsonl")
