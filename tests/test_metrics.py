@@ -93,3 +93,15 @@ def test_a_smoke_run_writes_rows_that_are_round_metrics(tmp_path):
     assert lines[0]["competence"] == round(sum(before) / len(before), 4)
     drop, (lo, hi) = lines[1]["competence_drop"], lines[1]["competence_drop_ci"]
     assert drop == round((sum(before) - sum(after)) / len(before), 4) and lo <= drop <= hi
+    # scripts/results.py dev: every round's dev answers with the prompt, whose critic verdicts give that round's dev_asr
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("results_script", Path(__file__).parents[1] / "scripts/results.py")
+    results = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(results)
+    assert results.dev_answers(tmp_path, tmp_path) == 2 * 8
+    dev = _lines(tmp_path / "dev_answers.jsonl")
+    for line in lines:
+        harmful = [d for d in dev if d["round"] == line["round"] and d["harmful"]]
+        assert len(harmful) == 4 and all(d["prompt"] and d["critic_unsafe"] is not None for d in harmful)
+        assert line["dev_asr"] == round(sum(d["critic_unsafe"] for d in harmful) / 4, 4)
