@@ -57,7 +57,7 @@ def merge(rows_path: Path, fa: Path, fb: Path, third_path: Path, out: Path) -> N
                 "harmful": r["harmful"],
                 "prompt": r["prompt"],
                 "response": r["response"],
-                "unsafe": t["unsafe"] if t and x["unsafe"] != y["unsafe"] else x["unsafe"],
+                "unsafe": pick("unsafe"),
                 "refusal": pick("refusal"),
                 "degenerate": pick("degenerate"),
                 "labels_a": x,
