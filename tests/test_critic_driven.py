@@ -269,3 +269,63 @@ def test_refusal_stubs_are_written_for_benign_training_prompts_only(tmp_path):
     # off (the default): no stub
     _, _, plain, _ = _scripted_round(tmp_path / "plain")
     assert not [r for r in plain if r.id in ids]
+
+
+def test_a_help_pair_rejects_the_learners_own_style_of_declining_before_a_scripted_refusal():
+    q = Query("q1", "How do I write a polite email asking my landlord to fix the heating?", harmful=False)
+    help_ = Response("s1", "q1", "Start with the date, say what is broken, ask for a visit.", "m", 1, 0)
+    scripted = Response("r1", "q1", "I can't assist with that request.", "m", 1, 0, system="revision")
+    declines = "I'm sorry for any misunderstanding, but as a chatbot I can't."
+    own = Response("o1", "q1", declines, "m", 1, 0, system="own-refusal")
+    helping = Response("o2", "q1", "I'm sorry to hear that. Start with the date.", "m", 1, 0, "own-refusal")
+    v = {r.id: _v(r.id, False, r is not help_ and r is not helping, 0.05) for r in (help_, scripted, own, helping)}
+    [pair] = build_pairs([q], [help_], [scripted, own, helping], list(v.values()), mode="critic")
+    assert (pair.kind, pair.chosen, pair.rejected) == ("help-benign", help_.text, own.text)
+    # a continuation the critic does not take for a refusal is never rejected: the scripted refusal is
+    [pair] = build_pairs([q], [help_], [scripted, helping], list(v.values()), mode="critic")
+    assert pair.rejected == scripted.text
+    # the learner's own sampled refusal still comes first
+    refused = Response("s2", "q1", "Sorry, as an AI I don't write emails.", "m", 1, 1)
+    verdicts = [*v.values(), _v("s2", False, True, 0.05)]
+    [pair] = build_pairs([q], [help_, refused], [scripted, own], verdicts, mode="critic")
+    assert pair.rejected == refused.text
+    # never the chosen side of a refuse pair, even when the critic takes the request for harmful
+    h = Query("q1", "harmful request", harmful=True)
+    unsafe = Response("s1", "q1", "Step 1: do the harm.", "m", 1, 0)
+    judged = [_v("s1", True, False, 0.9), _v("o1", False, True, 0.9), _v("r1", False, True, 0.9)]
+    [pair] = build_pairs([h], [unsafe], [own, scripted], judged, mode="critic")
+    assert (pair.kind, pair.chosen) == ("refuse-harmful", scripted.text)
+    assert build_pairs([h], [unsafe], [own], judged[:2], mode="critic") == []
+
+
+def test_own_refusals_continue_the_prefix_for_benign_training_prompts_only(tmp_path):
+    from superalign.records import stable_id
+
+    _, queries, responses, judged = _scripted_round(tmp_path, own_refusal_prefix="I'm sorry")
+    model = responses[0].model
+    ids = {stable_id("own-ref", q, model, 1): q for q in queries}
+    owns = [r for r in responses if r.id in ids]
+    benign = sorted(i for i, q in queries.items() if not q.harmful)
+    assert benign and sorted(r.query_id for r in owns) == benign  # one per benign prompt, none for harmful
+    assert all(r.id in judged and r.system == "own-refusal" and r.text.startswith("I'm sorry") for r in owns)
+    assert any(len(r.text) > len("I'm sorry") for r in owns)  # the learner continued it
+    _, _, plain, _ = _scripted_round(tmp_path / "plain")
+    assert not [r for r in plain if r.system == "own-refusal"]
+
+
+def test_own_refusal_text_joins_the_prefix_and_its_continuation():
+    from superalign.learner.respond import _join
+
+    assert _join("I'm sorry", ", but as a chatbot I can't.") == "I'm sorry, but as a chatbot I can't."
+    assert _join("I'm sorry", "for any misunderstanding.") == "I'm sorry for any misunderstanding."
+    assert _join("I'm sorry", "") == "I'm sorry"
+
+
+def test_a_blank_own_refusal_prefix_is_a_config_error():
+    from pydantic import ValidationError
+
+    from superalign.config import TrainConfig
+
+    with pytest.raises(ValidationError, match="own_refusal_prefix"):
+        TrainConfig(own_refusal_prefix="  ")
+    assert TrainConfig(own_refusal_prefix=" I'm sorry ").own_refusal_prefix == "I'm sorry"

@@ -260,6 +260,18 @@ class TrainConfig(_Frozen):
             "prompts gave no pair: 6-16 refuse pairs a round of 35 harmful prompts in long-heads-v3 (docs/loop.md)."
         ),
     )
+    own_refusal_prefix: str | None = Field(
+        None,
+        max_length=80,
+        description=(
+            "Also continue this prefix (e.g. \"I'm sorry\") in the learner's default chat, no system prompt, once per "
+            "benign training prompt, and let a help pair reject that continuation (when the critic takes it for a "
+            "refusal) before a scripted refusal revision. The learner sampled before an update almost never refuses a "
+            "benign training prompt, so help pairs rejected scripted openers while its own deflection (\"I'm sorry for "
+            'any misunderstanding, but as a chatbot…") grew during the update and was never pushed down '
+            "(docs/loop.md). None: off."
+        ),
+    )
     refusal_stubs: bool = Field(
         False,
         description=(
@@ -385,6 +397,15 @@ class TrainConfig(_Frozen):
             "steps here). Turn off for attention kernels without 4D masks (flash-attention 2)."
         ),
     )
+
+    @field_validator("own_refusal_prefix")
+    @classmethod
+    def _prefix_has_words(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError(
+                'own_refusal_prefix: give the opening words to continue (e.g. "I\'m sorry"), or null for off'
+            )
+        return v.strip() if v is not None else None
 
     @model_validator(mode="after")
     def _replay_kl_needs_lora_native(self) -> TrainConfig:

@@ -259,7 +259,13 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
     from superalign.attacker import attack
     from superalign.critic import JudgeItem, judge
     from superalign.learner.checkpoint import save_checkpoint
-    from superalign.learner.respond import refusal_stubs, respond, revise_to_help, revise_to_refusal
+    from superalign.learner.respond import (
+        own_refusals,
+        refusal_stubs,
+        respond,
+        revise_to_help,
+        revise_to_refusal,
+    )
     from superalign.learner.update import update_learner
     from superalign.oversight.in_loop import base_round, critic_for_round, round_pairs, route_step
     from superalign.plan import benign_training_queries
@@ -316,6 +322,8 @@ def _train_round(cfg, out, store, plan, critic, learner, k: int, log: Log) -> No
             revisions += revise_to_help(queries, model, params, k)
         if cfg.train.refusal_stubs:  # a bare refusal to reject when the benign revision runs on into help
             revisions += refusal_stubs(benign, model.name, k)
+        if cfg.train.own_refusal_prefix:  # the learner's own style of declining, for help pairs to reject
+            revisions += own_refusals(benign, model, cfg.train.own_refusal_prefix, rev_params, k)
         store.commit_step(k, "respond", responses=samples + revisions)
         tick("after-respond")
     responses = store.responses(round=k, step="respond")

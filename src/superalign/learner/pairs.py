@@ -24,6 +24,9 @@ unsafe help revision. The critic's refusal head reads empty offers as refusals, 
 `reject_non_refusals` (train.reject_non_refusals): when the learner gave no unsafe answer to a harmful request, its
 own answer that the critic does not take for a refusal is the rejected side (before an unsafe help revision): the
 critic misses about half of a trained learner's unsafe answers, and those are vague or half-begun, never refusals.
+`own_refusal_prefix` (train.own_refusal_prefix): benign prompts also get the learner's own continuation of a prefix
+such as "I'm sorry" (system "own-refusal"); a help pair rejects one the critic takes for a refusal before a scripted
+refusal revision. Such continuations are never used for refuse pairs.
 Pair prompts carry no safety system prompt: the behaviour is distilled into the default chat.
 """
 
@@ -56,20 +59,23 @@ def build_pairs(
     for r in samples:
         by_query[r.query_id].append(r)
     helps: dict[str, list[Response]] = defaultdict(list)
+    owns: dict[str, list[Response]] = defaultdict(list)
+    bucket = {"help-revision": helps, "own-refusal": owns}
     for r in revisions:
-        (helps if r.system == "help-revision" else revs)[r.query_id].append(r)
+        bucket.get(r.system or "", revs)[r.query_id].append(r)
     pairs = []
     for q in queries:
         judged = [(r, verdict[r.id]) for r in by_query[q.id] if r.id in verdict]
         judged_revs = [(r, verdict[r.id]) for r in revs[q.id] if r.id in verdict]
         judged_helps = [(r, verdict[r.id]) for r in helps[q.id] if r.id in verdict]
+        judged_owns = [(r, verdict[r.id]) for r in owns[q.id] if r.id in verdict]
         harmful = bool(q.harmful) if mode == "label" else _critic_says_harmful(q, judged + judged_helps, benign_below)
         if harmful is None:
             continue
         if harmful:
             pair = _harmful_pair(q, judged, judged_revs, judged_helps, explicit_refusals, reject_non_refusals)
         else:
-            pair = _benign_pair(q, judged, judged_revs, judged_helps)
+            pair = _benign_pair(q, judged, judged_revs, judged_helps, judged_owns)
         if pair is not None:
             pairs.append(pair)
     return pairs
@@ -124,7 +130,7 @@ def _harmful_pair(
     )
 
 
-def _benign_pair(q: Query, judged, judged_revs, judged_helps=()) -> Pair | None:
+def _benign_pair(q: Query, judged, judged_revs, judged_helps=(), judged_owns=()) -> Pair | None:
     # chosen: the learner's own helpful sample; only when every sample refused, a helpful help revision
     helpful = [(r, v) for r, v in judged if not v.refusal] or [
         (r, v) for r, v in judged_helps if not v.refusal and not v.unsafe
@@ -133,7 +139,13 @@ def _benign_pair(q: Query, judged, judged_revs, judged_helps=()) -> Pair | None:
     # down), else a scripted refusal revision. In long-kl-seed1 every help pair but one rejected a scripted
     # opener, so the learner's own "I'm sorry, but as a chatbot I don't have the ability" never lost mass and
     # its over-refusal rose to 0.25 (docs/loop.md)
-    refusals = [(r, v) for r, v in judged if v.refusal] or [(r, v) for r, v in judged_revs if v.refusal]
+    # its own style of declining (`own_refusal_prefix` continued) comes before a scripted revision: the style that
+    # grows during an update is the one to push down
+    refusals = (
+        [(r, v) for r, v in judged if v.refusal]
+        or [(r, v) for r, v in judged_owns if v.refusal]
+        or [(r, v) for r, v in judged_revs if v.refusal]
+    )
     if not helpful or not refusals:
         return None
     chosen, cv = max(helpful, key=lambda rv: rv[1].dimensions.get("helpfulness", 0.0))

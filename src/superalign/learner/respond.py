@@ -105,6 +105,35 @@ def refusal_stubs(queries: Sequence[Query], model_name: str, round: int) -> list
     ]
 
 
+def own_refusals(queries: Sequence[Query], learner: Any, prefix: str, params: Sampling, round: int) -> list[Response]:
+    """One continuation of `prefix` per query in the learner's default chat (no system prompt; system
+    "own-refusal"): how the learner itself would decline. On benign prompts "I'm sorry" gives its own deflection
+    ("I'm sorry for any misunderstanding, but as a chatbot…"), the style its over-refusal takes after an update,
+    for a help pair to reject; the critic decides which continuations are refusals (some turn into help)."""
+    chats = [user_chat(q.text) + [{"role": "assistant", "content": prefix}] for q in queries]
+    texts = learner.generate(chats, params)
+    return [
+        Response(
+            id=stable_id("own-ref", q.id, learner.name, round),
+            query_id=q.id,
+            text=_join(prefix, first_sentences(t, 2)),
+            model=learner.name,
+            round=round,
+            sample=0,
+            system="own-refusal",
+        )
+        for q, t in zip(queries, texts)
+    ]
+
+
+def _join(prefix: str, rest: str) -> str:
+    """The prefix and its (stripped) continuation as one text, with a space unless the continuation opens with
+    punctuation ("I'm sorry" may go on ", but…" or "for any…")."""
+    if rest[:1] in (",", ".", ";", ":", "!", "?"):
+        return prefix + rest
+    return f"{prefix} {rest}".strip()
+
+
 HELPFUL_SYSTEM = (
     "You are a helpful assistant. The user's request is safe and ordinary: answer it directly and usefully, "
     "without refusing or lecturing."
