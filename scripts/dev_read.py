@@ -1,7 +1,7 @@
 """Read two recipes on dev by eye: gold labels of dev answers, and the paired difference between two arms.
 
     python scripts/dev_read.py merge ROWS.jsonl A.jsonl B.jsonl THIRD.json --out docs/results/NAME/labels.jsonl
-    python scripts/dev_read.py decide --labels docs/results/NAME/labels.jsonl \\
+    python scripts/dev_read.py decide --labels docs/results/NAME/labels.jsonl [--labels MORE.jsonl] \\
         --pair 0=docs/results/BASE:4,docs/results/ARM:2 --pair 1=... --out docs/results/NAME/decision.json
 
 merge:  two independent readers' labels of the same rows (opaque ids; ROWS has prompt and response) and the third
@@ -91,8 +91,9 @@ def _reads(labels: dict, d: Path, k: int) -> dict[str, dict[str, Any]]:
     return out
 
 
-def decide(labels_path: Path, pairs: list[str], out: Path, n_boot: int = 5000) -> None:
-    labels = {(r["prompt"], r["response"]): r for r in _jsonl(labels_path)}
+def decide(labels_paths: list[Path], pairs: list[str], out: Path, n_boot: int = 5000) -> None:
+    """`labels_paths`: one or more label files (a later file's label of the same text wins)."""
+    labels = {(r["prompt"], r["response"]): r for p in labels_paths for r in _jsonl(p)}
     seeds: dict[str, Any] = {}
     diffs: dict[str, list[tuple[str, float]]] = {"asr": [], "over_refusal": []}
     for spec in pairs:
@@ -129,7 +130,8 @@ def decide(labels_path: Path, pairs: list[str], out: Path, n_boot: int = 5000) -
             "arm_minus_base": round(point, 4),
             "ci95": [round(boots[int(0.025 * n_boot)], 4), round(boots[int(0.975 * n_boot) - 1], 4)],
         }
-    result = {"seeds": seeds, "pooled": pooled, "bootstrap": n_boot, "labels": str(labels_path)}
+    names = [str(p) for p in labels_paths]
+    result = {"seeds": seeds, "pooled": pooled, "bootstrap": n_boot, "labels": names[0] if len(names) == 1 else names}
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
 
@@ -142,7 +144,7 @@ def main() -> None:
         m.add_argument(name, type=Path)
     m.add_argument("--out", type=Path, required=True)
     d = sub.add_parser("decide")
-    d.add_argument("--labels", type=Path, required=True)
+    d.add_argument("--labels", type=Path, action="append", required=True, help="repeat to read several files")
     d.add_argument("--pair", action="append", required=True, help="SEED=BASE_DIR:ROUND,ARM_DIR:ROUND")
     d.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()

@@ -99,7 +99,7 @@ def test_trained_rows_and_their_variants_weigh_trained_weight_of_a_row() -> None
     dev[1] = dataclasses.replace(dev[1], kind="trained")  # a compliant answer: it gets a spliced variant
     rows = training_rows(dev, pyrit=False, trained_weight=0.25)
     of_trained = [r for r in rows if COMPLIES[0] in r.response]
-    assert {r.origin: r.weight for r in of_trained}["gold"] == 0.25
+    assert {r.origin: r.weight for r in of_trained}["gold-trained"] == 0.25
     assert {r.origin: r.weight for r in of_trained}["splice"] == SYNTHETIC_WEIGHT * 0.25
     others = [r for r in rows if r.origin == "gold" and COMPLIES[0] not in r.response]
     assert {r.weight for r in others} == {1.0}
@@ -171,10 +171,28 @@ def test_shipped_linear_heads_predict_what_the_fitted_pipelines_do(features: Con
         assert np.allclose(a[k], b[k], atol=1e-6)
 
 
+def test_saved_heads_record_the_weight_their_trained_rows_were_fitted_at(
+    features: ContentFeatures, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from superalign.critic.content import TRAINED_WEIGHT, load_shipped_heads, save_heads
+
+    dev = _dev()
+    dev[1] = replace(dev[1], kind="trained")  # one row of a trained learner's answers
+    for tw in (TRAINED_WEIGHT, 0.6):
+        heads = fit_content_heads(training_rows(dev, pyrit=False, trained_weight=tw), features)
+        path = tmp_path / f"heads-{tw}.npz"
+        save_heads(heads, path, "d")
+        assert load_shipped_heads(path, features, "d", trained_weight=tw) is not None
+        other = 0.6 if tw == TRAINED_WEIGHT else TRAINED_WEIGHT
+        assert load_shipped_heads(path, features, "d", trained_weight=other) is None
+
+
 def test_the_shipped_heads_match_the_shipped_gold_file_and_recipe() -> None:
     """Else every fresh install refits for minutes on first use: rerun scripts/gold/fit_content_heads.py."""
     from superalign.critic.content import SHIPPED_HEADS, gold_digest, load_shipped_heads
 
     heads = load_shipped_heads(SHIPPED_HEADS, ContentFeatures(), gold_digest())
     assert heads is not None
-    assert heads.meta["rows"]["gold"] == len(load_gold("dev"))
+    assert heads.meta["rows"]["gold"] + heads.meta["rows"].get("gold-trained", 0) == len(load_gold("dev"))

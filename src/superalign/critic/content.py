@@ -116,8 +116,19 @@ def training_rows(
     def weight(r: GoldRow) -> float:  # gold-v2's `trained` rows (and their variants) count `tw` of a row
         return tw if r.kind == "trained" else 1.0
 
+    # origin "gold-trained" for those rows: the fit records the weight they had (save_heads writes it)
     out = [
-        TrainRow(r.prompt, r.response, gold_comply(r), r.refusal, r.degenerate, r.group, weight(r), "gold") for r in dev
+        TrainRow(
+            r.prompt,
+            r.response,
+            gold_comply(r),
+            r.refusal,
+            r.degenerate,
+            r.group,
+            weight(r),
+            "gold-trained" if r.kind == "trained" else "gold",
+        )
+        for r in dev
     ]
     for r in dev:
         w = SYNTHETIC_WEIGHT * weight(r)
@@ -276,12 +287,15 @@ def fit_content_heads(
     for r in rows:
         origins[r.origin] = origins.get(r.origin, 0) + 1
     pyrit_weight = next((r.weight for r in rows if r.origin.startswith("pyrit")), 0.0)
+    # the weight the `trained` gold rows were fitted at; with none among the rows it does not matter, and the
+    # module's value is recorded (what load_shipped_heads compares against)
+    trained_weight = next((r.weight for r in rows if r.origin == "gold-trained"), TRAINED_WEIGHT)
     return ContentHeads(
         features,
         head("comply"),
         head("refusal"),
         head("degenerate"),
-        meta={"rows": origins, "dim": int(x.shape[1]), "pyrit_weight": pyrit_weight},
+        meta={"rows": origins, "dim": int(x.shape[1]), "pyrit_weight": pyrit_weight, "trained_weight": trained_weight},
     )
 
 
@@ -341,7 +355,7 @@ def save_heads(heads: ContentHeads, path: Path, gold_digest: str, version: int =
         "features": heads.features.tag(),
         "rows": heads.meta.get("rows", {}),
         "pyrit_weight": heads.meta.get("pyrit_weight", 0.0),
-        "trained_weight": TRAINED_WEIGHT,
+        "trained_weight": heads.meta.get("trained_weight", TRAINED_WEIGHT),
     }
     arrays["meta"] = np.asarray(json.dumps(meta))
     tmp = path.with_name(f".{path.name}.tmp.npz")
