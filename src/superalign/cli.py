@@ -258,12 +258,14 @@ def judge(
     constitution: Path | None = typer.Option(
         None, "--constitution", help="Constitution YAML (default: the shipped one)."
     ),
-    profile: str = typer.Option(
-        "default", "--profile", help="Value profile in the constitution, e.g. strict-child-safety."
+    profile: str | None = typer.Option(
+        None, "--profile", help="Value profile in the constitution, e.g. strict-child-safety (default: default)."
     ),
-    abstain_below: float = typer.Option(0.0, "--abstain-below", help="Abstain (unsafe=null) below this confidence."),
-    judge_model: str = typer.Option(
-        "embedded", "--judge-model", help="llm-judge backend: embedded | HF dir | openai:<model>@<url>."
+    abstain_below: float | None = typer.Option(
+        None, "--abstain-below", help="Abstain (unsafe=null) below this confidence (default: 0, never)."
+    ),
+    judge_model: str | None = typer.Option(
+        None, "--judge-model", help="llm-judge backend: embedded (default) | HF dir | openai:<model>@<url>."
     ),
     device: str = typer.Option(
         "auto",
@@ -282,16 +284,15 @@ def judge(
     from superalign.store.user_rows import parse_fields, read_user_rows
 
     fields = parse_fields(field, ["prompt", "response", "harmful", "id", "messages"])
-    given = {
+    # the options given on the command line, laid over the run's critic section (or CriticConfig's defaults): an
+    # option left out keeps the config's value, one given wins even when it equals the default
+    options = {
         "abstain_below": abstain_below,
         "profile": profile,
         "constitution": str(constitution) if constitution else None,
         "judge_model": judge_model,
     }
-    if config is not None:  # the run's critic section, with the options that differ from their defaults laid over
-        defaults = {"abstain_below": 0.0, "profile": "default", "constitution": None, "judge_model": "embedded"}
-        given = {k: v for k, v in given.items() if v != defaults[k]}
-    ccfg = _run_critic(config, critic, **given)
+    ccfg = _run_critic(config, critic, **{k: v for k, v in options.items() if v is not None})
     rows = read_user_rows(
         inp,
         required=["prompt", "response"],  # `str(None)` was judged as the text "None"
@@ -443,8 +444,12 @@ def critic_eval(
     noise: bool = typer.Option(
         True, "--noise/--no-noise", help="learned: also run the label-noise experiment (~minutes)."
     ),
-    abstain_below: float = typer.Option(
-        0.0, "--abstain-below", min=0.0, max=1.0, help="Abstain below this confidence (calibration block)."
+    abstain_below: float | None = typer.Option(
+        None,
+        "--abstain-below",
+        min=0.0,
+        max=1.0,
+        help="Abstain below this confidence (calibration block; default: --config's, else 0).",
     ),
     tfidf_weight: float = typer.Option(
         0.5, "--tfidf-weight", min=0.0, max=1.0, help="learned: weight of the TF-IDF heads in the blend."
@@ -462,7 +467,7 @@ def critic_eval(
     from superalign.data.gold import load_gold
     from superalign.store.jsonl import atomic_write_text, make_out_dir
 
-    ccfg = _run_critic(config, critic, **({"abstain_below": abstain_below} if abstain_below or not config else {}))
+    ccfg = _run_critic(config, critic, **({"abstain_below": abstain_below} if abstain_below is not None else {}))
     make_out_dir(out)
     judge_critic = build_critic(ccfg)
     abstain_below = ccfg.abstain_below

@@ -175,5 +175,9 @@ def test_judge_with_a_run_config_uses_its_critic_section(tmp_path):
     assert r.returncode == 0, r.stderr
     row = json.loads(out.read_text())
     assert (row["critic"], row["profile"]) == ("ensemble", "strict-child-safety")
+    # an option given wins over the config, even when it is the option's default
+    r = sa("judge", "--config", str(cfg), "--profile", "default", "--in", str(src), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(out.read_text())["profile"] == "default"
     r = sa("judge", "--config", str(cfg), "--abstain-below", "2", "--in", str(src), "--out", str(tmp_path / "x.jsonl"))
     assert r.returncode == 2 and "bad critic option: abstain_below" in r.stderr and "Traceback" not in r.stderr
