@@ -227,3 +227,35 @@ def test_some_right_trains_every_arm_on_the_items_with_a_right_answer_only(monke
     assert all(a == "mitochondria" for i, a in zip(kept, oracle) if i % 3 != 1)  # the oracle picks a right answer
     assert oracle.count("wrong") == (4 if train_on == "all" else 0)  # and a wrong one only where all are wrong
     assert [r["train"]["examples"] for a in m["raw"]["arms"].values() for r in a] == [len(kept)] * 2
+
+
+def test_a_later_seed_run_on_its_own_is_the_same_arm_as_in_a_two_seed_run(monkeypatch):
+    """first_seed: seed 1 alone trains and picks exactly as the second seed of a seeds=2 run (same data)."""
+    split = rn.split_items(10, 10, 12)
+    rows = [["wrong", "x", "mitochondria", "mitochondria"] for _ in range(12)]
+    split = type(split)(split.dev, split.test, [item(i) for i in range(12)])
+    trained: list[tuple[int, list[int]]] = []
+
+    def fake_train(backend, base, gs, best, cfg, seed):
+        trained.append((seed, best))
+        return {"steps": 1, "loss_first": None, "loss_last": None}
+
+    class Backend:
+        model = object()
+
+    monkeypatch.setattr(rn, "sampled", lambda backend, items, cfg, seed: rows)
+    monkeypatch.setattr(rn, "train_arm", fake_train)
+    test_m = {"correct": [1, 0] * 5, "answers": ["a"] * 10, "sample_distinct": 1.0, "greedy_distinct": 1.0}
+    monkeypatch.setattr(rn, "measure", lambda backend, items, cfg: {**test_m, "greedy_words": 1.0})
+    both = JudgeQualityConfig(rankers=("oracle", "random"), flips=(), seeds=2, bootstrap=100)
+    m2 = rn.train_arms(Backend(), split, both, lambda *a: None)
+    two = list(trained)
+    trained.clear()
+    later = both.model_copy(update={"seeds": 1, "first_seed": 1})
+    m1 = rn.train_arms(Backend(), split, later, lambda *a: None)
+    assert [s for s, _ in two] == [0, 0, 1, 1] and [s for s, _ in trained] == [1, 1]
+    assert trained == two[2:]  # the same picks at seed 1, oracle and random
+    assert two[0][1] != two[2][1] or two[1][1] != two[3][1]  # and the seeds do differ somewhere
+    for name in ("oracle", "random"):
+        assert [r["seed"] for r in m1["raw"]["arms"][name]] == [1]
+        assert m1["raw"]["arms"][name][0]["best"] == m2["raw"]["arms"][name][1]["best"]

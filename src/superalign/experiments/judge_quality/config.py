@@ -29,6 +29,14 @@ class JudgeQualityConfig(BaseModel):
         (0.1, 0.3), description="Flip rates of the oracle-flip rankers (one arm each): P(ranking reversed on an item)."
     )
     seeds: int = Field(1, ge=1, description="Seeds of the rankers' draws, tie-breaks and the SFT order (data fixed).")
+    first_seed: int = Field(
+        0,
+        ge=0,
+        description=(
+            "The first of the `seeds` seeds (first_seed, first_seed + 1, …): a later seed of an arm can run on its "
+            "own, with the same data, and be read beside the earlier run's."
+        ),
+    )
     lr: float = Field(2e-4, gt=0, description="LoRA learning rate.")
     epochs: int = Field(2, ge=1, description="Passes over the training answers.")
     batch_size: int = Field(8, ge=1, description="Answers per optimiser step.")

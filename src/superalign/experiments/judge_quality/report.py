@@ -161,7 +161,7 @@ def results_markdown(metrics: dict[str, Any], cfg: JudgeQualityConfig) -> list[s
             f"Training answers: best-of-{cfg.samples} {ci(t['best_of_k'])}, single {t['single']:.3f}; the samples "
             f"disagree on {t['decidable']} of {metrics['split']['train']} items (only there can a ranker choose). "
             f"Each arm: LoRA r={cfg.lora_r}, lr {cfg.lr}, {cfg.epochs} epochs, batch {cfg.batch_size}, on every "
-            f"training item's picked answer; {cfg.seeds} seed(s), per-item correctness averaged over seeds. "
+            f"training item's picked answer; {_seeds(cfg)}, per-item correctness averaged over seeds. "
             "Pick accuracy: share of the disagreeing items where the pick is right; pair accuracy: share of (right, "
             "wrong) answer pairs the ranker orders right (ties 1/2). Diversity: distinct normalised answers among "
             f"{cfg.samples} samples on the first {cfg.diversity_items} test items; distinct greedy answers over the "
@@ -174,3 +174,9 @@ def write_outputs(out: Path, metrics: dict[str, Any], cfg: JudgeQualityConfig) -
     write_results(out, "judge-quality: self-enhancement as a study of judge quality", results_markdown(metrics, cfg))
     if metrics.get("arms"):
         plot_gain_vs_accuracy(Path(out) / "gain_vs_accuracy.png", metrics)
+
+
+def _seeds(cfg: Any) -> str:
+    """ "2 seeds (0-1)", "seed 1"…: which seeds the arms ran."""
+    first, n = cfg.first_seed, cfg.seeds
+    return f"seed {first}" if n == 1 else f"{n} seeds ({first}-{first + n - 1})"

@@ -286,7 +286,7 @@ def train_arms(backend: Any, split: Split, cfg: JudgeQualityConfig, stage: Any) 
     arms: dict[str, dict[str, Any]] = {}
     fixed: dict[str, list[list[float]]] = {}  # scores that do not depend on the seed, computed once
     outside = outside_judge(cfg)
-    for seed in range(cfg.seeds):
+    for seed in range(cfg.first_seed, cfg.first_seed + cfg.seeds):
         rankers = build_rankers(cfg.rankers, cfg.flips, backend, seed, outside)
         for r_i, ranker in enumerate(rankers):
             backend.model = base  # model-based rankers judge with the starting model
