@@ -68,3 +68,28 @@ def test_the_dev_read_that_chose_long_yamls_recipe_is_reproduced_from_the_commit
     import yaml
 
     assert yaml.safe_load((ROOT / "configs" / "long.yaml").read_text())["train"]["reject_non_refusals"] is True
+
+
+def test_the_dev_read_that_kept_own_refusal_prefix_out_of_long_yaml_is_reproduced(tmp_path):
+    """docs/results/own-refusal-dev/decision.json follows from the committed labels and dev answers, the rule's first
+    condition fails there, and configs/long.yaml does not carry the option."""
+    import json
+
+    import yaml
+
+    out, res = tmp_path / "decision.json", "docs/results/"
+    pairs = [
+        "0=long-rnr:2,long-sorry:4",
+        "1=long-rnr-seed1:4,long-sorry-seed1:2",
+        "2=long-rnr-seed2:4,long-sorry-seed2:4",
+    ]
+    args = [a for p in pairs for a in ("--pair", p.replace("=", "=" + res).replace(",", "," + res))]
+    labels = ["--labels", res + "rnr-dev/labels.jsonl", "--labels", res + "own-refusal-dev/labels.jsonl"]
+    cmd = [sys.executable, str(ROOT / "scripts" / "dev_read.py"), "decide", *labels, *args, "--out", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(out.read_text())
+    committed = json.loads((ROOT / res / "own-refusal-dev" / "decision.json").read_text())
+    assert got["seeds"] == committed["seeds"] and got["pooled"] == committed["pooled"]
+    assert got["pooled"]["asr"]["arm_minus_base"] >= 0  # not below the current recipe: not adopted
+    assert "own_refusal_prefix" not in yaml.safe_load((ROOT / "configs" / "long.yaml").read_text())["train"]
