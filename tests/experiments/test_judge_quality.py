@@ -197,18 +197,14 @@ def test_end_to_end_every_ranker_sees_the_same_answers(tmp_path, monkeypatch, ti
     assert "## Arms" in (tmp_path / "results.md").read_text()
 
 
-@pytest.mark.parametrize("train_on", ["all", "some-right"])
-def test_some_right_trains_every_arm_on_the_items_with_a_right_answer_only(monkeypatch, train_on):
-    """train_on: some-right leaves out the items whose k answers are all wrong (where every ranker, the oracle too,
-    can only pick a wrong answer), for every arm alike; `all` trains on every item."""
-    split = rn.split_items(10, 10, 12)
-    rows = [["mitochondria"] * 4 if i % 3 == 0 else ["wrong"] * 4 if i % 3 == 1 else ["wrong", "x", "mitochondria", "y"]
-            for i in range(12)]  # fmt: skip
+def _scripted_arms(monkeypatch, split, rows):
+    """train_arms with scripted training answers (`rows`, 12 items), a recording fake SFT and a fixed test result:
+    (the split with those training items, the list of (cfg, seed, item ids, picks) each arm trained on, a backend)."""
     split = type(split)(split.dev, split.test, [item(i) for i in range(12)])
-    trained: list[tuple[str, list[str], list[int]]] = []
+    calls: list[tuple[JudgeQualityConfig, int, list[str], list[int]]] = []
 
     def fake_train(backend, base, gs, best, cfg, seed):
-        trained.append((cfg.train_on, [g.item.id for g in gs], best))
+        calls.append((cfg, seed, [g.item.id for g in gs], best))
         return {"steps": 1, "loss_first": None, "loss_last": None}
 
     class Backend:
@@ -218,8 +214,20 @@ def test_some_right_trains_every_arm_on_the_items_with_a_right_answer_only(monke
     monkeypatch.setattr(rn, "train_arm", fake_train)
     test_m = {"correct": [1, 0] * 5, "answers": ["a"] * 10, "sample_distinct": 1.0, "greedy_distinct": 1.0}
     monkeypatch.setattr(rn, "measure", lambda backend, items, cfg: {**test_m, "greedy_words": 1.0})
+    return split, calls, Backend()
+
+
+@pytest.mark.parametrize("train_on", ["all", "some-right"])
+def test_some_right_trains_every_arm_on_the_items_with_a_right_answer_only(monkeypatch, train_on):
+    """train_on: some-right leaves out the items whose k answers are all wrong (where every ranker, the oracle too,
+    can only pick a wrong answer), for every arm alike; `all` trains on every item."""
+    split = rn.split_items(10, 10, 12)
+    rows = [["mitochondria"] * 4 if i % 3 == 0 else ["wrong"] * 4 if i % 3 == 1 else ["wrong", "x", "mitochondria", "y"]
+            for i in range(12)]  # fmt: skip
+    split, calls, backend = _scripted_arms(monkeypatch, split, rows)
     cfg = JudgeQualityConfig(rankers=("oracle", "random"), flips=(), train_on=train_on, bootstrap=100)
-    m = rn.train_arms(Backend(), split, cfg, lambda *a: None)
+    m = rn.train_arms(backend, split, cfg, lambda *a: None)
+    trained = [(c.train_on, ids, best) for c, _, ids, best in calls]
     assert [t[0] for t in trained] == [train_on, train_on]
     kept = [i for i in range(12) if i % 3 != 1] if train_on == "some-right" else list(range(12))
     assert all(ids == [f"x-{i}" for i in kept] for _, ids, _ in trained)
@@ -233,26 +241,14 @@ def test_a_later_seed_run_on_its_own_is_the_same_arm_as_in_a_two_seed_run(monkey
     """first_seed: seed 1 alone trains and picks exactly as the second seed of a seeds=2 run (same data)."""
     split = rn.split_items(10, 10, 12)
     rows = [["wrong", "x", "mitochondria", "mitochondria"] for _ in range(12)]
-    split = type(split)(split.dev, split.test, [item(i) for i in range(12)])
-    trained: list[tuple[int, list[int]]] = []
-
-    def fake_train(backend, base, gs, best, cfg, seed):
-        trained.append((seed, best))
-        return {"steps": 1, "loss_first": None, "loss_last": None}
-
-    class Backend:
-        model = object()
-
-    monkeypatch.setattr(rn, "sampled", lambda backend, items, cfg, seed: rows)
-    monkeypatch.setattr(rn, "train_arm", fake_train)
-    test_m = {"correct": [1, 0] * 5, "answers": ["a"] * 10, "sample_distinct": 1.0, "greedy_distinct": 1.0}
-    monkeypatch.setattr(rn, "measure", lambda backend, items, cfg: {**test_m, "greedy_words": 1.0})
+    split, calls, backend = _scripted_arms(monkeypatch, split, rows)
     both = JudgeQualityConfig(rankers=("oracle", "random"), flips=(), seeds=2, bootstrap=100)
-    m2 = rn.train_arms(Backend(), split, both, lambda *a: None)
-    two = list(trained)
-    trained.clear()
+    m2 = rn.train_arms(backend, split, both, lambda *a: None)
+    two = [(seed, best) for _, seed, _, best in calls]
+    calls.clear()
     later = both.model_copy(update={"seeds": 1, "first_seed": 1})
-    m1 = rn.train_arms(Backend(), split, later, lambda *a: None)
+    m1 = rn.train_arms(backend, split, later, lambda *a: None)
+    trained = [(seed, best) for _, seed, _, best in calls]
     assert [s for s, _ in two] == [0, 0, 1, 1] and [s for s, _ in trained] == [1, 1]
     assert trained == two[2:]  # the same picks at seed 1, oracle and random
     assert two[0][1] != two[2][1] or two[1][1] != two[3][1]  # and the seeds do differ somewhere
